@@ -1,0 +1,116 @@
+// unrollc: the Unroll compiler driver.
+//
+//   unrollc check FILE...        parse and check specs
+//   unrollc --emit=ast FILE      print a stage of the pipeline
+//   unrollc --version            print the toolchain this build links
+#include "compiler/BuildInfo.h"
+#include "dsl/Frontend.h"
+#include "runtime/BuildInfo.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+using namespace unroll;
+
+namespace {
+
+std::vector<std::string> libraryPath(const std::vector<std::string> &extra) {
+  std::vector<std::string> p = extra;
+  for (auto &d : dsl::defaultLibraryPath())
+    p.push_back(d);
+  return p;
+}
+
+int checkFiles(const std::vector<std::string> &files,
+               const std::vector<std::string> &includes, bool quiet) {
+  int rc = 0;
+  dsl::FrontendOptions opts;
+  opts.libraryPath = libraryPath(includes);
+  for (const std::string &f : files) {
+    auto fe = dsl::runFrontend(f, nullptr, opts, std::cerr);
+    if (!fe->ok()) {
+      rc = 1;
+      continue;
+    }
+    if (!quiet)
+      std::cout << f << ": ok\n";
+  }
+  return rc;
+}
+
+int emit(const std::string &stage, const std::string &file,
+         const std::vector<std::string> &includes) {
+  if (stage != "ast") {
+    std::cerr << "error: --emit=" << stage
+              << " is not available yet; this build supports --emit=ast\n";
+    return 1;
+  }
+  dsl::FrontendOptions opts;
+  opts.libraryPath = libraryPath(includes);
+  auto fe = dsl::runFrontend(file, nullptr, opts, std::cerr);
+  if (!fe->ok())
+    return 1;
+  dsl::printAST(*fe->main->ast, std::cout);
+  return 0;
+}
+
+int run(int argc, char **argv) {
+  CLI::App app{"unrollc: compile, train and export unrolled optimizers"};
+  app.require_subcommand(0, 1);
+  std::vector<std::string> includes;
+  std::string stage;
+  std::string file;
+  bool version = false;
+  app.add_option("-I,--lib", includes,
+                 "extra directory to search for imported libraries");
+  app.add_option("--emit", stage, "print one stage and stop")
+      ->check(CLI::IsMember({"ast", "mlir", "mlir-unrolled", "plan",
+                             "kernels"}));
+  app.add_option("file", file, "spec file (with --emit)");
+  app.add_flag("--version", version, "print the linked toolchain");
+
+  auto *check = app.add_subcommand("check", "parse and check spec files");
+  std::vector<std::string> checkFilesList;
+  bool quiet = false;
+  check->add_option("files", checkFilesList, "spec files")->required();
+  check->add_flag("-q,--quiet", quiet, "print nothing on success");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e) == 0 ? 0 : 1;
+  }
+  if (version) {
+    std::cout << "unrollc " << UNROLL_VERSION << "\n"
+              << compiler::describeToolchain() << "\n"
+              << runtime::describeTorch() << "\n";
+    return 0;
+  }
+  if (*check)
+    return checkFiles(checkFilesList, includes, quiet);
+  if (!stage.empty()) {
+    if (file.empty()) {
+      std::cerr << "error: --emit needs a spec file\n";
+      return 1;
+    }
+    return emit(stage, file, includes);
+  }
+  std::cerr << app.help();
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(argc, argv);
+  } catch (const dsl::InternalError &e) {
+    std::cerr << "internal compiler error: " << e.what()
+              << "\nplease report this with the spec that caused it\n";
+  } catch (const std::exception &e) {
+    std::cerr << "internal compiler error: unexpected exception: " << e.what()
+              << "\n";
+  }
+  return 2;
+}

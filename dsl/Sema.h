@@ -1,0 +1,146 @@
+#pragma once
+#include "dsl/AST.h"
+#include "dsl/Diagnostics.h"
+#include "dsl/Loader.h"
+#include "dsl/Types.h"
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_map>
+
+namespace unroll::dsl {
+
+/// What a name in scope refers to.
+struct Symbol {
+  enum class Kind {
+    Value,    // a typed value: data, given, var, let, param, local, int
+    Function, // a user function (type.kind == Func)
+    ModuleDef,
+    Problem,
+    Unrolled,
+  };
+  Kind kind = Kind::Value;
+  Type type;
+  SourceLoc loc;
+  std::string what; // "given", "var", "param", ... (for messages)
+  const ModuleDecl *moduleDecl = nullptr;
+  const ProblemDecl *problem = nullptr;
+  const UnrolledDecl *unrolled = nullptr;
+  const FnDecl *fn = nullptr;
+  /// A module member declared with `repeat n`: its copies are composed, so
+  /// its methods must map their input type to itself.
+  bool repeated = false;
+};
+
+/// A lexical scope. Scopes live as long as Sema, since function values keep
+/// a pointer to the scope they were defined in.
+struct Scope {
+  Scope *parent = nullptr;
+  std::map<std::string, Symbol> names;
+  /// Library name for file scopes (to suggest missing imports).
+  bool isFileScope = false;
+  Symbol *lookup(const std::string &n) {
+    for (Scope *s = this; s; s = s->parent) {
+      auto it = s->names.find(n);
+      if (it != s->names.end())
+        return &it->second;
+    }
+    return nullptr;
+  }
+};
+
+/// A checked problem: its scope and its objective `f`.
+struct ProblemInfo {
+  const ProblemDecl *decl = nullptr;
+  Scope *scope = nullptr;
+  std::vector<const VarDecl *> vars; // role Var, in order
+};
+
+/// A module with its parameters bound (one per distinct argument list).
+struct ModuleInst {
+  const ModuleDecl *decl = nullptr;
+  Scope *scope = nullptr;
+  std::string key;
+};
+
+/// Semantic analysis: name resolution, type and shape checking with symbolic
+/// dimensions, and the rules of problems, unrolled algorithms and train
+/// blocks. Reports every error it finds and never throws on user input.
+class Sema {
+public:
+  Sema(SourceManager &sm, DiagnosticEngine &diag, Loader &loader)
+      : sm_(sm), diag_(diag), loader_(loader) {}
+
+  /// Checks every loaded file, libraries first.
+  void checkAll();
+
+  /// Types of the expressions checked outside function bodies (function
+  /// bodies are checked per call and have no single type).
+  const std::unordered_map<const Expr *, Type> &exprTypes() const {
+    return exprTypes_;
+  }
+
+private:
+  friend struct ExprChecker;
+  Scope *newScope(Scope *parent);
+  void declare(Scope *s, const std::string &name, Symbol sym);
+  bool declareChecked(Scope *s, const std::string &name, Symbol sym);
+  void buildFileScope(LoadedFile *f);
+  void checkFile(LoadedFile *f);
+  void checkFnDefinition(const FnDecl &fn, Scope *scope, ModuleInst *self);
+  void checkProblem(const ProblemDecl &p, Scope *fileScope);
+  void checkUnrolled(const UnrolledDecl &u, Scope *fileScope);
+  void checkTrain(const TrainDecl &t, Scope *fileScope);
+  void checkDescend(const TrainItem &it, Scope *layerScope,
+                    const std::string &trainName);
+
+public:
+  // Used by the expression checker.
+  void error(SourceLoc loc, const std::string &msg);
+  void note(SourceLoc loc, const std::string &msg) { diag_.note(loc, msg); }
+  Type evalType(const TypeExpr &t, Scope *scope,
+                std::map<std::string, Dim> *patterns, bool definition);
+  Dim evalDim(const Expr &e, Scope *scope, std::map<std::string, Dim> *patterns,
+              bool definition, bool &ok);
+  ModuleInst *instantiateModule(const TypeExpr &t, Scope *scope);
+  Type callFunction(const Type &fnType, std::vector<Type> args,
+                    const std::vector<SourceLoc> &argLocs,
+                    const std::vector<std::string> &argNames, SourceLoc callLoc,
+                    const std::string &calleeName);
+  Type checkBody(const FnDecl &fn, Scope *scope);
+  bool sameType(const Type &a, const Type &b) const;
+  bool sameDim(const Dim &a, const Dim &b) const;
+  void unknownName(SourceLoc loc, const std::string &name, Scope *scope);
+  std::string typeStr(const Type &t) const;
+
+  std::map<std::string, Dim> bindings; // problem parameter values in force
+  std::unordered_map<const Expr *, Type> exprTypes_;
+  bool recordTypes = true;
+
+private:
+  SourceManager &sm_;
+  DiagnosticEngine &diag_;
+  Loader &loader_;
+  std::deque<Scope> scopes_;
+  std::deque<ProblemInfo> problems_;
+  std::deque<ModuleInst> modules_;
+  std::map<const LoadedFile *, Scope *> fileScopes_;
+  std::map<const ProblemDecl *, ProblemInfo *> problemInfo_;
+  std::map<const UnrolledDecl *, Scope *> unrolledScopes_;
+  std::map<const UnrolledDecl *, Scope *> unrolledLayered_;
+  std::map<const UnrolledDecl *, const ProblemDecl *> unrolledProblem_;
+  std::map<const UnrolledDecl *, std::map<std::string, Dim>> unrolledBindings_;
+  std::map<const void *, Scope *> declFileScope_; // module/problem decl -> file
+  std::map<std::string, Type> instMemo_;
+  std::vector<const ModuleDecl *> moduleStack_;
+  struct Frame {
+    const FnDecl *fn;
+    SourceLoc callLoc;
+    std::string name;
+  };
+  std::vector<Frame> frames_; // function instantiations in progress
+};
+
+} // namespace unroll::dsl

@@ -1,0 +1,768 @@
+// Semantic checks of `unrolled` and `train` declarations.
+#include "dsl/Sema.h"
+#include "dsl/SemaExpr.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace unroll::dsl {
+
+namespace {
+
+constexpr long long kMaxLayers = 100000;
+
+/// The kinds of values a configuration argument (data source, optimizer,
+/// solver, evaluation) accepts. These are settings, not tensor expressions.
+enum class ArgKind { Number, Int, Word, String, RangeOrInt, Problem };
+
+struct ArgSpec {
+  const char *name;
+  ArgKind kind;
+  bool required = false;
+  std::vector<std::string> words = {};
+};
+
+struct CallSpec {
+  const char *name;
+  std::vector<ArgSpec> args;
+};
+
+const std::vector<CallSpec> kDataSources = {
+    {"synthetic_sparse",
+     {{"n", ArgKind::Int, true},
+      {"density", ArgKind::Number},
+      {"noise", ArgKind::Number},
+      {"seed", ArgKind::Int}}},
+    {"fashion_mnist",
+     {{"n", ArgKind::Int},
+      {"split", ArgKind::Word, false, {"train", "test"}},
+      {"mask", ArgKind::Word, false, {"center", "random"}},
+      {"path", ArgKind::String}}},
+    {"synthetic_federated",
+     {{"samples", ArgKind::Int, true},
+      {"heldout", ArgKind::Int},
+      {"graph", ArgKind::Word, false, {"random", "ring", "complete"}},
+      {"seed", ArgKind::Int}}},
+    {"npy", {{"path", ArgKind::String, true}}},
+};
+
+const std::vector<CallSpec> kPrimal = {
+    {"adam",
+     {{"lr", ArgKind::Number, true},
+      {"beta1", ArgKind::Number},
+      {"beta2", ArgKind::Number},
+      {"weight_decay", ArgKind::Number}}},
+    {"sgd", {{"lr", ArgKind::Number, true}, {"momentum", ArgKind::Number}}},
+};
+
+const std::vector<CallSpec> kDual = {
+    {"ascent",
+     {{"lr", ArgKind::Number, true},
+      {"every", ArgKind::Word, false, {"epoch", "batch"}}}},
+};
+
+const std::vector<CallSpec> kEvaluate = {
+    {"asynchronous", {{"dropped", ArgKind::RangeOrInt, true}}},
+    {"layerwise", {}},
+};
+
+const std::vector<CallSpec> kTarget = {
+    {"solve",
+     {{"problem", ArgKind::Problem, true},
+      {"solver", ArgKind::Word, true, {"ista", "fista", "pgd"}},
+      {"tol", ArgKind::Number},
+      {"iters", ArgKind::Int}}},
+};
+
+bool numberValue(const Expr &e, double &v, bool &isInt) {
+  if (e.kind == Expr::Kind::Number) {
+    auto &n = static_cast<const NumberExpr &>(e);
+    v = n.value;
+    isInt = n.isInt;
+    return true;
+  }
+  if (e.kind == Expr::Kind::Unary) {
+    auto &u = static_cast<const UnaryExpr &>(e);
+    if (numberValue(*u.operand, v, isInt)) {
+      v = -v;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string joinWords(const std::vector<std::string> &w) {
+  std::string s;
+  for (size_t i = 0; i < w.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == w.size() ? " or " : ", ") + w[i];
+  return s;
+}
+
+} // namespace
+
+/// Checks a configuration call against `specs`. Returns the matched spec's
+/// name ("" on error) and, for Problem arguments, the named problem.
+static std::string checkConfigCall(Sema &S, const Expr &e,
+                                   const std::vector<CallSpec> &specs,
+                                   const std::string &what,
+                                   std::string *problemArg = nullptr) {
+  const std::vector<Arg> *args = nullptr;
+  std::string name;
+  static const std::vector<Arg> none;
+  if (e.kind == Expr::Kind::Call &&
+      static_cast<const CallExpr &>(e).callee->kind == Expr::Kind::Name) {
+    auto &c = static_cast<const CallExpr &>(e);
+    name = static_cast<const NameExpr &>(*c.callee).name;
+    args = &c.args;
+  } else if (e.kind == Expr::Kind::Name) {
+    name = static_cast<const NameExpr &>(e).name;
+    args = &none;
+  } else {
+    std::vector<std::string> names;
+    for (auto &s : specs)
+      names.push_back(s.name);
+    S.error(e.loc, "expected " + what + " (" + joinWords(names) + ")");
+    return "";
+  }
+  const CallSpec *spec = nullptr;
+  std::vector<std::string> names;
+  for (auto &s : specs) {
+    names.push_back(s.name);
+    if (name == s.name)
+      spec = &s;
+  }
+  if (!spec) {
+    std::string hint = closestMatch(name, names);
+    S.error(e.loc, "unknown " + what + " '" + name + "'" +
+                       (hint.empty() ? "; expected " + joinWords(names)
+                                     : "; did you mean '" + hint + "'?"));
+    return "";
+  }
+  std::vector<bool> given(spec->args.size(), false);
+  size_t positional = 0;
+  bool ok = true;
+  for (const Arg &a : *args) {
+    size_t idx;
+    if (a.name.empty()) {
+      if (positional >= spec->args.size()) {
+        S.error(a.loc, "too many arguments to '" + name + "'");
+        return "";
+      }
+      idx = positional++;
+    } else {
+      auto it = std::find_if(spec->args.begin(), spec->args.end(),
+                             [&](const ArgSpec &s) { return a.name == s.name; });
+      if (it == spec->args.end()) {
+        std::vector<std::string> an;
+        for (auto &s : spec->args)
+          an.push_back(s.name);
+        std::string hint = closestMatch(a.name, an);
+        S.error(a.loc, "'" + name + "' has no setting '" + a.name + "'" +
+                           (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        ok = false;
+        continue;
+      }
+      idx = it - spec->args.begin();
+    }
+    if (given[idx]) {
+      S.error(a.loc, "setting '" + std::string(spec->args[idx].name) +
+                         "' of '" + name + "' is given twice");
+      ok = false;
+      continue;
+    }
+    given[idx] = true;
+    const ArgSpec &as = spec->args[idx];
+    const Expr &v = *a.value;
+    std::string label = "'" + std::string(as.name) + "' of '" + name + "'";
+    double num;
+    bool isInt;
+    switch (as.kind) {
+    case ArgKind::Number:
+      if (!numberValue(v, num, isInt)) {
+        S.error(v.loc, label + " must be a number");
+        ok = false;
+      }
+      break;
+    case ArgKind::Int:
+      if (!numberValue(v, num, isInt) || !isInt || num < 0) {
+        S.error(v.loc, label + " must be a non-negative integer");
+        ok = false;
+      }
+      break;
+    case ArgKind::String:
+      if (v.kind != Expr::Kind::String) {
+        S.error(v.loc, label + " must be a string in double quotes");
+        ok = false;
+      }
+      break;
+    case ArgKind::Problem:
+    case ArgKind::Word: {
+      if (v.kind != Expr::Kind::Name) {
+        S.error(v.loc, label + " must be a name");
+        ok = false;
+        break;
+      }
+      const std::string &w = static_cast<const NameExpr &>(v).name;
+      if (as.kind == ArgKind::Problem) {
+        if (problemArg)
+          *problemArg = w;
+        break;
+      }
+      if (std::find(as.words.begin(), as.words.end(), w) == as.words.end()) {
+        std::string hint = closestMatch(w, as.words);
+        S.error(v.loc, label + " must be " + joinWords(as.words) + ", got '" +
+                           w + "'" +
+                           (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        ok = false;
+      }
+      break;
+    }
+    case ArgKind::RangeOrInt: {
+      bool good = numberValue(v, num, isInt) && isInt && num >= 0;
+      if (v.kind == Expr::Kind::Range) {
+        auto &r = static_cast<const RangeExpr &>(v);
+        double lo, hi;
+        bool li, hiInt;
+        good = numberValue(*r.lo, lo, li) && numberValue(*r.hi, hi, hiInt) &&
+               li && hiInt && lo >= 0 && hi >= lo;
+      }
+      if (!good) {
+        S.error(v.loc, label + " must be an integer or a range lo..hi");
+        ok = false;
+      }
+      break;
+    }
+    }
+  }
+  for (size_t i = 0; i < spec->args.size(); ++i)
+    if (spec->args[i].required && !given[i]) {
+      S.error(e.loc, "'" + name + "' needs '" + spec->args[i].name + "'");
+      ok = false;
+    }
+  return ok ? name : "";
+}
+
+void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
+  bindings.clear();
+  Scope *us = newScope(fs);
+  ExprChecker fec(*this, fs);
+
+  long long layers = 0;
+  bool haveLayers = false;
+  for (const Arg &a : u.options) {
+    if (!a.name.empty() && a.name != "layers") {
+      std::string hint = closestMatch(a.name, {"layers"});
+      error(a.loc, "unknown option '" + a.name + "' of unrolled '" + u.name +
+                       "'" +
+                       (hint.empty() ? "; the only option is 'layers'"
+                                     : "; did you mean '" + hint + "'?"));
+      continue;
+    }
+    if (haveLayers) {
+      error(a.loc, "'layers' is given twice");
+      continue;
+    }
+    haveLayers = true;
+    if (fec.constantInt(*a.value, layers, "layer count") &&
+        (layers < 1 || layers > kMaxLayers)) {
+      error(a.value->loc, "layer count must be between 1 and " +
+                              std::to_string(kMaxLayers) + ", got " +
+                              std::to_string(layers));
+      layers = 1;
+    }
+  }
+  if (!haveLayers)
+    error(u.loc, "unrolled '" + u.name + "' needs a layer count, e.g. '" +
+                     u.name + "(layers = 10)'");
+
+  Symbol *ps = fs->lookup(u.problem);
+  if (!ps) {
+    unknownName(u.problemLoc, u.problem, fs);
+    return;
+  }
+  if (ps->kind != Symbol::Kind::Problem) {
+    error(u.problemLoc, "'" + u.problem + "' is " + ps->what +
+                            ", not a problem");
+    return;
+  }
+  const ProblemDecl &pd = *ps->problem;
+  ProblemInfo *info = problemInfo_.at(&pd);
+  unrolledProblem_[&u] = &pd;
+
+  // Bind the problem's parameters: from here on `p` means 1024.
+  std::vector<std::string> names;
+  std::vector<SourceLoc> locs;
+  for (const Arg &a : u.problemArgs) {
+    names.push_back(a.name);
+    locs.push_back(a.value->loc);
+  }
+  std::vector<int> order(pd.params.size(), -1);
+  {
+    size_t pos = 0;
+    bool ok = true;
+    for (size_t i = 0; i < u.problemArgs.size() && ok; ++i) {
+      const Arg &a = u.problemArgs[i];
+      size_t idx = pd.params.size();
+      if (a.name.empty()) {
+        idx = pos++;
+      } else {
+        for (size_t j = 0; j < pd.params.size(); ++j)
+          if (pd.params[j].name == a.name)
+            idx = j;
+        if (idx == pd.params.size()) {
+          std::vector<std::string> cands;
+          for (auto &p : pd.params)
+            cands.push_back(p.name);
+          std::string hint = closestMatch(a.name, cands);
+          error(a.loc, "problem '" + pd.name + "' has no parameter '" +
+                           a.name + "'" +
+                           (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+          ok = false;
+          continue;
+        }
+      }
+      if (idx >= pd.params.size()) {
+        error(a.loc, "too many arguments to problem '" + pd.name + "'");
+        ok = false;
+      } else if (order[idx] != -1) {
+        error(a.loc, "parameter '" + pd.params[idx].name + "' is given twice");
+        ok = false;
+      } else {
+        order[idx] = static_cast<int>(i);
+      }
+    }
+  }
+  for (size_t i = 0; i < pd.params.size(); ++i) {
+    const Param &p = pd.params[i];
+    const Expr *value = order[i] >= 0 ? u.problemArgs[order[i]].value.get()
+                                      : p.defaultValue.get();
+    if (!value) {
+      error(u.problemLoc, "missing value for parameter '" + p.name +
+                              "' of problem '" + pd.name + "'");
+      continue;
+    }
+    bool isInt = !p.type || p.type->kind == TypeExpr::Kind::Int;
+    if (isInt) {
+      long long v;
+      if (fec.constantInt(*value, v, "size '" + p.name + "'")) {
+        if (v < 1)
+          error(value->loc, "size '" + p.name + "' must be positive, got " +
+                                std::to_string(v));
+        else
+          bindings[p.name] = Dim::constant(v);
+      }
+    } else {
+      Type t = fec.check(*value);
+      if (!t.isUnknown() && !(t.kind == Type::Kind::Int || t.isScalar()))
+        error(value->loc, "parameter '" + p.name + "' must be a number, got " +
+                              typeStr(t));
+    }
+  }
+
+  for (auto &[n, sym] : info->scope->names)
+    us->names[n] = sym;
+  Symbol lsym;
+  lsym.type = Type::integer(Dim::constant(haveLayers ? layers : 1));
+  lsym.what = "the number of layers";
+  declareChecked(us, "L", lsym);
+
+  ExprChecker ec(*this, us);
+  for (const LetDecl &l : u.lets) {
+    Symbol sym;
+    sym.type = ec.check(*l.value);
+    sym.loc = l.loc;
+    sym.what = "let";
+    declareChecked(us, l.name, sym);
+  }
+  for (const ParamDecl &p : u.params) {
+    Symbol sym;
+    sym.type = evalType(*p.type, us, nullptr, false);
+    sym.loc = p.loc;
+    sym.what = "param";
+    if (p.binding == Binding::None)
+      error(p.loc, "param '" + p.name + "' needs 'per layer' (one copy per "
+                                        "layer) or 'shared' (one copy for all)");
+    if (p.repeat)
+      error(p.repeat->loc, "'repeat' is only allowed inside a module");
+    if (p.init) {
+      Type it = ec.check(*p.init);
+      if (sym.type.kind == Type::Kind::Module)
+        error(p.init->loc, "a module parameter is initialised by its module");
+      else if (!(it.isUnknown() || it.kind == Type::Kind::Dist ||
+                 it.kind == Type::Kind::Int || it.isScalar() ||
+                 sameType(it, sym.type)))
+        error(p.init->loc, "initial value of '" + p.name + "' has type " +
+                               typeStr(it) + ", but '" + p.name + "' is " +
+                               typeStr(sym.type));
+    } else if (sym.type.kind != Type::Kind::Module && !sym.type.isUnknown()) {
+      error(p.loc, "param '" + p.name + "' needs an initial value, e.g. '= "
+                                        "normal(0, 0.1)'");
+    }
+    declareChecked(us, p.name, sym);
+  }
+
+  // Initial state.
+  std::map<std::string, SourceLoc> inited;
+  for (const InitDecl &in : u.inits) {
+    const VarDecl *var = nullptr;
+    for (const VarDecl *v : info->vars)
+      if (v->name == in.var)
+        var = v;
+    Type t = ec.check(*in.value);
+    if (!var) {
+      std::vector<std::string> vn;
+      for (const VarDecl *v : info->vars)
+        vn.push_back(v->name);
+      std::string hint = closestMatch(in.var, vn);
+      error(in.loc, "'" + in.var + "' is not a variable of problem '" +
+                        pd.name + "'" +
+                        (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+      continue;
+    }
+    if (inited.count(in.var)) {
+      error(in.loc, "'" + in.var + "' is initialised twice");
+      note(inited[in.var], "first initialised here");
+      continue;
+    }
+    inited[in.var] = in.loc;
+    const Type &vt = us->names.at(in.var).type;
+    if (in.random) {
+      if (!t.isUnknown() && t.kind != Type::Kind::Dist)
+        error(in.value->loc, "'init " + in.var + " ~' needs a distribution "
+                             "such as normal(0, 1), got " +
+                                 typeStr(t));
+    } else if (!t.isUnknown() && !sameType(t, vt)) {
+      error(in.value->loc, "'" + in.var + "' is " + typeStr(vt) +
+                               ", but its initial value is " + typeStr(t));
+    }
+  }
+  for (const VarDecl *v : info->vars)
+    if (!inited.count(v->name))
+      error(u.loc, "unrolled '" + u.name + "' does not initialise '" +
+                       v->name + "'; add 'init " + v->name +
+                       " ~ normal(0, 1)' or 'init " + v->name + " = ...'");
+
+  // The step: one layer of the algorithm.
+  Scope *ss = newScope(us);
+  Symbol layerIdx;
+  layerIdx.type = Type::integer(Dim::symbol("l"));
+  layerIdx.what = "the layer index";
+  ss->names["l"] = layerIdx;
+  ExprChecker sc(*this, ss);
+  std::set<std::string> assigned;
+  std::vector<std::string> locals;
+  if (!u.hasStep)
+    error(u.loc, "unrolled '" + u.name + "' has no 'step'");
+  for (const StmtPtr &s : u.step) {
+    if (s->kind == Stmt::Kind::Return) {
+      error(s->loc, "'return' is not allowed in a step; assign the state "
+                    "variables instead");
+      continue;
+    }
+    auto &a = static_cast<const AssignStmt &>(*s);
+    Type v = sc.check(*a.value);
+    if (a.targets.size() > 1 && !v.isUnknown() &&
+        (v.kind != Type::Kind::Tuple || v.elems.size() != a.targets.size())) {
+      error(a.loc, "cannot unpack " + typeStr(v) + " into " +
+                       std::to_string(a.targets.size()) + " names");
+      v = Type::error();
+    }
+    for (size_t i = 0; i < a.targets.size(); ++i) {
+      const std::string &n = a.targets[i];
+      Type ti = a.targets.size() > 1 && v.kind == Type::Kind::Tuple
+                    ? v.elems[i]
+                    : (a.targets.size() > 1 ? Type::error() : v);
+      if (ti.kind == Type::Kind::Int)
+        ti = Type::scalar();
+      Symbol *prev = ss->lookup(n);
+      if (prev && prev->what == "var") {
+        if (!sameType(ti, prev->type))
+          error(a.targetLocs[i], "step assigns " + typeStr(ti) + " to '" + n +
+                                     "', which is " + typeStr(prev->type));
+        assigned.insert(n);
+        continue;
+      }
+      if (prev && prev->what != "step result") {
+        error(a.targetLocs[i], "cannot assign to " + prev->what + " '" + n +
+                                   "'");
+        continue;
+      }
+      if (!ti.isUnknown() && !ti.isTensor()) {
+        error(a.targetLocs[i], "'" + n + "' would hold " + typeStr(ti) +
+                                   "; step results must be tensors");
+        ti = Type::error();
+      }
+      if (!prev)
+        locals.push_back(n);
+      Symbol sym;
+      sym.type = ti;
+      sym.loc = a.targetLocs[i];
+      sym.what = "step result";
+      declare(ss, n, sym);
+    }
+  }
+  if (u.hasStep)
+    for (const VarDecl *v : info->vars)
+      if (!assigned.count(v->name))
+        error(u.stepLoc, "the step never updates '" + v->name +
+                             "', so the layers would not change it");
+
+  // What a train block sees: state and step results, one per layer.
+  Scope *ls = newScope(us);
+  for (const VarDecl *v : info->vars) {
+    Symbol sym = us->names.at(v->name);
+    sym.type = Type::layered(sym.type);
+    sym.what = "state";
+    ls->names[v->name] = sym;
+  }
+  for (const std::string &n : locals) {
+    Symbol sym = ss->names.at(n);
+    sym.type = Type::layered(sym.type);
+    ls->names[n] = sym;
+  }
+  unrolledLayered_[&u] = ls;
+  unrolledBindings_[&u] = bindings;
+  bindings.clear();
+}
+
+void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
+  using K = TrainItem::Kind;
+  Symbol *s = fs->lookup(t.name);
+  if (!s) {
+    unknownName(t.nameLoc, t.name, fs);
+    return;
+  }
+  if (s->kind != Symbol::Kind::Unrolled) {
+    error(t.nameLoc, "'" + t.name + "' is " + s->what +
+                         "; 'train' needs an unrolled algorithm");
+    return;
+  }
+  auto lit = unrolledLayered_.find(s->unrolled);
+  if (lit == unrolledLayered_.end())
+    return; // the unrolled declaration itself failed; already reported
+  bindings = unrolledBindings_.at(s->unrolled);
+  const ProblemDecl *pd = unrolledProblem_.at(s->unrolled);
+  Scope *ts = newScope(lit->second);
+  auto layerScope = [&] {
+    Scope *sc = newScope(ts);
+    Symbol idx;
+    idx.type = Type::integer(Dim::symbol("l"));
+    idx.what = "the layer index";
+    sc->names["l"] = idx;
+    return sc;
+  };
+
+  std::map<K, SourceLoc> once;
+  static const char *itemNames[] = {"data",  "target", "loss",   "descend",
+                                    "noise", "primal", "dual",   "epochs",
+                                    "batch", "seed",   "evaluate"};
+  for (const TrainItem &it : t.items) {
+    const std::string itemName = itemNames[static_cast<int>(it.kind)];
+    if (it.kind != K::Target && it.kind != K::Descend && it.kind != K::Noise &&
+        it.kind != K::Evaluate) {
+      auto prev = once.find(it.kind);
+      if (prev != once.end()) {
+        error(it.loc, "'" + itemName + "' is given twice in the train block");
+        note(prev->second, "first given here");
+        continue;
+      }
+      once[it.kind] = it.loc;
+    }
+    switch (it.kind) {
+    case K::Data:
+      for (auto &c : it.calls)
+        checkConfigCall(*this, *c, kDataSources, "data source");
+      break;
+    case K::Primal:
+      checkConfigCall(*this, *it.value, kPrimal, "primal optimizer");
+      break;
+    case K::Dual:
+      checkConfigCall(*this, *it.value, kDual, "dual update");
+      break;
+    case K::Evaluate:
+      checkConfigCall(*this, *it.value, kEvaluate, "evaluation");
+      break;
+    case K::Epochs:
+    case K::Batch:
+    case K::Seed: {
+      ExprChecker ec(*this, ts);
+      long long v;
+      if (ec.constantInt(*it.value, v, "'" + itemName + "'") &&
+          v < (it.kind == K::Seed ? 0 : 1))
+        error(it.value->loc, "'" + itemName + "' must be " +
+                                 (it.kind == K::Seed ? "non-negative"
+                                                     : "at least 1") +
+                                 ", got " + std::to_string(v));
+      break;
+    }
+    case K::Target: {
+      std::string prob;
+      if (checkConfigCall(*this, *it.value, kTarget, "target", &prob).empty())
+        break;
+      if (prob != pd->name) {
+        Symbol *ps = fs->lookup(prob);
+        if (!ps)
+          unknownName(static_cast<const CallExpr &>(*it.value).args[0].value->loc,
+                      prob, fs);
+        else
+          error(static_cast<const CallExpr &>(*it.value).args[0].value->loc,
+                "target must solve '" + pd->name + "', the problem '" +
+                    t.name + "' solves; got '" + prob + "'");
+        break;
+      }
+      ProblemInfo *info = problemInfo_.at(pd);
+      Symbol sym;
+      sym.loc = it.nameLoc;
+      sym.what = "target";
+      if (info->vars.size() == 1) {
+        sym.type = info->scope->names.at(info->vars[0]->name).type;
+      } else {
+        sym.type = Type::make(Type::Kind::Tuple);
+        for (const VarDecl *v : info->vars)
+          sym.type.elems.push_back(info->scope->names.at(v->name).type);
+      }
+      Symbol *prev = ts->lookup(it.name);
+      if (prev && ts->names.count(it.name) == 0 && prev->loc.valid() &&
+          prev->what != "let") {
+        error(it.nameLoc, "target '" + it.name + "' would hide " + prev->what +
+                              " '" + it.name + "'");
+        note(prev->loc, "declared here");
+        break;
+      }
+      declareChecked(ts, it.name, sym);
+      break;
+    }
+    case K::Loss: {
+      ExprChecker ec(*this, ts, ExprChecker::Layers::Select);
+      Type lt = ec.check(*it.value);
+      if (!lt.isUnknown() && !lt.isScalar())
+        error(it.value->loc, "loss must be a scalar, got " + typeStr(lt));
+      break;
+    }
+    case K::Noise: {
+      Scope *sc = layerScope();
+      Symbol *v = sc->lookup(it.name);
+      if (!v || v->what != "state") {
+        std::vector<std::string> state;
+        for (auto &[n, sym] : lit->second->names)
+          if (sym.what == "state")
+            state.push_back(n);
+        error(it.nameLoc, "noise can only be added to a state variable of '" +
+                              t.name + "' (" + joinWords(state) + "), not '" +
+                              it.name + "'");
+        break;
+      }
+      ExprChecker ec(*this, sc, ExprChecker::Layers::Current);
+      Type nt = ec.check(*it.value);
+      if (!nt.isUnknown() && nt.kind != Type::Kind::Dist)
+        error(it.value->loc, "noise must be a distribution such as "
+                             "normal(0, 0.1), got " +
+                                 typeStr(nt));
+      break;
+    }
+    case K::Descend:
+      checkDescend(it, layerScope(), t.name);
+      break;
+    }
+  }
+  if (!once.count(K::Loss))
+    error(t.loc, "train block for '" + t.name + "' has no 'loss'");
+  bindings.clear();
+}
+
+void Sema::checkDescend(const TrainItem &it, Scope *sc,
+                        const std::string &trainName) {
+  (void)trainName;
+  for (auto &fn : it.fns) {
+    Symbol sym;
+    sym.kind = Symbol::Kind::Function;
+    sym.type = Type::make(Type::Kind::Func);
+    sym.type.fn = fn.get();
+    sym.type.fnScope = sc;
+    sym.loc = fn->loc;
+    sym.what = "function";
+    declareChecked(sc, fn->name, sym);
+  }
+  for (auto &fn : it.fns)
+    checkFnDefinition(*fn, sc, nullptr);
+
+  double eps;
+  bool isInt;
+  if (!numberValue(*it.eps, eps, isInt))
+    error(it.eps->loc, "eps must be a number");
+  else if (eps < 0 || eps >= 1)
+    error(it.eps->loc, "eps must be in [0, 1), got " + exprToString(*it.eps));
+
+  static const std::vector<std::string> forms = {"distance", "grad_norm",
+                                                 "objective"};
+  const Expr &v = *it.value;
+  if (v.kind != Expr::Kind::Call ||
+      static_cast<const CallExpr &>(v).callee->kind != Expr::Kind::Name) {
+    error(v.loc, "descend needs a constraint form: distance(y, target), "
+                 "grad_norm(f, y) or objective(f, y)");
+    return;
+  }
+  auto &call = static_cast<const CallExpr &>(v);
+  const std::string &form = static_cast<const NameExpr &>(*call.callee).name;
+  if (std::find(forms.begin(), forms.end(), form) == forms.end()) {
+    std::string hint = closestMatch(form, forms);
+    error(v.loc, "unknown constraint form '" + form + "'" +
+                     (hint.empty() ? "; expected distance, grad_norm or "
+                                     "objective"
+                                   : "; did you mean '" + hint + "'?"));
+    return;
+  }
+  if (call.args.size() != 2) {
+    error(v.loc, "'" + form + "' takes 2 arguments, got " +
+                     std::to_string(call.args.size()));
+    return;
+  }
+  for (const Arg &a : call.args)
+    if (!a.name.empty()) {
+      error(a.loc, "'" + form + "' takes no named arguments");
+      return;
+    }
+  // The quantity constrained must change from layer to layer.
+  size_t layeredArg = form == "distance" ? 0 : 1;
+  const Expr &q = *call.args[layeredArg].value;
+  Symbol *qs = q.kind == Expr::Kind::Name
+                   ? sc->lookup(static_cast<const NameExpr &>(q).name)
+                   : nullptr;
+  if (!qs || qs->type.kind != Type::Kind::Layered) {
+    if (q.kind == Expr::Kind::Name && !qs) {
+      unknownName(q.loc, static_cast<const NameExpr &>(q).name, sc);
+      return;
+    }
+    error(q.loc, "argument " + std::to_string(layeredArg + 1) + " of '" +
+                     form + "' must change across layers (a state variable "
+                            "or a step result), but '" +
+                     exprToString(q) + "' does not");
+    return;
+  }
+  ExprChecker ec(*this, sc, ExprChecker::Layers::Current);
+  Type a0 = ec.check(*call.args[0].value);
+  Type a1 = ec.check(*call.args[1].value);
+  if (form == "distance") {
+    if (!sameType(a0, a1))
+      error(call.args[1].value->loc, "distance between " + typeStr(a0) +
+                                         " and " + typeStr(a1) +
+                                         ": shapes differ");
+    return;
+  }
+  if (a0.isUnknown())
+    return;
+  if (a0.kind != Type::Kind::Func) {
+    error(call.args[0].value->loc, "argument 1 of '" + form +
+                                       "' must be a function, got " +
+                                       typeStr(a0));
+    return;
+  }
+  Type r = callFunction(a0, {a1}, {call.args[1].value->loc}, {""}, v.loc,
+                        exprToString(*call.args[0].value));
+  if (!r.isUnknown() && !r.isScalar())
+    error(call.args[0].value->loc, "'" + exprToString(*call.args[0].value) +
+                                       "' must return a scalar, got " +
+                                       typeStr(r));
+}
+
+} // namespace unroll::dsl
