@@ -124,6 +124,40 @@ Type check(Ctx &c) {
     }
     return Type::tensor({c.args[0].intValue, c.args[0].intValue});
   }
+  if (n == "inv") {
+    if (!c.arity(1, 1))
+      return c.fail();
+    if (c.anyUnknown())
+      return c.unknown();
+    if (!c.tensor(0, 2, "a square matrix"))
+      return c.fail();
+    Type m = c.t(0);
+    if (!S.sameDim(m.shape[0], m.shape[1])) {
+      S.error(c.locs[0], "argument 1 of 'inv' must be a square matrix, got " +
+                             S.typeStr(m));
+      return c.fail();
+    }
+    return m;
+  }
+  if (n == "conv1x1") {
+    if (!c.arity(2, 2))
+      return c.fail();
+    if (c.anyUnknown())
+      return c.unknown();
+    if (!c.tensor(0, 3, "an image tensor[c, h, w]") ||
+        !c.tensor(1, 2, "a channel-mixing matrix mat[out, c]"))
+      return c.fail();
+    Type x = c.t(0), w = c.t(1);
+    if (!S.sameDim(x.shape[0], w.shape[1])) {
+      S.error(c.call, "conv1x1 of " + S.typeStr(x) + " with " +
+                          S.typeStr(w) + ": input channels " +
+                          x.shape[0].str() + " and " + w.shape[1].str() +
+                          " differ");
+      return c.fail();
+    }
+    x.shape[0] = w.shape[0];
+    return x;
+  }
   if (n == "lipschitz") {
     if (!c.arity(1, 1))
       return c.fail();
@@ -349,7 +383,7 @@ const std::vector<std::string> &builtinNames() {
     std::vector<std::string> v = kUnary;
     for (const char *n :
          {"max", "min", "sum", "mean", "norm", "norm1", "sqnorm", "eye",
-          "lipschitz", "normal", "uniform", "zeros", "ones", "concat",
+          "lipschitz", "inv", "conv1x1", "normal", "uniform", "zeros", "ones", "concat",
           "first_half", "second_half", "squeeze2d", "unsqueeze2d", "conv2d",
           "softmax", "logsumexp", "append_ones", "graph_filter", "minibatch",
           "grad"})

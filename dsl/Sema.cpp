@@ -95,15 +95,30 @@ void Sema::unknownName(SourceLoc loc, const std::string &name, Scope *scope) {
     for (auto &[n, sym] : s->names)
       cands.push_back(n);
   // A library that defines the name but was not imported is the likeliest fix.
+  std::map<std::string, std::string> libraryOf;
   for (const std::string &lib : loader_.availableLibraries()) {
-    auto names = loader_.namesDefinedBy(lib);
-    if (std::find(names.begin(), names.end(), name) != names.end()) {
-      error(loc, "unknown name '" + name + "'; it is defined in library '" +
-                     lib + "': add 'import " + lib + "'");
-      return;
+    for (const std::string &n : loader_.namesDefinedBy(lib)) {
+      if (n == name) {
+        error(loc, "unknown name '" + name + "'; it is defined in library '" +
+                       lib + "': add 'import " + lib + "'");
+        return;
+      }
+      libraryOf.emplace(n, lib);
     }
   }
   std::string hint = closestMatch(name, cands);
+  if (hint.empty()) {
+    std::vector<std::string> libNames;
+    for (auto &[n, lib] : libraryOf)
+      libNames.push_back(n);
+    std::string libHint = closestMatch(name, libNames);
+    if (!libHint.empty()) {
+      error(loc, "unknown name '" + name + "'; did you mean '" + libHint +
+                     "' from library '" + libraryOf[libHint] +
+                     "' (add 'import " + libraryOf[libHint] + "')?");
+      return;
+    }
+  }
   error(loc, "unknown name '" + name + "'" +
                  (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
 }
@@ -610,10 +625,18 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
       error(p.bindingLoc, "'per layer' and 'shared' apply to parameters of "
                           "an unrolled algorithm, not of a module");
     if (p.repeat) {
-      long long n = 0;
-      if (mc.constantInt(*p.repeat, n, "repeat count") && n < 1)
-        error(p.repeat->loc, "repeat count must be at least 1, got " +
-                                 std::to_string(n));
+      // Symbolic while the module is checked on its own; constant once
+      // instantiated with arguments.
+      Type rt = mc.check(*p.repeat);
+      if (!rt.isUnknown() && rt.kind != Type::Kind::Int) {
+        error(p.repeat->loc, "repeat count must be an integer, got " +
+                                 typeStr(rt));
+      } else if (rt.kind == Type::Kind::Int) {
+        Dim n = rt.intValue.substitute(bindings);
+        if (n.isConstant() && n.value() < 1)
+          error(p.repeat->loc, "repeat count must be at least 1, got " +
+                                   n.str());
+      }
       if (sym.type.kind != Type::Kind::Module)
         error(p.repeat->loc, "only module parameters can be repeated");
       sym.repeated = true;

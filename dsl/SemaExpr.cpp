@@ -37,16 +37,31 @@ Type elementwiseType(Sema &S, char op, const Type &a, const Type &b,
     S.error(loc, "exponent must be a scalar, got " + S.typeStr(tb));
     return Type::error();
   }
-  if (tb.isScalar())
-    return ta;
-  if (ta.isScalar())
-    return tb;
-  if (!S.sameType(ta, tb)) {
+  if (!ta.isTensor() || !tb.isTensor()) {
+    S.error(loc, opName + " needs numbers, got " + S.typeStr(a) + " and " +
+                     S.typeStr(b));
+    return Type::error();
+  }
+  // Broadcasting as in NumPy: align trailing axes; equal sizes match, and a
+  // constant 1 stretches to the other size.
+  const Type &longer = ta.rank() >= tb.rank() ? ta : tb;
+  const Type &shorter = ta.rank() >= tb.rank() ? tb : ta;
+  Type out = longer;
+  size_t off = longer.rank() - shorter.rank();
+  Dim one = Dim::constant(1);
+  for (size_t i = 0; i < shorter.rank(); ++i) {
+    const Dim &dl = longer.shape[off + i], &ds = shorter.shape[i];
+    if (S.sameDim(dl, ds) || S.sameDim(ds, one))
+      continue;
+    if (S.sameDim(dl, one)) {
+      out.shape[off + i] = ds;
+      continue;
+    }
     S.error(loc, "shape mismatch in " + opName + ": " + S.typeStr(ta) +
                      " and " + S.typeStr(tb));
     return Type::error();
   }
-  return ta;
+  return out;
 }
 
 bool ExprChecker::constantInt(const Expr &e, long long &out,
@@ -102,10 +117,13 @@ Type ExprChecker::check(const Expr &e) {
     Type o = check(*static_cast<const TransposeExpr &>(e).operand);
     if (o.isUnknown()) {
       t = o;
-    } else if (o.isTensor() && o.rank() == 2) {
-      t = Type::tensor({o.shape[1], o.shape[0]});
+    } else if (o.isTensor() && (o.rank() == 2 || o.rank() == 3)) {
+      // On a stack of matrices, transpose each one.
+      t = o;
+      std::swap(t.shape[o.rank() - 1], t.shape[o.rank() - 2]);
     } else {
-      S.error(e.loc, "transpose needs a matrix, got " + S.typeStr(o));
+      S.error(e.loc, "transpose needs a matrix or a stack of matrices, got " +
+                         S.typeStr(o));
       t = Type::error();
     }
     break;

@@ -1,0 +1,25 @@
+# lit configuration for Unroll's golden tests (one folder per stage).
+import os
+import lit.formats
+
+# The build's settings (paths) come from the generated site config, passed
+# as --param unroll_site_config=build/tests/lit/lit.site.cfg.py.
+site = lit_config.params.get("unroll_site_config")
+if not site or not os.path.exists(site):
+    lit_config.fatal("run through ctest, or pass --param unroll_site_config=")
+exec(open(site).read())
+
+config.name = "unroll"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".unroll"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.unroll_build_dir, "tests", "lit")
+# Inputs/ folders hold files that tests import; they are not tests.
+config.excludes = ["Inputs"]
+
+llvm_bin = config.llvm_tools_dir
+config.environment["PATH"] = os.pathsep.join(
+    [llvm_bin, config.environment.get("PATH", "")])
+config.substitutions.append(("%unrollc", os.path.join(config.unroll_build_dir, "unrollc")))
+config.substitutions.append(("%stdlib", config.unroll_stdlib_dir))
+config.substitutions.append(("%examples", config.unroll_examples_dir))
