@@ -19,8 +19,8 @@ std::string describeToolchain() {
   module->erase();
   std::ostringstream os;
   os << "MLIR " << LLVM_VERSION_STRING << (ok ? "" : " (BROKEN)") << "\n"
-     << "Halide " << UNROLL_HALIDE_VERSION
-     << " (host target " << Halide::get_host_target().to_string() << ")";
+     << "Halide " << UNROLL_HALIDE_VERSION << " (host target "
+     << Halide::get_host_target().to_string() << ")";
   return os.str();
 }
 

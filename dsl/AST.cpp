@@ -17,7 +17,11 @@ std::string num(double v, bool isInt) {
     os << static_cast<long long>(v);
   else
     os << v;
-  return os.str();
+  std::string s = os.str();
+  // Keep floats recognisable as floats: 1.0 prints as "1.0", not "1".
+  if (!isInt && s.find_first_of(".eEn") == std::string::npos)
+    s += ".0";
+  return s;
 }
 
 void printArgs(const std::vector<Arg> &args, std::ostream &os);
@@ -108,16 +112,25 @@ std::string typeStr(const TypeExpr *t) {
     return "?";
   std::ostringstream os;
   switch (t->kind) {
-  case TypeExpr::Kind::Int: os << "int"; break;
-  case TypeExpr::Kind::Float: os << "float"; break;
-  case TypeExpr::Kind::Scalar: os << "scalar"; break;
-  case TypeExpr::Kind::Any: os << "any"; break;
+  case TypeExpr::Kind::Int:
+    os << "int";
+    break;
+  case TypeExpr::Kind::Float:
+    os << "float";
+    break;
+  case TypeExpr::Kind::Scalar:
+    os << "scalar";
+    break;
+  case TypeExpr::Kind::Any:
+    os << "any";
+    break;
   case TypeExpr::Kind::Vec:
   case TypeExpr::Kind::Mat:
   case TypeExpr::Kind::Tensor: {
-    os << "(" << (t->kind == TypeExpr::Kind::Vec   ? "vec"
-                  : t->kind == TypeExpr::Kind::Mat ? "mat"
-                                                   : "tensor");
+    os << "("
+       << (t->kind == TypeExpr::Kind::Vec   ? "vec"
+           : t->kind == TypeExpr::Kind::Mat ? "mat"
+                                            : "tensor");
     for (auto &d : t->dims) {
       os << " ";
       printExpr(*d, os);
@@ -280,11 +293,10 @@ public:
 
   void trainItem(int ind, const TrainItem &it) {
     using K = TrainItem::Kind;
-    static const char *names[] = {"data",   "target", "loss",  "descend",
-                                  "noise",  "primal", "dual",  "epochs",
-                                  "batch",  "seed",   "evaluate"};
-    line(ind, std::string("(") + names[static_cast<int>(it.kind)] +
-                  at(it.loc));
+    static const char *names[] = {"data",  "target", "loss",    "descend",
+                                  "noise", "primal", "dual",    "epochs",
+                                  "batch", "seed",   "evaluate"};
+    line(ind, std::string("(") + names[static_cast<int>(it.kind)] + at(it.loc));
     if (!it.name.empty())
       os_ << " " << it.name << at(it.nameLoc);
     for (auto &c : it.calls) {

@@ -17,8 +17,18 @@ namespace unroll::dsl {
 //===----------------------------------------------------------------------===//
 
 struct Expr {
-  enum class Kind { Number, String, Name, Unary, Binary, Transpose, Call,
-                    Member, Index, Range };
+  enum class Kind {
+    Number,
+    String,
+    Name,
+    Unary,
+    Binary,
+    Transpose,
+    Call,
+    Member,
+    Index,
+    Range
+  };
   Expr(Kind k, SourceLoc loc) : kind(k), loc(loc) {}
   virtual ~Expr() = default;
   const Kind kind;
@@ -43,7 +53,8 @@ struct StringExpr : Expr {
 
 /// A reference to a name: variable, parameter, function, problem, ...
 struct NameExpr : Expr {
-  NameExpr(SourceLoc l, std::string n) : Expr(Kind::Name, l), name(std::move(n)) {}
+  NameExpr(SourceLoc l, std::string n)
+      : Expr(Kind::Name, l), name(std::move(n)) {}
   std::string name;
 };
 
@@ -148,7 +159,8 @@ struct AssignStmt : Stmt {
 
 /// return expr
 struct ReturnStmt : Stmt {
-  ReturnStmt(SourceLoc l, ExprPtr v) : Stmt(Kind::Return, l), value(std::move(v)) {}
+  ReturnStmt(SourceLoc l, ExprPtr v)
+      : Stmt(Kind::Return, l), value(std::move(v)) {}
   ExprPtr value;
 };
 
@@ -269,8 +281,19 @@ enum class ConstraintMode { Difference, Ratio };
 ///   primal CALL | dual CALL | evaluate CALL -> calls[0]
 ///   epochs EXPR | batch EXPR | seed EXPR    -> value
 struct TrainItem {
-  enum class Kind { Data, Target, Loss, Descend, Noise, Primal, Dual, Epochs,
-                    Batch, Seed, Evaluate };
+  enum class Kind {
+    Data,
+    Target,
+    Loss,
+    Descend,
+    Noise,
+    Primal,
+    Dual,
+    Epochs,
+    Batch,
+    Seed,
+    Evaluate
+  };
   Kind kind;
   SourceLoc loc;
   std::string name;

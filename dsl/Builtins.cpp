@@ -9,9 +9,8 @@ namespace unroll::dsl {
 
 namespace {
 
-const std::vector<std::string> kUnary = {"abs",  "sign", "relu",    "exp",
-                                         "log",  "sqrt", "tanh",    "sigmoid",
-                                         "square"};
+const std::vector<std::string> kUnary = {
+    "abs", "sign", "relu", "exp", "log", "sqrt", "tanh", "sigmoid", "square"};
 
 struct Ctx {
   Sema &S;
@@ -47,9 +46,10 @@ struct Ctx {
   // -2: at least 1).
   bool tensor(size_t i, int rank, const char *what) {
     Type t = args[i].kind == Type::Kind::Int ? Type::scalar() : args[i];
-    bool ok = t.isTensor() &&
-              (rank == -1 || (rank == -2 ? t.rank() >= 1
-                                         : t.rank() == static_cast<size_t>(rank)));
+    bool ok =
+        t.isTensor() &&
+        (rank == -1 ||
+         (rank == -2 ? t.rank() >= 1 : t.rank() == static_cast<size_t>(rank)));
     if (!ok)
       S.error(locs[i], "argument " + std::to_string(i + 1) + " of '" + name +
                            "' must be " + what + ", got " + S.typeStr(args[i]));
@@ -149,10 +149,9 @@ Type check(Ctx &c) {
       return c.fail();
     Type x = c.t(0), w = c.t(1);
     if (!S.sameDim(x.shape[0], w.shape[1])) {
-      S.error(c.call, "conv1x1 of " + S.typeStr(x) + " with " +
-                          S.typeStr(w) + ": input channels " +
-                          x.shape[0].str() + " and " + w.shape[1].str() +
-                          " differ");
+      S.error(c.call, "conv1x1 of " + S.typeStr(x) + " with " + S.typeStr(w) +
+                          ": input channels " + x.shape[0].str() + " and " +
+                          w.shape[1].str() + " differ");
       return c.fail();
     }
     x.shape[0] = w.shape[0];
@@ -240,8 +239,8 @@ Type check(Ctx &c) {
         x.shape[2] = x.shape[2] * Dim::constant(2);
       }
     } catch (DimError &e) {
-      S.error(c.locs[0], "'" + n + "' of " + S.typeStr(c.t(0)) + ": " +
-                             e.what());
+      S.error(c.locs[0],
+              "'" + n + "' of " + S.typeStr(c.t(0)) + ": " + e.what());
       return c.fail();
     }
     return x;
@@ -365,8 +364,8 @@ Type check(Ctx &c) {
     if (r.isError())
       return r;
     if (r.kind != Type::Kind::Any && !r.isScalar()) {
-      S.error(c.locs[0], "'grad' needs a scalar function, but it returns " +
-                             S.typeStr(r));
+      S.error(c.locs[0],
+              "'grad' needs a scalar function, but it returns " + S.typeStr(r));
       return c.fail();
     }
     if (rest[0].kind == Type::Kind::Int)
@@ -382,11 +381,13 @@ const std::vector<std::string> &builtinNames() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> v = kUnary;
     for (const char *n :
-         {"max", "min", "sum", "mean", "norm", "norm1", "sqnorm", "eye",
-          "lipschitz", "inv", "conv1x1", "normal", "uniform", "zeros", "ones", "concat",
-          "first_half", "second_half", "squeeze2d", "unsqueeze2d", "conv2d",
-          "softmax", "logsumexp", "append_ones", "graph_filter", "minibatch",
-          "grad"})
+         {"max",          "min",         "sum",       "mean",
+          "norm",         "norm1",       "sqnorm",    "eye",
+          "lipschitz",    "inv",         "conv1x1",   "normal",
+          "uniform",      "zeros",       "ones",      "concat",
+          "first_half",   "second_half", "squeeze2d", "unsqueeze2d",
+          "conv2d",       "softmax",     "logsumexp", "append_ones",
+          "graph_filter", "minibatch",   "grad"})
       v.push_back(n);
     return v;
   }();

@@ -37,8 +37,8 @@ bool DiagnosticEngine::emit(Severity sev, SourceLoc loc,
     os_ << kind << ": " << msg << "\n";
     return true;
   }
-  os_ << sm_.path(loc.file) << ":" << loc.line << ":" << loc.col << ": "
-      << kind << ": " << msg << "\n";
+  os_ << sm_.path(loc.file) << ":" << loc.line << ":" << loc.col << ": " << kind
+      << ": " << msg << "\n";
   std::string line = sm_.lineText(loc.file, loc.line);
   // Tabs are kept in the caret line so the caret stays under the column.
   std::string caret;

@@ -3,9 +3,9 @@
 
 #include <ostream>
 #include <set>
-#include <tuple>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace unroll::dsl {

@@ -30,10 +30,10 @@ std::unique_ptr<Frontend> runFrontend(const std::string &path,
                                       std::ostream &err) {
   auto fe = std::make_unique<Frontend>();
   fe->diag = std::make_unique<DiagnosticEngine>(fe->sources, err);
-  fe->loader = std::make_unique<Loader>(fe->sources, *fe->diag,
-                                        opts.libraryPath);
-  fe->main = text ? fe->loader->loadMainText(path, *text)
-                  : fe->loader->loadMain(path);
+  fe->loader =
+      std::make_unique<Loader>(fe->sources, *fe->diag, opts.libraryPath);
+  fe->main =
+      text ? fe->loader->loadMainText(path, *text) : fe->loader->loadMain(path);
   if (!fe->main || opts.parseOnly)
     return fe;
   fe->sema = std::make_unique<Sema>(fe->sources, *fe->diag, *fe->loader);

@@ -8,33 +8,60 @@ namespace unroll::dsl {
 
 const char *tokName(Tok k) {
   switch (k) {
-  case Tok::Eof: return "end of file";
-  case Tok::Ident: return "identifier";
-  case Tok::Int: return "integer";
-  case Tok::Float: return "number";
-  case Tok::String: return "string";
-  case Tok::LParen: return "'('";
-  case Tok::RParen: return "')'";
-  case Tok::LBrack: return "'['";
-  case Tok::RBrack: return "']'";
-  case Tok::LBrace: return "'{'";
-  case Tok::RBrace: return "'}'";
-  case Tok::Comma: return "','";
-  case Tok::Colon: return "':'";
-  case Tok::Semi: return "';'";
-  case Tok::Assign: return "'='";
-  case Tok::PlusEq: return "'+='";
-  case Tok::Plus: return "'+'";
-  case Tok::Minus: return "'-'";
-  case Tok::Star: return "'*'";
-  case Tok::Slash: return "'/'";
-  case Tok::Caret: return "'^'";
-  case Tok::At: return "'@'";
-  case Tok::Quote: return "'''";
-  case Tok::Dot: return "'.'";
-  case Tok::DotDot: return "'..'";
-  case Tok::Tilde: return "'~'";
-  case Tok::Pipe: return "'|'";
+  case Tok::Eof:
+    return "end of file";
+  case Tok::Ident:
+    return "identifier";
+  case Tok::Int:
+    return "integer";
+  case Tok::Float:
+    return "number";
+  case Tok::String:
+    return "string";
+  case Tok::LParen:
+    return "'('";
+  case Tok::RParen:
+    return "')'";
+  case Tok::LBrack:
+    return "'['";
+  case Tok::RBrack:
+    return "']'";
+  case Tok::LBrace:
+    return "'{'";
+  case Tok::RBrace:
+    return "'}'";
+  case Tok::Comma:
+    return "','";
+  case Tok::Colon:
+    return "':'";
+  case Tok::Semi:
+    return "';'";
+  case Tok::Assign:
+    return "'='";
+  case Tok::PlusEq:
+    return "'+='";
+  case Tok::Plus:
+    return "'+'";
+  case Tok::Minus:
+    return "'-'";
+  case Tok::Star:
+    return "'*'";
+  case Tok::Slash:
+    return "'/'";
+  case Tok::Caret:
+    return "'^'";
+  case Tok::At:
+    return "'@'";
+  case Tok::Quote:
+    return "'''";
+  case Tok::Dot:
+    return "'.'";
+  case Tok::DotDot:
+    return "'..'";
+  case Tok::Tilde:
+    return "'~'";
+  case Tok::Pipe:
+    return "'|'";
   }
   return "token";
 }
@@ -57,11 +84,19 @@ public:
       newline = false;
       if (pos_ >= src_.size()) {
         t.kind = Tok::Eof;
+        // "Found end of file" points just past the last token, which stays
+        // put when comments or blank lines are appended to the file.
+        if (!out.empty()) {
+          t.loc = lastEnd_;
+          t.newlineBefore = false;
+        }
         out.push_back(t);
         return out;
       }
-      if (lexOne(t))
+      if (lexOne(t)) {
+        lastEnd_ = here();
         out.push_back(std::move(t));
+      }
     }
   }
 
@@ -88,8 +123,7 @@ private:
       if (c == '\n') {
         nl = true;
         advance();
-      } else if (c == ' ' || c == '\t' || c == '\r' || c == '\f' ||
-                 c == '\v') {
+      } else if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
         advance();
       } else if (c == '/' && peek(1) == '/') {
         while (pos_ < src_.size() && peek() != '\n')
@@ -143,24 +177,60 @@ private:
     advance();
     t.text = std::string(1, c);
     switch (c) {
-    case '(': t.kind = Tok::LParen; return true;
-    case ')': t.kind = Tok::RParen; return true;
-    case '[': t.kind = Tok::LBrack; return true;
-    case ']': t.kind = Tok::RBrack; return true;
-    case '{': t.kind = Tok::LBrace; return true;
-    case '}': t.kind = Tok::RBrace; return true;
-    case ',': t.kind = Tok::Comma; return true;
-    case ':': t.kind = Tok::Colon; return true;
-    case ';': t.kind = Tok::Semi; return true;
-    case '=': t.kind = Tok::Assign; return true;
-    case '-': t.kind = Tok::Minus; return true;
-    case '*': t.kind = Tok::Star; return true;
-    case '/': t.kind = Tok::Slash; return true;
-    case '^': t.kind = Tok::Caret; return true;
-    case '@': t.kind = Tok::At; return true;
-    case '\'': t.kind = Tok::Quote; return true;
-    case '~': t.kind = Tok::Tilde; return true;
-    case '|': t.kind = Tok::Pipe; return true;
+    case '(':
+      t.kind = Tok::LParen;
+      return true;
+    case ')':
+      t.kind = Tok::RParen;
+      return true;
+    case '[':
+      t.kind = Tok::LBrack;
+      return true;
+    case ']':
+      t.kind = Tok::RBrack;
+      return true;
+    case '{':
+      t.kind = Tok::LBrace;
+      return true;
+    case '}':
+      t.kind = Tok::RBrace;
+      return true;
+    case ',':
+      t.kind = Tok::Comma;
+      return true;
+    case ':':
+      t.kind = Tok::Colon;
+      return true;
+    case ';':
+      t.kind = Tok::Semi;
+      return true;
+    case '=':
+      t.kind = Tok::Assign;
+      return true;
+    case '-':
+      t.kind = Tok::Minus;
+      return true;
+    case '*':
+      t.kind = Tok::Star;
+      return true;
+    case '/':
+      t.kind = Tok::Slash;
+      return true;
+    case '^':
+      t.kind = Tok::Caret;
+      return true;
+    case '@':
+      t.kind = Tok::At;
+      return true;
+    case '\'':
+      t.kind = Tok::Quote;
+      return true;
+    case '~':
+      t.kind = Tok::Tilde;
+      return true;
+    case '|':
+      t.kind = Tok::Pipe;
+      return true;
     case '+':
       if (peek() == '=') {
         advance();
@@ -250,6 +320,7 @@ private:
   DiagnosticEngine &diag_;
   size_t pos_ = 0;
   uint32_t line_ = 1, col_ = 1;
+  SourceLoc lastEnd_;
 };
 
 } // namespace

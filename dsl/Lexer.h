@@ -9,32 +9,32 @@ namespace unroll::dsl {
 
 enum class Tok {
   Eof,
-  Ident,   // identifiers and (contextual) keywords alike
-  Int,     // 42
-  Float,   // 0.5, 1e-5
-  String,  // "path"
-  LParen,  // (
-  RParen,  // )
-  LBrack,  // [
-  RBrack,  // ]
-  LBrace,  // {
-  RBrace,  // }
-  Comma,   // ,
-  Colon,   // :
-  Semi,    // ;
-  Assign,  // =
-  PlusEq,  // +=
-  Plus,    // +
-  Minus,   // -
-  Star,    // *
-  Slash,   // /
-  Caret,   // ^
-  At,      // @
-  Quote,   // '  (postfix transpose)
-  Dot,     // .
-  DotDot,  // ..
-  Tilde,   // ~
-  Pipe,    // |
+  Ident,  // identifiers and (contextual) keywords alike
+  Int,    // 42
+  Float,  // 0.5, 1e-5
+  String, // "path"
+  LParen, // (
+  RParen, // )
+  LBrack, // [
+  RBrack, // ]
+  LBrace, // {
+  RBrace, // }
+  Comma,  // ,
+  Colon,  // :
+  Semi,   // ;
+  Assign, // =
+  PlusEq, // +=
+  Plus,   // +
+  Minus,  // -
+  Star,   // *
+  Slash,  // /
+  Caret,  // ^
+  At,     // @
+  Quote,  // '  (postfix transpose)
+  Dot,    // .
+  DotDot, // ..
+  Tilde,  // ~
+  Pipe,   // |
 };
 
 /// Human-readable spelling of a token kind, for "expected X" messages.

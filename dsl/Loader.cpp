@@ -29,7 +29,9 @@ LoadedFile *Loader::finish(uint32_t id, const std::string &libName) {
   auto f = std::make_unique<LoadedFile>();
   f->id = id;
   f->libName = libName;
+  unsigned before = diag_.errorCount();
   f->ast = parseFile(sm_, id, diag_);
+  f->hadSyntaxErrors = diag_.errorCount() != before;
   LoadedFile *raw = f.get();
   files_.push_back(std::move(f));
   std::error_code ec;
@@ -61,9 +63,9 @@ void Loader::resolveImports(LoadedFile *f) {
     std::string path = findLibrary(imp.name, f->id);
     if (path.empty()) {
       std::string hint = closestMatch(imp.name, availableLibraries());
-      diag_.error(imp.loc, "unknown library '" + imp.name + "'" +
-                               (hint.empty() ? ""
-                                             : "; did you mean '" + hint + "'?"));
+      diag_.error(imp.loc,
+                  "unknown library '" + imp.name + "'" +
+                      (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
       continue;
     }
     std::error_code ec;
@@ -79,9 +81,10 @@ void Loader::resolveImports(LoadedFile *f) {
         for (LoadedFile *s : stack_) {
           on |= s == dep;
           if (on)
-            chain += (s->libName.empty() ? fs::path(sm_.path(s->id)).stem().string()
-                                         : s->libName) +
-                     " -> ";
+            chain +=
+                (s->libName.empty() ? fs::path(sm_.path(s->id)).stem().string()
+                                    : s->libName) +
+                " -> ";
         }
         diag_.error(imp.loc, "import cycle: " + chain + imp.name);
         continue;

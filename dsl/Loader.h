@@ -15,6 +15,9 @@ struct LoadedFile {
   std::string libName; // "prox" for stdlib/prox.unroll; "" for the main file
   std::unique_ptr<Module> ast;
   std::vector<LoadedFile *> imports; // in import order, resolved ones only
+  /// Parsing hit errors, so declarations may be missing parts; checks that a
+  /// part is present are skipped to avoid cascades.
+  bool hadSyntaxErrors = false;
 };
 
 /// Parses a file and, transitively, every library it imports. Libraries are

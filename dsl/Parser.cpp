@@ -67,10 +67,14 @@ private:
 
   std::string describe(const Token &t) const {
     switch (t.kind) {
-    case Tok::Eof: return "end of file";
-    case Tok::Ident: return "'" + t.text + "'";
-    case Tok::String: return "string \"" + t.text + "\"";
-    default: return "'" + t.text + "'";
+    case Tok::Eof:
+      return "end of file";
+    case Tok::Ident:
+      return "'" + t.text + "'";
+    case Tok::String:
+      return "string \"" + t.text + "\"";
+    default:
+      return "'" + t.text + "'";
     }
   }
 
@@ -99,14 +103,13 @@ private:
   }
 
   /// Skips to the start of the next line at the current nesting level, or to
-  /// the '}' closing the enclosing block (left for the caller).
+  /// the '}' closing the enclosing block (left for the caller). A token that
+  /// starts a line is a fresh start already, so nothing is skipped then.
   void syncStatement() {
     int depth = 0;
-    bool first = true;
     while (!at(Tok::Eof)) {
-      if (!first && depth == 0 && tok().newlineBefore && !at(Tok::RBrace))
+      if (depth == 0 && tok().newlineBefore && !at(Tok::RBrace))
         return;
-      first = false;
       if (at(Tok::LBrace) || at(Tok::LParen) || at(Tok::LBrack)) {
         ++depth;
       } else if (at(Tok::RBrace) || at(Tok::RParen) || at(Tok::RBrack)) {
@@ -136,7 +139,7 @@ private:
 
   /// Parses `{ item* }`, recovering at item granularity.
   template <typename F> void parseItemBlock(F &&item) {
-    expect(Tok::LBrace);
+    SourceLoc open = expect(Tok::LBrace).loc;
     while (!at(Tok::RBrace) && !at(Tok::Eof)) {
       size_t before = pos_;
       try {
@@ -148,7 +151,12 @@ private:
       }
       accept(Tok::Semi);
     }
-    expect(Tok::RBrace, "'}'");
+    if (at(Tok::Eof)) {
+      diag_.error(tok().loc, "expected '}', found end of file");
+      diag_.note(open, "to match this '{'");
+      throw SyntaxError();
+    }
+    take();
   }
 
   struct DepthGuard {
@@ -293,8 +301,9 @@ private:
       } else if (atWord("minimize")) {
         Token kw = take();
         if (p->objective)
-          failAt(kw.loc, "problem '" + p->name + "' has more than one "
-                                                 "'minimize'");
+          failAt(kw.loc, "problem '" + p->name +
+                             "' has more than one "
+                             "'minimize'");
         p->objectiveLoc = kw.loc;
         p->objective = parseExpr();
       } else {
@@ -459,7 +468,8 @@ private:
   //            | 'loss' expr | 'noise' IDENT '+=' expr
   //            | 'descend' expr 'by' [ 'eps' '=' ] expr
   //              [ 'as' ('ratio' | 'difference') ]
-  //              [ 'where' IDENT params '=' expr { ',' IDENT params '=' expr } ]
+  //              [ 'where' IDENT params '=' expr { ',' IDENT params '=' expr }
+  //              ]
   //            | ('primal' | 'dual' | 'evaluate' | 'epochs' | 'batch'
   //               | 'seed') expr
   std::unique_ptr<TrainDecl> parseTrain() {
@@ -477,10 +487,12 @@ private:
     if (!at(Tok::Ident))
       fail("a train setting");
     static const std::pair<const char *, K> words[] = {
-        {"data", K::Data},       {"target", K::Target}, {"loss", K::Loss},
-        {"descend", K::Descend}, {"noise", K::Noise},   {"primal", K::Primal},
-        {"dual", K::Dual},       {"epochs", K::Epochs}, {"batch", K::Batch},
-        {"seed", K::Seed},       {"evaluate", K::Evaluate}};
+        {"data", K::Data},        {"target", K::Target},
+        {"loss", K::Loss},        {"descend", K::Descend},
+        {"noise", K::Noise},      {"primal", K::Primal},
+        {"dual", K::Dual},        {"epochs", K::Epochs},
+        {"batch", K::Batch},      {"seed", K::Seed},
+        {"evaluate", K::Evaluate}};
     TrainItem it{};
     bool found = false;
     for (auto &w : words)
@@ -493,8 +505,9 @@ private:
       for (auto &w : words)
         names.push_back(w.first);
       std::string hint = closestMatch(tok().text, names);
-      failAt(tok().loc, "unknown train setting '" + tok().text + "'" +
-                            (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+      failAt(tok().loc,
+             "unknown train setting '" + tok().text + "'" +
+                 (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
     }
     it.loc = take().loc;
     switch (it.kind) {
@@ -630,8 +643,8 @@ private:
       Token op = take();
       bump(op.loc);
       SourceLoc loc = base->loc;
-      auto b = std::make_unique<BinaryExpr>(loc, '^', std::move(base),
-                                            parseUnary());
+      auto b =
+          std::make_unique<BinaryExpr>(loc, '^', std::move(base), parseUnary());
       b->opLoc = op.loc;
       return b;
     }
@@ -663,8 +676,7 @@ private:
   ExprPtr parsePostfix() {
     ExprPtr e = parsePrimary();
     while (true) {
-      if (at(Tok::LParen) || at(Tok::LBrack) || at(Tok::Dot) ||
-          at(Tok::Quote))
+      if (at(Tok::LParen) || at(Tok::LBrack) || at(Tok::Dot) || at(Tok::Quote))
         bump(tok().loc);
       if (at(Tok::LParen) && !tok().newlineBefore) {
         SourceLoc loc = e->loc;
@@ -700,8 +712,7 @@ private:
     case Tok::Int:
     case Tok::Float: {
       Token n = take();
-      return std::make_unique<NumberExpr>(n.loc, n.number,
-                                          n.kind == Tok::Int);
+      return std::make_unique<NumberExpr>(n.loc, n.number, n.kind == Tok::Int);
     }
     case Tok::String: {
       Token s = take();

@@ -28,6 +28,11 @@ void Sema::error(SourceLoc loc, const std::string &msg) {
     diag_.note(it->callLoc, "in call to '" + it->name + "' here");
 }
 
+void Sema::missing(SourceLoc loc, const std::string &msg) {
+  if (!incompleteFiles_.count(loc.file))
+    error(loc, msg);
+}
+
 bool Sema::declareChecked(Scope *s, const std::string &name, Symbol sym) {
   auto it = s->names.find(name);
   if (it != s->names.end()) {
@@ -140,8 +145,8 @@ Dim Sema::evalDim(const Expr &e, Scope *scope,
   case Expr::Kind::Number: {
     auto &n = static_cast<const NumberExpr &>(e);
     if (!n.isInt)
-      return fail(e.loc, "dimension must be an integer, got " +
-                             exprToString(e));
+      return fail(e.loc,
+                  "dimension must be an integer, got " + exprToString(e));
     return Dim::constant(static_cast<long long>(n.value));
   }
   case Expr::Kind::Name: {
@@ -152,8 +157,8 @@ Dim Sema::evalDim(const Expr &e, Scope *scope,
       if (s->kind == Symbol::Kind::Value && s->type.kind == Type::Kind::Any)
         return Dim::symbol(name);
       return fail(e.loc, "dimension '" + name + "' must be an integer, but '" +
-                             name + "' is " + (s->what.empty() ? typeStr(s->type)
-                                                               : s->what));
+                             name + "' is " +
+                             (s->what.empty() ? typeStr(s->type) : s->what));
     }
     if (patterns) {
       auto it = patterns->find(name);
@@ -251,12 +256,18 @@ namespace {
 
 std::string typeExprStr(const TypeExpr &t) {
   switch (t.kind) {
-  case TypeExpr::Kind::Int: return "int";
-  case TypeExpr::Kind::Float: return "float";
-  case TypeExpr::Kind::Scalar: return "scalar";
-  case TypeExpr::Kind::Any: return "any";
-  case TypeExpr::Kind::Module: return "module " + t.moduleName;
-  default: break;
+  case TypeExpr::Kind::Int:
+    return "int";
+  case TypeExpr::Kind::Float:
+    return "float";
+  case TypeExpr::Kind::Scalar:
+    return "scalar";
+  case TypeExpr::Kind::Any:
+    return "any";
+  case TypeExpr::Kind::Module:
+    return "module " + t.moduleName;
+  default:
+    break;
   }
   std::string s = t.kind == TypeExpr::Kind::Vec   ? "vec["
                   : t.kind == TypeExpr::Kind::Mat ? "mat["
@@ -293,8 +304,9 @@ bool matchArgs(Sema &S, const std::vector<Param> &params,
       for (auto &p : params)
         cands.push_back(p.name);
       std::string hint = closestMatch(names[i], cands);
-      S.error(locs[i], "'" + callee + "' has no parameter '" + names[i] + "'" +
-                           (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+      S.error(locs[i],
+              "'" + callee + "' has no parameter '" + names[i] + "'" +
+                  (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
       return false;
     }
     size_t idx = it - params.begin();
@@ -307,8 +319,8 @@ bool matchArgs(Sema &S, const std::vector<Param> &params,
   }
   for (size_t i = 0; i < params.size(); ++i)
     if (out[i] == -1 && !params[i].defaultValue) {
-      S.error(callLoc, "missing argument '" + params[i].name + "' in call to '" +
-                           callee + "'");
+      S.error(callLoc, "missing argument '" + params[i].name +
+                           "' in call to '" + callee + "'");
       return false;
     }
   return true;
@@ -316,8 +328,8 @@ bool matchArgs(Sema &S, const std::vector<Param> &params,
 
 /// Does `actual` fit the declared parameter type? Free sizes in the
 /// declaration are bound in `patterns` on first use.
-bool matchType(Sema &S, const TypeExpr &decl, const Type &actual,
-               Scope *scope, std::map<std::string, Dim> &patterns) {
+bool matchType(Sema &S, const TypeExpr &decl, const Type &actual, Scope *scope,
+               std::map<std::string, Dim> &patterns) {
   if (actual.isUnknown())
     return true;
   switch (decl.kind) {
@@ -417,8 +429,28 @@ Type Sema::callFunction(const Type &fnType, std::vector<Type> args,
     }
     if (p.type && !matchType(*this, *p.type, t, fnType.fnScope, patterns)) {
       SourceLoc at = order[i] >= 0 ? argLocs[order[i]] : callLoc;
+      // Show the expected type with the sizes earlier arguments fixed:
+      // "must be vec[p], got vec[d]" rather than "must be vec[n]".
+      std::string want = typeExprStr(*p.type);
+      if (p.type->kind != TypeExpr::Kind::Module) {
+        bool ok = true;
+        std::vector<Dim> dims;
+        for (auto &d : p.type->dims) {
+          bool bound = true;
+          if (d->kind == Expr::Kind::Name &&
+              !fnType.fnScope->lookup(static_cast<const NameExpr &>(*d).name) &&
+              !patterns.count(static_cast<const NameExpr &>(*d).name))
+            bound = false;
+          Dim v =
+              bound ? evalDim(*d, fnType.fnScope, &patterns, false, ok) : Dim();
+          ok &= bound;
+          dims.push_back(v);
+        }
+        if (ok && !p.type->dims.empty())
+          want = Type::tensor(dims).str();
+      }
       error(at, "argument '" + p.name + "' of '" + calleeName + "' must be " +
-                    typeExprStr(*p.type) + ", got " + typeStr(t));
+                    want + ", got " + typeStr(t));
       return Type::error();
     }
     if (t.kind == Type::Kind::Int && p.type &&
@@ -465,8 +497,8 @@ Type Sema::checkBody(const FnDecl &fn, Scope *scope) {
     auto &a = static_cast<const AssignStmt &>(*s);
     Type v = ec.check(*a.value);
     if (a.targets.size() > 1) {
-      if (!v.isUnknown() && (v.kind != Type::Kind::Tuple ||
-                             v.elems.size() != a.targets.size())) {
+      if (!v.isUnknown() &&
+          (v.kind != Type::Kind::Tuple || v.elems.size() != a.targets.size())) {
         error(a.loc, "cannot unpack " + typeStr(v) + " into " +
                          std::to_string(a.targets.size()) + " names");
         v = Type::error();
@@ -482,15 +514,15 @@ Type Sema::checkBody(const FnDecl &fn, Scope *scope) {
       Symbol *prev = scope->lookup(a.targets[i]);
       if (prev && scope->names.count(a.targets[i]) == 0 &&
           prev->what != "local") {
-        error(a.targetLocs[i], "cannot assign to " + prev->what + " '" +
-                                   a.targets[i] + "'");
+        error(a.targetLocs[i],
+              "cannot assign to " + prev->what + " '" + a.targets[i] + "'");
         continue;
       }
       declare(scope, a.targets[i], sym);
     }
   }
   if (!returned) {
-    error(fn.loc, "function '" + fn.name + "' has no 'return'");
+    missing(fn.loc, "function '" + fn.name + "' has no 'return'");
     return Type::error();
   }
   return result;
@@ -510,8 +542,8 @@ void Sema::checkFnDefinition(const FnDecl &fn, Scope *defScope,
       continue;
     }
     Symbol sym;
-    sym.type = p.type ? evalType(*p.type, defScope, &patterns, true)
-                      : Type::any();
+    sym.type =
+        p.type ? evalType(*p.type, defScope, &patterns, true) : Type::any();
     if (sym.type.kind == Type::Kind::Int)
       sym.type = Type::integer(Dim::symbol(p.name));
     sym.loc = p.loc;
@@ -590,9 +622,9 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
     }
     if (v.kind == Type::Kind::Int && !wantInt)
       v = Type::scalar();
-    key += "/" + (v.kind == Type::Kind::Int
-                      ? v.intValue.substitute(bindings).str()
-                      : typeStr(v));
+    key +=
+        "/" + (v.kind == Type::Kind::Int ? v.intValue.substitute(bindings).str()
+                                         : typeStr(v));
     Symbol sym;
     sym.type = v;
     sym.loc = p.loc;
@@ -629,13 +661,13 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
       // instantiated with arguments.
       Type rt = mc.check(*p.repeat);
       if (!rt.isUnknown() && rt.kind != Type::Kind::Int) {
-        error(p.repeat->loc, "repeat count must be an integer, got " +
-                                 typeStr(rt));
+        error(p.repeat->loc,
+              "repeat count must be an integer, got " + typeStr(rt));
       } else if (rt.kind == Type::Kind::Int) {
         Dim n = rt.intValue.substitute(bindings);
         if (n.isConstant() && n.value() < 1)
-          error(p.repeat->loc, "repeat count must be at least 1, got " +
-                                   n.str());
+          error(p.repeat->loc,
+                "repeat count must be at least 1, got " + n.str());
       }
       if (sym.type.kind != Type::Kind::Module)
         error(p.repeat->loc, "only module parameters can be repeated");
@@ -699,8 +731,9 @@ void Sema::buildFileScope(LoadedFile *f) {
     }
     if (isBuiltin(name) && sym.kind != Symbol::Kind::Problem &&
         sym.kind != Symbol::Kind::Unrolled) {
-      error(sym.loc, "'" + name + "' is a built-in function and cannot be "
-                                  "redefined");
+      error(sym.loc, "'" + name +
+                         "' is a built-in function and cannot be "
+                         "redefined");
       return;
     }
     own[name] = sym.loc;
@@ -747,8 +780,11 @@ void Sema::buildFileScope(LoadedFile *f) {
 }
 
 void Sema::checkAll() {
-  for (LoadedFile *f : loader_.ordered())
+  for (LoadedFile *f : loader_.ordered()) {
+    if (f->hadSyntaxErrors)
+      incompleteFiles_.insert(f->id);
     buildFileScope(f);
+  }
   for (LoadedFile *f : loader_.ordered())
     checkFile(f);
 }
@@ -835,9 +871,11 @@ void Sema::checkProblem(const ProblemDecl &p, Scope *fileScope) {
   for (const VarDecl &v : p.vars) {
     Symbol sym;
     sym.type = evalType(*v.type, ps, nullptr, false);
-    if (sym.type.kind == Type::Kind::Int || sym.type.kind == Type::Kind::Module) {
-      error(v.type->loc, "'" + v.name + "' must be a tensor type (scalar, vec, "
-                                        "mat or tensor)");
+    if (sym.type.kind == Type::Kind::Int ||
+        sym.type.kind == Type::Kind::Module) {
+      error(v.type->loc, "'" + v.name +
+                             "' must be a tensor type (scalar, vec, "
+                             "mat or tensor)");
       sym.type = Type::error();
     }
     sym.loc = v.loc;
@@ -868,9 +906,9 @@ void Sema::checkProblem(const ProblemDecl &p, Scope *fileScope) {
   for (auto &fn : p.fns)
     checkFnDefinition(*fn, ps, nullptr);
   if (info->vars.empty())
-    error(p.loc, "problem '" + p.name + "' has no 'var' to optimise");
+    missing(p.loc, "problem '" + p.name + "' has no 'var' to optimise");
   if (!p.objective) {
-    error(p.loc, "problem '" + p.name + "' has no 'minimize' objective");
+    missing(p.loc, "problem '" + p.name + "' has no 'minimize' objective");
   } else {
     Type t = ec.check(*p.objective);
     if (!t.isUnknown() && !t.isScalar())

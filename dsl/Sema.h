@@ -99,6 +99,9 @@ private:
 public:
   // Used by the expression checker.
   void error(SourceLoc loc, const std::string &msg);
+  /// Reports that a required part is missing, unless the file had syntax
+  /// errors (the part may be what failed to parse).
+  void missing(SourceLoc loc, const std::string &msg);
   void note(SourceLoc loc, const std::string &msg) { diag_.note(loc, msg); }
   Type evalType(const TypeExpr &t, Scope *scope,
                 std::map<std::string, Dim> *patterns, bool definition);
@@ -127,6 +130,7 @@ private:
   std::deque<ProblemInfo> problems_;
   std::deque<ModuleInst> modules_;
   std::map<const LoadedFile *, Scope *> fileScopes_;
+  std::set<uint32_t> incompleteFiles_;
   std::map<const ProblemDecl *, ProblemInfo *> problemInfo_;
   std::map<const UnrolledDecl *, Scope *> unrolledScopes_;
   std::map<const UnrolledDecl *, Scope *> unrolledLayered_;

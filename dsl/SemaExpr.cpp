@@ -15,8 +15,8 @@ Type elementwiseType(Sema &S, char op, const Type &a, const Type &b,
   const std::string opName =
       display.empty() ? std::string("'") + op + "'" : display;
   if (!a.isNumeric() || !b.isNumeric()) {
-    S.error(loc, opName + " needs numbers, got " +
-                     S.typeStr(a) + " and " + S.typeStr(b));
+    S.error(loc, opName + " needs numbers, got " + S.typeStr(a) + " and " +
+                     S.typeStr(b));
     return Type::error();
   }
   if (a.kind == Type::Kind::Int && b.kind == Type::Kind::Int &&
@@ -184,8 +184,9 @@ Type ExprChecker::checkName(const NameExpr &e) {
   if (s->type.kind == Type::Kind::Layered) {
     if (layers == Layers::Current)
       return s->type.elems[0];
-    S.error(e.loc, "'" + e.name + "' has a value at every layer; select one, "
-                                  "e.g. " +
+    S.error(e.loc, "'" + e.name +
+                       "' has a value at every layer; select one, "
+                       "e.g. " +
                        e.name + "[L]");
     return Type::error();
   }
@@ -312,9 +313,10 @@ Type ExprChecker::checkCall(const CallExpr &e) {
     std::string name = exprToString(*e.callee);
     Type r = S.callFunction(f, args, locs, names, e.loc, name);
     if (repeated && args.size() == 1 && !S.sameType(r, args[0])) {
-      S.error(e.loc, "'" + name + "' is repeated, so it must return its "
-                     "input type " + S.typeStr(args[0]) + ", but returns " +
-                         S.typeStr(r));
+      S.error(e.loc, "'" + name +
+                         "' is repeated, so it must return its "
+                         "input type " +
+                         S.typeStr(args[0]) + ", but returns " + S.typeStr(r));
       return Type::error();
     }
     return r;
@@ -330,8 +332,8 @@ Type ExprChecker::checkCall(const CallExpr &e) {
     checkArgs();
     for (size_t i = 0; i < names.size(); ++i)
       if (!names[i].empty()) {
-        S.error(e.args[i].loc, "built-in '" + name +
-                                   "' takes no named arguments");
+        S.error(e.args[i].loc,
+                "built-in '" + name + "' takes no named arguments");
         return Type::error();
       }
     return checkBuiltin(S, name, args, locs, e.loc);
@@ -356,9 +358,10 @@ Type ExprChecker::checkCall(const CallExpr &e) {
     m.self = f.module;
     Type r = S.callFunction(m, args, locs, names, e.loc, name);
     if (s && s->repeated && args.size() == 1 && !S.sameType(r, args[0])) {
-      S.error(e.loc, "'" + name + "' is repeated, so it must return its "
-                     "input type " + S.typeStr(args[0]) + ", but returns " +
-                         S.typeStr(r));
+      S.error(e.loc, "'" + name +
+                         "' is repeated, so it must return its "
+                         "input type " +
+                         S.typeStr(args[0]) + ", but returns " + S.typeStr(r));
       return Type::error();
     }
     return r;

@@ -91,6 +91,17 @@ bool numberValue(const Expr &e, double &v, bool &isInt) {
   return false;
 }
 
+/// zeros() or ones(): deterministic fills, allowed after `init y =`.
+bool isFill(const Expr &e) {
+  if (e.kind != Expr::Kind::Call)
+    return false;
+  auto &c = static_cast<const CallExpr &>(e);
+  if (c.callee->kind != Expr::Kind::Name)
+    return false;
+  const std::string &n = static_cast<const NameExpr &>(*c.callee).name;
+  return n == "zeros" || n == "ones";
+}
+
 std::string joinWords(const std::vector<std::string> &w) {
   std::string s;
   for (size_t i = 0; i < w.size(); ++i)
@@ -150,15 +161,17 @@ static std::string checkConfigCall(Sema &S, const Expr &e,
       }
       idx = positional++;
     } else {
-      auto it = std::find_if(spec->args.begin(), spec->args.end(),
-                             [&](const ArgSpec &s) { return a.name == s.name; });
+      auto it =
+          std::find_if(spec->args.begin(), spec->args.end(),
+                       [&](const ArgSpec &s) { return a.name == s.name; });
       if (it == spec->args.end()) {
         std::vector<std::string> an;
         for (auto &s : spec->args)
           an.push_back(s.name);
         std::string hint = closestMatch(a.name, an);
-        S.error(a.loc, "'" + name + "' has no setting '" + a.name + "'" +
-                           (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        S.error(a.loc,
+                "'" + name + "' has no setting '" + a.name + "'" +
+                    (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
         ok = false;
         continue;
       }
@@ -210,9 +223,10 @@ static std::string checkConfigCall(Sema &S, const Expr &e,
       }
       if (std::find(as.words.begin(), as.words.end(), w) == as.words.end()) {
         std::string hint = closestMatch(w, as.words);
-        S.error(v.loc, label + " must be " + joinWords(as.words) + ", got '" +
-                           w + "'" +
-                           (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+        S.error(v.loc,
+                label + " must be " + joinWords(as.words) + ", got '" + w +
+                    "'" +
+                    (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
         ok = false;
       }
       break;
@@ -272,8 +286,8 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
     }
   }
   if (!haveLayers)
-    error(u.loc, "unrolled '" + u.name + "' needs a layer count, e.g. '" +
-                     u.name + "(layers = 10)'");
+    missing(u.loc, "unrolled '" + u.name + "' needs a layer count, e.g. '" +
+                       u.name + "(layers = 10)'");
 
   Symbol *ps = fs->lookup(u.problem);
   if (!ps) {
@@ -281,8 +295,8 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
     return;
   }
   if (ps->kind != Symbol::Kind::Problem) {
-    error(u.problemLoc, "'" + u.problem + "' is " + ps->what +
-                            ", not a problem");
+    error(u.problemLoc,
+          "'" + u.problem + "' is " + ps->what + ", not a problem");
     return;
   }
   const ProblemDecl &pd = *ps->problem;
@@ -314,9 +328,9 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
           for (auto &p : pd.params)
             cands.push_back(p.name);
           std::string hint = closestMatch(a.name, cands);
-          error(a.loc, "problem '" + pd.name + "' has no parameter '" +
-                           a.name + "'" +
-                           (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+          error(a.loc,
+                "problem '" + pd.name + "' has no parameter '" + a.name + "'" +
+                    (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
           ok = false;
           continue;
         }
@@ -354,8 +368,8 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
     } else {
       Type t = fec.check(*value);
       if (!t.isUnknown() && !(t.kind == Type::Kind::Int || t.isScalar()))
-        error(value->loc, "parameter '" + p.name + "' must be a number, got " +
-                              typeStr(t));
+        error(value->loc,
+              "parameter '" + p.name + "' must be a number, got " + typeStr(t));
     }
   }
 
@@ -380,8 +394,9 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
     sym.loc = p.loc;
     sym.what = "param";
     if (p.binding == Binding::None)
-      error(p.loc, "param '" + p.name + "' needs 'per layer' (one copy per "
-                                        "layer) or 'shared' (one copy for all)");
+      error(p.loc, "param '" + p.name +
+                       "' needs 'per layer' (one copy per "
+                       "layer) or 'shared' (one copy for all)");
     if (p.repeat)
       error(p.repeat->loc, "'repeat' is only allowed inside a module");
     if (p.init) {
@@ -395,8 +410,9 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
                                typeStr(it) + ", but '" + p.name + "' is " +
                                typeStr(sym.type));
     } else if (sym.type.kind != Type::Kind::Module && !sym.type.isUnknown()) {
-      error(p.loc, "param '" + p.name + "' needs an initial value, e.g. '= "
-                                        "normal(0, 0.1)'");
+      error(p.loc, "param '" + p.name +
+                       "' needs an initial value, e.g. '= "
+                       "normal(0, 0.1)'");
     }
     declareChecked(us, p.name, sym);
   }
@@ -428,9 +444,12 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
     const Type &vt = us->names.at(in.var).type;
     if (in.random) {
       if (!t.isUnknown() && t.kind != Type::Kind::Dist)
-        error(in.value->loc, "'init " + in.var + " ~' needs a distribution "
-                             "such as normal(0, 1), got " +
+        error(in.value->loc, "'init " + in.var +
+                                 " ~' needs a distribution "
+                                 "such as normal(0, 1), got " +
                                  typeStr(t));
+    } else if (isFill(*in.value)) {
+      // `init y = zeros()` is as deterministic as `init y = x`.
     } else if (!t.isUnknown() && !sameType(t, vt)) {
       error(in.value->loc, "'" + in.var + "' is " + typeStr(vt) +
                                ", but its initial value is " + typeStr(t));
@@ -438,9 +457,9 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
   }
   for (const VarDecl *v : info->vars)
     if (!inited.count(v->name))
-      error(u.loc, "unrolled '" + u.name + "' does not initialise '" +
-                       v->name + "'; add 'init " + v->name +
-                       " ~ normal(0, 1)' or 'init " + v->name + " = ...'");
+      missing(u.loc, "unrolled '" + u.name + "' does not initialise '" +
+                         v->name + "'; add 'init " + v->name +
+                         " ~ normal(0, 1)' or 'init " + v->name + " = ...'");
 
   // The step: one layer of the algorithm.
   Scope *ss = newScope(us);
@@ -452,7 +471,7 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
   std::set<std::string> assigned;
   std::vector<std::string> locals;
   if (!u.hasStep)
-    error(u.loc, "unrolled '" + u.name + "' has no 'step'");
+    missing(u.loc, "unrolled '" + u.name + "' has no 'step'");
   for (const StmtPtr &s : u.step) {
     if (s->kind == Stmt::Kind::Return) {
       error(s->loc, "'return' is not allowed in a step; assign the state "
@@ -483,8 +502,8 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
         continue;
       }
       if (prev && prev->what != "step result") {
-        error(a.targetLocs[i], "cannot assign to " + prev->what + " '" + n +
-                                   "'");
+        error(a.targetLocs[i],
+              "cannot assign to " + prev->what + " '" + n + "'");
         continue;
       }
       if (!ti.isUnknown() && !ti.isTensor()) {
@@ -504,8 +523,8 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
   if (u.hasStep)
     for (const VarDecl *v : info->vars)
       if (!assigned.count(v->name))
-        error(u.stepLoc, "the step never updates '" + v->name +
-                             "', so the layers would not change it");
+        missing(u.stepLoc, "the step never updates '" + v->name +
+                               "', so the layers would not change it");
 
   // What a train block sees: state and step results, one per layer.
   Scope *ls = newScope(us);
@@ -553,8 +572,8 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
   };
 
   std::map<K, SourceLoc> once;
-  static const char *itemNames[] = {"data",  "target", "loss",   "descend",
-                                    "noise", "primal", "dual",   "epochs",
+  static const char *itemNames[] = {"data",  "target", "loss",    "descend",
+                                    "noise", "primal", "dual",    "epochs",
                                     "batch", "seed",   "evaluate"};
   for (const TrainItem &it : t.items) {
     const std::string itemName = itemNames[static_cast<int>(it.kind)];
@@ -589,10 +608,10 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
       long long v;
       if (ec.constantInt(*it.value, v, "'" + itemName + "'") &&
           v < (it.kind == K::Seed ? 0 : 1))
-        error(it.value->loc, "'" + itemName + "' must be " +
-                                 (it.kind == K::Seed ? "non-negative"
-                                                     : "at least 1") +
-                                 ", got " + std::to_string(v));
+        error(it.value->loc,
+              "'" + itemName + "' must be " +
+                  (it.kind == K::Seed ? "non-negative" : "at least 1") +
+                  ", got " + std::to_string(v));
       break;
     }
     case K::Target: {
@@ -602,12 +621,13 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
       if (prob != pd->name) {
         Symbol *ps = fs->lookup(prob);
         if (!ps)
-          unknownName(static_cast<const CallExpr &>(*it.value).args[0].value->loc,
-                      prob, fs);
+          unknownName(
+              static_cast<const CallExpr &>(*it.value).args[0].value->loc, prob,
+              fs);
         else
           error(static_cast<const CallExpr &>(*it.value).args[0].value->loc,
-                "target must solve '" + pd->name + "', the problem '" +
-                    t.name + "' solves; got '" + prob + "'");
+                "target must solve '" + pd->name + "', the problem '" + t.name +
+                    "' solves; got '" + prob + "'");
         break;
       }
       ProblemInfo *info = problemInfo_.at(pd);
@@ -666,7 +686,7 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
     }
   }
   if (!once.count(K::Loss))
-    error(t.loc, "train block for '" + t.name + "' has no 'loss'");
+    missing(t.loc, "train block for '" + t.name + "' has no 'loss'");
   bindings.clear();
 }
 
@@ -733,9 +753,9 @@ void Sema::checkDescend(const TrainItem &it, Scope *sc,
       unknownName(q.loc, static_cast<const NameExpr &>(q).name, sc);
       return;
     }
-    error(q.loc, "argument " + std::to_string(layeredArg + 1) + " of '" +
-                     form + "' must change across layers (a state variable "
-                            "or a step result), but '" +
+    error(q.loc, "argument " + std::to_string(layeredArg + 1) + " of '" + form +
+                     "' must change across layers (a state variable "
+                     "or a step result), but '" +
                      exprToString(q) + "' does not");
     return;
   }

@@ -38,7 +38,8 @@ Dim Dim::symbol(const std::string &name) {
 }
 
 bool Dim::isConstant() const {
-  return terms_.empty() || (terms_.size() == 1 && terms_.begin()->first.empty());
+  return terms_.empty() ||
+         (terms_.size() == 1 && terms_.begin()->first.empty());
 }
 
 long long Dim::value() const {
@@ -60,9 +61,7 @@ Dim Dim::operator+(const Dim &o) const {
   return r;
 }
 
-Dim Dim::operator-(const Dim &o) const {
-  return *this + o * Dim::constant(-1);
-}
+Dim Dim::operator-(const Dim &o) const { return *this + o * Dim::constant(-1); }
 
 Dim Dim::operator*(const Dim &o) const {
   Dim r;
@@ -149,13 +148,20 @@ std::string Dim::str() const {
 
 std::string Type::str() const {
   switch (kind) {
-  case Kind::Error: return "<error>";
-  case Kind::Any: return "any";
-  case Kind::Int: return "int";
-  case Kind::Dist: return "distribution";
-  case Kind::Func: return "function";
-  case Kind::Module: return "module";
-  case Kind::Layered: return "layered " + elems[0].str();
+  case Kind::Error:
+    return "<error>";
+  case Kind::Any:
+    return "any";
+  case Kind::Int:
+    return "int";
+  case Kind::Dist:
+    return "distribution";
+  case Kind::Func:
+    return "function";
+  case Kind::Module:
+    return "module";
+  case Kind::Layered:
+    return "layered " + elems[0].str();
   case Kind::Tuple: {
     std::string s = "(";
     for (size_t i = 0; i < elems.size(); ++i)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake ninja-build ccache git python3
+  build-essential cmake ninja-build ccache git python3 clang-format
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   clang-19 libclang-rt-19-dev libfuzzer-19-dev
   libhalide14-0-dev

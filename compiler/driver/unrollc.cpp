@@ -48,6 +48,8 @@ int emit(const std::string &stage, const std::string &file,
   }
   dsl::FrontendOptions opts;
   opts.libraryPath = libraryPath(includes);
+  // The AST is what was parsed: printed even if it would not type-check.
+  opts.parseOnly = true;
   auto fe = dsl::runFrontend(file, nullptr, opts, std::cerr);
   if (!fe->ok())
     return 1;
@@ -65,8 +67,8 @@ int run(int argc, char **argv) {
   app.add_option("-I,--lib", includes,
                  "extra directory to search for imported libraries");
   app.add_option("--emit", stage, "print one stage and stop")
-      ->check(CLI::IsMember({"ast", "mlir", "mlir-unrolled", "plan",
-                             "kernels"}));
+      ->check(
+          CLI::IsMember({"ast", "mlir", "mlir-unrolled", "plan", "kernels"}));
   app.add_option("file", file, "spec file (with --emit)");
   app.add_flag("--version", version, "print the linked toolchain");
 
@@ -75,6 +77,8 @@ int run(int argc, char **argv) {
   bool quiet = false;
   check->add_option("files", checkFilesList, "spec files")->required();
   check->add_flag("-q,--quiet", quiet, "print nothing on success");
+  check->add_option("-I,--lib", includes,
+                    "extra directory to search for imported libraries");
 
   try {
     app.parse(argc, argv);

@@ -20,6 +20,8 @@ config.excludes = ["Inputs"]
 llvm_bin = config.llvm_tools_dir
 config.environment["PATH"] = os.pathsep.join(
     [llvm_bin, config.environment.get("PATH", "")])
+import sys
+config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%unrollc", os.path.join(config.unroll_build_dir, "unrollc")))
 config.substitutions.append(("%stdlib", config.unroll_stdlib_dir))
 config.substitutions.append(("%examples", config.unroll_examples_dir))

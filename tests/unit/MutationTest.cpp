@@ -14,16 +14,70 @@ using namespace unroll;
 namespace {
 
 const char *kFragments[] = {
-    "(",      ")",       "[",     "]",        "{",       "}",        ",",
-    "=",      "+=",      "@",     "'",        "..",      "~",        "|",
-    "-",      "*",       "/",     "^",        "0",       "1e309",    "x",
-    "y",      "L",       "l",     "f",        "vec[",    "mat[p, ",  "tensor[",
-    "param ", "per layer", "shared", "repeat ", "step {", "init ",  "let ",
-    "fn ",    "return ", "problem ", "unrolled ", "train ", "module ",
-    "import prox\n", "import nosuch\n", "descend ", "noise ", "where ",
-    "by ",    "grad(",   "glow(",  "\n",      "\"",      "/*",       "//",
-    "99999999999999999999", "0", "-1", "#", "\t", "layers = 0",
-    "solves ", "minimize ", "data ", "given ", "var ",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "=",
+    "+=",
+    "@",
+    "'",
+    "..",
+    "~",
+    "|",
+    "-",
+    "*",
+    "/",
+    "^",
+    "0",
+    "1e309",
+    "x",
+    "y",
+    "L",
+    "l",
+    "f",
+    "vec[",
+    "mat[p, ",
+    "tensor[",
+    "param ",
+    "per layer",
+    "shared",
+    "repeat ",
+    "step {",
+    "init ",
+    "let ",
+    "fn ",
+    "return ",
+    "problem ",
+    "unrolled ",
+    "train ",
+    "module ",
+    "import prox\n",
+    "import nosuch\n",
+    "descend ",
+    "noise ",
+    "where ",
+    "by ",
+    "grad(",
+    "glow(",
+    "\n",
+    "\"",
+    "/*",
+    "//",
+    "99999999999999999999",
+    "0",
+    "-1",
+    "#",
+    "\t",
+    "layers = 0",
+    "solves ",
+    "minimize ",
+    "data ",
+    "given ",
+    "var ",
 };
 
 std::string mutate(const std::string &src, std::mt19937 &rng) {
@@ -36,8 +90,9 @@ std::string mutate(const std::string &src, std::mt19937 &rng) {
       s.erase(pos, 1 + rng() % 12);
       break;
     case 1: // insert a fragment
-      s.insert(pos, kFragments[rng() % (sizeof(kFragments) /
-                                        sizeof(kFragments[0]))]);
+      s.insert(
+          pos,
+          kFragments[rng() % (sizeof(kFragments) / sizeof(kFragments[0]))]);
       break;
     case 2: // overwrite with a random byte
       s[pos] = static_cast<char>(rng() % 256);
@@ -103,8 +158,7 @@ TEST_CASE("mutated specs never crash the front end", "[fuzz][mutation]") {
       INFO("mutant " << i << " status " << status << " (signal "
                      << (WIFSIGNALED(status) ? WTERMSIG(status) : 0)
                      << ", exit "
-                     << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
-                     << "):\n"
+                     << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << "):\n"
                      << m);
       FAIL();
     }
