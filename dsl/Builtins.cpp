@@ -32,6 +32,19 @@ struct Ctx {
                       ", got " + std::to_string(n));
     return false;
   }
+  /// Checks the argument count and whether any argument's type is unknown;
+  /// true means "return `early` now".
+  bool start(size_t lo, size_t hi, Type &early) {
+    if (!arity(lo, hi)) {
+      early = Type::error();
+      return true;
+    }
+    if (anyUnknown()) {
+      early = unknown();
+      return true;
+    }
+    return false;
+  }
   bool anyUnknown() const {
     return std::any_of(args.begin(), args.end(),
                        [](const Type &t) { return t.isUnknown(); });
@@ -78,10 +91,8 @@ Type check(Ctx &c) {
   const std::string &n = c.name;
   Sema &S = c.S;
   if (std::find(kUnary.begin(), kUnary.end(), n) != kUnary.end()) {
-    if (!c.arity(1, 1))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 1, early))
+      return early;
     return c.tensor(0, -1, "a tensor") ? c.t(0) : c.fail();
   }
   if (n == "max" || n == "min") {
@@ -90,10 +101,8 @@ Type check(Ctx &c) {
     return elementwiseType(S, 'm', c.t(0), c.t(1), c.call, "'" + n + "'");
   }
   if (n == "sum" || n == "mean") {
-    if (!c.arity(1, 2))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 2, early))
+      return early;
     if (!c.tensor(0, -1, "a tensor"))
       return c.fail();
     if (c.args.size() == 1)
@@ -106,17 +115,13 @@ Type check(Ctx &c) {
     return x;
   }
   if (n == "norm" || n == "norm1" || n == "sqnorm") {
-    if (!c.arity(1, 1))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 1, early))
+      return early;
     return c.tensor(0, -1, "a tensor") ? Type::scalar() : c.fail();
   }
   if (n == "eye") {
-    if (!c.arity(1, 1))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 1, early))
+      return early;
     if (c.args[0].kind != Type::Kind::Int) {
       S.error(c.locs[0], "argument 1 of 'eye' must be an integer size, got " +
                              S.typeStr(c.args[0]));
@@ -125,10 +130,8 @@ Type check(Ctx &c) {
     return Type::tensor({c.args[0].intValue, c.args[0].intValue});
   }
   if (n == "inv") {
-    if (!c.arity(1, 1))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 1, early))
+      return early;
     if (!c.tensor(0, 2, "a square matrix"))
       return c.fail();
     Type m = c.t(0);
@@ -139,29 +142,9 @@ Type check(Ctx &c) {
     }
     return m;
   }
-  if (n == "conv1x1") {
-    if (!c.arity(2, 2))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
-    if (!c.tensor(0, 3, "an image tensor[c, h, w]") ||
-        !c.tensor(1, 2, "a channel-mixing matrix mat[out, c]"))
-      return c.fail();
-    Type x = c.t(0), w = c.t(1);
-    if (!S.sameDim(x.shape[0], w.shape[1])) {
-      S.error(c.call, "conv1x1 of " + S.typeStr(x) + " with " + S.typeStr(w) +
-                          ": input channels " + x.shape[0].str() + " and " +
-                          w.shape[1].str() + " differ");
-      return c.fail();
-    }
-    x.shape[0] = w.shape[0];
-    return x;
-  }
   if (n == "lipschitz") {
-    if (!c.arity(1, 1))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 1, early))
+      return early;
     return c.tensor(0, 2, "a matrix") ? Type::scalar() : c.fail();
   }
   if (n == "normal" || n == "uniform") {
@@ -178,10 +161,8 @@ Type check(Ctx &c) {
     return c.arity(0, 0) ? Type::dist() : c.fail();
   }
   if (n == "concat") {
-    if (!c.arity(3, 3))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(3, 3, early))
+      return early;
     if (!c.tensor(0, -2, "a tensor") || !c.tensor(1, -2, "a tensor"))
       return c.fail();
     Type a = c.t(0), b = c.t(1);
@@ -205,10 +186,8 @@ Type check(Ctx &c) {
     return a;
   }
   if (n == "first_half" || n == "second_half") {
-    if (!c.arity(1, 1))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 1, early))
+      return early;
     if (!c.tensor(0, -2, "a tensor"))
       return c.fail();
     Type x = c.t(0);
@@ -221,10 +200,8 @@ Type check(Ctx &c) {
     return x;
   }
   if (n == "squeeze2d" || n == "unsqueeze2d") {
-    if (!c.arity(1, 1))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 1, early))
+      return early;
     if (!c.tensor(0, 3, "an image tensor[c, h, w]"))
       return c.fail();
     Type x = c.t(0);
@@ -245,30 +222,31 @@ Type check(Ctx &c) {
     }
     return x;
   }
-  if (n == "conv2d") {
-    if (!c.arity(2, 2))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+  if (n == "conv2d" || n == "conv1x1") {
+    // Both kernels are [out, in, ...]: conv2d's [out, in, kh, kw] and
+    // conv1x1's channel-mixing matrix [out, in].
+    if (Type early; c.start(2, 2, early))
+      return early;
+    bool full = n == "conv2d";
     if (!c.tensor(0, 3, "an image tensor[c, h, w]") ||
-        !c.tensor(1, 4, "a kernel tensor[out, in, kh, kw]"))
+        !c.tensor(1, full ? 4 : 2,
+                  full ? "a kernel tensor[out, in, kh, kw]"
+                       : "a channel-mixing matrix mat[out, c]"))
       return c.fail();
     Type x = c.t(0), k = c.t(1);
     if (!S.sameDim(x.shape[0], k.shape[1])) {
-      S.error(c.call, "conv2d of " + S.typeStr(x) + " with kernel " +
-                          S.typeStr(k) + ": input channels " +
-                          x.shape[0].str() + " and " + k.shape[1].str() +
-                          " differ");
+      S.error(c.call, n + " of " + S.typeStr(x) + " with " +
+                          (full ? "kernel " : "") + S.typeStr(k) +
+                          ": input channels " + x.shape[0].str() + " and " +
+                          k.shape[1].str() + " differ");
       return c.fail();
     }
     x.shape[0] = k.shape[0];
     return x;
   }
   if (n == "softmax" || n == "logsumexp") {
-    if (!c.arity(2, 2))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(2, 2, early))
+      return early;
     if (!c.tensor(0, -2, "a tensor"))
       return c.fail();
     Type x = c.t(0);
@@ -280,10 +258,8 @@ Type check(Ctx &c) {
     return x;
   }
   if (n == "append_ones") {
-    if (!c.arity(1, 1))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(1, 1, early))
+      return early;
     if (!c.tensor(0, -2, "a tensor"))
       return c.fail();
     Type x = c.t(0);
@@ -296,10 +272,8 @@ Type check(Ctx &c) {
     return x;
   }
   if (n == "graph_filter") {
-    if (!c.arity(3, 3))
-      return c.fail();
-    if (c.anyUnknown())
-      return c.unknown();
+    if (Type early; c.start(3, 3, early))
+      return early;
     if (!c.tensor(0, 2, "a graph shift operator mat[n, n]") ||
         !c.tensor(1, -2, "a tensor with one row per node") ||
         !c.tensor(2, 1, "a vector of filter taps"))

@@ -593,18 +593,23 @@ private:
     return lhs;
   }
 
+  /// A binary node `lhs op rhs`, located at lhs, with the operator's
+  /// location kept for diagnostics.
+  ExprPtr binary(const Token &op, ExprPtr lhs, ExprPtr rhs) {
+    SourceLoc loc = lhs->loc;
+    auto b = std::make_unique<BinaryExpr>(loc, op.text[0], std::move(lhs),
+                                          std::move(rhs));
+    b->opLoc = op.loc;
+    return b;
+  }
+
   // additive := mult { ('+' | '-') mult }
   ExprPtr parseAdditive() {
     ExprPtr lhs = parseMult();
     while (at(Tok::Plus) || at(Tok::Minus)) {
       Token op = take();
       bump(op.loc);
-      ExprPtr rhs = parseMult();
-      SourceLoc loc = lhs->loc;
-      auto b = std::make_unique<BinaryExpr>(loc, op.text[0], std::move(lhs),
-                                            std::move(rhs));
-      b->opLoc = op.loc;
-      lhs = std::move(b);
+      lhs = binary(op, std::move(lhs), parseMult());
     }
     return lhs;
   }
@@ -615,12 +620,7 @@ private:
     while (at(Tok::Star) || at(Tok::Slash) || at(Tok::At)) {
       Token op = take();
       bump(op.loc);
-      ExprPtr rhs = parseUnary();
-      SourceLoc loc = lhs->loc;
-      auto b = std::make_unique<BinaryExpr>(loc, op.text[0], std::move(lhs),
-                                            std::move(rhs));
-      b->opLoc = op.loc;
-      lhs = std::move(b);
+      lhs = binary(op, std::move(lhs), parseUnary());
     }
     return lhs;
   }
@@ -642,11 +642,7 @@ private:
     if (at(Tok::Caret)) {
       Token op = take();
       bump(op.loc);
-      SourceLoc loc = base->loc;
-      auto b =
-          std::make_unique<BinaryExpr>(loc, '^', std::move(base), parseUnary());
-      b->opLoc = op.loc;
-      return b;
+      return binary(op, std::move(base), parseUnary());
     }
     return base;
   }

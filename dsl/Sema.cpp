@@ -565,6 +565,47 @@ bool isNumberParam(const Param &p) {
 }
 } // namespace
 
+Symbol Sema::functionSymbol(const FnDecl &fn, Scope *scope, ModuleInst *self) {
+  Symbol sym;
+  sym.kind = Symbol::Kind::Function;
+  sym.type = Type::make(Type::Kind::Func);
+  sym.type.fn = &fn;
+  sym.type.fnScope = scope;
+  sym.type.self = self;
+  sym.loc = fn.loc;
+  sym.what = self ? "method" : "function";
+  sym.fn = &fn;
+  return sym;
+}
+
+void Sema::declareLets(Scope *scope, const std::vector<LetDecl> &lets) {
+  ExprChecker ec(*this, scope);
+  for (const LetDecl &l : lets) {
+    Symbol sym;
+    sym.type = ec.check(*l.value);
+    sym.loc = l.loc;
+    sym.what = "let";
+    declareChecked(scope, l.name, sym);
+  }
+}
+
+void Sema::checkParamInit(const ParamDecl &p, const Type &type, Scope *scope) {
+  if (!p.init) {
+    if (type.kind != Type::Kind::Module && !type.isUnknown())
+      error(p.loc, "param '" + p.name +
+                       "' needs an initial value, e.g. '= normal(0, 0.1)'");
+    return;
+  }
+  Type it = ExprChecker(*this, scope).check(*p.init);
+  if (type.kind == Type::Kind::Module)
+    error(p.init->loc, "a module parameter is initialised by its module");
+  else if (!(it.isUnknown() || it.kind == Type::Kind::Dist ||
+             it.kind == Type::Kind::Int || it.isScalar() || sameType(it, type)))
+    error(p.init->loc, "initial value of '" + p.name + "' has type " +
+                           typeStr(it) + ", but '" + p.name + "' is " +
+                           typeStr(type));
+}
+
 ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
   Symbol *s = scope->lookup(t.moduleName);
   if (!s) {
@@ -641,13 +682,7 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
   inst->key = key;
   moduleStack_.push_back(&md);
   ExprChecker mc(*this, ms);
-  for (const LetDecl &l : md.lets) {
-    Symbol sym;
-    sym.type = mc.check(*l.value);
-    sym.loc = l.loc;
-    sym.what = "let";
-    declareChecked(ms, l.name, sym);
-  }
+  declareLets(ms, md.lets);
   for (const ParamDecl &p : md.members) {
     Symbol sym;
     sym.type = evalType(*p.type, ms, nullptr, false);
@@ -673,17 +708,7 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
         error(p.repeat->loc, "only module parameters can be repeated");
       sym.repeated = true;
     }
-    if (p.init) {
-      Type it = mc.check(*p.init);
-      if (sym.type.kind == Type::Kind::Module)
-        error(p.init->loc, "a module parameter is initialised by its module");
-      else if (!(it.isUnknown() || it.kind == Type::Kind::Dist ||
-                 it.kind == Type::Kind::Int || it.isScalar() ||
-                 sameType(it, sym.type)))
-        error(p.init->loc, "initial value of '" + p.name + "' has type " +
-                               typeStr(it) + ", but '" + p.name + "' is " +
-                               typeStr(sym.type));
-    }
+    checkParamInit(p, sym.type, ms);
     declareChecked(ms, p.name, sym);
   }
   std::set<std::string> methodNames;
@@ -692,15 +717,7 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
       error(m->loc, "redefinition of method '" + m->name + "'");
       continue;
     }
-    Symbol sym;
-    sym.kind = Symbol::Kind::Function;
-    sym.type = Type::make(Type::Kind::Func);
-    sym.type.fn = m.get();
-    sym.type.fnScope = ms;
-    sym.type.self = inst;
-    sym.loc = m->loc;
-    sym.what = "method";
-    declareChecked(ms, m->name, sym);
+    declareChecked(ms, m->name, functionSymbol(*m, ms, inst));
   }
   moduleStack_.pop_back();
   return inst;
@@ -740,17 +757,8 @@ void Sema::buildFileScope(LoadedFile *f) {
     fs->names[name] = std::move(sym);
   };
   Module &m = *f->ast;
-  for (auto &fn : m.fns) {
-    Symbol sym;
-    sym.kind = Symbol::Kind::Function;
-    sym.type = Type::make(Type::Kind::Func);
-    sym.type.fn = fn.get();
-    sym.type.fnScope = fs;
-    sym.loc = fn->loc;
-    sym.what = "function";
-    sym.fn = fn.get();
-    add(fn->name, sym);
-  }
+  for (auto &fn : m.fns)
+    add(fn->name, functionSymbol(*fn, fs));
   for (auto &md : m.modules) {
     Symbol sym;
     sym.kind = Symbol::Kind::ModuleDef;
@@ -886,23 +894,9 @@ void Sema::checkProblem(const ProblemDecl &p, Scope *fileScope) {
       info->vars.push_back(&v);
   }
   ExprChecker ec(*this, ps);
-  for (const LetDecl &l : p.lets) {
-    Symbol sym;
-    sym.type = ec.check(*l.value);
-    sym.loc = l.loc;
-    sym.what = "let";
-    declareChecked(ps, l.name, sym);
-  }
-  for (auto &fn : p.fns) {
-    Symbol sym;
-    sym.kind = Symbol::Kind::Function;
-    sym.type = Type::make(Type::Kind::Func);
-    sym.type.fn = fn.get();
-    sym.type.fnScope = ps;
-    sym.loc = fn->loc;
-    sym.what = "function";
-    declareChecked(ps, fn->name, sym);
-  }
+  declareLets(ps, p.lets);
+  for (auto &fn : p.fns)
+    declareChecked(ps, fn->name, functionSymbol(*fn, ps));
   for (auto &fn : p.fns)
     checkFnDefinition(*fn, ps, nullptr);
   if (info->vars.empty())

@@ -95,6 +95,13 @@ private:
   void checkTrain(const TrainDecl &t, Scope *fileScope);
   void checkDescend(const TrainItem &it, Scope *layerScope,
                     const std::string &trainName);
+  /// The symbol of a function (or method of `self`) defined in `scope`.
+  static Symbol functionSymbol(const FnDecl &fn, Scope *scope,
+                               ModuleInst *self = nullptr);
+  /// Checks `let`s in order and declares them in `scope`.
+  void declareLets(Scope *scope, const std::vector<LetDecl> &lets);
+  /// Checks a trainable parameter's initial value against its type.
+  void checkParamInit(const ParamDecl &p, const Type &type, Scope *scope);
 
 public:
   // Used by the expression checker.

@@ -291,6 +291,23 @@ Type ExprChecker::checkMember(const MemberExpr &e, bool &repeated) {
   return Type::error();
 }
 
+Type ExprChecker::callComposed(const Type &fn, const std::vector<Type> &args,
+                               const std::vector<SourceLoc> &locs,
+                               const std::vector<std::string> &names,
+                               SourceLoc loc, const std::string &name,
+                               bool repeated) {
+  Type r = S.callFunction(fn, args, locs, names, loc, name);
+  // The copies of a repeated module run one after another.
+  if (repeated && args.size() == 1 && !S.sameType(r, args[0])) {
+    S.error(loc, "'" + name +
+                     "' is repeated, so it must return its input "
+                     "type " +
+                     S.typeStr(args[0]) + ", but returns " + S.typeStr(r));
+    return Type::error();
+  }
+  return r;
+}
+
 Type ExprChecker::checkCall(const CallExpr &e) {
   std::vector<Type> args;
   std::vector<SourceLoc> locs;
@@ -311,15 +328,7 @@ Type ExprChecker::checkCall(const CallExpr &e) {
     if (f.isUnknown())
       return f;
     std::string name = exprToString(*e.callee);
-    Type r = S.callFunction(f, args, locs, names, e.loc, name);
-    if (repeated && args.size() == 1 && !S.sameType(r, args[0])) {
-      S.error(e.loc, "'" + name +
-                         "' is repeated, so it must return its "
-                         "input type " +
-                         S.typeStr(args[0]) + ", but returns " + S.typeStr(r));
-      return Type::error();
-    }
-    return r;
+    return callComposed(f, args, locs, names, e.loc, name, repeated);
   }
   if (e.callee->kind != Expr::Kind::Name) {
     checkArgs();
@@ -356,15 +365,7 @@ Type ExprChecker::checkCall(const CallExpr &e) {
     }
     m.fnScope = f.module->scope;
     m.self = f.module;
-    Type r = S.callFunction(m, args, locs, names, e.loc, name);
-    if (s && s->repeated && args.size() == 1 && !S.sameType(r, args[0])) {
-      S.error(e.loc, "'" + name +
-                         "' is repeated, so it must return its "
-                         "input type " +
-                         S.typeStr(args[0]) + ", but returns " + S.typeStr(r));
-      return Type::error();
-    }
-    return r;
+    return callComposed(m, args, locs, names, e.loc, name, s && s->repeated);
   }
   if (f.kind != Type::Kind::Func) {
     S.error(e.loc, "'" + name + "' is " + S.typeStr(f) + ", not a function");

@@ -29,6 +29,12 @@ private:
   Type checkIndex(const IndexExpr &e);
   Type checkMember(const MemberExpr &e, bool &repeated);
   Type matmul(const Type &a, const Type &b, SourceLoc loc);
+  /// Calls `fn`; for a `repeat`ed module also checks that the call maps its
+  /// input type to itself.
+  Type callComposed(const Type &fn, const std::vector<Type> &args,
+                    const std::vector<SourceLoc> &locs,
+                    const std::vector<std::string> &names, SourceLoc loc,
+                    const std::string &name, bool repeated);
 };
 
 /// Elementwise result type of `a op b` (same shape or one scalar), or an

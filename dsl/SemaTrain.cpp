@@ -381,13 +381,7 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
   declareChecked(us, "L", lsym);
 
   ExprChecker ec(*this, us);
-  for (const LetDecl &l : u.lets) {
-    Symbol sym;
-    sym.type = ec.check(*l.value);
-    sym.loc = l.loc;
-    sym.what = "let";
-    declareChecked(us, l.name, sym);
-  }
+  declareLets(us, u.lets);
   for (const ParamDecl &p : u.params) {
     Symbol sym;
     sym.type = evalType(*p.type, us, nullptr, false);
@@ -399,21 +393,7 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
                        "layer) or 'shared' (one copy for all)");
     if (p.repeat)
       error(p.repeat->loc, "'repeat' is only allowed inside a module");
-    if (p.init) {
-      Type it = ec.check(*p.init);
-      if (sym.type.kind == Type::Kind::Module)
-        error(p.init->loc, "a module parameter is initialised by its module");
-      else if (!(it.isUnknown() || it.kind == Type::Kind::Dist ||
-                 it.kind == Type::Kind::Int || it.isScalar() ||
-                 sameType(it, sym.type)))
-        error(p.init->loc, "initial value of '" + p.name + "' has type " +
-                               typeStr(it) + ", but '" + p.name + "' is " +
-                               typeStr(sym.type));
-    } else if (sym.type.kind != Type::Kind::Module && !sym.type.isUnknown()) {
-      error(p.loc, "param '" + p.name +
-                       "' needs an initial value, e.g. '= "
-                       "normal(0, 0.1)'");
-    }
+    checkParamInit(p, sym.type, us);
     declareChecked(us, p.name, sym);
   }
 
@@ -693,16 +673,8 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
 void Sema::checkDescend(const TrainItem &it, Scope *sc,
                         const std::string &trainName) {
   (void)trainName;
-  for (auto &fn : it.fns) {
-    Symbol sym;
-    sym.kind = Symbol::Kind::Function;
-    sym.type = Type::make(Type::Kind::Func);
-    sym.type.fn = fn.get();
-    sym.type.fnScope = sc;
-    sym.loc = fn->loc;
-    sym.what = "function";
-    declareChecked(sc, fn->name, sym);
-  }
+  for (auto &fn : it.fns)
+    declareChecked(sc, fn->name, functionSymbol(*fn, sc));
   for (auto &fn : it.fns)
     checkFnDefinition(*fn, sc, nullptr);
 

@@ -47,17 +47,20 @@ long long Dim::value() const {
   return terms_.empty() ? 0 : terms_.begin()->second;
 }
 
+void Dim::addTerm(const Monomial &m, long long c) {
+  long long v = checkedAdd(terms_[m], c);
+  if (v == 0)
+    terms_.erase(m);
+  else
+    terms_[m] = v;
+  if (terms_.size() > kMaxTerms)
+    throw DimError("dimension expression is too complex");
+}
+
 Dim Dim::operator+(const Dim &o) const {
   Dim r = *this;
-  for (auto &[m, c] : o.terms_) {
-    long long v = checkedAdd(r.terms_[m], c);
-    if (v == 0)
-      r.terms_.erase(m);
-    else
-      r.terms_[m] = v;
-  }
-  if (r.terms_.size() > kMaxTerms)
-    throw DimError("dimension expression is too complex");
+  for (auto &[m, c] : o.terms_)
+    r.addTerm(m, c);
   return r;
 }
 
@@ -72,13 +75,7 @@ Dim Dim::operator*(const Dim &o) const {
       std::sort(m.begin(), m.end());
       if (m.size() > 8)
         throw DimError("dimension expression is too complex");
-      long long v = checkedAdd(r.terms_[m], checkedMul(c1, c2));
-      if (v == 0)
-        r.terms_.erase(m);
-      else
-        r.terms_[m] = v;
-      if (r.terms_.size() > kMaxTerms)
-        throw DimError("dimension expression is too complex");
+      r.addTerm(m, checkedMul(c1, c2));
     }
   return r;
 }

@@ -47,6 +47,7 @@ public:
   std::string str() const;
 
 private:
+  void addTerm(const Monomial &m, long long c);
   std::map<Monomial, long long> terms_; // no zero coefficients stored
 };
 
