@@ -95,6 +95,11 @@ std::string Sema::typeStr(const Type &t) const {
 }
 
 void Sema::unknownName(SourceLoc loc, const std::string &name, Scope *scope) {
+  if (name == "l") {
+    error(loc, "unknown name 'l'; the layer index 'l' exists only in 'step', "
+               "'noise' and 'descend'");
+    return;
+  }
   std::vector<std::string> cands = builtinNames();
   for (Scope *s = scope; s; s = s->parent)
     for (auto &[n, sym] : s->names)
