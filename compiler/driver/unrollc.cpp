@@ -3,9 +3,9 @@
 //   unrollc check FILE...        parse and check specs
 //   unrollc --emit=ast FILE      print a stage of the pipeline
 //   unrollc --version            print the toolchain this build links
+#include "RuntimeLoader.h"
 #include "compiler/BuildInfo.h"
 #include "dsl/Frontend.h"
-#include "runtime/BuildInfo.h"
 
 #include <CLI/CLI.hpp>
 
@@ -87,8 +87,14 @@ int run(int argc, char **argv) {
   }
   if (version) {
     std::cout << "unrollc " << UNROLL_VERSION << "\n"
-              << compiler::describeToolchain() << "\n"
-              << runtime::describeTorch() << "\n";
+              << compiler::describeToolchain() << "\n";
+    std::string err;
+    driver::RuntimeLibrary *rt = driver::RuntimeLibrary::get(err);
+    if (!rt) {
+      std::cerr << "error: " << err << "\n";
+      return 1;
+    }
+    std::cout << rt->describe() << "\n";
     return 0;
   }
   if (*check)
@@ -109,6 +115,10 @@ int run(int argc, char **argv) {
 int main(int argc, char **argv) {
   try {
     return run(argc, argv);
+  } catch (const dsl::UserError &e) {
+    // Stages that fail on input outside a spec (files, settings) end here.
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
   } catch (const dsl::InternalError &e) {
     std::cerr << "internal compiler error: " << e.what()
               << "\nplease report this with the spec that caused it\n";

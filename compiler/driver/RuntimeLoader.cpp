@@ -1,0 +1,75 @@
+#include "RuntimeLoader.h"
+
+#include "runtime/RuntimeAPI.h"
+
+#include <dlfcn.h>
+#include <filesystem>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace unroll::driver {
+
+namespace {
+std::vector<std::string> candidates() {
+  std::vector<std::string> out;
+  if (const char *env = std::getenv("UNROLL_RUNTIME_LIB"); env && *env)
+    out.push_back(env);
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path dir = exe.parent_path();
+    out.push_back((dir / "lib" / "libunroll_runtime.so").string());
+    out.push_back(
+        (dir.parent_path() / "lib" / "libunroll_runtime.so").string());
+  }
+  return out;
+}
+} // namespace
+
+RuntimeLibrary *RuntimeLibrary::get(std::string &err) {
+  static RuntimeLibrary lib;
+  if (lib.handle_)
+    return &lib;
+  std::string tried;
+  for (const std::string &path : candidates()) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+      tried += "\n  " + path + " (not found)";
+      continue;
+    }
+    void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      tried += "\n  " + path + " (" + dlerror() + ")";
+      continue;
+    }
+    auto abi =
+        reinterpret_cast<int (*)()>(dlsym(h, "unroll_runtime_abi_version"));
+    auto describe = reinterpret_cast<int (*)(char *, int)>(
+        dlsym(h, "unroll_runtime_describe"));
+    if (!abi || !describe || abi() != UNROLL_RUNTIME_ABI_VERSION) {
+      tried += "\n  " + path + " (not a compatible Unroll runtime)";
+      dlclose(h);
+      continue;
+    }
+    lib.handle_ = h;
+    lib.describe_ = describe;
+    return &lib;
+  }
+  err = "cannot load the Unroll runtime library; tried:" + tried +
+        "\nset UNROLL_RUNTIME_LIB to its path";
+  return nullptr;
+}
+
+std::string RuntimeLibrary::describe() const {
+  std::string s(256, '\0');
+  int n = describe_(s.data(), static_cast<int>(s.size()));
+  if (n >= static_cast<int>(s.size())) {
+    s.assign(n + 1, '\0');
+    describe_(s.data(), n + 1);
+  }
+  s.resize(n);
+  return s;
+}
+
+} // namespace unroll::driver
