@@ -76,6 +76,31 @@ public:
   /// Checks every loaded file, libraries first.
   void checkAll();
 
+  /// What later stages need to know about a checked unrolled algorithm.
+  struct UnrolledInfo {
+    const ProblemDecl *problem = nullptr;
+    /// Problem parameters bound by `solves`: sizes and constants.
+    std::map<std::string, Dim> bindings;
+    std::map<std::string, double> constants;
+    long long layers = 1;
+  };
+  /// Null if the declaration failed to check.
+  const UnrolledInfo *unrolledInfo(const UnrolledDecl *u) const {
+    auto it = unrolledInfo_.find(u);
+    return it == unrolledInfo_.end() ? nullptr : &it->second;
+  }
+  /// The user function a call invokes (names resolve lexically, so this
+  /// holds inside function bodies too); null for built-ins and methods.
+  const FnDecl *calleeOf(const CallExpr *c) const {
+    auto it = callees_.find(c);
+    return it == callees_.end() ? nullptr : it->second;
+  }
+  /// The problem whose objective `f` a call invokes, if it does.
+  const ProblemDecl *objectiveOf(const CallExpr *c) const {
+    auto it = objectiveCalls_.find(c);
+    return it == objectiveCalls_.end() ? nullptr : it->second;
+  }
+
   /// Types of the expressions checked outside function bodies (function
   /// bodies are checked per call and have no single type).
   const std::unordered_map<const Expr *, Type> &exprTypes() const {
@@ -126,6 +151,8 @@ public:
   std::string typeStr(const Type &t) const;
 
   std::map<std::string, Dim> bindings; // problem parameter values in force
+  std::unordered_map<const CallExpr *, const FnDecl *> callees_;
+  std::unordered_map<const CallExpr *, const ProblemDecl *> objectiveCalls_;
   std::unordered_map<const Expr *, Type> exprTypes_;
   bool recordTypes = true;
 
@@ -142,6 +169,7 @@ private:
   std::map<const UnrolledDecl *, Scope *> unrolledScopes_;
   std::map<const UnrolledDecl *, Scope *> unrolledLayered_;
   std::map<const UnrolledDecl *, const ProblemDecl *> unrolledProblem_;
+  std::map<const UnrolledDecl *, UnrolledInfo> unrolledInfo_;
   std::map<const UnrolledDecl *, std::map<std::string, Dim>> unrolledBindings_;
   std::map<const void *, Scope *> declFileScope_; // module/problem decl -> file
   std::map<std::string, Type> instMemo_;

@@ -371,6 +371,10 @@ Type ExprChecker::checkCall(const CallExpr &e) {
     S.error(e.loc, "'" + name + "' is " + S.typeStr(f) + ", not a function");
     return Type::error();
   }
+  if (f.fn)
+    S.callees_[&e] = f.fn;
+  else if (f.objective)
+    S.objectiveCalls_[&e] = f.objective->decl;
   return S.callFunction(f, args, locs, names, e.loc, name);
 }
 

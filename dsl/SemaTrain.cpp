@@ -346,6 +346,7 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
       }
     }
   }
+  std::map<std::string, double> constants;
   for (size_t i = 0; i < pd.params.size(); ++i) {
     const Param &p = pd.params[i];
     const Expr *value = order[i] >= 0 ? u.problemArgs[order[i]].value.get()
@@ -367,9 +368,16 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
       }
     } else {
       Type t = fec.check(*value);
+      double v;
+      bool isIntLit;
       if (!t.isUnknown() && !(t.kind == Type::Kind::Int || t.isScalar()))
         error(value->loc,
               "parameter '" + p.name + "' must be a number, got " + typeStr(t));
+      else if (!numberValue(*value, v, isIntLit))
+        error(value->loc, "parameter '" + p.name +
+                              "' must be a number written out, e.g. 0.5");
+      else
+        constants[p.name] = v;
     }
   }
 
@@ -521,6 +529,11 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
   }
   unrolledLayered_[&u] = ls;
   unrolledBindings_[&u] = bindings;
+  UnrolledInfo &ui = unrolledInfo_[&u];
+  ui.problem = &pd;
+  ui.bindings = bindings;
+  ui.constants = constants;
+  ui.layers = haveLayers ? layers : 1;
   bindings.clear();
 }
 

@@ -5,7 +5,11 @@
 //   unrollc --version            print the toolchain this build links
 #include "RuntimeLoader.h"
 #include "compiler/BuildInfo.h"
+#include "compiler/IRGen/IRGen.h"
 #include "dsl/Frontend.h"
+
+#include "mlir/IR/OperationSupport.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <CLI/CLI.hpp>
 
@@ -40,20 +44,33 @@ int checkFiles(const std::vector<std::string> &files,
 }
 
 int emit(const std::string &stage, const std::string &file,
-         const std::vector<std::string> &includes) {
-  if (stage != "ast") {
+         const std::vector<std::string> &includes, bool locations) {
+  if (stage != "ast" && stage != "mlir") {
     std::cerr << "error: --emit=" << stage
-              << " is not available yet; this build supports --emit=ast\n";
+              << " is not available yet; this build supports --emit=ast and "
+                 "--emit=mlir\n";
     return 1;
   }
   dsl::FrontendOptions opts;
   opts.libraryPath = libraryPath(includes);
   // The AST is what was parsed: printed even if it would not type-check.
-  opts.parseOnly = true;
+  opts.parseOnly = stage == "ast";
   auto fe = dsl::runFrontend(file, nullptr, opts, std::cerr);
   if (!fe->ok())
     return 1;
-  dsl::printAST(*fe->main->ast, std::cout);
+  if (stage == "ast") {
+    dsl::printAST(*fe->main->ast, std::cout);
+    return 0;
+  }
+  mlir::MLIRContext ctx;
+  auto module = compiler::generateIR(ctx, *fe);
+  if (!module)
+    return 1;
+  mlir::OpPrintingFlags flags;
+  if (locations)
+    flags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/false);
+  module->print(llvm::outs(), flags);
+  llvm::outs() << "\n";
   return 0;
 }
 
@@ -70,6 +87,9 @@ int run(int argc, char **argv) {
       ->check(
           CLI::IsMember({"ast", "mlir", "mlir-unrolled", "plan", "kernels"}));
   app.add_option("file", file, "spec file (with --emit)");
+  bool locations = false;
+  app.add_flag("--locations", locations,
+               "with --emit=mlir: print each op's DSL source location");
   app.add_flag("--version", version, "print the linked toolchain");
 
   auto *check = app.add_subcommand("check", "parse and check spec files");
@@ -104,7 +124,7 @@ int run(int argc, char **argv) {
       std::cerr << "error: --emit needs a spec file\n";
       return 1;
     }
-    return emit(stage, file, includes);
+    return emit(stage, file, includes, locations);
   }
   std::cerr << app.help();
   return 1;

@@ -11,7 +11,7 @@ exec(open(site).read())
 
 config.name = "unroll"
 config.test_format = lit.formats.ShTest(execute_external=False)
-config.suffixes = [".unroll"]
+config.suffixes = [".unroll", ".mlir"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.unroll_build_dir, "tests", "lit")
 # Inputs/ folders hold files that tests import; they are not tests.
@@ -23,5 +23,6 @@ config.environment["PATH"] = os.pathsep.join(
 import sys
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%unrollc", os.path.join(config.unroll_build_dir, "unrollc")))
+config.substitutions.append(("%unroll-opt", os.path.join(config.unroll_build_dir, "unroll-opt")))
 config.substitutions.append(("%stdlib", config.unroll_stdlib_dir))
 config.substitutions.append(("%examples", config.unroll_examples_dir))

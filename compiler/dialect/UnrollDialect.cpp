@@ -1,0 +1,262 @@
+#include "compiler/dialect/UnrollDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/StringSwitch.h"
+
+using namespace mlir;
+
+#include "compiler/dialect/UnrollDialect.cpp.inc"
+
+namespace unroll::ir {
+
+void UnrollDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "compiler/dialect/UnrollOps.cpp.inc"
+      >();
+}
+
+RankedTensorType tensorType(MLIRContext *ctx, llvm::ArrayRef<int64_t> shape) {
+  return RankedTensorType::get(shape, Float32Type::get(ctx));
+}
+
+FailureOr<llvm::SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> a,
+                                                      ArrayRef<int64_t> b) {
+  ArrayRef<int64_t> lng = a.size() >= b.size() ? a : b;
+  ArrayRef<int64_t> sht = a.size() >= b.size() ? b : a;
+  llvm::SmallVector<int64_t> out(lng.begin(), lng.end());
+  size_t off = lng.size() - sht.size();
+  for (size_t i = 0; i < sht.size(); ++i) {
+    int64_t l = lng[off + i], s = sht[i];
+    if (l == s || s == 1)
+      continue;
+    if (l == 1) {
+      out[off + i] = s;
+      continue;
+    }
+    return failure();
+  }
+  return out;
+}
+
+FailureOr<llvm::SmallVector<int64_t>> matmulShape(ArrayRef<int64_t> a,
+                                                  ArrayRef<int64_t> b) {
+  if (a.empty() || b.empty())
+    return failure();
+  if (a.size() == 3 && b.size() == 3) {
+    if (a[0] != b[0] || a[2] != b[1])
+      return failure();
+    return llvm::SmallVector<int64_t>{a[0], a[1], b[2]};
+  }
+  if (b.size() > 2 || a.back() != b.front())
+    return failure();
+  llvm::SmallVector<int64_t> out(a.begin(), a.end() - 1);
+  if (b.size() == 2)
+    out.push_back(b[1]);
+  return out;
+}
+
+namespace {
+ArrayRef<int64_t> shapeOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getShape();
+}
+
+LogicalResult inferBinary(MLIRContext *ctx, std::optional<Location> loc,
+                          ValueRange operands, SmallVectorImpl<Type> &inferred,
+                          StringRef what) {
+  if (operands.size() != 2)
+    return emitOptionalError(loc, what, " takes two operands");
+  auto out = broadcastShapes(shapeOf(operands[0]), shapeOf(operands[1]));
+  if (failed(out))
+    return emitOptionalError(loc, what, ": shapes ", operands[0].getType(),
+                             " and ", operands[1].getType(),
+                             " do not broadcast");
+  inferred.push_back(tensorType(ctx, *out));
+  return success();
+}
+} // namespace
+
+#define UNROLL_INFER_BINARY(Op, name)                                          \
+  LogicalResult Op::inferReturnTypes(                                          \
+      MLIRContext *ctx, std::optional<Location> loc, ValueRange operands,      \
+      DictionaryAttr, OpaqueProperties, RegionRange,                           \
+      SmallVectorImpl<Type> &inferred) {                                       \
+    return inferBinary(ctx, loc, operands, inferred, name);                    \
+  }
+UNROLL_INFER_BINARY(AddOp, "add")
+UNROLL_INFER_BINARY(SubOp, "sub")
+UNROLL_INFER_BINARY(MulOp, "mul")
+UNROLL_INFER_BINARY(DivOp, "div")
+UNROLL_INFER_BINARY(PowOp, "pow")
+UNROLL_INFER_BINARY(MaxOp, "max")
+UNROLL_INFER_BINARY(MinOp, "min")
+#undef UNROLL_INFER_BINARY
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *ctx,
+                                         std::optional<Location> loc,
+                                         ValueRange operands, DictionaryAttr,
+                                         OpaqueProperties, RegionRange,
+                                         SmallVectorImpl<Type> &inferred) {
+  auto out = matmulShape(shapeOf(operands[0]), shapeOf(operands[1]));
+  if (failed(out))
+    return emitOptionalError(loc, "matmul: shapes ", operands[0].getType(),
+                             " and ", operands[1].getType(), " do not fit");
+  inferred.push_back(tensorType(ctx, *out));
+  return success();
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *ctx,
+                                            std::optional<Location> loc,
+                                            ValueRange operands, DictionaryAttr,
+                                            OpaqueProperties, RegionRange,
+                                            SmallVectorImpl<Type> &inferred) {
+  llvm::SmallVector<int64_t> s(shapeOf(operands[0]));
+  if (s.size() < 2)
+    return emitOptionalError(loc, "transpose needs rank 2 or 3");
+  std::swap(s[s.size() - 1], s[s.size() - 2]);
+  inferred.push_back(tensorType(ctx, s));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Verifiers
+//===----------------------------------------------------------------------===//
+
+LogicalResult AlgorithmOp::verify() {
+  if (getLayers() < 1)
+    return emitOpError("needs at least one layer, got ") << getLayers();
+  unsigned steps = 0, states = 0;
+  for (Operation &op : getBody().front()) {
+    if (isa<StepOp>(op))
+      ++steps;
+    else if (isa<StateOp>(op))
+      ++states;
+  }
+  if (steps != 1)
+    return emitOpError("needs exactly one unroll.step, got ") << steps;
+  if (states == 0)
+    return emitOpError("needs at least one unroll.state");
+  return success();
+}
+
+LogicalResult InputOp::verify() {
+  if (getRole() != "data" && getRole() != "given")
+    return emitOpError("role must be 'data' or 'given', got '")
+           << getRole() << "'";
+  return success();
+}
+
+/// The yield of an initialiser region must produce the declared type (or a
+/// value that broadcasts to it).
+static LogicalResult verifyInit(Operation *op, Region &init, Type declared) {
+  auto yield = cast<YieldOp>(init.front().getTerminator());
+  if (yield.getValues().size() != 1)
+    return op->emitOpError("initialiser must yield one value");
+  Type t = yield.getValues()[0].getType();
+  if (t != declared)
+    return op->emitOpError("initialiser yields ")
+           << t << ", but the declared type is " << declared;
+  return success();
+}
+
+LogicalResult ParamOp::verify() {
+  if (getBinding() != "per_layer" && getBinding() != "shared")
+    return emitOpError("binding must be 'per_layer' or 'shared', got '")
+           << getBinding() << "'";
+  return verifyInit(*this, getInit(), getType());
+}
+
+LogicalResult StateOp::verify() {
+  return verifyInit(*this, getInit(), getType());
+}
+
+LogicalResult StepOp::verify() {
+  Block &b = getBody().front();
+  if (b.getNumArguments() != getState().size())
+    return emitOpError("has ")
+           << getState().size() << " state operands but its body takes "
+           << b.getNumArguments();
+  for (auto [v, a] : llvm::zip(getState(), b.getArguments()))
+    if (v.getType() != a.getType())
+      return emitOpError("state operand type ")
+             << v.getType() << " differs from block argument " << a.getType();
+  auto yield = cast<YieldOp>(b.getTerminator());
+  if (yield.getValues().size() != getState().size())
+    return emitOpError("yields ") << yield.getValues().size() << " values for "
+                                  << getState().size() << " state variables";
+  for (auto [v, s] : llvm::zip(yield.getValues(), getState()))
+    if (v.getType() != s.getType())
+      return emitOpError("yields ")
+             << v.getType() << " for a state of type " << s.getType();
+  return success();
+}
+
+LogicalResult ConstantOp::verify() {
+  if (getType().getRank() != 0)
+    return emitOpError("result must be a scalar tensor<f32>");
+  return success();
+}
+
+LogicalResult FillOp::verify() {
+  if (getValue().getType().getRank() != 0)
+    return emitOpError("fill value must be a scalar");
+  return success();
+}
+
+LogicalResult RandomOp::verify() {
+  if (getDistribution() != "normal" && getDistribution() != "uniform")
+    return emitOpError("distribution must be 'normal' or 'uniform'");
+  if (getA().getType().getRank() != 0 || getB().getType().getRank() != 0)
+    return emitOpError("distribution parameters must be scalars");
+  return success();
+}
+
+LogicalResult EyeOp::verify() {
+  auto s = getType().getShape();
+  if (s.size() != 2 || s[0] != s[1])
+    return emitOpError("result must be a square matrix");
+  return success();
+}
+
+LogicalResult UnaryOp::verify() {
+  bool known = llvm::StringSwitch<bool>(getFn())
+                   .Cases("neg", "abs", "sign", "relu", "exp", "log", true)
+                   .Cases("sqrt", "tanh", "sigmoid", "square", true)
+                   .Default(false);
+  if (!known)
+    return emitOpError("unknown elementwise function '") << getFn() << "'";
+  return success();
+}
+
+LogicalResult ReduceOp::verify() {
+  StringRef k = getKind();
+  bool axisKind = k == "sum" || k == "mean";
+  if (!axisKind && k != "norm" && k != "norm1" && k != "sqnorm")
+    return emitOpError("unknown reduction '") << k << "'";
+  auto in = getOperand().getType().getShape();
+  llvm::SmallVector<int64_t> want;
+  if (auto ax = getAxis()) {
+    if (!axisKind)
+      return emitOpError("'") << k << "' reduces over all elements";
+    if (*ax < 0 || *ax >= static_cast<int64_t>(in.size()))
+      return emitOpError("axis ") << *ax << " out of range";
+    want.assign(in.begin(), in.end());
+    want.erase(want.begin() + *ax);
+  }
+  if (getType().getShape() != ArrayRef<int64_t>(want))
+    return emitOpError("result type ")
+           << getType() << " does not match the reduction";
+  return success();
+}
+
+LogicalResult LipschitzOp::verify() {
+  if (getOperand().getType().getRank() != 2 || getType().getRank() != 0)
+    return emitOpError("takes a matrix and returns a scalar");
+  return success();
+}
+
+} // namespace unroll::ir
+
+#define GET_OP_CLASSES
+#include "compiler/dialect/UnrollOps.cpp.inc"

@@ -1,0 +1,194 @@
+//===- UnrollOps.td - operations of the unroll dialect -----*- tablegen -*-===//
+
+#ifndef UNROLL_OPS
+#define UNROLL_OPS
+
+include "UnrollDialect.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/IR/RegionKindInterface.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+
+def Unroll_Tensor : RankedTensorOf<[F32]>;
+
+//===----------------------------------------------------------------------===//
+// Structure
+//===----------------------------------------------------------------------===//
+
+def Unroll_AlgorithmOp : Unroll_Op<"algorithm", [Symbol, NoTerminator,
+    SingleBlock, NoRegionArguments]> {
+  let summary = "an unrolled algorithm: inputs, parameters, state and step";
+  let arguments = (ins SymbolNameAttr:$sym_name, StrAttr:$problem,
+                       I64Attr:$layers);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $sym_name `solves` $problem `layers` `(` $layers `)` attr-dict-with-keyword
+    $body
+  }];
+  let hasVerifier = 1;
+}
+
+def Unroll_InputOp : Unroll_Op<"input", [Pure]> {
+  let summary = "per-instance data or shared given data of the problem";
+  let arguments = (ins StrAttr:$name, StrAttr:$role);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$role $name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_ParamOp : Unroll_Op<"param", [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "a trainable parameter, per layer or shared";
+  let description = [{
+    The region computes the initial value. A `per_layer` parameter becomes one
+    tensor per layer when the algorithm is unrolled; `shared` stays one.
+  }];
+  let arguments = (ins StrAttr:$name, StrAttr:$binding);
+  let results = (outs Unroll_Tensor:$result);
+  let regions = (region SizedRegion<1>:$init);
+  let assemblyFormat = "$binding $name attr-dict `:` type($result) $init";
+  let hasVerifier = 1;
+}
+
+def Unroll_StateOp : Unroll_Op<"state", [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "a state variable of the algorithm and its initial value";
+  let arguments = (ins StrAttr:$name, UnitAttr:$random);
+  let results = (outs Unroll_Tensor:$result);
+  let regions = (region SizedRegion<1>:$init);
+  let assemblyFormat = "$name attr-dict `:` type($result) $init";
+  let hasVerifier = 1;
+}
+
+def Unroll_StepOp : Unroll_Op<"step", [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "the body of one layer";
+  let description = [{
+    Takes the state before the layer (one operand per `unroll.state`, bound
+    to the block arguments) and yields the state after it, in the same order.
+  }];
+  let arguments = (ins Variadic<Unroll_Tensor>:$state);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "`(` $state `)` attr-dict `:` type($state) $body";
+  let hasVerifier = 1;
+}
+
+def Unroll_YieldOp : Unroll_Op<"yield", [Pure, Terminator,
+    ParentOneOf<["ParamOp", "StateOp", "StepOp"]>]> {
+  let summary = "ends a param/state initialiser or a step";
+  let arguments = (ins Variadic<Unroll_Tensor>:$values);
+  let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+}
+
+def Unroll_LayerIndexOp : Unroll_Op<"layer_index", [Pure]> {
+  let summary = "the index l of the layer being computed, as a scalar";
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Values and distributions
+//===----------------------------------------------------------------------===//
+
+def Unroll_ConstantOp : Unroll_Op<"constant", [Pure]> {
+  let summary = "a scalar constant";
+  let arguments = (ins F32Attr:$value);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$value attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_FillOp : Unroll_Op<"fill", [Pure]> {
+  let summary = "a tensor of the result type filled with a scalar";
+  let arguments = (ins Unroll_Tensor:$value);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$value attr-dict `:` type($value) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_RandomOp : Unroll_Op<"random"> {
+  let summary = "a sample of the result type from a distribution";
+  let description = [{
+    `normal` draws N(a, b^2), `uniform` draws U(a, b), elementwise.
+  }];
+  let arguments = (ins StrAttr:$distribution, Unroll_Tensor:$a, Unroll_Tensor:$b);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $distribution `(` $a `,` $b `)` attr-dict `:` type($a) `,` type($b) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Unroll_EyeOp : Unroll_Op<"eye", [Pure]> {
+  let summary = "an identity matrix";
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Math
+//===----------------------------------------------------------------------===//
+
+class Unroll_BinaryOp<string mnemonic> : Unroll_Op<mnemonic,
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "elementwise " # mnemonic # " with broadcasting";
+  let arguments = (ins Unroll_Tensor:$lhs, Unroll_Tensor:$rhs);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Unroll_AddOp : Unroll_BinaryOp<"add">;
+def Unroll_SubOp : Unroll_BinaryOp<"sub">;
+def Unroll_MulOp : Unroll_BinaryOp<"mul">;
+def Unroll_DivOp : Unroll_BinaryOp<"div">;
+def Unroll_PowOp : Unroll_BinaryOp<"pow">;
+def Unroll_MaxOp : Unroll_BinaryOp<"max">;
+def Unroll_MinOp : Unroll_BinaryOp<"min">;
+
+def Unroll_UnaryOp : Unroll_Op<"unary", [Pure, SameOperandsAndResultType]> {
+  let summary = "an elementwise function: neg, abs, sign, relu, exp, ...";
+  let arguments = (ins StrAttr:$fn, Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$fn $operand attr-dict `:` type($operand)";
+  let hasVerifier = 1;
+}
+
+def Unroll_MatmulOp : Unroll_Op<"matmul",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "matrix product, as the DSL's @";
+  let arguments = (ins Unroll_Tensor:$lhs, Unroll_Tensor:$rhs);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Unroll_TransposeOp : Unroll_Op<"transpose",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "swaps the last two axes";
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+}
+
+def Unroll_ReduceOp : Unroll_Op<"reduce", [Pure]> {
+  let summary = "sum, mean, norm, norm1 or sqnorm, over all or one axis";
+  let arguments = (ins StrAttr:$kind, Unroll_Tensor:$operand,
+                       OptionalAttr<I64Attr>:$axis);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$kind $operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_LipschitzOp : Unroll_Op<"lipschitz", [Pure]> {
+  let summary = "the squared spectral norm ||D||_2^2 of a matrix";
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+#endif // UNROLL_OPS
