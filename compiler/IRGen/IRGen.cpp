@@ -167,7 +167,8 @@ private:
       auto type = tensorOf(*p.type);
       auto op = b_.create<ir::ParamOp>(
           loc(p.loc), type, p.name,
-          p.binding == Binding::PerLayer ? "per_layer" : "shared");
+          p.binding == Binding::PerLayer ? "per_layer" : "shared",
+          /*layer=*/nullptr);
       genInit(op.getInit(), type, *p.init);
       bind(p.name, GenValue{op.getResult(), std::nullopt});
     }

@@ -126,17 +126,43 @@ LogicalResult TransposeOp::inferReturnTypes(MLIRContext *ctx,
 LogicalResult AlgorithmOp::verify() {
   if (getLayers() < 1)
     return emitOpError("needs at least one layer, got ") << getLayers();
-  unsigned steps = 0, states = 0;
+  int64_t steps = 0, states = 0, layers = 0;
   for (Operation &op : getBody().front()) {
     if (isa<StepOp>(op))
       ++steps;
     else if (isa<StateOp>(op))
       ++states;
+    else if (isa<LayerOp>(op))
+      ++layers;
   }
-  if (steps != 1)
+  // Before unroll-layers: one step. After: one unroll.layer per layer.
+  if (layers == 0 && steps != 1)
     return emitOpError("needs exactly one unroll.step, got ") << steps;
+  if (layers != 0 && (steps != 0 || layers != getLayers()))
+    return emitOpError("an unrolled algorithm needs ")
+           << getLayers() << " unroll.layer ops and no step, got " << layers
+           << " layers and " << steps << " steps";
   if (states == 0)
     return emitOpError("needs at least one unroll.state");
+  return success();
+}
+
+LogicalResult LayerOp::verify() {
+  Block &b = getBody().front();
+  if (b.getNumArguments() != getState().size() ||
+      getResults().size() != getState().size())
+    return emitOpError("needs as many block arguments and results as state "
+                       "operands");
+  auto yield = cast<YieldOp>(b.getTerminator());
+  for (auto [s, a, y, r] :
+       llvm::zip(getState(), b.getArguments(), yield.getValues(), getResults()))
+    if (s.getType() != a.getType() || y.getType() != s.getType() ||
+        r.getType() != s.getType())
+      return emitOpError("state types must agree across operands, block "
+                         "arguments, yield and results");
+  if (yield.getValues().size() != getState().size())
+    return emitOpError("yields ") << yield.getValues().size() << " values for "
+                                  << getState().size() << " state variables";
   return success();
 }
 

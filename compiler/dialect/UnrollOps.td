@@ -41,9 +41,11 @@ def Unroll_ParamOp : Unroll_Op<"param", [SingleBlockImplicitTerminator<"YieldOp"
   let summary = "a trainable parameter, per layer or shared";
   let description = [{
     The region computes the initial value. A `per_layer` parameter becomes one
-    tensor per layer when the algorithm is unrolled; `shared` stays one.
+    tensor per layer when the algorithm is unrolled (each copy with its
+    `layer` attribute); `shared` stays one.
   }];
-  let arguments = (ins StrAttr:$name, StrAttr:$binding);
+  let arguments = (ins StrAttr:$name, StrAttr:$binding,
+                       OptionalAttr<I64Attr>:$layer);
   let results = (outs Unroll_Tensor:$result);
   let regions = (region SizedRegion<1>:$init);
   let assemblyFormat = "$binding $name attr-dict `:` type($result) $init";
@@ -71,9 +73,26 @@ def Unroll_StepOp : Unroll_Op<"step", [SingleBlockImplicitTerminator<"YieldOp">]
   let hasVerifier = 1;
 }
 
+def Unroll_LayerOp : Unroll_Op<"layer",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "one explicit layer of an unrolled algorithm";
+  let description = [{
+    Made by the unroll-layers pass from `unroll.step`: layer `index` (1..L)
+    maps the state after layer index-1 to the state after this layer. Its
+    body refers to this layer's own copies of `per_layer` parameters.
+  }];
+  let arguments = (ins I64Attr:$index, Variadic<Unroll_Tensor>:$state);
+  let results = (outs Variadic<Unroll_Tensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $index `(` $state `)` attr-dict `:` functional-type($state, $results) $body
+  }];
+  let hasVerifier = 1;
+}
+
 def Unroll_YieldOp : Unroll_Op<"yield", [Pure, Terminator,
-    ParentOneOf<["ParamOp", "StateOp", "StepOp"]>]> {
-  let summary = "ends a param/state initialiser or a step";
+    ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp"]>]> {
+  let summary = "ends a param/state initialiser, a step or a layer";
   let arguments = (ins Variadic<Unroll_Tensor>:$values);
   let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];
   let assemblyFormat = "($values^ `:` type($values))? attr-dict";

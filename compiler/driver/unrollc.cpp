@@ -6,7 +6,10 @@
 #include "RuntimeLoader.h"
 #include "compiler/BuildInfo.h"
 #include "compiler/IRGen/IRGen.h"
+#include "compiler/passes/UnrollLayers.h"
+
 #include "dsl/Frontend.h"
+#include "mlir/Pass/PassManager.h"
 
 #include "mlir/IR/OperationSupport.h"
 #include "llvm/Support/raw_ostream.h"
@@ -44,11 +47,12 @@ int checkFiles(const std::vector<std::string> &files,
 }
 
 int emit(const std::string &stage, const std::string &file,
-         const std::vector<std::string> &includes, bool locations) {
-  if (stage != "ast" && stage != "mlir") {
+         const std::vector<std::string> &includes, bool locations,
+         bool printAfterAll) {
+  if (stage != "ast" && stage != "mlir" && stage != "mlir-unrolled") {
     std::cerr << "error: --emit=" << stage
-              << " is not available yet; this build supports --emit=ast and "
-                 "--emit=mlir\n";
+              << " is not available yet; this build supports --emit=ast, "
+                 "--emit=mlir and --emit=mlir-unrolled\n";
     return 1;
   }
   dsl::FrontendOptions opts;
@@ -66,6 +70,20 @@ int emit(const std::string &stage, const std::string &file,
   auto module = compiler::generateIR(ctx, *fe);
   if (!module)
     return 1;
+  if (stage == "mlir-unrolled") {
+    mlir::PassManager pm(&ctx);
+    if (printAfterAll) {
+      // Printing from several threads would interleave.
+      ctx.disableMultithreading();
+      pm.enableIRPrinting(
+          /*shouldPrintBeforePass=*/[](mlir::Pass *, mlir::Operation *) {
+            return false;
+          });
+    }
+    pm.addPass(compiler::createUnrollLayersPass());
+    if (mlir::failed(pm.run(*module)))
+      return 1;
+  }
   mlir::OpPrintingFlags flags;
   if (locations)
     flags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/false);
@@ -88,6 +106,9 @@ int run(int argc, char **argv) {
           CLI::IsMember({"ast", "mlir", "mlir-unrolled", "plan", "kernels"}));
   app.add_option("file", file, "spec file (with --emit)");
   bool locations = false;
+  bool printAfterAll = false;
+  app.add_flag("--print-ir-after-all", printAfterAll,
+               "print the IR after every pass (to stderr)");
   app.add_flag("--locations", locations,
                "with --emit=mlir: print each op's DSL source location");
   app.add_flag("--version", version, "print the linked toolchain");
@@ -124,7 +145,7 @@ int run(int argc, char **argv) {
       std::cerr << "error: --emit needs a spec file\n";
       return 1;
     }
-    return emit(stage, file, includes, locations);
+    return emit(stage, file, includes, locations, printAfterAll);
   }
   std::cerr << app.help();
   return 1;
