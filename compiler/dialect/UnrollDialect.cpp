@@ -248,7 +248,7 @@ LogicalResult EyeOp::verify() {
 LogicalResult UnaryOp::verify() {
   bool known = llvm::StringSwitch<bool>(getFn())
                    .Cases("neg", "abs", "sign", "relu", "exp", "log", true)
-                   .Cases("sqrt", "tanh", "sigmoid", "square", true)
+                   .Cases("sqrt", "tanh", "sigmoid", "square", "step", true)
                    .Default(false);
   if (!known)
     return emitOpError("unknown elementwise function '") << getFn() << "'";
@@ -273,6 +273,61 @@ LogicalResult ReduceOp::verify() {
   if (getType().getShape() != ArrayRef<int64_t>(want))
     return emitOpError("result type ")
            << getType() << " does not match the reduction";
+  return success();
+}
+
+LogicalResult OuterOp::inferReturnTypes(MLIRContext *ctx,
+                                        std::optional<Location> loc,
+                                        ValueRange operands, DictionaryAttr,
+                                        OpaqueProperties, RegionRange,
+                                        SmallVectorImpl<Type> &inferred) {
+  auto a = shapeOf(operands[0]), b = shapeOf(operands[1]);
+  if (a.size() != 1 || b.size() != 1)
+    return emitOptionalError(loc, "outer needs two vectors");
+  inferred.push_back(tensorType(ctx, {a[0], b[0]}));
+  return success();
+}
+
+LogicalResult ExpandOp::verify() {
+  auto in = getOperand().getType().getShape();
+  auto out = getType().getShape();
+  int64_t ax = getAxis();
+  if (out.size() != in.size() + 1 || ax < 0 ||
+      ax >= static_cast<int64_t>(out.size()))
+    return emitOpError("result must have one more axis than the operand");
+  llvm::SmallVector<int64_t> dropped(out.begin(), out.end());
+  dropped.erase(dropped.begin() + ax);
+  if (ArrayRef<int64_t>(dropped) != in)
+    return emitOpError("result ")
+           << getType() << " is not " << getOperand().getType() << " with axis "
+           << ax << " inserted";
+  return success();
+}
+
+LogicalResult SumToOp::verify() {
+  auto b =
+      broadcastShapes(getType().getShape(), getOperand().getType().getShape());
+  if (failed(b) || ArrayRef<int64_t>(*b) != getOperand().getType().getShape())
+    return emitOpError("result ")
+           << getType() << " does not broadcast to " << getOperand().getType();
+  return success();
+}
+
+LogicalResult GradOp::verify() {
+  if (getArgs().empty())
+    return emitOpError("needs at least the argument to differentiate by");
+  if (getType() != getArgs()[0].getType())
+    return emitOpError("result type must be the first argument's type");
+  Block &b = getBody().front();
+  if (b.getNumArguments() != getArgs().size())
+    return emitOpError("body must take one argument per operand");
+  for (auto [v, a] : llvm::zip(getArgs(), b.getArguments()))
+    if (v.getType() != a.getType())
+      return emitOpError("operand and body argument types differ");
+  auto yield = cast<YieldOp>(b.getTerminator());
+  if (yield.getValues().size() != 1 ||
+      cast<RankedTensorType>(yield.getValues()[0].getType()).getRank() != 0)
+    return emitOpError("body must yield one scalar");
   return success();
 }
 

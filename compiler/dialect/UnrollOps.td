@@ -90,8 +90,26 @@ def Unroll_LayerOp : Unroll_Op<"layer",
   let hasVerifier = 1;
 }
 
+def Unroll_GradOp : Unroll_Op<"grad",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "gradient of a scalar function with respect to its first argument";
+  let description = [{
+    The body is the function: its block arguments mirror the operands, and it
+    yields a scalar. The result is d(body)/d(first argument), of the first
+    operand's type; values the body captures from above are constants. The
+    `differentiate` pass replaces the op by explicit IR.
+  }];
+  let arguments = (ins Variadic<Unroll_Tensor>:$args);
+  let results = (outs Unroll_Tensor:$result);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    `(` $args `)` attr-dict `:` functional-type($args, $result) $body
+  }];
+  let hasVerifier = 1;
+}
+
 def Unroll_YieldOp : Unroll_Op<"yield", [Pure, Terminator,
-    ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp"]>]> {
+    ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp", "GradOp"]>]> {
   let summary = "ends a param/state initialiser, a step or a layer";
   let arguments = (ins Variadic<Unroll_Tensor>:$values);
   let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];
@@ -199,6 +217,32 @@ def Unroll_ReduceOp : Unroll_Op<"reduce", [Pure]> {
                        OptionalAttr<I64Attr>:$axis);
   let results = (outs Unroll_Tensor:$result);
   let assemblyFormat = "$kind $operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_OuterOp : Unroll_Op<"outer",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "outer product of two vectors";
+  let arguments = (ins Unroll_Tensor:$lhs, Unroll_Tensor:$rhs);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Unroll_ExpandOp : Unroll_Op<"expand", [Pure]> {
+  let summary = "repeats a tensor along a new axis (inverse of a reduction)";
+  let arguments = (ins Unroll_Tensor:$operand, I64Attr:$axis);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_SumToOp : Unroll_Op<"sum_to", [Pure]> {
+  let summary = "sums a broadcast result back to the shape it came from";
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
   let hasVerifier = 1;
 }
 

@@ -1,6 +1,7 @@
 // unroll-opt: mlir-opt with the unroll dialect (and, as they arrive, its
 // passes) registered. Used by the lit tests of each IR stage.
 #include "compiler/dialect/UnrollDialect.h"
+#include "compiler/passes/Differentiate.h"
 #include "compiler/passes/UnrollLayers.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -10,6 +11,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   registry.insert<unroll::ir::UnrollDialect>();
   unroll::compiler::registerUnrollLayersPass();
+  unroll::compiler::registerDifferentiatePass();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "Unroll optimizer driver\n", registry));
 }

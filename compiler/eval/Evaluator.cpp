@@ -1,0 +1,287 @@
+#include "compiler/eval/Evaluator.h"
+
+#include "compiler/dialect/UnrollDialect.h"
+
+#include <cmath>
+#include <numeric>
+
+namespace unroll::eval {
+
+namespace {
+
+using namespace mlir;
+
+int64_t count(const std::vector<int64_t> &shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1},
+                         std::multiplies<int64_t>());
+}
+
+std::vector<int64_t> shapeOf(Value v) {
+  auto s = cast<RankedTensorType>(v.getType()).getShape();
+  return std::vector<int64_t>(s.begin(), s.end());
+}
+
+Tensor zeros(std::vector<int64_t> shape) {
+  Tensor t;
+  t.data.assign(count(shape), 0.0);
+  t.shape = std::move(shape);
+  return t;
+}
+
+/// The flat index into `in` (broadcast to `out`) of output element `flat`.
+int64_t broadcastIndex(int64_t flat, const std::vector<int64_t> &out,
+                       const std::vector<int64_t> &in) {
+  int64_t idx = 0, stride = 1;
+  size_t off = out.size() - in.size();
+  for (size_t d = out.size(); d-- > 0;) {
+    int64_t coord = flat % out[d];
+    flat /= out[d];
+    if (d >= off) {
+      int64_t n = in[d - off];
+      idx += (n == 1 ? 0 : coord) * stride;
+      stride *= n;
+    }
+  }
+  return idx;
+}
+
+template <typename F>
+Tensor binary(const Tensor &a, const Tensor &b, const std::vector<int64_t> &out,
+              F f) {
+  Tensor r = zeros(out);
+  for (int64_t i = 0; i < static_cast<int64_t>(r.size()); ++i)
+    r.data[i] = f(a.data[broadcastIndex(i, out, a.shape)],
+                  b.data[broadcastIndex(i, out, b.shape)]);
+  return r;
+}
+
+double unaryFn(StringRef fn, double x) {
+  if (fn == "neg")
+    return -x;
+  if (fn == "abs")
+    return std::fabs(x);
+  if (fn == "sign")
+    return x > 0 ? 1 : x < 0 ? -1 : 0;
+  if (fn == "relu")
+    return x > 0 ? x : 0;
+  if (fn == "step")
+    return x > 0 ? 1 : 0;
+  if (fn == "exp")
+    return std::exp(x);
+  if (fn == "log")
+    return std::log(x);
+  if (fn == "sqrt")
+    return std::sqrt(x);
+  if (fn == "tanh")
+    return std::tanh(x);
+  if (fn == "sigmoid")
+    return 1 / (1 + std::exp(-x));
+  if (fn == "square")
+    return x * x;
+  throw EvalError("unknown elementwise function " + fn.str());
+}
+
+/// a @ b under the DSL's rules (shapes already verified).
+Tensor matmul(const Tensor &a, const Tensor &b,
+              const std::vector<int64_t> &out) {
+  Tensor r = zeros(out);
+  if (a.shape.size() == 3 && b.shape.size() == 3) {
+    int64_t B = a.shape[0], M = a.shape[1], N = a.shape[2], K = b.shape[2];
+    for (int64_t q = 0; q < B; ++q)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t k = 0; k < K; ++k) {
+          double s = 0;
+          for (int64_t j = 0; j < N; ++j)
+            s += a.data[(q * M + i) * N + j] * b.data[(q * N + j) * K + k];
+          r.data[(q * M + i) * K + k] = s;
+        }
+    return r;
+  }
+  int64_t N = a.shape.back();
+  int64_t rows = count(a.shape) / N;
+  int64_t K = b.shape.size() == 2 ? b.shape[1] : 1;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      double s = 0;
+      for (int64_t j = 0; j < N; ++j)
+        s += a.data[i * N + j] * b.data[j * K + k];
+      r.data[i * K + k] = s;
+    }
+  return r;
+}
+
+Tensor transpose(const Tensor &a) {
+  std::vector<int64_t> out = a.shape;
+  size_t n = out.size();
+  std::swap(out[n - 1], out[n - 2]);
+  Tensor r = zeros(out);
+  int64_t M = a.shape[n - 2], N = a.shape[n - 1], B = count(a.shape) / (M * N);
+  for (int64_t q = 0; q < B; ++q)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j)
+        r.data[q * M * N + j * M + i] = a.data[q * M * N + i * N + j];
+  return r;
+}
+
+/// Sums `a` over `axis` (or, with the axis dropped, expands `a` along it).
+Tensor sumAxis(const Tensor &a, int64_t axis, const std::vector<int64_t> &out) {
+  Tensor r = zeros(out);
+  int64_t outer =
+      count(std::vector<int64_t>(a.shape.begin(), a.shape.begin() + axis));
+  int64_t n = a.shape[axis];
+  int64_t inner =
+      count(std::vector<int64_t>(a.shape.begin() + axis + 1, a.shape.end()));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t i = 0; i < inner; ++i)
+        r.data[o * inner + i] += a.data[(o * n + k) * inner + i];
+  return r;
+}
+
+class Interpreter {
+public:
+  Interpreter(Env env, double layerIndex)
+      : env_(std::move(env)), layerIndex_(layerIndex) {}
+
+  std::vector<Tensor> run(Block &block, const std::vector<Tensor> &args) {
+    if (args.size() != block.getNumArguments())
+      throw EvalError("wrong number of block arguments");
+    for (auto [a, t] : llvm::zip(block.getArguments(), args))
+      env_[a] = t;
+    for (Operation &op : block) {
+      if (op.hasTrait<OpTrait::IsTerminator>()) {
+        std::vector<Tensor> out;
+        for (Value v : op.getOperands())
+          out.push_back(get(v));
+        return out;
+      }
+      step(op);
+    }
+    throw EvalError("block has no terminator");
+  }
+
+private:
+  const Tensor &get(Value v) {
+    auto it = env_.find(v);
+    if (it == env_.end())
+      throw EvalError("value used before it is defined");
+    return it->second;
+  }
+  void set(Operation &op, Tensor t) { env_[op.getResult(0)] = std::move(t); }
+
+  void step(Operation &op) {
+    auto out = op.getNumResults() == 1 ? shapeOf(op.getResult(0))
+                                       : std::vector<int64_t>{};
+    if (auto c = dyn_cast<ir::ConstantOp>(op))
+      return set(op, Tensor::scalar(c.getValue().convertToDouble()));
+    if (isa<ir::LayerIndexOp>(op))
+      return set(op, Tensor::scalar(layerIndex_));
+    if (auto f = dyn_cast<ir::FillOp>(op)) {
+      Tensor t = zeros(out);
+      std::fill(t.data.begin(), t.data.end(), get(f.getValue()).data[0]);
+      return set(op, t);
+    }
+    if (isa<ir::EyeOp>(op)) {
+      Tensor t = zeros(out);
+      for (int64_t i = 0; i < out[0]; ++i)
+        t.data[i * out[0] + i] = 1;
+      return set(op, t);
+    }
+    if (auto u = dyn_cast<ir::UnaryOp>(op)) {
+      Tensor t = get(u.getOperand());
+      for (double &x : t.data)
+        x = unaryFn(u.getFn(), x);
+      return set(op, t);
+    }
+    if (isa<ir::AddOp, ir::SubOp, ir::MulOp, ir::DivOp, ir::PowOp, ir::MaxOp,
+            ir::MinOp>(op)) {
+      const Tensor &a = get(op.getOperand(0)), &b = get(op.getOperand(1));
+      StringRef n = op.getName().stripDialect();
+      return set(op, binary(a, b, out, [&](double x, double y) {
+                   if (n == "add")
+                     return x + y;
+                   if (n == "sub")
+                     return x - y;
+                   if (n == "mul")
+                     return x * y;
+                   if (n == "div")
+                     return x / y;
+                   if (n == "pow")
+                     return std::pow(x, y);
+                   if (n == "max")
+                     return std::max(x, y);
+                   return std::min(x, y);
+                 }));
+    }
+    if (auto m = dyn_cast<ir::MatmulOp>(op))
+      return set(op, matmul(get(m.getLhs()), get(m.getRhs()), out));
+    if (auto t = dyn_cast<ir::TransposeOp>(op))
+      return set(op, transpose(get(t.getOperand())));
+    if (auto o = dyn_cast<ir::OuterOp>(op)) {
+      const Tensor &a = get(o.getLhs()), &b = get(o.getRhs());
+      Tensor r = zeros(out);
+      for (size_t i = 0; i < a.size(); ++i)
+        for (size_t j = 0; j < b.size(); ++j)
+          r.data[i * b.size() + j] = a.data[i] * b.data[j];
+      return set(op, r);
+    }
+    if (auto e = dyn_cast<ir::ExpandOp>(op)) {
+      const Tensor &a = get(e.getOperand());
+      Tensor r = zeros(out);
+      int64_t ax = e.getAxis();
+      int64_t n = out[ax];
+      int64_t inner =
+          count(std::vector<int64_t>(out.begin() + ax + 1, out.end()));
+      int64_t outer =
+          count(std::vector<int64_t>(out.begin(), out.begin() + ax));
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t k = 0; k < n; ++k)
+          for (int64_t i = 0; i < inner; ++i)
+            r.data[(o * n + k) * inner + i] = a.data[o * inner + i];
+      return set(op, r);
+    }
+    if (auto s = dyn_cast<ir::SumToOp>(op)) {
+      const Tensor &a = get(s.getOperand());
+      Tensor r = zeros(out);
+      for (int64_t i = 0; i < static_cast<int64_t>(a.size()); ++i)
+        r.data[broadcastIndex(i, a.shape, out)] += a.data[i];
+      return set(op, r);
+    }
+    if (auto r = dyn_cast<ir::ReduceOp>(op)) {
+      const Tensor &a = get(r.getOperand());
+      StringRef k = r.getKind();
+      if (auto ax = r.getAxis()) {
+        Tensor s = sumAxis(a, *ax, out);
+        if (k == "mean")
+          for (double &x : s.data)
+            x /= static_cast<double>(a.shape[*ax]);
+        return set(op, s);
+      }
+      double acc = 0;
+      for (double x : a.data)
+        acc += k == "norm1"                     ? std::fabs(x)
+               : (k == "norm" || k == "sqnorm") ? x * x
+                                                : x;
+      if (k == "mean")
+        acc /= static_cast<double>(a.size());
+      if (k == "norm")
+        acc = std::sqrt(acc);
+      return set(op, Tensor::scalar(acc));
+    }
+    throw EvalError("the evaluator does not run '" +
+                    op.getName().getStringRef().str() + "'");
+  }
+
+  Env env_;
+  double layerIndex_;
+};
+
+} // namespace
+
+std::vector<Tensor> evaluate(mlir::Block &block,
+                             const std::vector<Tensor> &args, Env env,
+                             double layerIndex) {
+  return Interpreter(std::move(env), layerIndex).run(block, args);
+}
+
+} // namespace unroll::eval

@@ -1,0 +1,309 @@
+#include "compiler/passes/Differentiate.h"
+
+#include "compiler/dialect/UnrollDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/DenseSet.h"
+
+namespace unroll::compiler {
+
+namespace {
+
+using namespace mlir;
+using ir::tensorType;
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+/// Builds the adjoint IR of one gradient.
+class Adjoint {
+public:
+  Adjoint(OpBuilder &b, Location loc) : b_(b), loc_(loc) {}
+
+  Value scalar(double v) {
+    return b_.create<ir::ConstantOp>(loc_, tensorType(b_.getContext(), {}),
+                                     b_.getF32FloatAttr(static_cast<float>(v)));
+  }
+  Value unary(StringRef fn, Value x) {
+    return b_.create<ir::UnaryOp>(loc_, fn, x);
+  }
+  Value add(Value x, Value y) { return b_.create<ir::AddOp>(loc_, x, y); }
+  Value sub(Value x, Value y) { return b_.create<ir::SubOp>(loc_, x, y); }
+  Value mul(Value x, Value y) { return b_.create<ir::MulOp>(loc_, x, y); }
+  Value div(Value x, Value y) { return b_.create<ir::DivOp>(loc_, x, y); }
+  Value matmul(Value x, Value y) { return b_.create<ir::MatmulOp>(loc_, x, y); }
+  Value transpose(Value x) { return b_.create<ir::TransposeOp>(loc_, x); }
+  Value outer(Value x, Value y) { return b_.create<ir::OuterOp>(loc_, x, y); }
+  Value fill(Value s, RankedTensorType t) {
+    return b_.create<ir::FillOp>(loc_, t, s);
+  }
+  Value sumAll(Value x) {
+    return b_.create<ir::ReduceOp>(loc_, tensorType(b_.getContext(), {}), "sum",
+                                   x, IntegerAttr());
+  }
+  /// `c` summed down to `t` where it was broadcast.
+  Value sumTo(Value c, RankedTensorType t) {
+    if (c.getType() == t)
+      return c;
+    return b_.create<ir::SumToOp>(loc_, t, c);
+  }
+
+  /// Adds contribution `c` to the adjoint of `v`.
+  void accumulate(Value v, Value c) {
+    c = sumTo(c, typeOf(v));
+    auto it = adj_.find(v);
+    if (it == adj_.end())
+      adj_[v] = c;
+    else
+      it->second = add(it->second, c);
+  }
+  Value get(Value v) const { return adj_.lookup(v); }
+
+  /// Propagates the adjoint `g` of `op`'s result to its active operands.
+  LogicalResult propagate(Operation &op, Value g,
+                          const llvm::DenseSet<Value> &active) {
+    loc_ = op.getLoc();
+    auto act = [&](unsigned i) { return active.contains(op.getOperand(i)); };
+    Value r = op.getResult(0);
+    if (auto u = dyn_cast<ir::UnaryOp>(op)) {
+      Value x = u.getOperand();
+      StringRef fn = u.getFn();
+      Value d;
+      if (fn == "neg")
+        d = unary("neg", g);
+      else if (fn == "abs")
+        d = mul(g, unary("sign", x));
+      else if (fn == "relu")
+        d = mul(g, unary("step", x));
+      else if (fn == "exp")
+        d = mul(g, r);
+      else if (fn == "log")
+        d = div(g, x);
+      else if (fn == "sqrt")
+        d = div(mul(g, scalar(0.5)), r);
+      else if (fn == "tanh")
+        d = mul(g, sub(scalar(1), mul(r, r)));
+      else if (fn == "sigmoid")
+        d = mul(g, mul(r, sub(scalar(1), r)));
+      else if (fn == "square")
+        d = mul(g, mul(x, scalar(2)));
+      else // sign, step: zero almost everywhere
+        return success();
+      accumulate(x, d);
+      return success();
+    }
+    if (isa<ir::AddOp>(op)) {
+      if (act(0))
+        accumulate(op.getOperand(0), g);
+      if (act(1))
+        accumulate(op.getOperand(1), g);
+      return success();
+    }
+    if (isa<ir::SubOp>(op)) {
+      if (act(0))
+        accumulate(op.getOperand(0), g);
+      if (act(1))
+        accumulate(op.getOperand(1), unary("neg", g));
+      return success();
+    }
+    if (isa<ir::MulOp>(op)) {
+      Value a = op.getOperand(0), c = op.getOperand(1);
+      if (act(0))
+        accumulate(a, mul(g, c));
+      if (act(1))
+        accumulate(c, mul(g, a));
+      return success();
+    }
+    if (isa<ir::DivOp>(op)) {
+      Value a = op.getOperand(0), c = op.getOperand(1);
+      if (act(0))
+        accumulate(a, div(g, c));
+      if (act(1))
+        accumulate(c, unary("neg", mul(g, div(r, c))));
+      return success();
+    }
+    if (isa<ir::PowOp>(op)) {
+      Value a = op.getOperand(0), e = op.getOperand(1);
+      if (act(1))
+        return op.emitError("cannot differentiate with respect to an exponent");
+      accumulate(
+          a, mul(g, mul(e, b_.create<ir::PowOp>(loc_, a, sub(e, scalar(1))))));
+      return success();
+    }
+    if (isa<ir::MaxOp, ir::MinOp>(op)) {
+      // Subgradient: the larger (max) or smaller (min) operand gets it all.
+      Value a = op.getOperand(0), c = op.getOperand(1);
+      Value pick = isa<ir::MaxOp>(op) ? unary("step", sub(a, c))
+                                      : unary("step", sub(c, a));
+      if (act(0))
+        accumulate(a, mul(g, pick));
+      if (act(1))
+        accumulate(c, mul(g, sub(scalar(1), pick)));
+      return success();
+    }
+    if (auto m = dyn_cast<ir::MatmulOp>(op)) {
+      Value a = m.getLhs(), c = m.getRhs();
+      int64_t ra = typeOf(a).getRank(), rc = typeOf(c).getRank();
+      Value da, dc;
+      if (ra == 1 && rc == 1) {
+        da = mul(g, c);
+        dc = mul(g, a);
+      } else if (ra == 2 && rc == 1) {
+        da = outer(g, c);
+        dc = matmul(transpose(a), g);
+      } else if (ra == 1 && rc == 2) {
+        da = matmul(c, g);
+        dc = outer(a, g);
+      } else if ((ra == 2 && rc == 2) || (ra == 3 && rc == 3)) {
+        da = matmul(g, transpose(c));
+        dc = matmul(transpose(a), g);
+      } else {
+        return op.emitError("cannot differentiate this matrix product yet (")
+               << a.getType() << " @ " << c.getType() << ")";
+      }
+      if (act(0))
+        accumulate(a, da);
+      if (act(1))
+        accumulate(c, dc);
+      return success();
+    }
+    if (auto t = dyn_cast<ir::TransposeOp>(op)) {
+      accumulate(t.getOperand(), transpose(g));
+      return success();
+    }
+    if (auto o = dyn_cast<ir::OuterOp>(op)) {
+      if (act(0))
+        accumulate(o.getLhs(), matmul(g, o.getRhs()));
+      if (act(1))
+        accumulate(o.getRhs(), matmul(transpose(g), o.getLhs()));
+      return success();
+    }
+    if (auto f = dyn_cast<ir::FillOp>(op)) {
+      accumulate(f.getValue(), sumAll(g));
+      return success();
+    }
+    if (auto e = dyn_cast<ir::ExpandOp>(op)) {
+      accumulate(e.getOperand(),
+                 b_.create<ir::ReduceOp>(loc_, typeOf(e.getOperand()), "sum", g,
+                                         e.getAxisAttr()));
+      return success();
+    }
+    if (auto s = dyn_cast<ir::SumToOp>(op)) {
+      auto t = typeOf(s.getOperand());
+      accumulate(s.getOperand(), add(fill(scalar(0), t), g));
+      return success();
+    }
+    if (auto red = dyn_cast<ir::ReduceOp>(op)) {
+      Value x = red.getOperand();
+      auto t = typeOf(x);
+      StringRef k = red.getKind();
+      if (auto ax = red.getAxisAttr()) {
+        Value d = b_.create<ir::ExpandOp>(loc_, t, g, ax);
+        if (k == "mean")
+          d = div(d, scalar(static_cast<double>(t.getShape()[ax.getInt()])));
+        accumulate(x, d);
+        return success();
+      }
+      Value d;
+      if (k == "sum")
+        d = fill(g, t);
+      else if (k == "mean")
+        d = fill(div(g, scalar(static_cast<double>(t.getNumElements()))), t);
+      else if (k == "norm")
+        d = mul(div(x, r), g);
+      else if (k == "norm1")
+        d = mul(unary("sign", x), g);
+      else // sqnorm
+        d = mul(x, mul(g, scalar(2)));
+      accumulate(x, d);
+      return success();
+    }
+    return op.emitError("cannot differentiate '")
+           << op.getName() << "' with respect to its operands yet";
+  }
+
+private:
+  OpBuilder &b_;
+  Location loc_;
+  llvm::DenseMap<Value, Value> adj_;
+};
+
+struct DifferentiatePass
+    : public PassWrapper<DifferentiatePass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DifferentiatePass)
+
+  StringRef getArgument() const final { return "differentiate"; }
+  StringRef getName() const final { return "Differentiate"; }
+  StringRef getDescription() const final {
+    return "Replace unroll.grad by explicit reverse-mode IR";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<ir::UnrollDialect>();
+  }
+
+  void runOnOperation() override {
+    // Post-order: a gradient inside another's body is expanded first.
+    SmallVector<ir::GradOp> grads;
+    getOperation().walk([&](ir::GradOp g) { grads.push_back(g); });
+    for (ir::GradOp g : grads)
+      if (failed(expand(g)))
+        return signalPassFailure();
+  }
+
+  LogicalResult expand(ir::GradOp grad) {
+    OpBuilder b(grad);
+    Block &body = grad.getBody().front();
+    IRMapping map;
+    for (auto [arg, v] : llvm::zip(body.getArguments(), grad.getArgs()))
+      map.map(arg, v);
+    // The forward computation, inlined before the gradient.
+    llvm::DenseSet<Value> active;
+    active.insert(grad.getArgs()[0]);
+    SmallVector<Operation *> forward;
+    for (Operation &op : body.without_terminator()) {
+      Operation *c = b.clone(op, map);
+      forward.push_back(c);
+      if (llvm::any_of(c->getOperands(),
+                       [&](Value v) { return active.contains(v); }))
+        for (Value r : c->getResults())
+          active.insert(r);
+    }
+    Value out = map.lookupOrDefault(
+        cast<ir::YieldOp>(body.getTerminator()).getValues()[0]);
+
+    Adjoint adj(b, grad.getLoc());
+    Value result;
+    if (active.contains(out)) {
+      adj.accumulate(out, adj.scalar(1));
+      for (Operation *op : llvm::reverse(forward)) {
+        if (op->getNumResults() != 1 || !active.contains(op->getResult(0)))
+          continue;
+        Value g = adj.get(op->getResult(0));
+        if (!g)
+          continue;
+        if (failed(adj.propagate(*op, g, active)))
+          return failure();
+      }
+      result = adj.get(grad.getArgs()[0]);
+    }
+    if (!result) // the function does not depend on the argument
+      result = adj.fill(adj.scalar(0), grad.getType());
+    grad.replaceAllUsesWith(result);
+    grad.erase();
+    return success();
+  }
+};
+
+} // namespace
+
+std::unique_ptr<mlir::Pass> createDifferentiatePass() {
+  return std::make_unique<DifferentiatePass>();
+}
+
+void registerDifferentiatePass() {
+  mlir::PassRegistration<DifferentiatePass>();
+}
+
+} // namespace unroll::compiler
