@@ -101,6 +101,17 @@ public:
     return it == objectiveCalls_.end() ? nullptr : it->second;
   }
 
+  /// What a name used as a function value (`grad(f, y)`) refers to: a user
+  /// function or a problem's objective.
+  struct FunctionRef {
+    const FnDecl *fn = nullptr;
+    const ProblemDecl *objective = nullptr;
+  };
+  FunctionRef functionRef(const NameExpr *e) const {
+    auto it = functionRefs_.find(e);
+    return it == functionRefs_.end() ? FunctionRef{} : it->second;
+  }
+
   /// Types of the expressions checked outside function bodies (function
   /// bodies are checked per call and have no single type).
   const std::unordered_map<const Expr *, Type> &exprTypes() const {
@@ -153,6 +164,7 @@ public:
   std::map<std::string, Dim> bindings; // problem parameter values in force
   std::unordered_map<const CallExpr *, const FnDecl *> callees_;
   std::unordered_map<const CallExpr *, const ProblemDecl *> objectiveCalls_;
+  std::unordered_map<const NameExpr *, FunctionRef> functionRefs_;
   std::unordered_map<const Expr *, Type> exprTypes_;
   bool recordTypes = true;
 

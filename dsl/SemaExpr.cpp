@@ -181,6 +181,9 @@ Type ExprChecker::checkName(const NameExpr &e) {
     S.error(e.loc, "'" + e.name + "' is an unrolled algorithm, not a value");
     return Type::error();
   }
+  if (s->type.kind == Type::Kind::Func)
+    S.functionRefs_[&e] = Sema::FunctionRef{
+        s->type.fn, s->type.objective ? s->type.objective->decl : nullptr};
   if (s->type.kind == Type::Kind::Layered) {
     if (layers == Layers::Current)
       return s->type.elems[0];

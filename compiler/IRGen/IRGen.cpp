@@ -361,8 +361,14 @@ private:
     if (c.callee->kind != Expr::Kind::Name)
       fail(c.loc, "IR generation does not support method calls yet");
     const std::string &n = static_cast<const NameExpr &>(*c.callee).name;
-    if (fe_.sema->objectiveOf(&c))
-      fail(c.loc, "IR generation does not support calling the objective yet");
+    if (const ProblemDecl *pd = fe_.sema->objectiveOf(&c)) {
+      std::vector<GenValue> args;
+      for (const Arg &a : c.args)
+        args.push_back(gen(*a.value));
+      return inlineObjective(*pd, args, c.loc);
+    }
+    if (n == "grad")
+      return genGrad(c);
     auto arg = [&](size_t i) { return tensor(gen(*c.args[i].value), c.loc); };
     static const char *unary[] = {"abs",  "sign", "relu",    "exp",   "log",
                                   "sqrt", "tanh", "sigmoid", "square"};
@@ -409,6 +415,45 @@ private:
     fail(c.loc, "IR generation does not support '" + n + "' yet");
   }
 
+  /// grad(g, x, extra...): an unroll.grad whose body is g, inlined, with
+  /// its arguments bound to the body's block arguments.
+  GenValue genGrad(const CallExpr &c) {
+    const Expr &fnExpr = *c.args[0].value;
+    Sema::FunctionRef ref;
+    if (fnExpr.kind == Expr::Kind::Name)
+      ref = fe_.sema->functionRef(&static_cast<const NameExpr &>(fnExpr));
+    if (!ref.fn && !ref.objective)
+      fail(fnExpr.loc, "IR generation supports grad of a named function or "
+                       "objective only");
+    llvm::SmallVector<Value> operands;
+    for (size_t i = 1; i < c.args.size(); ++i)
+      operands.push_back(tensor(gen(*c.args[i].value), c.args[i].value->loc));
+    mlir::Location l = loc(c.loc);
+    auto grad = b_.create<ir::GradOp>(l, operands[0].getType(), operands);
+    mlir::Block *body = new mlir::Block();
+    grad.getBody().push_back(body);
+    std::vector<GenValue> args;
+    for (Value v : operands)
+      args.push_back(GenValue{body->addArgument(v.getType(), l), std::nullopt});
+    mlir::OpBuilder::InsertionGuard guard(b_);
+    b_.setInsertionPointToEnd(body);
+    GenValue r = ref.fn ? inlineFn(*ref.fn, args, c.loc)
+                        : inlineObjective(*ref.objective, args, c.loc);
+    b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, c.loc)});
+    return GenValue{grad.getResult(), std::nullopt};
+  }
+
+  /// The problem's objective with its variables bound to `args`.
+  GenValue inlineObjective(const ProblemDecl &pd,
+                           const std::vector<GenValue> &args, SourceLoc site) {
+    std::vector<std::pair<std::string, GenValue>> bound;
+    size_t i = 0;
+    for (const VarDecl &v : pd.vars)
+      if (v.role == VarDecl::Role::Var && i < args.size())
+        bound.emplace_back(v.name, args[i++]);
+    return inlined(bound, site, [&] { return gen(*pd.objective); });
+  }
+
   /// Calls are inlined: the DSL has no recursion, and the IR is specialised
   /// to the argument shapes anyway.
   GenValue inlineCall(const FnDecl &fn, const CallExpr &c) {
@@ -430,31 +475,44 @@ private:
     for (size_t i = 0; i < fn.params.size(); ++i)
       if (!given[i])
         args[i] = gen(*fn.params[i].defaultValue);
-    // The body sees its parameters and the algorithm-level names (Sema has
-    // checked it resolves names lexically), never the caller's locals.
-    mlir::Location site = loc(c.loc);
-    callSites_.push_back(site);
-    std::vector<std::map<std::string, GenValue>> callerEnv;
-    callerEnv.swap(env_);
-    env_.push_back(callerEnv.front());
-    env_.emplace_back();
-    for (size_t i = 0; i < fn.params.size(); ++i)
-      bind(fn.params[i].name, args[i]);
-    GenValue r;
-    if (fn.body) {
-      r = gen(*fn.body);
-    } else {
+    return inlineFn(fn, args, c.loc);
+  }
+
+  GenValue inlineFn(const FnDecl &fn, const std::vector<GenValue> &args,
+                    SourceLoc site) {
+    std::vector<std::pair<std::string, GenValue>> bound;
+    for (size_t i = 0; i < fn.params.size() && i < args.size(); ++i)
+      bound.emplace_back(fn.params[i].name, args[i]);
+    return inlined(bound, site, [&] {
+      if (fn.body)
+        return gen(*fn.body);
+      GenValue r;
       for (const StmtPtr &s : fn.stmts) {
-        if (s->kind == Stmt::Kind::Return) {
-          r = gen(*static_cast<const ReturnStmt &>(*s).value);
-          break;
-        }
+        if (s->kind == Stmt::Kind::Return)
+          return gen(*static_cast<const ReturnStmt &>(*s).value);
         auto &a = static_cast<const AssignStmt &>(*s);
         if (a.targets.size() != 1)
           fail(a.loc, "IR generation does not support multiple results yet");
         bind(a.targets[0], gen(*a.value));
       }
-    }
+      return r;
+    });
+  }
+
+  /// Runs `body` in a scope holding `bound` on top of the algorithm-level
+  /// names (Sema has checked that names resolve lexically), never the
+  /// caller's locals; ops get call-site locations through `site`.
+  template <typename F>
+  GenValue inlined(const std::vector<std::pair<std::string, GenValue>> &bound,
+                   SourceLoc site, F body) {
+    callSites_.push_back(loc(site));
+    std::vector<std::map<std::string, GenValue>> callerEnv;
+    callerEnv.swap(env_);
+    env_.push_back(callerEnv.front());
+    env_.emplace_back();
+    for (auto &[n, v] : bound)
+      bind(n, v);
+    GenValue r = body();
     env_.swap(callerEnv);
     callSites_.pop_back();
     return r;

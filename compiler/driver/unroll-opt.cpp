@@ -4,12 +4,17 @@
 #include "compiler/passes/Differentiate.h"
 #include "compiler/passes/UnrollLayers.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<unroll::ir::UnrollDialect>();
+  // func is for tests that wrap unroll ops in functions.
+  registry.insert<unroll::ir::UnrollDialect, mlir::func::FuncDialect>();
+  mlir::registerCanonicalizerPass();
+  mlir::registerCSEPass();
   unroll::compiler::registerUnrollLayersPass();
   unroll::compiler::registerDifferentiatePass();
   return mlir::asMainReturnCode(

@@ -6,10 +6,12 @@
 #include "RuntimeLoader.h"
 #include "compiler/BuildInfo.h"
 #include "compiler/IRGen/IRGen.h"
+#include "compiler/passes/Differentiate.h"
 #include "compiler/passes/UnrollLayers.h"
 
 #include "dsl/Frontend.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 
 #include "mlir/IR/OperationSupport.h"
 #include "llvm/Support/raw_ostream.h"
@@ -80,6 +82,9 @@ int emit(const std::string &stage, const std::string &file,
             return false;
           });
     }
+    pm.addPass(compiler::createDifferentiatePass());
+    pm.addPass(mlir::createCanonicalizerPass());
+    pm.addPass(mlir::createCSEPass());
     pm.addPass(compiler::createUnrollLayersPass());
     if (mlir::failed(pm.run(*module)))
       return 1;

@@ -8,6 +8,8 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/ADT/DenseSet.h"
 
+#include <functional>
+
 namespace unroll::compiler {
 
 namespace {
@@ -146,27 +148,28 @@ public:
     if (auto m = dyn_cast<ir::MatmulOp>(op)) {
       Value a = m.getLhs(), c = m.getRhs();
       int64_t ra = typeOf(a).getRank(), rc = typeOf(c).getRank();
-      Value da, dc;
+      // Adjoints are built only for active operands.
+      std::function<Value()> da, dc;
       if (ra == 1 && rc == 1) {
-        da = mul(g, c);
-        dc = mul(g, a);
+        da = [&] { return mul(g, c); };
+        dc = [&] { return mul(g, a); };
       } else if (ra == 2 && rc == 1) {
-        da = outer(g, c);
-        dc = matmul(transpose(a), g);
+        da = [&] { return outer(g, c); };
+        dc = [&] { return matmul(transpose(a), g); };
       } else if (ra == 1 && rc == 2) {
-        da = matmul(c, g);
-        dc = outer(a, g);
+        da = [&] { return matmul(c, g); };
+        dc = [&] { return outer(a, g); };
       } else if ((ra == 2 && rc == 2) || (ra == 3 && rc == 3)) {
-        da = matmul(g, transpose(c));
-        dc = matmul(transpose(a), g);
+        da = [&] { return matmul(g, transpose(c)); };
+        dc = [&] { return matmul(transpose(a), g); };
       } else {
         return op.emitError("cannot differentiate this matrix product yet (")
                << a.getType() << " @ " << c.getType() << ")";
       }
       if (act(0))
-        accumulate(a, da);
+        accumulate(a, da());
       if (act(1))
-        accumulate(c, dc);
+        accumulate(c, dc());
       return success();
     }
     if (auto t = dyn_cast<ir::TransposeOp>(op)) {
