@@ -6,7 +6,9 @@
 #include "mlir/IR/Verifier.h"
 
 #include <cassert>
+#include <functional>
 #include <optional>
+#include <set>
 
 namespace unroll::compiler {
 
@@ -211,7 +213,273 @@ private:
     llvm::SmallVector<Value> next;
     for (const VarDecl *v : vars)
       next.push_back(lookup(v->name)->v);
-    b_.create<ir::YieldOp>(loc(u.stepLoc), next);
+    // Step results stay readable per layer for the train block (probes are
+    // added before the yield as constraints ask for them).
+    stepLocals_.clear();
+    for (const StmtPtr &s : u.step) {
+      auto &a = static_cast<const AssignStmt &>(*s);
+      stepLocals_[a.targets[0]] = lookup(a.targets[0])->v;
+    }
+    auto yield = b_.create<ir::YieldOp>(loc(u.stepLoc), next);
+
+    b_.setInsertionPointAfter(step);
+    genObjective(pd, state);
+    for (auto &t : fe_.main->ast->trains)
+      if (t->name == u.name) {
+        if (trained_.count(u.name))
+          fail(t->loc, "IR generation supports one train block per "
+                       "algorithm; '" +
+                           u.name + "' has several");
+        trained_.insert(u.name);
+        genTrain(*t, alg, vars, state, yield);
+      }
+  }
+
+  //===------------------------------------------------------------------===//
+  // Training
+  //===------------------------------------------------------------------===//
+
+  /// A region with one block whose arguments have `types`; returns it with
+  /// the builder inside.
+  mlir::Block *openBody(mlir::Region &r, mlir::TypeRange types,
+                        mlir::Location l) {
+    mlir::Block *blk = new mlir::Block();
+    r.push_back(blk);
+    for (mlir::Type t : types)
+      blk->addArgument(t, l);
+    b_.setInsertionPointToEnd(blk);
+    return blk;
+  }
+
+  void genObjective(const ProblemDecl &pd, llvm::ArrayRef<Value> state) {
+    mlir::OpBuilder::InsertionGuard guard(b_);
+    mlir::Location l = loc(pd.objectiveLoc);
+    auto op = b_.create<ir::ObjectiveOp>(l);
+    mlir::Block *blk =
+        openBody(op.getBody(), mlir::ValueRange(state).getTypes(), l);
+    std::vector<GenValue> args;
+    for (Value a : blk->getArguments())
+      args.push_back(GenValue{a, std::nullopt});
+    GenValue r = inlineObjective(pd, args, pd.objectiveLoc);
+    b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, pd.objectiveLoc)});
+  }
+
+  void genTrain(const TrainDecl &t, ir::AlgorithmOp alg,
+                const std::vector<const VarDecl *> &vars,
+                llvm::ArrayRef<Value> state, ir::YieldOp stepYield) {
+    using K = TrainItem::Kind;
+    std::vector<mlir::NamedAttribute> config;
+    Frame trainFrame(*this);
+    auto stateType = [&](const std::string &n) -> mlir::Type {
+      for (size_t i = 0; i < vars.size(); ++i)
+        if (vars[i]->name == n)
+          return state[i].getType();
+      return {};
+    };
+    for (const TrainItem &it : t.items) {
+      mlir::Location l = loc(it.loc);
+      mlir::OpBuilder::InsertionGuard guard(b_);
+      switch (it.kind) {
+      case K::Target: {
+        auto &c = static_cast<const CallExpr &>(*it.value);
+        std::string solver;
+        mlir::FloatAttr tol;
+        mlir::IntegerAttr iters;
+        for (size_t i = 0; i < c.args.size(); ++i) {
+          const Arg &a = c.args[i];
+          if (a.name == "solver" || (a.name.empty() && i == 1))
+            solver = static_cast<const NameExpr &>(*a.value).name;
+          else if (a.name == "tol" || (a.name.empty() && i == 2))
+            tol = b_.getF64FloatAttr(number(*a.value));
+          else if (a.name == "iters" || (a.name.empty() && i == 3))
+            iters =
+                b_.getI64IntegerAttr(static_cast<int64_t>(number(*a.value)));
+        }
+        if (vars.size() != 1)
+          fail(it.loc, "IR generation supports targets of single-variable "
+                       "problems only");
+        auto op = b_.create<ir::TargetOp>(l, state[0].getType(), it.name,
+                                          solver, tol, iters);
+        bind(it.name, GenValue{op.getResult(), std::nullopt});
+        break;
+      }
+      case K::Loss: {
+        auto op = b_.create<ir::LossOp>(l);
+        mlir::Block *blk =
+            openBody(op.getBody(), mlir::ValueRange(state).getTypes(), l);
+        Frame f(*this);
+        finalState_.clear();
+        for (size_t i = 0; i < vars.size(); ++i)
+          finalState_[vars[i]->name] = blk->getArgument(i);
+        GenValue r = gen(*it.value);
+        finalState_.clear();
+        b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, it.loc)});
+        break;
+      }
+      case K::Descend:
+        genConstraint(it, stateType, stepYield);
+        break;
+      case K::Noise: {
+        auto &c = static_cast<const CallExpr &>(*it.value);
+        const std::string &dist = static_cast<const NameExpr &>(*c.callee).name;
+        auto op = b_.create<ir::NoiseOp>(l, it.name, dist);
+        mlir::Block *blk = openBody(op.getBody(), stateType(it.name), l);
+        Frame f(*this);
+        bind(it.name, GenValue{blk->getArgument(0), std::nullopt});
+        layerIndex_ = true;
+        Value a = tensor(gen(*c.args[0].value), it.loc);
+        Value bv = tensor(gen(*c.args[1].value), it.loc);
+        layerIndex_ = false;
+        b_.create<ir::YieldOp>(l, mlir::ValueRange{a, bv});
+        break;
+      }
+      case K::Data: {
+        llvm::SmallVector<mlir::Attribute> sources;
+        for (auto &c : it.calls)
+          sources.push_back(configCall(*c));
+        config.emplace_back(b_.getStringAttr("data"), b_.getArrayAttr(sources));
+        break;
+      }
+      case K::Primal:
+      case K::Dual:
+      case K::Evaluate: {
+        static const char *names[] = {"primal", "dual", "evaluate"};
+        int which = it.kind == K::Primal ? 0 : it.kind == K::Dual ? 1 : 2;
+        config.emplace_back(b_.getStringAttr(names[which]),
+                            configCall(*it.value));
+        break;
+      }
+      case K::Epochs:
+      case K::Batch:
+      case K::Seed: {
+        const char *name = it.kind == K::Epochs  ? "epochs"
+                           : it.kind == K::Batch ? "batch"
+                                                 : "seed";
+        config.emplace_back(
+            b_.getStringAttr(name),
+            b_.getI64IntegerAttr(static_cast<int64_t>(number(*it.value))));
+        break;
+      }
+      }
+    }
+    alg->setAttr("train", b_.getDictionaryAttr(config));
+  }
+
+  /// descend FORM by eps: the per-layer measure as a region; step results
+  /// it constrains get an unroll.probe in the step.
+  void
+  genConstraint(const TrainItem &it,
+                const std::function<mlir::Type(const std::string &)> &stateType,
+                ir::YieldOp stepYield) {
+    auto &c = static_cast<const CallExpr &>(*it.value);
+    const std::string &form = static_cast<const NameExpr &>(*c.callee).name;
+    size_t qi = form == "distance" ? 0 : 1;
+    const std::string &on =
+        static_cast<const NameExpr &>(*c.args[qi].value).name;
+    mlir::Type qt = stateType(on);
+    if (!qt) {
+      auto local = stepLocals_.find(on);
+      if (local == stepLocals_.end())
+        fail(c.args[qi].value->loc, "IR generation cannot find '" + on + "'");
+      qt = local->second.getType();
+      if (!probed_.count(on)) {
+        mlir::OpBuilder::InsertionGuard g(b_);
+        b_.setInsertionPoint(stepYield);
+        b_.create<ir::ProbeOp>(loc(it.loc), on, local->second);
+        probed_.insert(on);
+      }
+    }
+    mlir::Location l = loc(it.loc);
+    llvm::StringRef mode =
+        it.mode == ConstraintMode::Ratio ? "ratio" : "difference";
+    auto op = b_.create<ir::ConstraintOp>(
+        l, b_.getStringAttr(form), b_.getStringAttr(on),
+        b_.getF64FloatAttr(number(*it.eps)), b_.getStringAttr(mode));
+    mlir::Block *blk = openBody(op.getBody(), qt, l);
+    Frame f(*this);
+    GenValue q{blk->getArgument(0), std::nullopt};
+    bind(on, q);
+    layerIndex_ = true;
+    Value measure;
+    if (form == "distance") {
+      Value tgt = tensor(gen(*c.args[1].value), c.args[1].value->loc);
+      Value d = create<ir::SubOp>(l, q.v, tgt);
+      measure = b_.create<ir::ReduceOp>(l, ir::tensorType(&ctx_, {}), "norm", d,
+                                        mlir::IntegerAttr());
+    } else {
+      const Expr &g = *c.args[0].value;
+      Sema::FunctionRef ref;
+      if (g.kind == Expr::Kind::Name)
+        ref = fe_.sema->functionRef(&static_cast<const NameExpr &>(g));
+      if (!ref.fn && !ref.objective)
+        fail(g.loc, "IR generation supports named functions here only");
+      if (form == "objective") {
+        measure = tensor(ref.fn ? inlineFn(*ref.fn, {q}, c.loc)
+                                : inlineObjective(*ref.objective, {q}, c.loc),
+                         c.loc);
+      } else {
+        Value grad = gradOf(ref, {q.v}, c.loc);
+        measure = b_.create<ir::ReduceOp>(l, ir::tensorType(&ctx_, {}), "norm",
+                                          grad, mlir::IntegerAttr());
+      }
+    }
+    layerIndex_ = false;
+    b_.create<ir::YieldOp>(l, mlir::ValueRange{measure});
+  }
+
+  /// The value of a number literal (possibly negated) in a setting.
+  double number(const Expr &e) {
+    if (e.kind == Expr::Kind::Number)
+      return static_cast<const NumberExpr &>(e).value;
+    if (e.kind == Expr::Kind::Unary)
+      return -number(*static_cast<const UnaryExpr &>(e).operand);
+    fail(e.loc, "expected a number");
+  }
+
+  /// A setting such as adam(lr = 1e-5) as {kind = "adam", lr = 1.0e-5}.
+  mlir::DictionaryAttr configCall(const Expr &e) {
+    std::vector<mlir::NamedAttribute> out;
+    const std::vector<Arg> *args = nullptr;
+    std::string kind;
+    if (e.kind == Expr::Kind::Call) {
+      auto &c = static_cast<const CallExpr &>(e);
+      kind = static_cast<const NameExpr &>(*c.callee).name;
+      args = &c.args;
+    } else {
+      kind = static_cast<const NameExpr &>(e).name;
+    }
+    out.emplace_back(b_.getStringAttr("kind"), b_.getStringAttr(kind));
+    if (args)
+      for (size_t i = 0; i < args->size(); ++i) {
+        const Arg &a = (*args)[i];
+        std::string name = a.name.empty() ? "arg" + std::to_string(i) : a.name;
+        out.emplace_back(b_.getStringAttr(name), settingValue(*a.value));
+      }
+    return b_.getDictionaryAttr(out);
+  }
+
+  mlir::Attribute settingValue(const Expr &v) {
+    switch (v.kind) {
+    case Expr::Kind::Number: {
+      auto &n = static_cast<const NumberExpr &>(v);
+      if (n.isInt)
+        return b_.getI64IntegerAttr(static_cast<int64_t>(n.value));
+      return b_.getF64FloatAttr(n.value);
+    }
+    case Expr::Kind::Unary:
+      return b_.getF64FloatAttr(number(v));
+    case Expr::Kind::Name:
+      return b_.getStringAttr(static_cast<const NameExpr &>(v).name);
+    case Expr::Kind::String:
+      return b_.getStringAttr(static_cast<const StringExpr &>(v).value);
+    case Expr::Kind::Range: {
+      auto &r = static_cast<const RangeExpr &>(v);
+      return b_.getI64ArrayAttr({static_cast<int64_t>(number(*r.lo)),
+                                 static_cast<int64_t>(number(*r.hi))});
+    }
+    default:
+      fail(v.loc, "unsupported setting value");
+    }
   }
 
   /// Fills an initialiser region: a distribution becomes unroll.random, a
@@ -296,6 +564,20 @@ private:
       return genBinary(static_cast<const BinaryExpr &>(e));
     case Expr::Kind::Call:
       return genCall(static_cast<const CallExpr &>(e));
+    case Expr::Kind::Index: {
+      // y[L] in the loss: the state after the last layer.
+      auto &ix = static_cast<const IndexExpr &>(e);
+      if (ix.base->kind == Expr::Kind::Name) {
+        auto it =
+            finalState_.find(static_cast<const NameExpr &>(*ix.base).name);
+        GenValue idx = gen(*ix.index);
+        const GenValue *layers = lookup("L");
+        if (it != finalState_.end() && idx.integer && layers &&
+            *idx.integer == *layers->integer)
+          return GenValue{it->second, std::nullopt};
+      }
+      fail(e.loc, "IR generation supports only the final layer, as in y[L]");
+    }
     default:
       fail(e.loc,
            "IR generation does not support '" + exprToString(e) + "' yet");
@@ -428,19 +710,24 @@ private:
     llvm::SmallVector<Value> operands;
     for (size_t i = 1; i < c.args.size(); ++i)
       operands.push_back(tensor(gen(*c.args[i].value), c.args[i].value->loc));
-    mlir::Location l = loc(c.loc);
+    return GenValue{gradOf(ref, operands, c.loc), std::nullopt};
+  }
+
+  /// An unroll.grad of `ref` at `operands`, its body the inlined function.
+  Value gradOf(const Sema::FunctionRef &ref, llvm::ArrayRef<Value> operands,
+               SourceLoc site) {
+    mlir::Location l = loc(site);
     auto grad = b_.create<ir::GradOp>(l, operands[0].getType(), operands);
-    mlir::Block *body = new mlir::Block();
-    grad.getBody().push_back(body);
-    std::vector<GenValue> args;
-    for (Value v : operands)
-      args.push_back(GenValue{body->addArgument(v.getType(), l), std::nullopt});
     mlir::OpBuilder::InsertionGuard guard(b_);
-    b_.setInsertionPointToEnd(body);
-    GenValue r = ref.fn ? inlineFn(*ref.fn, args, c.loc)
-                        : inlineObjective(*ref.objective, args, c.loc);
-    b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, c.loc)});
-    return GenValue{grad.getResult(), std::nullopt};
+    mlir::Block *body =
+        openBody(grad.getBody(), mlir::ValueRange(operands).getTypes(), l);
+    std::vector<GenValue> args;
+    for (Value v : body->getArguments())
+      args.push_back(GenValue{v, std::nullopt});
+    GenValue r = ref.fn ? inlineFn(*ref.fn, args, site)
+                        : inlineObjective(*ref.objective, args, site);
+    b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, site)});
+    return grad.getResult();
   }
 
   /// The problem's objective with its variables bound to `args`.
@@ -517,6 +804,9 @@ private:
     callSites_.pop_back();
     return r;
   }
+
+  std::map<std::string, Value> stepLocals_, finalState_;
+  std::set<std::string> probed_, trained_;
 
   mlir::MLIRContext &ctx_;
   const Frontend &fe_;

@@ -331,6 +331,44 @@ LogicalResult GradOp::verify() {
   return success();
 }
 
+/// The body of a training op yields `n` scalars.
+static LogicalResult verifyScalarBody(Operation *op, Region &body, unsigned n) {
+  auto yield = cast<YieldOp>(body.front().getTerminator());
+  if (yield.getValues().size() != n)
+    return op->emitOpError("body must yield ") << n << " scalar(s)";
+  for (Value v : yield.getValues())
+    if (cast<RankedTensorType>(v.getType()).getRank() != 0)
+      return op->emitOpError("body must yield scalars, got ") << v.getType();
+  return success();
+}
+
+LogicalResult ObjectiveOp::verify() {
+  return verifyScalarBody(*this, getBody(), 1);
+}
+LogicalResult LossOp::verify() { return verifyScalarBody(*this, getBody(), 1); }
+
+LogicalResult ConstraintOp::verify() {
+  StringRef f = getForm();
+  if (f != "distance" && f != "grad_norm" && f != "objective")
+    return emitOpError("form must be distance, grad_norm or objective");
+  if (getMode() != "difference" && getMode() != "ratio")
+    return emitOpError("mode must be 'difference' or 'ratio'");
+  double eps = getEps().convertToDouble();
+  if (eps < 0 || eps >= 1)
+    return emitOpError("eps must be in [0, 1)");
+  if (getBody().front().getNumArguments() != 1)
+    return emitOpError("body takes the constrained value at one layer");
+  return verifyScalarBody(*this, getBody(), 1);
+}
+
+LogicalResult NoiseOp::verify() {
+  if (getDistribution() != "normal" && getDistribution() != "uniform")
+    return emitOpError("distribution must be 'normal' or 'uniform'");
+  if (getBody().front().getNumArguments() != 1)
+    return emitOpError("body takes the state at one layer");
+  return verifyScalarBody(*this, getBody(), 2);
+}
+
 LogicalResult LipschitzOp::verify() {
   if (getOperand().getType().getRank() != 2 || getType().getRank() != 0)
     return emitOpError("takes a matrix and returns a scalar");

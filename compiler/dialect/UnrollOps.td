@@ -108,8 +108,72 @@ def Unroll_GradOp : Unroll_Op<"grad",
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Training: the objective, targets, loss, constraints, noise
+//===----------------------------------------------------------------------===//
+
+def Unroll_ObjectiveOp : Unroll_Op<"objective",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "the problem's objective f as a function of its variables";
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+}
+
+def Unroll_TargetOp : Unroll_Op<"target"> {
+  let summary = "the optimum of the problem, computed by a classical solver";
+  let arguments = (ins StrAttr:$name, StrAttr:$solver,
+                       OptionalAttr<F64Attr>:$tol, OptionalAttr<I64Attr>:$iters);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$name `solver` $solver attr-dict `:` type($result)";
+}
+
+def Unroll_LossOp : Unroll_Op<"loss",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "the training loss, a function of the final state";
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+}
+
+def Unroll_ConstraintOp : Unroll_Op<"constraint",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "a descent constraint on every layer";
+  let description = [{
+    The body computes the measure m(q_l) of the quantity `on` at one layer.
+    The constraint at layer l is m(q_l) - (1 - eps) m(q_{l-1}) <= 0
+    (`difference`) or m(q_l) / m(q_{l-1}) - (1 - eps) <= 0 (`ratio`).
+  }];
+  let arguments = (ins StrAttr:$form, StrAttr:$on, F64Attr:$eps,
+                       StrAttr:$mode);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat =
+      "$form `on` $on `eps` $eps `mode` $mode attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+}
+
+def Unroll_NoiseOp : Unroll_Op<"noise",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "training-only noise added to a state variable after each layer";
+  let description = [{
+    The body takes the state at the layer (unroll.layer_index is the layer)
+    and yields the distribution's two scalar parameters.
+  }];
+  let arguments = (ins StrAttr:$on, StrAttr:$distribution);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$distribution `on` $on attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+}
+
+def Unroll_ProbeOp : Unroll_Op<"probe"> {
+  let summary = "names a step result that training reads at every layer";
+  let arguments = (ins StrAttr:$name, Unroll_Tensor:$value);
+  let assemblyFormat = "$name $value attr-dict `:` type($value)";
+}
+
 def Unroll_YieldOp : Unroll_Op<"yield", [Pure, Terminator,
-    ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp", "GradOp"]>]> {
+    ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp", "GradOp",
+                 "ObjectiveOp", "LossOp", "ConstraintOp", "NoiseOp"]>]> {
   let summary = "ends a param/state initialiser, a step or a layer";
   let arguments = (ins Variadic<Unroll_Tensor>:$values);
   let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];
