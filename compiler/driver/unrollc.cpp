@@ -6,12 +6,10 @@
 #include "RuntimeLoader.h"
 #include "compiler/BuildInfo.h"
 #include "compiler/IRGen/IRGen.h"
-#include "compiler/passes/Differentiate.h"
-#include "compiler/passes/UnrollLayers.h"
+#include "compiler/Pipeline.h"
+#include "compiler/plan/PlanLowering.h"
 
 #include "dsl/Frontend.h"
-#include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/Passes.h"
 
 #include "mlir/IR/OperationSupport.h"
 #include "llvm/Support/raw_ostream.h"
@@ -51,10 +49,10 @@ int checkFiles(const std::vector<std::string> &files,
 int emit(const std::string &stage, const std::string &file,
          const std::vector<std::string> &includes, bool locations,
          bool printAfterAll) {
-  if (stage != "ast" && stage != "mlir" && stage != "mlir-unrolled") {
-    std::cerr << "error: --emit=" << stage
-              << " is not available yet; this build supports --emit=ast, "
-                 "--emit=mlir and --emit=mlir-unrolled\n";
+  if (stage == "kernels") {
+    std::cerr << "error: --emit=kernels is not available yet; this build "
+                 "supports --emit=ast, --emit=mlir, --emit=mlir-unrolled "
+                 "and --emit=plan\n";
     return 1;
   }
   dsl::FrontendOptions opts;
@@ -72,22 +70,15 @@ int emit(const std::string &stage, const std::string &file,
   auto module = compiler::generateIR(ctx, *fe);
   if (!module)
     return 1;
-  if (stage == "mlir-unrolled") {
-    mlir::PassManager pm(&ctx);
-    if (printAfterAll) {
-      // Printing from several threads would interleave.
-      ctx.disableMultithreading();
-      pm.enableIRPrinting(
-          /*shouldPrintBeforePass=*/[](mlir::Pass *, mlir::Operation *) {
-            return false;
-          });
-    }
-    pm.addPass(compiler::createDifferentiatePass());
-    pm.addPass(mlir::createCanonicalizerPass());
-    pm.addPass(mlir::createCSEPass());
-    pm.addPass(compiler::createUnrollLayersPass());
-    if (mlir::failed(pm.run(*module)))
+  if (stage == "mlir-unrolled" || stage == "plan")
+    if (mlir::failed(compiler::runPipeline(*module, printAfterAll)))
       return 1;
+  if (stage == "plan") {
+    auto plan = compiler::lowerToPlan(*module);
+    if (mlir::failed(plan))
+      return 1;
+    std::cout << plan->dump(1) << "\n";
+    return 0;
   }
   mlir::OpPrintingFlags flags;
   if (locations)

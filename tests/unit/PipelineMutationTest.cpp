@@ -1,11 +1,10 @@
 // Mutated specs through the whole compile pipeline available so far (front
-// end, then IR generation and the dialect's verifier): every run must end
+// end, IR generation, the dialect's verifier, the middle-end passes): every
+// run must end
 // with status 0 (compiled), 1 (user error reported) or, never, anything
 // else. IR generation's internal errors (exit 2) count as failures too.
+#include "CompilerTestUtil.h"
 #include "Mutation.h"
-#include "TestUtil.h"
-
-#include "compiler/IRGen/IRGen.h"
 
 #include <catch2/catch.hpp>
 
@@ -14,14 +13,9 @@ using namespace unroll;
 namespace {
 int compile(const std::string &text) {
   std::ostringstream err;
-  dsl::FrontendOptions opts;
-  opts.libraryPath = {test::sourcePath("stdlib")};
-  auto fe = dsl::runFrontend("mutant.unroll", &text, opts, err);
-  if (!fe->ok())
-    return 1;
   mlir::MLIRContext ctx;
   try {
-    return compiler::generateIR(ctx, *fe) ? 0 : 1;
+    return test::compileSpec(text, ctx, err, /*pipeline=*/true) ? 0 : 1;
   } catch (const dsl::InternalError &) {
     return 2;
   }

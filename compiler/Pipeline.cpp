@@ -1,0 +1,29 @@
+#include "compiler/Pipeline.h"
+
+#include "compiler/passes/Differentiate.h"
+#include "compiler/passes/UnrollLayers.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace unroll::compiler {
+
+mlir::LogicalResult runPipeline(mlir::ModuleOp module, bool printAfterAll) {
+  mlir::MLIRContext *ctx = module.getContext();
+  mlir::PassManager pm(ctx);
+  if (printAfterAll) {
+    // Printing from several threads would interleave.
+    ctx->disableMultithreading();
+    pm.enableIRPrinting(
+        /*shouldPrintBeforePass=*/[](mlir::Pass *, mlir::Operation *) {
+          return false;
+        });
+  }
+  pm.addPass(createDifferentiatePass());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+  pm.addPass(createUnrollLayersPass());
+  return pm.run(module);
+}
+
+} // namespace unroll::compiler

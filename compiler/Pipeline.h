@@ -1,0 +1,13 @@
+#pragma once
+// The middle end in order: differentiate, canonicalize, CSE, unroll-layers.
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace unroll::compiler {
+
+/// Runs the middle-end passes on IR from generateIR. With `printAfterAll`,
+/// the IR after every pass goes to stderr. Errors are emitted at the ops
+/// (whose locations are DSL source locations).
+mlir::LogicalResult runPipeline(mlir::ModuleOp module, bool printAfterAll);
+
+} // namespace unroll::compiler
