@@ -288,6 +288,100 @@ LogicalResult OuterOp::inferReturnTypes(MLIRContext *ctx,
   return success();
 }
 
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *ctx,
+                                         std::optional<Location> loc,
+                                         ValueRange operands,
+                                         DictionaryAttr attrs,
+                                         OpaqueProperties props, RegionRange,
+                                         SmallVectorImpl<Type> &inferred) {
+  ConcatOp::Adaptor adaptor(operands, attrs, props);
+  auto a = shapeOf(operands[0]), b = shapeOf(operands[1]);
+  int64_t ax = adaptor.getAxis();
+  if (a.size() != b.size() || ax < 0 || ax >= static_cast<int64_t>(a.size()))
+    return emitOptionalError(loc, "concat: bad axis or ranks");
+  llvm::SmallVector<int64_t> out(a);
+  for (size_t i = 0; i < a.size(); ++i)
+    if (static_cast<int64_t>(i) != ax && a[i] != b[i])
+      return emitOptionalError(loc, "concat: shapes differ off the axis");
+  out[ax] += b[ax];
+  inferred.push_back(tensorType(ctx, out));
+  return success();
+}
+
+LogicalResult SliceOp::verify() {
+  auto in = getOperand().getType().getShape();
+  auto out = getType().getShape();
+  int64_t ax = getAxis(), st = getStart();
+  if (in.size() != out.size() || ax < 0 ||
+      ax >= static_cast<int64_t>(in.size()))
+    return emitOpError("bad axis or rank");
+  for (size_t i = 0; i < in.size(); ++i)
+    if (static_cast<int64_t>(i) != ax && in[i] != out[i])
+      return emitOpError("shape may change only along the axis");
+  if (st < 0 || st + out[ax] > in[ax])
+    return emitOpError("slice ")
+           << st << ".." << st + out[ax] - 1 << " out of range";
+  return success();
+}
+
+LogicalResult Squeeze2dOp::inferReturnTypes(MLIRContext *ctx,
+                                            std::optional<Location> loc,
+                                            ValueRange operands, DictionaryAttr,
+                                            OpaqueProperties, RegionRange,
+                                            SmallVectorImpl<Type> &inferred) {
+  auto s = shapeOf(operands[0]);
+  if (s.size() != 3 || s[1] % 2 || s[2] % 2)
+    return emitOptionalError(loc, "squeeze2d needs [c, h, w], h and w even");
+  inferred.push_back(tensorType(ctx, {4 * s[0], s[1] / 2, s[2] / 2}));
+  return success();
+}
+
+LogicalResult Unsqueeze2dOp::inferReturnTypes(MLIRContext *ctx,
+                                              std::optional<Location> loc,
+                                              ValueRange operands,
+                                              DictionaryAttr, OpaqueProperties,
+                                              RegionRange,
+                                              SmallVectorImpl<Type> &inferred) {
+  auto s = shapeOf(operands[0]);
+  if (s.size() != 3 || s[0] % 4)
+    return emitOptionalError(loc, "unsqueeze2d needs [4c, h, w]");
+  inferred.push_back(tensorType(ctx, {s[0] / 4, 2 * s[1], 2 * s[2]}));
+  return success();
+}
+
+LogicalResult Conv2dOp::inferReturnTypes(MLIRContext *ctx,
+                                         std::optional<Location> loc,
+                                         ValueRange operands, DictionaryAttr,
+                                         OpaqueProperties, RegionRange,
+                                         SmallVectorImpl<Type> &inferred) {
+  auto x = shapeOf(operands[0]), k = shapeOf(operands[1]);
+  if (x.size() != 3 || k.size() != 4 || x[0] != k[1] || k[2] % 2 == 0 ||
+      k[3] % 2 == 0)
+    return emitOptionalError(loc, "conv2d needs [ci, h, w] and [co, ci, kh, "
+                                  "kw] with odd kh, kw");
+  inferred.push_back(tensorType(ctx, {k[0], x[1], x[2]}));
+  return success();
+}
+
+LogicalResult Conv1x1Op::inferReturnTypes(MLIRContext *ctx,
+                                          std::optional<Location> loc,
+                                          ValueRange operands, DictionaryAttr,
+                                          OpaqueProperties, RegionRange,
+                                          SmallVectorImpl<Type> &inferred) {
+  auto x = shapeOf(operands[0]), w = shapeOf(operands[1]);
+  if (x.size() != 3 || w.size() != 2 || x[0] != w[1])
+    return emitOptionalError(loc, "conv1x1 needs [c, h, w] and [co, c]");
+  inferred.push_back(tensorType(ctx, {w[0], x[1], x[2]}));
+  return success();
+}
+
+LogicalResult InverseOp::verify() {
+  auto s = getType().getShape();
+  if (s.size() != 2 || s[0] != s[1])
+    return emitOpError("needs a square matrix");
+  return success();
+}
+
 LogicalResult ExpandOp::verify() {
   auto in = getOperand().getType().getShape();
   auto out = getType().getShape();

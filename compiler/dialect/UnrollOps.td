@@ -310,6 +310,70 @@ def Unroll_SumToOp : Unroll_Op<"sum_to", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Unroll_ConcatOp : Unroll_Op<"concat",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "joins two tensors along an axis";
+  let arguments = (ins Unroll_Tensor:$lhs, Unroll_Tensor:$rhs, I64Attr:$axis);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+}
+
+def Unroll_SliceOp : Unroll_Op<"slice", [Pure]> {
+  let summary = "the entries start..start+size-1 along an axis";
+  let arguments = (ins Unroll_Tensor:$operand, I64Attr:$axis, I64Attr:$start);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_Squeeze2dOp : Unroll_Op<"squeeze2d",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "[c, h, w] -> [4c, h/2, w/2]: 2x2 pixel blocks into channels";
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+}
+
+def Unroll_Unsqueeze2dOp : Unroll_Op<"unsqueeze2d",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "[4c, h, w] -> [c, 2h, 2w]: the inverse of squeeze2d";
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+}
+
+def Unroll_Conv2dOp : Unroll_Op<"conv2d",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "2-D convolution, stride 1, zero 'same' padding";
+  let arguments = (ins Unroll_Tensor:$input, Unroll_Tensor:$kernel);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $kernel attr-dict `:` type($input) `,` type($kernel) `->`
+    type($result)
+  }];
+}
+
+def Unroll_Conv1x1Op : Unroll_Op<"conv1x1",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "mixes channels with a matrix at every pixel";
+  let arguments = (ins Unroll_Tensor:$input, Unroll_Tensor:$weight);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->`
+    type($result)
+  }];
+}
+
+def Unroll_InverseOp : Unroll_Op<"inverse", [Pure, SameOperandsAndResultType]> {
+  let summary = "inverse of a square matrix";
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand)";
+  let hasVerifier = 1;
+}
+
 def Unroll_LipschitzOp : Unroll_Op<"lipschitz", [Pure]> {
   let summary = "the squared spectral norm ||D||_2^2 of a matrix";
   let arguments = (ins Unroll_Tensor:$operand);

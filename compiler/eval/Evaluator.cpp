@@ -268,6 +268,126 @@ private:
         acc = std::sqrt(acc);
       return set(op, Tensor::scalar(acc));
     }
+    if (auto c = dyn_cast<ir::ConcatOp>(op)) {
+      const Tensor &a = get(c.getLhs()), &b = get(c.getRhs());
+      int64_t ax = c.getAxis();
+      Tensor r = zeros(out);
+      int64_t outer =
+          count(std::vector<int64_t>(out.begin(), out.begin() + ax));
+      int64_t inner =
+          count(std::vector<int64_t>(out.begin() + ax + 1, out.end()));
+      int64_t na = a.shape[ax], nb = b.shape[ax], n = out[ax];
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t k = 0; k < n; ++k)
+          for (int64_t i = 0; i < inner; ++i)
+            r.data[(o * n + k) * inner + i] =
+                k < na ? a.data[(o * na + k) * inner + i]
+                       : b.data[(o * nb + k - na) * inner + i];
+      return set(op, r);
+    }
+    if (auto sl = dyn_cast<ir::SliceOp>(op)) {
+      const Tensor &a = get(sl.getOperand());
+      int64_t ax = sl.getAxis(), st = sl.getStart();
+      Tensor r = zeros(out);
+      int64_t outer =
+          count(std::vector<int64_t>(out.begin(), out.begin() + ax));
+      int64_t inner =
+          count(std::vector<int64_t>(out.begin() + ax + 1, out.end()));
+      int64_t n = out[ax], na = a.shape[ax];
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t k = 0; k < n; ++k)
+          for (int64_t i = 0; i < inner; ++i)
+            r.data[(o * n + k) * inner + i] =
+                a.data[(o * na + st + k) * inner + i];
+      return set(op, r);
+    }
+    if (isa<ir::Squeeze2dOp, ir::Unsqueeze2dOp>(op)) {
+      // y[4c + 2di + dj, i, j] = x[c, 2i + di, 2j + dj]
+      bool squeeze = isa<ir::Squeeze2dOp>(op);
+      const Tensor &a = get(op.getOperand(0));
+      const std::vector<int64_t> &big = squeeze ? a.shape : out;
+      Tensor r = zeros(out);
+      int64_t C = big[0], H = big[1], W = big[2];
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t y = 0; y < H; ++y)
+          for (int64_t x = 0; x < W; ++x) {
+            int64_t bigIdx = (c * H + y) * W + x;
+            int64_t sc = 4 * c + 2 * (y % 2) + x % 2;
+            int64_t smallIdx = (sc * (H / 2) + y / 2) * (W / 2) + x / 2;
+            if (squeeze)
+              r.data[smallIdx] = a.data[bigIdx];
+            else
+              r.data[bigIdx] = a.data[smallIdx];
+          }
+      return set(op, r);
+    }
+    if (auto cv = dyn_cast<ir::Conv2dOp>(op)) {
+      const Tensor &x = get(cv.getInput()), &k = get(cv.getKernel());
+      int64_t CO = k.shape[0], CI = k.shape[1], KH = k.shape[2],
+              KW = k.shape[3], H = x.shape[1], W = x.shape[2];
+      Tensor r = zeros(out);
+      for (int64_t o = 0; o < CO; ++o)
+        for (int64_t i = 0; i < H; ++i)
+          for (int64_t j = 0; j < W; ++j) {
+            double acc = 0;
+            for (int64_t c = 0; c < CI; ++c)
+              for (int64_t u = 0; u < KH; ++u)
+                for (int64_t v = 0; v < KW; ++v) {
+                  int64_t yi = i + u - KH / 2, xj = j + v - KW / 2;
+                  if (yi < 0 || yi >= H || xj < 0 || xj >= W)
+                    continue;
+                  acc += k.data[((o * CI + c) * KH + u) * KW + v] *
+                         x.data[(c * H + yi) * W + xj];
+                }
+            r.data[(o * H + i) * W + j] = acc;
+          }
+      return set(op, r);
+    }
+    if (auto cv = dyn_cast<ir::Conv1x1Op>(op)) {
+      const Tensor &x = get(cv.getInput()), &w = get(cv.getWeight());
+      int64_t CO = w.shape[0], CI = w.shape[1], P = x.shape[1] * x.shape[2];
+      Tensor r = zeros(out);
+      for (int64_t o = 0; o < CO; ++o)
+        for (int64_t c = 0; c < CI; ++c)
+          for (int64_t p = 0; p < P; ++p)
+            r.data[o * P + p] += w.data[o * CI + c] * x.data[c * P + p];
+      return set(op, r);
+    }
+    if (auto inv = dyn_cast<ir::InverseOp>(op)) {
+      // Gauss-Jordan with partial pivoting.
+      Tensor a = get(inv.getOperand());
+      int64_t n = a.shape[0];
+      Tensor r = zeros(out);
+      for (int64_t i = 0; i < n; ++i)
+        r.data[i * n + i] = 1;
+      for (int64_t col = 0; col < n; ++col) {
+        int64_t piv = col;
+        for (int64_t i = col + 1; i < n; ++i)
+          if (std::fabs(a.data[i * n + col]) > std::fabs(a.data[piv * n + col]))
+            piv = i;
+        if (a.data[piv * n + col] == 0)
+          throw EvalError("inverse of a singular matrix");
+        for (int64_t j = 0; j < n; ++j) {
+          std::swap(a.data[col * n + j], a.data[piv * n + j]);
+          std::swap(r.data[col * n + j], r.data[piv * n + j]);
+        }
+        double d = a.data[col * n + col];
+        for (int64_t j = 0; j < n; ++j) {
+          a.data[col * n + j] /= d;
+          r.data[col * n + j] /= d;
+        }
+        for (int64_t i = 0; i < n; ++i) {
+          if (i == col)
+            continue;
+          double f = a.data[i * n + col];
+          for (int64_t j = 0; j < n; ++j) {
+            a.data[i * n + j] -= f * a.data[col * n + j];
+            r.data[i * n + j] -= f * r.data[col * n + j];
+          }
+        }
+      }
+      return set(op, r);
+    }
     throw EvalError("the evaluator does not run '" +
                     op.getName().getStringRef().str() + "'");
   }

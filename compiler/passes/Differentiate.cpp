@@ -38,6 +38,10 @@ public:
   Value matmul(Value x, Value y) { return b_.create<ir::MatmulOp>(loc_, x, y); }
   Value transpose(Value x) { return b_.create<ir::TransposeOp>(loc_, x); }
   Value outer(Value x, Value y) { return b_.create<ir::OuterOp>(loc_, x, y); }
+  /// The entries of `x` along `axis` from `start`, with the shape of `t`.
+  Value slice(Value x, RankedTensorType t, int64_t axis, int64_t start) {
+    return b_.create<ir::SliceOp>(loc_, t, x, axis, start);
+  }
   Value fill(Value s, RankedTensorType t) {
     return b_.create<ir::FillOp>(loc_, t, s);
   }
@@ -221,6 +225,41 @@ public:
       else // sqnorm
         d = mul(x, mul(g, scalar(2)));
       accumulate(x, d);
+      return success();
+    }
+    if (auto c = dyn_cast<ir::ConcatOp>(op)) {
+      int64_t ax = c.getAxis();
+      auto ta = typeOf(c.getLhs()), tb = typeOf(c.getRhs());
+      if (act(0))
+        accumulate(c.getLhs(), slice(g, ta, ax, 0));
+      if (act(1))
+        accumulate(c.getRhs(), slice(g, tb, ax, ta.getShape()[ax]));
+      return success();
+    }
+    if (auto sl = dyn_cast<ir::SliceOp>(op)) {
+      // Zeros around the slice's adjoint, back to the operand's shape.
+      auto in = typeOf(sl.getOperand());
+      int64_t ax = sl.getAxis(), st = sl.getStart();
+      int64_t n = typeOf(r).getShape()[ax], total = in.getShape()[ax];
+      Value d = g;
+      auto zerosAlong = [&](int64_t size) {
+        llvm::SmallVector<int64_t> s(in.getShape());
+        s[ax] = size;
+        return fill(scalar(0), tensorType(b_.getContext(), s));
+      };
+      if (st > 0)
+        d = b_.create<ir::ConcatOp>(loc_, zerosAlong(st), d, ax);
+      if (st + n < total)
+        d = b_.create<ir::ConcatOp>(loc_, d, zerosAlong(total - st - n), ax);
+      accumulate(sl.getOperand(), d);
+      return success();
+    }
+    if (isa<ir::Squeeze2dOp>(op)) {
+      accumulate(op.getOperand(0), b_.create<ir::Unsqueeze2dOp>(loc_, g));
+      return success();
+    }
+    if (isa<ir::Unsqueeze2dOp>(op)) {
+      accumulate(op.getOperand(0), b_.create<ir::Squeeze2dOp>(loc_, g));
       return success();
     }
     return op.emitError("cannot differentiate '")

@@ -197,6 +197,15 @@ const std::vector<Case> kCases = {
   %p = unroll.mul %e, %f : tensor<2x4xf32>, tensor<2x4xf32> -> tensor<2x4xf32>
   %q = unroll.mul %p, %v : tensor<2x4xf32>, tensor<4xf32> -> tensor<2x4xf32>
   %out = unroll.reduce "mean" %q : tensor<2x4xf32> -> tensor<f32>)"},
+    {"concat, slice, squeeze2d, unsqueeze2d (the coupling layer's plumbing)",
+     {"%x: tensor<2x4x4xf32>", "%y: tensor<2x4x4xf32>"},
+     R"(  %c = unroll.concat %x, %y {axis = 0 : i64} : tensor<2x4x4xf32>, tensor<2x4x4xf32> -> tensor<4x4x4xf32>
+  %a = unroll.slice %c {axis = 0 : i64, start = 1 : i64} : tensor<4x4x4xf32> -> tensor<2x4x4xf32>
+  %s = unroll.squeeze2d %a : tensor<2x4x4xf32> -> tensor<8x2x2xf32>
+  %t = unroll.unary "tanh" %s : tensor<8x2x2xf32>
+  %u = unroll.unsqueeze2d %t : tensor<8x2x2xf32> -> tensor<2x4x4xf32>
+  %m = unroll.mul %u, %x : tensor<2x4x4xf32>, tensor<2x4x4xf32> -> tensor<2x4x4xf32>
+  %out = unroll.reduce "sum" %m : tensor<2x4x4xf32> -> tensor<f32>)"},
     {"LASSO objective, by the code",
      {"%y: tensor<5xf32>", "%x: tensor<4xf32>", "%D: tensor<4x5xf32>"},
      R"(  %Dy = unroll.matmul %D, %y : tensor<4x5xf32>, tensor<5xf32> -> tensor<4xf32>
