@@ -5,7 +5,9 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 
+#include <algorithm>
 #include <cassert>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <set>
@@ -21,11 +23,23 @@ namespace {
 /// unwinds to generateIR, which returns null.
 struct Unsupported {};
 
-/// A value during generation: a tensor, or a compile-time integer (sizes,
-/// axis numbers) that becomes a tensor only when used as one.
+struct ModuleVal;
+
+/// A value during generation: a tensor, a compile-time integer (sizes,
+/// axis numbers) that becomes a tensor only when used as one, or a module
+/// instance.
 struct GenValue {
   Value v;
   std::optional<long long> integer;
+  ModuleVal *module = nullptr;
+};
+
+/// A module instance: its parameters, lets and members by name. A member
+/// declared with `repeat n` is a ModuleVal holding its n copies.
+struct ModuleVal {
+  const ModuleDecl *decl = nullptr;
+  std::map<std::string, GenValue> env;
+  std::vector<ModuleVal *> copies; // non-empty: a repeated member
 };
 
 class IRGen {
@@ -129,7 +143,7 @@ private:
         shape.push_back(staticDim(*d));
       break;
     default:
-      fail(t.loc, "IR generation does not support module parameters yet");
+      fail(t.loc, "expected a tensor type");
     }
     return ir::tensorType(&ctx_, shape);
   }
@@ -166,13 +180,14 @@ private:
     for (const LetDecl &l : u.lets)
       bind(l.name, gen(*l.value));
     for (const ParamDecl &p : u.params) {
-      auto type = tensorOf(*p.type);
-      auto op = b_.create<ir::ParamOp>(
-          loc(p.loc), type, p.name,
-          p.binding == Binding::PerLayer ? "per_layer" : "shared",
-          /*layer=*/nullptr);
-      genInit(op.getInit(), type, *p.init);
-      bind(p.name, GenValue{op.getResult(), std::nullopt});
+      std::string binding =
+          p.binding == Binding::PerLayer ? "per_layer" : "shared";
+      if (p.type->kind == TypeExpr::Kind::Module) {
+        bind(p.name, GenValue{Value(), std::nullopt,
+                              instantiate(*p.type, p.name, binding)});
+        continue;
+      }
+      bind(p.name, GenValue{param(p, p.name, binding), std::nullopt});
     }
     llvm::SmallVector<Value> state;
     std::vector<const VarDecl *> vars;
@@ -233,6 +248,115 @@ private:
         trained_.insert(u.name);
         genTrain(*t, alg, vars, state, yield);
       }
+  }
+
+  //===------------------------------------------------------------------===//
+  // Modules
+  //===------------------------------------------------------------------===//
+
+  /// A tensor parameter named `name` with its initialiser.
+  Value param(const ParamDecl &p, const std::string &name,
+              const std::string &binding) {
+    auto type = tensorOf(*p.type);
+    auto op = b_.create<ir::ParamOp>(loc(p.loc), type, name, binding,
+                                     /*layer=*/nullptr);
+    genInit(op.getInit(), type, *p.init);
+    return op.getResult();
+  }
+
+  /// An instance of the module `t` names: every tensor member becomes an
+  /// unroll.param called `prefix.member` (`prefix.member.k` for the k-th
+  /// copy of a repeated member), with the binding of the outer parameter.
+  ModuleVal *instantiate(const TypeExpr &t, const std::string &prefix,
+                         const std::string &binding) {
+    const ModuleDecl *md = moduleDecl(t.moduleName);
+    if (!md)
+      fail(t.loc, "IR generation cannot find module '" + t.moduleName + "'");
+    // Arguments are evaluated where the type is written.
+    std::vector<GenValue> args(md->params.size());
+    std::vector<bool> given(md->params.size(), false);
+    size_t pos = 0;
+    for (const Arg &a : t.moduleArgs) {
+      size_t idx = pos;
+      if (a.name.empty())
+        ++pos;
+      else
+        for (size_t i = 0; i < md->params.size(); ++i)
+          if (md->params[i].name == a.name)
+            idx = i;
+      args[idx] = gen(*a.value);
+      given[idx] = true;
+    }
+    modules_.emplace_back();
+    ModuleVal *m = &modules_.back();
+    m->decl = md;
+    std::vector<std::map<std::string, GenValue>> outer;
+    outer.swap(env_);
+    env_.emplace_back();
+    for (size_t i = 0; i < md->params.size(); ++i)
+      bind(md->params[i].name,
+           given[i] ? args[i] : gen(*md->params[i].defaultValue));
+    for (const LetDecl &l : md->lets)
+      bind(l.name, gen(*l.value));
+    for (const ParamDecl &p : md->members) {
+      std::string name = prefix + "." + p.name;
+      if (p.type->kind != TypeExpr::Kind::Module) {
+        bind(p.name, GenValue{param(p, name, binding), std::nullopt});
+        continue;
+      }
+      if (!p.repeat) {
+        bind(p.name, GenValue{Value(), std::nullopt,
+                              instantiate(*p.type, name, binding)});
+        continue;
+      }
+      GenValue n = gen(*p.repeat);
+      if (!n.integer || *n.integer < 1)
+        fail(p.repeat->loc, "repeat count must be a positive constant");
+      modules_.emplace_back();
+      ModuleVal *rep = &modules_.back();
+      rep->decl = moduleDecl(p.type->moduleName);
+      for (long long k = 0; k < *n.integer; ++k)
+        rep->copies.push_back(
+            instantiate(*p.type, name + "." + std::to_string(k), binding));
+      bind(p.name, GenValue{Value(), std::nullopt, rep});
+    }
+    m->env = env_.back();
+    env_.swap(outer);
+    return m;
+  }
+
+  const ModuleDecl *moduleDecl(const std::string &name) {
+    for (LoadedFile *f : fe_.loader->ordered())
+      for (auto &md : f->ast->modules)
+        if (md->name == name)
+          return md.get();
+    return nullptr;
+  }
+
+  /// m.method(args): inlined with the module's names in scope. A repeated
+  /// member runs its copies in order, `inverse` in reverse order.
+  GenValue callMethod(ModuleVal *m, const std::string &method,
+                      std::vector<GenValue> args, SourceLoc site) {
+    if (!m->copies.empty()) {
+      std::vector<ModuleVal *> order = m->copies;
+      if (method == "inverse")
+        std::reverse(order.begin(), order.end());
+      for (ModuleVal *c : order)
+        args = {callMethod(c, method, args, site)};
+      return args[0];
+    }
+    const FnDecl *fn = nullptr;
+    for (auto &f : m->decl->methods)
+      if (f->name == method)
+        fn = f.get();
+    if (!fn)
+      fail(site,
+           "module '" + m->decl->name + "' has no method '" + method + "'");
+    ModuleVal *saved = currentModule_;
+    currentModule_ = m;
+    GenValue r = inlineFn(*fn, args, site);
+    currentModule_ = saved;
+    return r;
   }
 
   //===------------------------------------------------------------------===//
@@ -640,9 +764,22 @@ private:
     mlir::Location l = loc(c.loc);
     if (const FnDecl *fn = fe_.sema->calleeOf(&c))
       return inlineCall(*fn, c);
-    if (c.callee->kind != Expr::Kind::Name)
-      fail(c.loc, "IR generation does not support method calls yet");
+    auto argsOf = [&] {
+      std::vector<GenValue> args;
+      for (const Arg &a : c.args)
+        args.push_back(gen(*a.value));
+      return args;
+    };
+    if (c.callee->kind == Expr::Kind::Member) {
+      auto &m = static_cast<const MemberExpr &>(*c.callee);
+      GenValue base = gen(*m.base);
+      if (!base.module)
+        fail(c.loc, "'" + exprToString(*m.base) + "' is not a module");
+      return callMethod(base.module, m.name, argsOf(), c.loc);
+    }
     const std::string &n = static_cast<const NameExpr &>(*c.callee).name;
+    if (const GenValue *v = lookup(n); v && v->module)
+      return callMethod(v->module, "forward", argsOf(), c.loc);
     if (const ProblemDecl *pd = fe_.sema->objectiveOf(&c)) {
       std::vector<GenValue> args;
       for (const Arg &a : c.args)
@@ -681,6 +818,45 @@ private:
       return GenValue{
           b_.create<ir::ReduceOp>(l, ir::tensorType(&ctx_, out), n, x, axis),
           std::nullopt};
+    }
+    if (n == "squeeze2d")
+      return GenValue{create<ir::Squeeze2dOp>(l, arg(0)), std::nullopt};
+    if (n == "unsqueeze2d")
+      return GenValue{create<ir::Unsqueeze2dOp>(l, arg(0)), std::nullopt};
+    if (n == "conv2d" || n == "conv1x1") {
+      Value x = arg(0), k = arg(1); // in source order
+      return GenValue{n == "conv2d" ? create<ir::Conv2dOp>(l, x, k)
+                                    : create<ir::Conv1x1Op>(l, x, k),
+                      std::nullopt};
+    }
+    if (n == "inv") {
+      Value m = arg(0);
+      return GenValue{b_.create<ir::InverseOp>(l, m), std::nullopt};
+    }
+    if (n == "concat") {
+      Value x = arg(0), y = arg(1);
+      GenValue ax = gen(*c.args[2].value);
+      if (!ax.integer)
+        fail(c.args[2].value->loc, "axis must be a constant");
+      // Sema checked the shapes; the result grows along the axis.
+      auto tx = mlir::cast<mlir::RankedTensorType>(x.getType());
+      auto ty = mlir::cast<mlir::RankedTensorType>(y.getType());
+      llvm::SmallVector<int64_t> shape(tx.getShape());
+      shape[*ax.integer] += ty.getShape()[*ax.integer];
+      llvm::SmallVector<mlir::Type> types{ir::tensorType(&ctx_, shape)};
+      auto axis = b_.getI64IntegerAttr(*ax.integer);
+      return GenValue{b_.create<ir::ConcatOp>(l, types[0], x, y, axis),
+                      std::nullopt};
+    }
+    if (n == "first_half" || n == "second_half") {
+      Value x = arg(0);
+      auto t = mlir::cast<mlir::RankedTensorType>(x.getType());
+      llvm::SmallVector<int64_t> shape(t.getShape());
+      shape[0] /= 2;
+      return GenValue{b_.create<ir::SliceOp>(l, ir::tensorType(&ctx_, shape), x,
+                                             0,
+                                             n == "first_half" ? 0 : shape[0]),
+                      std::nullopt};
     }
     if (n == "lipschitz")
       return GenValue{
@@ -767,23 +943,33 @@ private:
 
   GenValue inlineFn(const FnDecl &fn, const std::vector<GenValue> &args,
                     SourceLoc site) {
+    // A method sees its module's names; other functions the algorithm's.
+    const std::map<std::string, GenValue> *base = nullptr;
+    if (currentModule_)
+      for (auto &meth : currentModule_->decl->methods)
+        if (meth.get() == &fn)
+          base = &currentModule_->env;
     std::vector<std::pair<std::string, GenValue>> bound;
     for (size_t i = 0; i < fn.params.size() && i < args.size(); ++i)
       bound.emplace_back(fn.params[i].name, args[i]);
-    return inlined(bound, site, [&] {
-      if (fn.body)
-        return gen(*fn.body);
-      GenValue r;
-      for (const StmtPtr &s : fn.stmts) {
-        if (s->kind == Stmt::Kind::Return)
-          return gen(*static_cast<const ReturnStmt &>(*s).value);
-        auto &a = static_cast<const AssignStmt &>(*s);
-        if (a.targets.size() != 1)
-          fail(a.loc, "IR generation does not support multiple results yet");
-        bind(a.targets[0], gen(*a.value));
-      }
-      return r;
-    });
+    return inlined(
+        bound, site,
+        [&] {
+          if (fn.body)
+            return gen(*fn.body);
+          GenValue r;
+          for (const StmtPtr &s : fn.stmts) {
+            if (s->kind == Stmt::Kind::Return)
+              return gen(*static_cast<const ReturnStmt &>(*s).value);
+            auto &a = static_cast<const AssignStmt &>(*s);
+            if (a.targets.size() != 1)
+              fail(a.loc,
+                   "IR generation does not support multiple results yet");
+            bind(a.targets[0], gen(*a.value));
+          }
+          return r;
+        },
+        base);
   }
 
   /// Runs `body` in a scope holding `bound` on top of the algorithm-level
@@ -791,11 +977,12 @@ private:
   /// caller's locals; ops get call-site locations through `site`.
   template <typename F>
   GenValue inlined(const std::vector<std::pair<std::string, GenValue>> &bound,
-                   SourceLoc site, F body) {
+                   SourceLoc site, F body,
+                   const std::map<std::string, GenValue> *base = nullptr) {
     callSites_.push_back(loc(site));
     std::vector<std::map<std::string, GenValue>> callerEnv;
     callerEnv.swap(env_);
-    env_.push_back(callerEnv.front());
+    env_.push_back(base ? *base : callerEnv.front());
     env_.emplace_back();
     for (auto &[n, v] : bound)
       bind(n, v);
@@ -806,6 +993,8 @@ private:
   }
 
   std::map<std::string, Value> stepLocals_, finalState_;
+  std::deque<ModuleVal> modules_;
+  ModuleVal *currentModule_ = nullptr;
   std::set<std::string> probed_, trained_;
 
   mlir::MLIRContext &ctx_;
