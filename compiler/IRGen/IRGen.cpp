@@ -32,6 +32,7 @@ struct GenValue {
   Value v;
   std::optional<long long> integer;
   ModuleVal *module = nullptr;
+  std::vector<Value> tuple; // several results (minibatch)
 };
 
 /// A module instance: its parameters, lets and members by name. A member
@@ -217,13 +218,8 @@ private:
            GenValue{sb->addArgument(state[i].getType(), loc(vars[i]->loc)),
                     std::nullopt});
     layerIndex_ = true;
-    for (const StmtPtr &s : u.step) {
-      auto &a = static_cast<const AssignStmt &>(*s);
-      if (a.targets.size() != 1)
-        fail(a.loc, "IR generation does not support multiple results yet");
-      bind(a.targets[0],
-           GenValue{tensor(gen(*a.value), a.value->loc), std::nullopt});
-    }
+    for (const StmtPtr &s : u.step)
+      assign(static_cast<const AssignStmt &>(*s), /*asTensors=*/true);
     layerIndex_ = false;
     llvm::SmallVector<Value> next;
     for (const VarDecl *v : vars)
@@ -231,10 +227,9 @@ private:
     // Step results stay readable per layer for the train block (probes are
     // added before the yield as constraints ask for them).
     stepLocals_.clear();
-    for (const StmtPtr &s : u.step) {
-      auto &a = static_cast<const AssignStmt &>(*s);
-      stepLocals_[a.targets[0]] = lookup(a.targets[0])->v;
-    }
+    for (const StmtPtr &s : u.step)
+      for (const std::string &t : static_cast<const AssignStmt &>(*s).targets)
+        stepLocals_[t] = lookup(t)->v;
     auto yield = b_.create<ir::YieldOp>(loc(u.stepLoc), next);
 
     b_.setInsertionPointAfter(step);
@@ -248,6 +243,20 @@ private:
         trained_.insert(u.name);
         genTrain(*t, alg, vars, state, yield);
       }
+  }
+
+  /// `a = e` or `a, b = e` (a tuple from minibatch).
+  void assign(const AssignStmt &a, bool asTensors) {
+    GenValue v = gen(*a.value);
+    if (a.targets.size() == 1) {
+      bind(a.targets[0],
+           asTensors ? GenValue{tensor(v, a.value->loc), std::nullopt} : v);
+      return;
+    }
+    if (v.tuple.size() != a.targets.size())
+      fail(a.loc, "IR generation: cannot unpack this value");
+    for (size_t i = 0; i < a.targets.size(); ++i)
+      bind(a.targets[i], GenValue{v.tuple[i], std::nullopt});
   }
 
   //===------------------------------------------------------------------===//
@@ -858,6 +867,61 @@ private:
                                              n == "first_half" ? 0 : shape[0]),
                       std::nullopt};
     }
+    if (n == "logsumexp" || n == "softmax") {
+      Value x = arg(0);
+      GenValue ax = gen(*c.args[1].value);
+      if (!ax.integer)
+        fail(c.args[1].value->loc, "axis must be a constant");
+      auto axis = b_.getI64IntegerAttr(*ax.integer);
+      if (n == "softmax")
+        return GenValue{b_.create<ir::SoftmaxOp>(l, x, axis), std::nullopt};
+      llvm::SmallVector<int64_t> shape(
+          mlir::cast<mlir::RankedTensorType>(x.getType()).getShape());
+      shape.erase(shape.begin() + *ax.integer);
+      return GenValue{
+          b_.create<ir::LogSumExpOp>(l, ir::tensorType(&ctx_, shape), x, axis),
+          std::nullopt};
+    }
+    if (n == "append_ones") {
+      // concat(x, ones) along the last axis: a bias column.
+      Value x = arg(0);
+      auto t = mlir::cast<mlir::RankedTensorType>(x.getType());
+      llvm::SmallVector<int64_t> ones(t.getShape()), out(t.getShape());
+      ones.back() = 1;
+      out.back() += 1;
+      Value one =
+          b_.create<ir::FillOp>(l, ir::tensorType(&ctx_, ones), constant(1, l));
+      return GenValue{b_.create<ir::ConcatOp>(l, ir::tensorType(&ctx_, out), x,
+                                              one, t.getRank() - 1),
+                      std::nullopt};
+    }
+    if (n == "graph_filter") {
+      Value S = arg(0), x = arg(1), h = arg(2);
+      return GenValue{b_.create<ir::GraphFilterOp>(l, x.getType(), S, x, h),
+                      std::nullopt};
+    }
+    if (n == "minibatch") {
+      GenValue size = gen(*c.args[0].value);
+      if (!size.integer)
+        fail(c.args[0].value->loc, "the batch size must be a constant");
+      llvm::SmallVector<Value> ins;
+      llvm::SmallVector<mlir::Type> outs;
+      for (size_t i = 1; i < c.args.size(); ++i) {
+        Value v = arg(i);
+        llvm::SmallVector<int64_t> shape(
+            mlir::cast<mlir::RankedTensorType>(v.getType()).getShape());
+        shape[1] = *size.integer;
+        ins.push_back(v);
+        outs.push_back(ir::tensorType(&ctx_, shape));
+      }
+      auto op = b_.create<ir::MinibatchOp>(l, outs, ins, *size.integer);
+      GenValue r;
+      for (Value v : op.getResults())
+        r.tuple.push_back(v);
+      if (r.tuple.size() == 1)
+        return GenValue{r.tuple[0], std::nullopt};
+      return r;
+    }
     if (n == "lipschitz")
       return GenValue{
           b_.create<ir::LipschitzOp>(l, ir::tensorType(&ctx_, {}), arg(0)),
@@ -961,11 +1025,7 @@ private:
           for (const StmtPtr &s : fn.stmts) {
             if (s->kind == Stmt::Kind::Return)
               return gen(*static_cast<const ReturnStmt &>(*s).value);
-            auto &a = static_cast<const AssignStmt &>(*s);
-            if (a.targets.size() != 1)
-              fail(a.loc,
-                   "IR generation does not support multiple results yet");
-            bind(a.targets[0], gen(*a.value));
+            assign(static_cast<const AssignStmt &>(*s), /*asTensors=*/false);
           }
           return r;
         },

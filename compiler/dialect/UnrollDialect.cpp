@@ -375,6 +375,51 @@ LogicalResult Conv1x1Op::inferReturnTypes(MLIRContext *ctx,
   return success();
 }
 
+LogicalResult LogSumExpOp::verify() {
+  auto in = getOperand().getType().getShape();
+  int64_t ax = getAxis();
+  if (ax < 0 || ax >= static_cast<int64_t>(in.size()))
+    return emitOpError("axis out of range");
+  llvm::SmallVector<int64_t> want(in);
+  want.erase(want.begin() + ax);
+  if (getType().getShape() != ArrayRef<int64_t>(want))
+    return emitOpError("result must drop the axis");
+  return success();
+}
+
+LogicalResult SoftmaxOp::verify() {
+  if (getAxis() < 0 || getAxis() >= getType().getRank())
+    return emitOpError("axis out of range");
+  return success();
+}
+
+LogicalResult GraphFilterOp::verify() {
+  auto s = getShift().getType().getShape();
+  auto x = getSignal().getType();
+  if (s.size() != 2 || s[0] != s[1] || x.getRank() < 1 ||
+      x.getShape()[0] != s[0] || getTaps().getType().getRank() != 1 ||
+      getType() != x)
+    return emitOpError(
+        "needs S [n, n], x [n, ...], h [K+1] and returns x's type");
+  return success();
+}
+
+LogicalResult MinibatchOp::verify() {
+  if (getOperands().size() != getResults().size() || getOperands().empty())
+    return emitOpError("needs one result per operand");
+  for (auto [in, out] : llvm::zip(getOperands(), getResults())) {
+    auto i = cast<RankedTensorType>(in.getType()).getShape();
+    auto o = cast<RankedTensorType>(out.getType()).getShape();
+    if (i.size() < 2 || i.size() != o.size() || o[1] != getSize())
+      return emitOpError("results are the operands with axis 1 of size ")
+             << getSize();
+    for (size_t d = 0; d < i.size(); ++d)
+      if (d != 1 && i[d] != o[d])
+        return emitOpError("only axis 1 may change");
+  }
+  return success();
+}
+
 LogicalResult InverseOp::verify() {
   auto s = getType().getShape();
   if (s.size() != 2 || s[0] != s[1])

@@ -374,6 +374,48 @@ def Unroll_InverseOp : Unroll_Op<"inverse", [Pure, SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
+def Unroll_LogSumExpOp : Unroll_Op<"logsumexp", [Pure]> {
+  let summary = "log of the sum of exponentials along an axis";
+  let arguments = (ins Unroll_Tensor:$operand, I64Attr:$axis);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_SoftmaxOp : Unroll_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+  let summary = "softmax along an axis";
+  let arguments = (ins Unroll_Tensor:$operand, I64Attr:$axis);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand)";
+  let hasVerifier = 1;
+}
+
+def Unroll_GraphFilterOp : Unroll_Op<"graph_filter", [Pure]> {
+  let summary = "polynomial graph filter: sum_k h_k S^k x";
+  let description = [{
+    S is the graph shift operator [n, n]; x has one row per node (axis 0);
+    h holds the K+1 taps.
+  }];
+  let arguments = (ins Unroll_Tensor:$shift, Unroll_Tensor:$signal,
+                       Unroll_Tensor:$taps);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $shift `,` $signal `,` $taps attr-dict `:` type($shift) `,` type($signal)
+    `,` type($taps) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Unroll_MinibatchOp : Unroll_Op<"minibatch"> {
+  let summary = "a fresh random sample of `size` along axis 1, shared by all operands";
+  let arguments = (ins Variadic<Unroll_Tensor>:$operands, I64Attr:$size);
+  let results = (outs Variadic<Unroll_Tensor>:$results);
+  let assemblyFormat = [{
+    $operands attr-dict `:` functional-type($operands, $results)
+  }];
+  let hasVerifier = 1;
+}
+
 def Unroll_LipschitzOp : Unroll_Op<"lipschitz", [Pure]> {
   let summary = "the squared spectral norm ||D||_2^2 of a matrix";
   let arguments = (ins Unroll_Tensor:$operand);

@@ -388,6 +388,67 @@ private:
       }
       return set(op, r);
     }
+    if (auto ls = dyn_cast<ir::LogSumExpOp>(op)) {
+      const Tensor &a = get(ls.getOperand());
+      int64_t ax = ls.getAxis(), n = a.shape[ax];
+      int64_t outer =
+          count(std::vector<int64_t>(a.shape.begin(), a.shape.begin() + ax));
+      int64_t inner =
+          count(std::vector<int64_t>(a.shape.begin() + ax + 1, a.shape.end()));
+      Tensor r = zeros(out);
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          double m = -INFINITY;
+          for (int64_t k = 0; k < n; ++k)
+            m = std::max(m, a.data[(o * n + k) * inner + i]);
+          double acc = 0;
+          for (int64_t k = 0; k < n; ++k)
+            acc += std::exp(a.data[(o * n + k) * inner + i] - m);
+          r.data[o * inner + i] = m + std::log(acc);
+        }
+      return set(op, r);
+    }
+    if (auto sm = dyn_cast<ir::SoftmaxOp>(op)) {
+      Tensor a = get(sm.getOperand());
+      int64_t ax = sm.getAxis(), n = a.shape[ax];
+      int64_t outer =
+          count(std::vector<int64_t>(a.shape.begin(), a.shape.begin() + ax));
+      int64_t inner =
+          count(std::vector<int64_t>(a.shape.begin() + ax + 1, a.shape.end()));
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          double m = -INFINITY, acc = 0;
+          for (int64_t k = 0; k < n; ++k)
+            m = std::max(m, a.data[(o * n + k) * inner + i]);
+          for (int64_t k = 0; k < n; ++k)
+            acc += std::exp(a.data[(o * n + k) * inner + i] - m);
+          for (int64_t k = 0; k < n; ++k) {
+            double &v = a.data[(o * n + k) * inner + i];
+            v = std::exp(v - m) / acc;
+          }
+        }
+      return set(op, a);
+    }
+    if (auto gf = dyn_cast<ir::GraphFilterOp>(op)) {
+      const Tensor &S = get(gf.getShift()), &x = get(gf.getSignal()),
+                   &h = get(gf.getTaps());
+      int64_t n = S.shape[0], rest = static_cast<int64_t>(x.size()) / n;
+      Tensor r = zeros(out), pw = x; // pw = S^k x
+      for (size_t k = 0; k < h.size(); ++k) {
+        if (k > 0) {
+          Tensor next = zeros(x.shape);
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < n; ++j)
+              for (int64_t c = 0; c < rest; ++c)
+                next.data[i * rest + c] +=
+                    S.data[i * n + j] * pw.data[j * rest + c];
+          pw = next;
+        }
+        for (size_t i = 0; i < r.size(); ++i)
+          r.data[i] += h.data[k] * pw.data[i];
+      }
+      return set(op, r);
+    }
     throw EvalError("the evaluator does not run '" +
                     op.getName().getStringRef().str() + "'");
   }

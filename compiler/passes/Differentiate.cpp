@@ -262,6 +262,27 @@ public:
       accumulate(op.getOperand(0), b_.create<ir::Squeeze2dOp>(loc_, g));
       return success();
     }
+    if (auto ls = dyn_cast<ir::LogSumExpOp>(op)) {
+      // d lse / dx = softmax(x), broadcast g back along the axis.
+      Value x = ls.getOperand();
+      Value sm = b_.create<ir::SoftmaxOp>(loc_, x, ls.getAxisAttr());
+      Value ge = b_.create<ir::ExpandOp>(loc_, typeOf(x), g, ls.getAxisAttr());
+      accumulate(x, mul(ge, sm));
+      return success();
+    }
+    if (auto sm = dyn_cast<ir::SoftmaxOp>(op)) {
+      // s * (g - sum(g * s, axis)), the sum broadcast back along the axis.
+      Value x = sm.getOperand();
+      auto t = typeOf(x);
+      llvm::SmallVector<int64_t> reduced(t.getShape());
+      reduced.erase(reduced.begin() + sm.getAxis());
+      Value dot =
+          b_.create<ir::ReduceOp>(loc_, tensorType(b_.getContext(), reduced),
+                                  "sum", mul(g, r), sm.getAxisAttr());
+      Value back = b_.create<ir::ExpandOp>(loc_, t, dot, sm.getAxisAttr());
+      accumulate(x, mul(r, sub(g, back)));
+      return success();
+    }
     return op.emitError("cannot differentiate '")
            << op.getName() << "' with respect to its operands yet";
   }

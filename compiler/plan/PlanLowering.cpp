@@ -172,6 +172,11 @@ private:
     if (op.getNumResults() == 1) {
       j["shape"] = shape(op.getResult(0).getType());
       j["id"] = define(op.getResult(0));
+    } else if (op.getNumResults() > 1) {
+      for (Value r : op.getResults()) {
+        j["shapes"].push_back(shape(r.getType()));
+        j["ids"].push_back(define(r));
+      }
     }
     if (op.getNumRegions() != 0) {
       failed_ = true;

@@ -73,3 +73,17 @@ func.func @f(%x: tensor<1x2x4xf32>) -> (tensor<4x1x2xf32>, tensor<1x2x4xf32>) {
   CHECK(r[0].data == std::vector<double>{1, 3, 2, 4, 5, 7, 6, 8});
   CHECK(r[1].data == x.data);
 }
+
+TEST_CASE("evaluator: graph filter is sum_k h_k S^k x", "[eval]") {
+  eval::Tensor S{{2, 2}, {0, 1, 1, 0}}; // swaps the two nodes
+  eval::Tensor x{{2, 1}, {3, 5}};
+  eval::Tensor h{{3}, {1, 10, 100}};
+  auto r = runFunc(R"(
+func.func @f(%S: tensor<2x2xf32>, %x: tensor<2x1xf32>, %h: tensor<3xf32>) -> tensor<2x1xf32> {
+  %y = unroll.graph_filter %S, %x, %h : tensor<2x2xf32>, tensor<2x1xf32>, tensor<3xf32> -> tensor<2x1xf32>
+  return %y : tensor<2x1xf32>
+})",
+                   {S, x, h});
+  // x + 10 Sx + 100 S^2 x = [3 + 50 + 300, 5 + 30 + 500]
+  CHECK(r[0].data == std::vector<double>{353, 535});
+}

@@ -206,6 +206,23 @@ const std::vector<Case> kCases = {
   %u = unroll.unsqueeze2d %t : tensor<8x2x2xf32> -> tensor<2x4x4xf32>
   %m = unroll.mul %u, %x : tensor<2x4x4xf32>, tensor<2x4x4xf32> -> tensor<2x4x4xf32>
   %out = unroll.reduce "sum" %m : tensor<2x4x4xf32> -> tensor<f32>)"},
+    {"SURF's per-agent softmax cross-entropy, by the weights",
+     {"%w: tensor<2x3x4xf32>", "%X: tensor<2x5x3xf32>",
+      "%Y: tensor<2x5x3xf32>"},
+     R"(  %one = unroll.constant 1.0 : tensor<f32>
+  %ones = unroll.fill %one : tensor<f32> -> tensor<2x5x1xf32>
+  %Xa = unroll.concat %X, %ones {axis = 2 : i64} : tensor<2x5x3xf32>, tensor<2x5x1xf32> -> tensor<2x5x4xf32>
+  %wt = unroll.transpose %w : tensor<2x3x4xf32> -> tensor<2x4x3xf32>
+  %z = unroll.matmul %Xa, %wt : tensor<2x5x4xf32>, tensor<2x4x3xf32> -> tensor<2x5x3xf32>
+  %lse = unroll.logsumexp %z {axis = 2 : i64} : tensor<2x5x3xf32> -> tensor<2x5xf32>
+  %zy = unroll.mul %z, %Y : tensor<2x5x3xf32>, tensor<2x5x3xf32> -> tensor<2x5x3xf32>
+  %pick = unroll.reduce "sum" %zy {axis = 2 : i64} : tensor<2x5x3xf32> -> tensor<2x5xf32>
+  %ce = unroll.sub %lse, %pick : tensor<2x5xf32>, tensor<2x5xf32> -> tensor<2x5xf32>
+  %per = unroll.reduce "mean" %ce {axis = 1 : i64} : tensor<2x5xf32> -> tensor<2xf32>
+  %sm = unroll.softmax %per {axis = 0 : i64} : tensor<2xf32>
+  %s1 = unroll.reduce "sum" %per : tensor<2xf32> -> tensor<f32>
+  %s2 = unroll.reduce "sqnorm" %sm : tensor<2xf32> -> tensor<f32>
+  %out = unroll.add %s1, %s2 : tensor<f32>, tensor<f32> -> tensor<f32>)"},
     {"LASSO objective, by the code",
      {"%y: tensor<5xf32>", "%x: tensor<4xf32>", "%D: tensor<4x5xf32>"},
      R"(  %Dy = unroll.matmul %D, %y : tensor<4x5xf32>, tensor<5xf32> -> tensor<4xf32>

@@ -22,19 +22,26 @@ int compile(const std::string &text) {
 }
 } // namespace
 
-TEST_CASE("the examples compile to verified IR", "[pipeline]") {
-  CHECK(compile(test::readFile(test::sourcePath("examples/lista.unroll"))) ==
-        0);
+TEST_CASE("the examples compile to verified, unrolled IR", "[pipeline]") {
+  for (const char *f : {"examples/lista.unroll", "examples/glow_prox.unroll",
+                        "examples/surf.unroll"}) {
+    INFO(f);
+    CHECK(compile(test::readFile(test::sourcePath(f))) == 0);
+  }
 }
 
 TEST_CASE("mutated specs never crash the pipeline", "[pipeline][mutation]") {
-  std::string seed = test::readFile(test::sourcePath("examples/lista.unroll"));
-  REQUIRE(!seed.empty());
+  std::vector<std::string> seeds;
+  for (const char *f : {"examples/lista.unroll", "examples/glow_prox.unroll",
+                        "examples/surf.unroll"})
+    seeds.push_back(test::readFile(test::sourcePath(f)));
+  for (auto &s : seeds)
+    REQUIRE(!s.empty());
   std::mt19937 rng(777);
   const int kRuns = 3000;
   int compiled = 0;
   for (int i = 0; i < kRuns; ++i) {
-    std::string m = test::mutate(seed, rng);
+    std::string m = test::mutate(seeds[i % seeds.size()], rng);
     int status = test::runInChild([&] { return compile(m); });
     if (!test::cleanExit(status)) {
       INFO("mutant " << i << " wait status " << status << ":\n" << m);

@@ -20,6 +20,9 @@ void checkBody(const json &body, std::set<int64_t> &defined) {
       CHECK(defined.count(a.get<int64_t>()) == 1);
     if (op.contains("id"))
       CHECK(defined.insert(op["id"].get<int64_t>()).second);
+    if (op.contains("ids"))
+      for (const json &id : op["ids"])
+        CHECK(defined.insert(id.get<int64_t>()).second);
   }
   for (const json &y : body["yield"])
     CHECK(defined.count(y.get<int64_t>()) == 1);
