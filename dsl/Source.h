@@ -26,6 +26,8 @@ public:
 
   const std::string &path(uint32_t file) const;
   const std::string &text(uint32_t file) const;
+  /// Number of buffers; ids run from 1 to size().
+  uint32_t size() const { return static_cast<uint32_t>(buffers_.size()); }
   /// The text of one line, without its newline.
   std::string lineText(uint32_t file, uint32_t line) const;
 

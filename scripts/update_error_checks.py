@@ -32,6 +32,9 @@ def main():
             f.writelines(lines)
         # Run unrollc the way the RUN line does (%s: the test, %S: its folder).
         run = next(l for l in lines if "%unrollc" in l)
+        if "> %t 2>&1" not in run:
+            print(f"skipped {path}: its RUN line is not the standard one")
+            continue
         args = run.split("%unrollc", 1)[1].split(">")[0].split()
         args = [a.replace("%S", os.path.dirname(path) or ".")
                  .replace("%s", path) for a in args]

@@ -11,7 +11,10 @@
 
 #include "dsl/Frontend.h"
 
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/OperationSupport.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <CLI/CLI.hpp>
@@ -67,6 +70,18 @@ int emit(const std::string &stage, const std::string &file,
     return 0;
   }
   mlir::MLIRContext ctx;
+  // Users see their own source in diagnostics, not the IR op.
+  ctx.printOpOnDiagnostic(false);
+  // Errors from passes point at DSL source lines, printed like the front
+  // end's: file:line:col, the line, a caret (and "called from" notes for
+  // code inlined from a function).
+  llvm::SourceMgr sourceMgr;
+  for (uint32_t id = 1; id <= fe->sources.size(); ++id)
+    sourceMgr.AddNewSourceBuffer(
+        llvm::MemoryBuffer::getMemBufferCopy(fe->sources.text(id),
+                                             fe->sources.path(id)),
+        llvm::SMLoc());
+  mlir::SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx, llvm::errs());
   auto module = compiler::generateIR(ctx, *fe);
   if (!module)
     return 1;
