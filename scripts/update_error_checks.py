@@ -26,15 +26,15 @@ def main():
                      if not l.startswith("// CHECK")]
         if not any(l.startswith("// RUN:") for l in lines):
             lines = RUN.splitlines(keepends=True) + lines
+        run = next(l for l in lines if "%unrollc" in l)
+        if "> %t 2>&1" not in run:
+            print(f"skipped {path}: its RUN line is not the standard one")
+            continue
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
         with open(path, "w") as f:
             f.writelines(lines)
         # Run unrollc the way the RUN line does (%s: the test, %S: its folder).
-        run = next(l for l in lines if "%unrollc" in l)
-        if "> %t 2>&1" not in run:
-            print(f"skipped {path}: its RUN line is not the standard one")
-            continue
         args = run.split("%unrollc", 1)[1].split(">")[0].split()
         args = [a.replace("%S", os.path.dirname(path) or ".")
                  .replace("%s", path) for a in args]
