@@ -1,6 +1,7 @@
 #include "compiler/Pipeline.h"
 
 #include "compiler/passes/Differentiate.h"
+#include "compiler/passes/FuseElementwise.h"
 #include "compiler/passes/UnrollLayers.h"
 
 #include "mlir/Pass/PassManager.h"
@@ -8,7 +9,8 @@
 
 namespace unroll::compiler {
 
-mlir::LogicalResult runPipeline(mlir::ModuleOp module, bool printAfterAll) {
+mlir::LogicalResult runPipeline(mlir::ModuleOp module, bool printAfterAll,
+                                bool fuse) {
   mlir::MLIRContext *ctx = module.getContext();
   mlir::PassManager pm(ctx);
   if (printAfterAll) {
@@ -23,6 +25,8 @@ mlir::LogicalResult runPipeline(mlir::ModuleOp module, bool printAfterAll) {
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   pm.addPass(createUnrollLayersPass());
+  if (fuse)
+    pm.addPass(createFuseElementwisePass());
   return pm.run(module);
 }
 

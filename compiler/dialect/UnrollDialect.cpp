@@ -508,6 +508,22 @@ LogicalResult NoiseOp::verify() {
   return verifyScalarBody(*this, getBody(), 2);
 }
 
+LogicalResult FusedOp::verify() {
+  Block &b = getBody().front();
+  if (b.getNumArguments() != getInputs().size())
+    return emitOpError("body must take one argument per input");
+  for (Operation &op : b.without_terminator())
+    if (!isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, UnaryOp,
+             ConstantOp>(op))
+      return emitOpError("body may hold elementwise ops only, found ")
+             << op.getName();
+  auto yield = cast<YieldOp>(b.getTerminator());
+  if (yield.getValues().size() != 1 ||
+      yield.getValues()[0].getType() != getType())
+    return emitOpError("body must yield one value of the result type");
+  return success();
+}
+
 LogicalResult LipschitzOp::verify() {
   if (getOperand().getType().getRank() != 2 || getType().getRank() != 0)
     return emitOpError("takes a matrix and returns a scalar");

@@ -171,9 +171,27 @@ def Unroll_ProbeOp : Unroll_Op<"probe"> {
   let assemblyFormat = "$name $value attr-dict `:` type($value)";
 }
 
+def Unroll_FusedOp : Unroll_Op<"fused", [IsolatedFromAbove,
+    SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "a chain of elementwise ops for the kernel generator";
+  let description = [{
+    Made by the fuse-elementwise pass: the body computes the result from the
+    operands (bound to its block arguments) with elementwise ops only, so it
+    can become one generated kernel.
+  }];
+  let arguments = (ins Variadic<Unroll_Tensor>:$inputs);
+  let results = (outs Unroll_Tensor:$result);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    `(` $inputs `)` attr-dict `:` functional-type($inputs, $result) $body
+  }];
+  let hasVerifier = 1;
+}
+
 def Unroll_YieldOp : Unroll_Op<"yield", [Pure, Terminator,
     ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp", "GradOp",
-                 "ObjectiveOp", "LossOp", "ConstraintOp", "NoiseOp"]>]> {
+                 "ObjectiveOp", "LossOp", "ConstraintOp", "NoiseOp",
+                 "FusedOp"]>]> {
   let summary = "ends a param/state initialiser, a step or a layer";
   let arguments = (ins Variadic<Unroll_Tensor>:$values);
   let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];

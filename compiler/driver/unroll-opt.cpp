@@ -2,6 +2,7 @@
 // passes) registered. Used by the lit tests of each IR stage.
 #include "compiler/dialect/UnrollDialect.h"
 #include "compiler/passes/Differentiate.h"
+#include "compiler/passes/FuseElementwise.h"
 #include "compiler/passes/UnrollLayers.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -17,6 +18,7 @@ int main(int argc, char **argv) {
   mlir::registerCSEPass();
   unroll::compiler::registerUnrollLayersPass();
   unroll::compiler::registerDifferentiatePass();
+  unroll::compiler::registerFuseElementwisePass();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "Unroll optimizer driver\n", registry));
 }

@@ -86,7 +86,8 @@ int emit(const std::string &stage, const std::string &file,
   if (!module)
     return 1;
   if (stage == "mlir-unrolled" || stage == "plan")
-    if (mlir::failed(compiler::runPipeline(*module, printAfterAll)))
+    if (mlir::failed(compiler::runPipeline(*module, printAfterAll,
+                                           /*fuse=*/stage == "plan")))
       return 1;
   if (stage == "plan") {
     auto plan = compiler::lowerToPlan(*module);

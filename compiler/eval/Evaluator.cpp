@@ -388,6 +388,16 @@ private:
       }
       return set(op, r);
     }
+    if (isa<ir::ProbeOp>(op))
+      return; // only marks a value for the runtime to record
+    if (auto f = dyn_cast<ir::FusedOp>(op)) {
+      std::vector<Tensor> args;
+      for (Value v : f.getInputs())
+        args.push_back(get(v));
+      return set(
+          op,
+          Interpreter(Env(), layerIndex_).run(f.getBody().front(), args)[0]);
+    }
     if (auto ls = dyn_cast<ir::LogSumExpOp>(op)) {
       const Tensor &a = get(ls.getOperand());
       int64_t ax = ls.getAxis(), n = a.shape[ax];

@@ -178,7 +178,9 @@ private:
         j["ids"].push_back(define(r));
       }
     }
-    if (op.getNumRegions() != 0) {
+    if (auto f = dyn_cast<ir::FusedOp>(op))
+      j["body"] = body(f.getBody());
+    else if (op.getNumRegions() != 0) {
       failed_ = true;
       op.emitError("plan lowering: unexpected op with regions");
     }

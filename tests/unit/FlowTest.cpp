@@ -15,15 +15,6 @@
 using namespace unroll;
 
 namespace {
-eval::Tensor randomTensor(mlir::Type t, std::mt19937 &rng, double scale) {
-  auto rt = mlir::cast<mlir::RankedTensorType>(t);
-  eval::Tensor x;
-  x.shape.assign(rt.getShape().begin(), rt.getShape().end());
-  std::normal_distribution<double> n(0, scale);
-  for (int64_t i = 0; i < rt.getNumElements(); ++i)
-    x.data.push_back(n(rng));
-  return x;
-}
 
 /// Runs the step of `spec` once on a random input with random parameters;
 /// returns the largest change |step(y) - y|.
@@ -35,26 +26,12 @@ double largestChange(const std::string &spec) {
   REQUIRE(module);
   std::mt19937 rng(3);
   eval::Env env;
+  int params = test::randomInputsAndParams(*module, rng, 0.3, env);
   ir::StepOp step;
-  int params = 0;
-  module->walk([&](mlir::Operation *op) {
-    if (auto p = mlir::dyn_cast<ir::ParamOp>(op)) {
-      // Mixing matrices near the identity stay well conditioned.
-      eval::Tensor t = randomTensor(p.getType(), rng, 0.3);
-      if (p.getName().ends_with(".mix.W"))
-        for (int64_t i = 0; i < t.shape[0]; ++i)
-          t.data[i * t.shape[0] + i] += 1;
-      env[p.getResult()] = t;
-      ++params;
-    } else if (auto in = mlir::dyn_cast<ir::InputOp>(op)) {
-      env[in.getResult()] = randomTensor(in.getType(), rng, 1);
-    } else if (auto s = mlir::dyn_cast<ir::StepOp>(op)) {
-      step = s;
-    }
-  });
+  module->walk([&](ir::StepOp s) { step = s; });
   CHECK(params == 2 * 3 * 5); // levels x depth x (logs, bias, W, K1, K2)
   REQUIRE(step);
-  eval::Tensor y0 = randomTensor(step.getState()[0].getType(), rng, 1);
+  eval::Tensor y0 = test::randomTensor(step.getState()[0].getType(), rng, 1);
   auto out = eval::evaluate(step.getBody().front(), {y0}, env);
   REQUIRE(out[0].data.size() == y0.data.size());
   double worst = 0;
