@@ -238,9 +238,13 @@ LogicalResult RandomOp::verify() {
   return success();
 }
 
+static bool isSquareMatrix(RankedTensorType t) {
+  auto s = t.getShape();
+  return s.size() == 2 && s[0] == s[1];
+}
+
 LogicalResult EyeOp::verify() {
-  auto s = getType().getShape();
-  if (s.size() != 2 || s[0] != s[1])
+  if (!isSquareMatrix(getType()))
     return emitOpError("result must be a square matrix");
   return success();
 }
@@ -421,8 +425,7 @@ LogicalResult MinibatchOp::verify() {
 }
 
 LogicalResult InverseOp::verify() {
-  auto s = getType().getShape();
-  if (s.size() != 2 || s[0] != s[1])
+  if (!isSquareMatrix(getType()))
     return emitOpError("needs a square matrix");
   return success();
 }

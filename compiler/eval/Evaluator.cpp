@@ -123,14 +123,20 @@ Tensor transpose(const Tensor &a) {
   return r;
 }
 
+/// A shape seen as [outer, n, inner] around `axis`.
+struct AxisSplit {
+  int64_t outer, n, inner;
+};
+AxisSplit splitAt(const std::vector<int64_t> &shape, int64_t axis) {
+  return {count(std::vector<int64_t>(shape.begin(), shape.begin() + axis)),
+          shape[axis],
+          count(std::vector<int64_t>(shape.begin() + axis + 1, shape.end()))};
+}
+
 /// Sums `a` over `axis` (or, with the axis dropped, expands `a` along it).
 Tensor sumAxis(const Tensor &a, int64_t axis, const std::vector<int64_t> &out) {
   Tensor r = zeros(out);
-  int64_t outer =
-      count(std::vector<int64_t>(a.shape.begin(), a.shape.begin() + axis));
-  int64_t n = a.shape[axis];
-  int64_t inner =
-      count(std::vector<int64_t>(a.shape.begin() + axis + 1, a.shape.end()));
+  auto [outer, n, inner] = splitAt(a.shape, axis);
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t k = 0; k < n; ++k)
       for (int64_t i = 0; i < inner; ++i)
@@ -228,12 +234,7 @@ private:
     if (auto e = dyn_cast<ir::ExpandOp>(op)) {
       const Tensor &a = get(e.getOperand());
       Tensor r = zeros(out);
-      int64_t ax = e.getAxis();
-      int64_t n = out[ax];
-      int64_t inner =
-          count(std::vector<int64_t>(out.begin() + ax + 1, out.end()));
-      int64_t outer =
-          count(std::vector<int64_t>(out.begin(), out.begin() + ax));
+      auto [outer, n, inner] = splitAt(out, e.getAxis());
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t k = 0; k < n; ++k)
           for (int64_t i = 0; i < inner; ++i)
@@ -272,11 +273,8 @@ private:
       const Tensor &a = get(c.getLhs()), &b = get(c.getRhs());
       int64_t ax = c.getAxis();
       Tensor r = zeros(out);
-      int64_t outer =
-          count(std::vector<int64_t>(out.begin(), out.begin() + ax));
-      int64_t inner =
-          count(std::vector<int64_t>(out.begin() + ax + 1, out.end()));
-      int64_t na = a.shape[ax], nb = b.shape[ax], n = out[ax];
+      auto [outer, n, inner] = splitAt(out, ax);
+      int64_t na = a.shape[ax], nb = b.shape[ax];
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t k = 0; k < n; ++k)
           for (int64_t i = 0; i < inner; ++i)
@@ -289,11 +287,8 @@ private:
       const Tensor &a = get(sl.getOperand());
       int64_t ax = sl.getAxis(), st = sl.getStart();
       Tensor r = zeros(out);
-      int64_t outer =
-          count(std::vector<int64_t>(out.begin(), out.begin() + ax));
-      int64_t inner =
-          count(std::vector<int64_t>(out.begin() + ax + 1, out.end()));
-      int64_t n = out[ax], na = a.shape[ax];
+      auto [outer, n, inner] = splitAt(out, ax);
+      int64_t na = a.shape[ax];
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t k = 0; k < n; ++k)
           for (int64_t i = 0; i < inner; ++i)
@@ -400,11 +395,7 @@ private:
     }
     if (auto ls = dyn_cast<ir::LogSumExpOp>(op)) {
       const Tensor &a = get(ls.getOperand());
-      int64_t ax = ls.getAxis(), n = a.shape[ax];
-      int64_t outer =
-          count(std::vector<int64_t>(a.shape.begin(), a.shape.begin() + ax));
-      int64_t inner =
-          count(std::vector<int64_t>(a.shape.begin() + ax + 1, a.shape.end()));
+      auto [outer, n, inner] = splitAt(a.shape, ls.getAxis());
       Tensor r = zeros(out);
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t i = 0; i < inner; ++i) {
@@ -420,11 +411,7 @@ private:
     }
     if (auto sm = dyn_cast<ir::SoftmaxOp>(op)) {
       Tensor a = get(sm.getOperand());
-      int64_t ax = sm.getAxis(), n = a.shape[ax];
-      int64_t outer =
-          count(std::vector<int64_t>(a.shape.begin(), a.shape.begin() + ax));
-      int64_t inner =
-          count(std::vector<int64_t>(a.shape.begin() + ax + 1, a.shape.end()));
+      auto [outer, n, inner] = splitAt(a.shape, sm.getAxis());
       for (int64_t o = 0; o < outer; ++o)
         for (int64_t i = 0; i < inner; ++i) {
           double m = -INFINITY, acc = 0;
