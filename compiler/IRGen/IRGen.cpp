@@ -453,15 +453,24 @@ private:
         genConstraint(it, stateType, stepYield);
         break;
       case K::Noise: {
-        auto &c = static_cast<const CallExpr &>(*it.value);
-        const std::string &dist = static_cast<const NameExpr &>(*c.callee).name;
+        // Sema knows the value is a distribution; IR generation needs it
+        // written out as normal(a, b) or uniform(a, b).
+        const Expr &v = *it.value;
+        auto *c = v.kind == Expr::Kind::Call ? static_cast<const CallExpr *>(&v)
+                                             : nullptr;
+        std::string dist = c && c->callee->kind == Expr::Kind::Name
+                               ? static_cast<const NameExpr &>(*c->callee).name
+                               : "";
+        if ((dist != "normal" && dist != "uniform") || c->args.size() != 2)
+          fail(v.loc, "IR generation needs the noise written as normal(a, b) "
+                      "or uniform(a, b)");
         auto op = b_.create<ir::NoiseOp>(l, it.name, dist);
         mlir::Block *blk = openBody(op.getBody(), stateType(it.name), l);
         Frame f(*this);
         bind(it.name, GenValue{blk->getArgument(0), std::nullopt});
         layerIndex_ = true;
-        Value a = tensor(gen(*c.args[0].value), it.loc);
-        Value bv = tensor(gen(*c.args[1].value), it.loc);
+        Value a = tensor(gen(*c->args[0].value), it.loc);
+        Value bv = tensor(gen(*c->args[1].value), it.loc);
         layerIndex_ = false;
         b_.create<ir::YieldOp>(l, mlir::ValueRange{a, bv});
         break;
