@@ -234,6 +234,7 @@ private:
 
     b_.setInsertionPointAfter(step);
     genObjective(pd, state);
+    genComposite(pd);
     for (auto &t : fe_.main->ast->trains)
       if (t->name == u.name) {
         if (trained_.count(u.name))
@@ -395,6 +396,121 @@ private:
       args.push_back(GenValue{a, std::nullopt});
     GenValue r = inlineObjective(pd, args, pd.objectiveLoc);
     b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, pd.objectiveLoc)});
+  }
+
+  /// Splits the objective of a one-variable problem into a smooth part g
+  /// and an l1 term w ||y||_1 (top-level terms c * norm1(y) with c free of
+  /// y), for the classical solvers that compute targets.
+  void genComposite(const ProblemDecl &pd) {
+    const VarDecl *var = nullptr;
+    for (const VarDecl &v : pd.vars)
+      if (v.role == VarDecl::Role::Var) {
+        if (var)
+          return; // several variables: no proximal split
+        var = &v;
+      }
+    std::vector<std::pair<int, const Expr *>> terms; // (sign, term)
+    collectTerms(*pd.objective, +1, terms);
+    std::vector<std::pair<int, const Expr *>> smooth;
+    std::vector<const Expr *> weights; // nullptr: weight 1
+    for (auto &[sign, t] : terms) {
+      const Expr *w = nullptr;
+      if (sign > 0 && isL1Of(*t, var->name, w))
+        weights.push_back(w);
+      else
+        smooth.emplace_back(sign, t);
+    }
+    mlir::OpBuilder::InsertionGuard guard(b_);
+    mlir::Location l = loc(pd.objectiveLoc);
+    auto op = b_.create<ir::CompositeOp>(l, weights.empty() ? "none" : "l1");
+    mlir::RankedTensorType vt = tensorOf(*var->type);
+    mlir::Block *blk = openBody(op.getBody(), vt, l);
+    Frame f(*this);
+    bind(var->name, GenValue{blk->getArgument(0), std::nullopt});
+    auto smoothValue = [&] {
+      Value acc = constant(0, l);
+      for (auto &[sign, t] : smooth) {
+        Value v = tensor(gen(*t), t->loc);
+        acc = sign > 0 ? create<ir::AddOp>(l, acc, v)
+                       : create<ir::SubOp>(l, acc, v);
+      }
+      return acc;
+    };
+    Value g = smoothValue();
+    auto grad =
+        b_.create<ir::GradOp>(l, vt, mlir::ValueRange{blk->getArgument(0)});
+    {
+      mlir::OpBuilder::InsertionGuard inner(b_);
+      mlir::Block *gb = openBody(grad.getBody(), vt, l);
+      Frame gf(*this);
+      bind(var->name, GenValue{gb->getArgument(0), std::nullopt});
+      b_.create<ir::YieldOp>(l, mlir::ValueRange{smoothValue()});
+    }
+    Value w = constant(0, l);
+    for (const Expr *we : weights)
+      w = create<ir::AddOp>(l, w,
+                            we ? tensor(gen(*we), we->loc) : constant(1, l));
+    b_.create<ir::YieldOp>(l, mlir::ValueRange{g, grad.getResult(), w});
+  }
+
+  static void collectTerms(const Expr &e, int sign,
+                           std::vector<std::pair<int, const Expr *>> &out) {
+    if (e.kind == Expr::Kind::Binary) {
+      auto &b = static_cast<const BinaryExpr &>(e);
+      if (b.op == '+' || b.op == '-') {
+        collectTerms(*b.lhs, sign, out);
+        collectTerms(*b.rhs, b.op == '+' ? sign : -sign, out);
+        return;
+      }
+    }
+    out.emplace_back(sign, &e);
+  }
+
+  /// norm1(y), or c * norm1(y) / norm1(y) * c with c not mentioning y.
+  static bool isL1Of(const Expr &e, const std::string &var, const Expr *&w) {
+    auto isNorm1 = [&](const Expr &x) {
+      if (x.kind != Expr::Kind::Call)
+        return false;
+      auto &c = static_cast<const CallExpr &>(x);
+      return c.callee->kind == Expr::Kind::Name &&
+             static_cast<const NameExpr &>(*c.callee).name == "norm1" &&
+             c.args.size() == 1 && c.args[0].value->kind == Expr::Kind::Name &&
+             static_cast<const NameExpr &>(*c.args[0].value).name == var;
+    };
+    if (isNorm1(e)) {
+      w = nullptr;
+      return true;
+    }
+    if (e.kind != Expr::Kind::Binary ||
+        static_cast<const BinaryExpr &>(e).op != '*')
+      return false;
+    auto &b = static_cast<const BinaryExpr &>(e);
+    const Expr *c = isNorm1(*b.rhs)   ? b.lhs.get()
+                    : isNorm1(*b.lhs) ? b.rhs.get()
+                                      : nullptr;
+    if (!c || !constantFree(*c, var))
+      return false;
+    w = c;
+    return true;
+  }
+
+  /// Numbers, names other than `var`, and arithmetic on them.
+  static bool constantFree(const Expr &e, const std::string &var) {
+    switch (e.kind) {
+    case Expr::Kind::Number:
+      return true;
+    case Expr::Kind::Name:
+      return static_cast<const NameExpr &>(e).name != var;
+    case Expr::Kind::Unary:
+      return constantFree(*static_cast<const UnaryExpr &>(e).operand, var);
+    case Expr::Kind::Binary: {
+      auto &b = static_cast<const BinaryExpr &>(e);
+      return b.op != '@' && constantFree(*b.lhs, var) &&
+             constantFree(*b.rhs, var);
+    }
+    default:
+      return false;
+    }
   }
 
   void genTrain(const TrainDecl &t, ir::AlgorithmOp alg,

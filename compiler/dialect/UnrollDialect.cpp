@@ -487,6 +487,23 @@ static LogicalResult verifyScalarBody(Operation *op, Region &body, unsigned n) {
 LogicalResult ObjectiveOp::verify() {
   return verifyScalarBody(*this, getBody(), 1);
 }
+LogicalResult CompositeOp::verify() {
+  if (getProx() != "l1" && getProx() != "none")
+    return emitOpError("prox must be 'l1' or 'none'");
+  Block &b = getBody().front();
+  if (b.getNumArguments() != 1)
+    return emitOpError("body takes the problem's variable");
+  auto yield = cast<YieldOp>(b.getTerminator());
+  auto vals = yield.getValues();
+  if (vals.size() != 3 ||
+      cast<RankedTensorType>(vals[0].getType()).getRank() != 0 ||
+      vals[1].getType() != b.getArgument(0).getType() ||
+      cast<RankedTensorType>(vals[2].getType()).getRank() != 0)
+    return emitOpError("body must yield g (scalar), its gradient (the "
+                       "variable's type) and the l1 weight (scalar)");
+  return success();
+}
+
 LogicalResult LossOp::verify() { return verifyScalarBody(*this, getBody(), 1); }
 
 LogicalResult ConstraintOp::verify() {

@@ -120,6 +120,21 @@ def Unroll_ObjectiveOp : Unroll_Op<"objective",
   let hasVerifier = 1;
 }
 
+def Unroll_CompositeOp : Unroll_Op<"composite",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "the objective split for proximal solvers: f = g + w ||y||_1";
+  let description = [{
+    The body takes the variable and yields g(y) (the smooth part), its
+    gradient (explicit after `differentiate`) and the weight w of the l1
+    term (`prox = "l1"`; with `prox = "none"` the weight is 0). Classical
+    solvers (ISTA, FISTA) for `unroll.target` run from these alone.
+  }];
+  let arguments = (ins StrAttr:$prox);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$prox attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+}
+
 def Unroll_TargetOp : Unroll_Op<"target"> {
   let summary = "the optimum of the problem, computed by a classical solver";
   let arguments = (ins StrAttr:$name, StrAttr:$solver,
@@ -191,7 +206,7 @@ def Unroll_FusedOp : Unroll_Op<"fused", [IsolatedFromAbove,
 def Unroll_YieldOp : Unroll_Op<"yield", [Pure, Terminator,
     ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp", "GradOp",
                  "ObjectiveOp", "LossOp", "ConstraintOp", "NoiseOp",
-                 "FusedOp"]>]> {
+                 "FusedOp", "CompositeOp"]>]> {
   let summary = "ends a param/state initialiser, a step or a layer";
   let arguments = (ins Variadic<Unroll_Tensor>:$values);
   let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];

@@ -65,6 +65,9 @@ public:
         out["layers"].push_back(j);
       } else if (auto o = dyn_cast<ir::ObjectiveOp>(op)) {
         out["objective"] = body(o.getBody());
+      } else if (auto c = dyn_cast<ir::CompositeOp>(op)) {
+        out["solver"] = {{"prox", c.getProx().str()},
+                         {"body", body(c.getBody())}};
       } else if (auto lo = dyn_cast<ir::LossOp>(op)) {
         out["loss"] = body(lo.getBody());
       } else if (auto c = dyn_cast<ir::ConstraintOp>(op)) {

@@ -42,7 +42,8 @@ inline eval::Tensor randomTensor(mlir::Type t, std::mt19937 &rng,
   return x;
 }
 
-/// Random values for every input and parameter of `module` (parameters at
+/// Random values for every input and parameter of `module`, and the values
+/// of algorithm-level constants (parameters at
 /// `scale`; `.mix.W` mixing matrices near the identity, so they stay
 /// invertible). Returns how many parameters it set.
 inline int randomInputsAndParams(mlir::ModuleOp module, std::mt19937 &rng,
@@ -58,6 +59,10 @@ inline int randomInputsAndParams(mlir::ModuleOp module, std::mt19937 &rng,
       ++params;
     } else if (auto in = mlir::dyn_cast<ir::InputOp>(op)) {
       env[in.getResult()] = randomTensor(in.getType(), rng, 1);
+    } else if (auto c = mlir::dyn_cast<ir::ConstantOp>(op);
+               c && mlir::isa<ir::AlgorithmOp>(op->getParentOp())) {
+      // Algorithm-level constants (problem parameters such as alpha).
+      env[c.getResult()] = eval::Tensor::scalar(c.getValue().convertToDouble());
     }
   });
   return params;
