@@ -1,0 +1,289 @@
+#include "runtime/Executor.h"
+
+namespace unroll::runtime {
+
+using nlohmann::json;
+using torch::Tensor;
+
+namespace {
+
+std::vector<int64_t> shapeOf(const json &j) {
+  return j.get<std::vector<int64_t>>();
+}
+
+/// Per-instance rank of a value.
+int64_t rank(const RValue &v) { return v.t.dim() - (v.batched ? 1 : 0); }
+
+/// A batched value reshaped to [B, 1.., shape] of per-instance rank `r`, so
+/// that right-aligned broadcasting with shared values works.
+Tensor alignBatched(const RValue &v, int64_t r) {
+  if (!v.batched || rank(v) == r)
+    return v.t;
+  std::vector<int64_t> s{v.t.size(0)};
+  for (int64_t i = rank(v); i < r; ++i)
+    s.push_back(1);
+  for (int64_t d = 1; d < v.t.dim(); ++d)
+    s.push_back(v.t.size(d));
+  return v.t.reshape(s);
+}
+
+/// Axis `a` of the per-instance value, as a tensor dimension.
+int64_t dim(const RValue &v, int64_t a) { return a + (v.batched ? 1 : 0); }
+
+} // namespace
+
+RValue Executor::get(int64_t id) const {
+  auto it = env_.find(id);
+  if (it == env_.end())
+    throw PlanError("plan uses value " + std::to_string(id) +
+                    " before defining it");
+  return it->second;
+}
+
+void Executor::bindInputs(const std::map<std::string, Tensor> &inputs) {
+  batch_ = -1;
+  for (const json &in : alg_.json["inputs"]) {
+    std::string name = in["name"];
+    auto it = inputs.find(name);
+    if (it == inputs.end())
+      throw PlanError("missing input '" + name + "'");
+    bool data = in["role"] == "data";
+    std::vector<int64_t> want = shapeOf(in["shape"]);
+    Tensor t = it->second.to(torch::kFloat32);
+    std::vector<int64_t> got(t.sizes().begin(), t.sizes().end());
+    if (data) {
+      if (got.empty())
+        throw PlanError("data input '" + name + "' needs a batch axis");
+      if (batch_ >= 0 && got[0] != batch_)
+        throw PlanError("data inputs disagree on the batch size");
+      batch_ = got[0];
+      got.erase(got.begin());
+    }
+    if (got != want)
+      throw PlanError("input '" + name + "' has shape " +
+                      c10::str(it->second.sizes()) + ", expected " +
+                      in["shape"].dump() + (data ? " per instance" : ""));
+    env_[in["id"].get<int64_t>()] = RValue{t, data};
+  }
+  if (batch_ < 0)
+    batch_ = 1;
+}
+
+void Executor::initParams(uint64_t seed) {
+  gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
+  torch::NoGradGuard noGrad;
+  for (const json &op : alg_.json["prelude"])
+    run(op);
+  for (const json &p : alg_.json["params"]) {
+    Tensor t = body(p["init"], {})[0].t.clone();
+    t.set_requires_grad(true);
+    params_[p["id"].get<int64_t>()] = t;
+    env_[p["id"].get<int64_t>()] = RValue{t, false};
+  }
+}
+
+ForwardResult Executor::forward(uint64_t seed) {
+  gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
+  ForwardResult out;
+  probes_ = &out.probes;
+  std::vector<Tensor> state;
+  for (const json &s : alg_.json["states"]) {
+    torch::NoGradGuard noGrad;
+    std::vector<int64_t> shape = shapeOf(s["shape"]);
+    std::vector<int64_t> full{batch_};
+    full.insert(full.end(), shape.begin(), shape.end());
+    Tensor t;
+    if (s.value("random", false)) {
+      // Each instance draws its own initial state.
+      std::vector<Tensor> draws;
+      for (int64_t i = 0; i < batch_; ++i)
+        draws.push_back(body(s["init"], {})[0].t);
+      t = torch::stack(draws);
+    } else {
+      RValue v = body(s["init"], {})[0];
+      t = v.batched ? v.t : v.t.unsqueeze(0).expand(full).clone();
+    }
+    env_[s["id"].get<int64_t>()] = RValue{t, true};
+    state.push_back(t);
+  }
+  out.states.push_back(state);
+  for (const json &layer : alg_.json["layers"]) {
+    layerIndex_ = layer["index"].get<double>();
+    std::vector<RValue> args;
+    for (const json &id : layer["state"])
+      args.push_back(get(id.get<int64_t>()));
+    std::vector<RValue> res = body(layer["body"], args);
+    std::vector<Tensor> next;
+    for (size_t i = 0; i < res.size(); ++i) {
+      RValue r = res[i];
+      if (!r.batched) // a layer that ignores its input still yields per
+                      // instance
+        r = RValue{r.t.unsqueeze(0).expand({batch_}).clone(), true};
+      env_[layer["results"][i].get<int64_t>()] = r;
+      next.push_back(r.t);
+    }
+    out.states.push_back(next);
+  }
+  probes_ = nullptr;
+  return out;
+}
+
+std::vector<RValue> Executor::body(const json &b,
+                                   const std::vector<RValue> &args) {
+  const json &ids = b["args"];
+  if (ids.size() != args.size())
+    throw PlanError("a plan body gets the wrong number of arguments");
+  for (size_t i = 0; i < args.size(); ++i)
+    env_[ids[i].get<int64_t>()] = args[i];
+  for (const json &op : b["ops"])
+    run(op);
+  std::vector<RValue> out;
+  for (const json &y : b["yield"])
+    out.push_back(get(y.get<int64_t>()));
+  return out;
+}
+
+void Executor::run(const json &op) {
+  const std::string name = op["op"];
+  std::vector<RValue> a;
+  for (const json &id : op["args"])
+    a.push_back(get(id.get<int64_t>()));
+  std::vector<int64_t> shape =
+      op.contains("shape") ? shapeOf(op["shape"]) : std::vector<int64_t>{};
+  int64_t outRank = static_cast<int64_t>(shape.size());
+  bool anyBatched = false;
+  for (const RValue &v : a)
+    anyBatched |= v.batched;
+  auto set = [&](Tensor t, bool batched) {
+    env_[op["id"].get<int64_t>()] = RValue{t, batched};
+  };
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+
+  if (name == "constant")
+    return set(torch::tensor(op["value"].get<double>(), opts), false);
+  if (name == "layer_index")
+    return set(torch::tensor(layerIndex_, opts), false);
+  if (name == "eye")
+    return set(torch::eye(shape[0], opts), false);
+  if (name == "fill") {
+    if (a[0].batched) {
+      std::vector<int64_t> full{a[0].t.size(0)};
+      full.insert(full.end(), shape.begin(), shape.end());
+      std::vector<int64_t> view{a[0].t.size(0)};
+      view.insert(view.end(), shape.size(), 1);
+      return set(a[0].t.reshape(view).expand(full), true);
+    }
+    return set(a[0].t.expand(shape), false);
+  }
+  if (name == "random") {
+    Tensor s = op["distribution"] == "normal" ? torch::randn(shape, gen_, opts)
+                                              : torch::rand(shape, gen_, opts);
+    Tensor lo = a[0].t, hi = a[1].t;
+    if (op["distribution"] == "normal")
+      return set(lo + hi * s, false);
+    return set(lo + (hi - lo) * s, false);
+  }
+  if (name == "unary") {
+    const std::string fn = op["fn"];
+    Tensor x = a[0].t, r;
+    if (fn == "neg")
+      r = -x;
+    else if (fn == "abs")
+      r = x.abs();
+    else if (fn == "sign")
+      r = x.sign();
+    else if (fn == "relu")
+      r = torch::relu(x);
+    else if (fn == "step")
+      r = (x > 0).to(torch::kFloat32);
+    else if (fn == "exp")
+      r = x.exp();
+    else if (fn == "log")
+      r = x.log();
+    else if (fn == "sqrt")
+      r = x.sqrt();
+    else if (fn == "tanh")
+      r = x.tanh();
+    else if (fn == "sigmoid")
+      r = torch::sigmoid(x);
+    else if (fn == "square")
+      r = x * x;
+    else
+      throw PlanError("unknown elementwise function '" + fn + "'");
+    return set(r, a[0].batched);
+  }
+  static const std::vector<std::string> binary = {"add", "sub", "mul", "div",
+                                                  "pow", "max", "min"};
+  if (std::find(binary.begin(), binary.end(), name) != binary.end()) {
+    Tensor x = alignBatched(a[0], outRank), y = alignBatched(a[1], outRank);
+    Tensor r = name == "add"   ? x + y
+               : name == "sub" ? x - y
+               : name == "mul" ? x * y
+               : name == "div" ? x / y
+               : name == "pow" ? torch::pow(x, y)
+               : name == "max" ? torch::maximum(x, y)
+                               : torch::minimum(x, y);
+    return set(r, anyBatched);
+  }
+  if (name == "matmul") {
+    Tensor x = a[0].t, y = a[1].t;
+    bool lv = rank(a[0]) == 1, rv = rank(a[1]) == 1;
+    if (lv)
+      x = x.unsqueeze(-2);
+    if (rv)
+      y = y.unsqueeze(-1);
+    Tensor r = torch::matmul(x, y);
+    if (rv)
+      r = r.squeeze(-1);
+    if (lv)
+      r = r.squeeze(rv ? -1 : -2);
+    return set(r, anyBatched);
+  }
+  if (name == "transpose")
+    return set(a[0].t.transpose(-1, -2), a[0].batched);
+  if (name == "reduce") {
+    const std::string kind = op["kind"];
+    Tensor x = a[0].t;
+    std::vector<int64_t> dims;
+    if (op.contains("axis"))
+      dims.push_back(dim(a[0], op["axis"].get<int64_t>()));
+    else
+      for (int64_t d = a[0].batched ? 1 : 0; d < x.dim(); ++d)
+        dims.push_back(d);
+    Tensor r;
+    if (dims.empty()) // reducing a scalar
+      r = kind == "norm" || kind == "norm1" ? x.abs()
+          : kind == "sqnorm"                ? x * x
+                                            : x;
+    else if (kind == "sum")
+      r = x.sum(dims);
+    else if (kind == "mean")
+      r = x.mean(dims);
+    else if (kind == "norm")
+      r = (x * x).sum(dims).sqrt();
+    else if (kind == "norm1")
+      r = x.abs().sum(dims);
+    else if (kind == "sqnorm")
+      r = (x * x).sum(dims);
+    else
+      throw PlanError("unknown reduction '" + kind + "'");
+    return set(r, a[0].batched);
+  }
+  if (name == "lipschitz") {
+    Tensor s =
+        torch::linalg::matrix_norm(a[0].t, 2, {-2, -1}, false, c10::nullopt);
+    return set(s * s, a[0].batched);
+  }
+  if (name == "fused") {
+    std::vector<RValue> res = body(op["body"], a);
+    return set(res[0].t, res[0].batched);
+  }
+  if (name == "probe") {
+    if (probes_)
+      (*probes_)[op["name"].get<std::string>()].push_back(a[0].t);
+    return;
+  }
+  throw PlanError("the runtime cannot run plan op '" + name + "' yet");
+}
+
+} // namespace unroll::runtime

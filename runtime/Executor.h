@@ -1,0 +1,60 @@
+#pragma once
+// Runs a plan's algorithm with LibTorch on a batch of instances.
+
+#include "runtime/Plan.h"
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace unroll::runtime {
+
+/// A value while executing: per-instance values (data, state, everything
+/// computed from them) carry a leading batch axis; shared ones do not.
+struct RValue {
+  torch::Tensor t;
+  bool batched = false;
+};
+
+/// Every layer's state, for training and layer-by-layer evaluation.
+struct ForwardResult {
+  /// states[l][i]: state i after layer l (l = 0 is the initial state).
+  std::vector<std::vector<torch::Tensor>> states;
+  /// probes[name][l - 1]: the step result `name` in layer l.
+  std::map<std::string, std::vector<torch::Tensor>> probes;
+};
+
+class Executor {
+public:
+  explicit Executor(Algorithm alg) : alg_(std::move(alg)) {}
+
+  /// Binds the inputs by name: data as [batch, shape...], given as
+  /// [shape...]. Throws PlanError on a missing input or a wrong shape.
+  void bindInputs(const std::map<std::string, torch::Tensor> &inputs);
+  /// Computes the prelude and every parameter's initial value.
+  void initParams(uint64_t seed);
+  /// The parameters by plan id (leaf tensors, for an optimizer).
+  std::map<int64_t, torch::Tensor> &params() { return params_; }
+  /// Runs all layers; `seed` drives random initial states and minibatches.
+  ForwardResult forward(uint64_t seed);
+
+  const Algorithm &algorithm() const { return alg_; }
+
+private:
+  RValue get(int64_t id) const;
+  void run(const nlohmann::json &op);
+  std::vector<RValue> body(const nlohmann::json &b,
+                           const std::vector<RValue> &args);
+
+  Algorithm alg_;
+  int64_t batch_ = 0;
+  std::map<int64_t, RValue> env_;
+  std::map<int64_t, torch::Tensor> params_;
+  double layerIndex_ = 0;
+  torch::Generator gen_;
+  std::map<std::string, std::vector<torch::Tensor>> *probes_ = nullptr;
+};
+
+} // namespace unroll::runtime
