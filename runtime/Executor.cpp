@@ -269,6 +269,129 @@ void Executor::run(const json &op) {
       throw PlanError("unknown reduction '" + kind + "'");
     return set(r, a[0].batched);
   }
+  if (name == "outer") {
+    Tensor x = a[0].t.unsqueeze(-1), y = a[1].t.unsqueeze(-2);
+    return set(x * y, anyBatched);
+  }
+  if (name == "expand") {
+    int64_t ax = dim(a[0], op["axis"].get<int64_t>());
+    std::vector<int64_t> full(a[0].t.sizes().begin(), a[0].t.sizes().end());
+    full.insert(full.begin() + ax, shape[op["axis"].get<int64_t>()]);
+    return set(a[0].t.unsqueeze(ax).expand(full), a[0].batched);
+  }
+  if (name == "sum_to") {
+    // Sum the axes broadcasting added (leading ones, and size-1 targets).
+    Tensor x = a[0].t;
+    int64_t lead = rank(a[0]) - outRank, off = a[0].batched ? 1 : 0;
+    for (int64_t i = 0; i < lead; ++i)
+      x = x.sum(off);
+    for (int64_t d = 0; d < outRank; ++d)
+      if (shape[d] == 1 && x.size(d + off) != 1)
+        x = x.sum(d + off, /*keepdim=*/true);
+    return set(x, a[0].batched);
+  }
+  if (name == "concat") {
+    int64_t axis = op["axis"].get<int64_t>();
+    if (anyBatched) {
+      std::vector<Tensor> parts;
+      for (const RValue &v : a)
+        parts.push_back(v.batched ? v.t : v.t.unsqueeze(0).expand([&] {
+          std::vector<int64_t> f{batch_};
+          f.insert(f.end(), v.t.sizes().begin(), v.t.sizes().end());
+          return f;
+        }()));
+      return set(torch::cat(parts, axis + 1), true);
+    }
+    return set(torch::cat({a[0].t, a[1].t}, axis), false);
+  }
+  if (name == "slice") {
+    int64_t axis = op["axis"].get<int64_t>();
+    return set(
+        a[0].t.narrow(dim(a[0], axis), op["start"].get<int64_t>(), shape[axis]),
+        a[0].batched);
+  }
+  if (name == "squeeze2d" || name == "unsqueeze2d") {
+    // y[4c + 2di + dj, i, j] = x[c, 2i + di, 2j + dj], per instance.
+    Tensor x = a[0].batched ? a[0].t : a[0].t.unsqueeze(0);
+    int64_t n = x.size(0);
+    Tensor r;
+    if (name == "squeeze2d") {
+      int64_t C = x.size(1), H = x.size(2), W = x.size(3);
+      r = x.reshape({n, C, H / 2, 2, W / 2, 2})
+              .permute({0, 1, 3, 5, 2, 4})
+              .reshape({n, 4 * C, H / 2, W / 2});
+    } else {
+      int64_t C = x.size(1) / 4, H = x.size(2), W = x.size(3);
+      r = x.reshape({n, C, 2, 2, H, W})
+              .permute({0, 1, 4, 2, 5, 3})
+              .reshape({n, C, 2 * H, 2 * W});
+    }
+    return set(a[0].batched ? r : r.squeeze(0), a[0].batched);
+  }
+  if (name == "conv2d") {
+    Tensor x = a[0].batched ? a[0].t : a[0].t.unsqueeze(0);
+    Tensor k = a[1].t;
+    if (a[1].batched)
+      throw PlanError("conv2d with a per-instance kernel is not supported");
+    Tensor r = torch::conv2d(x, k, {}, 1, {k.size(2) / 2, k.size(3) / 2});
+    return set(a[0].batched ? r : r.squeeze(0), a[0].batched);
+  }
+  if (name == "conv1x1") {
+    // [co, c] applied at every pixel of [.., c, h, w].
+    Tensor r = torch::einsum("oc,...chw->...ohw", {a[1].t, a[0].t});
+    return set(r, anyBatched);
+  }
+  if (name == "inverse")
+    return set(torch::inverse(a[0].t), a[0].batched);
+  if (name == "logsumexp")
+    return set(torch::logsumexp(a[0].t, dim(a[0], op["axis"].get<int64_t>())),
+               a[0].batched);
+  if (name == "softmax")
+    return set(torch::softmax(a[0].t, dim(a[0], op["axis"].get<int64_t>())),
+               a[0].batched);
+  if (name == "graph_filter") {
+    // sum_k h_k S^k x over axis 0 (the nodes) of each instance.
+    Tensor S = a[0].t, x = a[1].t, h = a[2].t;
+    if (a[0].batched || a[2].batched)
+      throw PlanError("graph_filter needs a shared shift operator and taps");
+    int64_t nodeDim = a[1].batched ? 1 : 0;
+    Tensor pw = x, r = h[0] * x;
+    for (int64_t k = 1; k < h.size(0); ++k) {
+      pw = torch::tensordot(S, pw, {1}, {nodeDim});
+      if (nodeDim == 1)
+        pw = pw.movedim(0, 1);
+      r = r + h[k] * pw;
+    }
+    return set(r, a[1].batched);
+  }
+  if (name == "minibatch") {
+    // One draw of `size` sample indices per instance and node, shared by
+    // every operand so that samples stay paired.
+    int64_t size = op["size"].get<int64_t>();
+    const RValue &first = a[0];
+    int64_t nodes = first.t.size(first.batched ? 1 : 0);
+    int64_t avail = first.t.size(first.batched ? 2 : 1);
+    int64_t copies = anyBatched ? batch_ : 1;
+    Tensor idx = torch::randint(avail, {copies, nodes, size}, gen_,
+                                torch::TensorOptions().dtype(torch::kLong));
+    const json &ids = op["ids"];
+    for (size_t i = 0; i < a.size(); ++i) {
+      Tensor t = a[i].batched ? a[i].t : a[i].t.unsqueeze(0).expand([&] {
+        std::vector<int64_t> f{copies};
+        f.insert(f.end(), a[i].t.sizes().begin(), a[i].t.sizes().end());
+        return f;
+      }());
+      std::vector<int64_t> view{copies, nodes, size};
+      for (int64_t d = 3; d < t.dim(); ++d)
+        view.push_back(1);
+      std::vector<int64_t> full(t.sizes().begin(), t.sizes().end());
+      full[2] = size;
+      Tensor gathered = t.gather(2, idx.reshape(view).expand(full));
+      env_[ids[i].get<int64_t>()] =
+          RValue{anyBatched ? gathered : gathered.squeeze(0), anyBatched};
+    }
+    return;
+  }
   if (name == "lipschitz") {
     Tensor s =
         torch::linalg::matrix_norm(a[0].t, 2, {-2, -1}, false, c10::nullopt);
