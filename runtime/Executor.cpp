@@ -27,6 +27,13 @@ Tensor alignBatched(const RValue &v, int64_t r) {
   return v.t.reshape(s);
 }
 
+/// A shared value repeated for `n` instances: [n, shape...] (a view).
+Tensor perInstance(const Tensor &t, int64_t n) {
+  std::vector<int64_t> full{n};
+  full.insert(full.end(), t.sizes().begin(), t.sizes().end());
+  return t.unsqueeze(0).expand(full);
+}
+
 /// Axis `a` of the per-instance value, as a tensor dimension.
 int64_t dim(const RValue &v, int64_t a) { return a + (v.batched ? 1 : 0); }
 
@@ -89,9 +96,6 @@ ForwardResult Executor::forward(uint64_t seed) {
   std::vector<Tensor> state;
   for (const json &s : alg_.json["states"]) {
     torch::NoGradGuard noGrad;
-    std::vector<int64_t> shape = shapeOf(s["shape"]);
-    std::vector<int64_t> full{batch_};
-    full.insert(full.end(), shape.begin(), shape.end());
     Tensor t;
     if (s.value("random", false)) {
       // Each instance draws its own initial state.
@@ -101,7 +105,7 @@ ForwardResult Executor::forward(uint64_t seed) {
       t = torch::stack(draws);
     } else {
       RValue v = body(s["init"], {})[0];
-      t = v.batched ? v.t : v.t.unsqueeze(0).expand(full).clone();
+      t = v.batched ? v.t : perInstance(v.t, batch_).clone();
     }
     env_[s["id"].get<int64_t>()] = RValue{t, true};
     state.push_back(t);
@@ -116,9 +120,8 @@ ForwardResult Executor::forward(uint64_t seed) {
     std::vector<Tensor> next;
     for (size_t i = 0; i < res.size(); ++i) {
       RValue r = res[i];
-      if (!r.batched) // a layer that ignores its input still yields per
-                      // instance
-        r = RValue{r.t.unsqueeze(0).expand({batch_}).clone(), true};
+      if (!r.batched) // a layer that ignores its input: still per instance
+        r = RValue{perInstance(r.t, batch_).clone(), true};
       env_[layer["results"][i].get<int64_t>()] = r;
       next.push_back(r.t);
     }
@@ -295,11 +298,7 @@ void Executor::run(const json &op) {
     if (anyBatched) {
       std::vector<Tensor> parts;
       for (const RValue &v : a)
-        parts.push_back(v.batched ? v.t : v.t.unsqueeze(0).expand([&] {
-          std::vector<int64_t> f{batch_};
-          f.insert(f.end(), v.t.sizes().begin(), v.t.sizes().end());
-          return f;
-        }()));
+        parts.push_back(v.batched ? v.t : perInstance(v.t, batch_));
       return set(torch::cat(parts, axis + 1), true);
     }
     return set(torch::cat({a[0].t, a[1].t}, axis), false);
@@ -376,11 +375,7 @@ void Executor::run(const json &op) {
                                 torch::TensorOptions().dtype(torch::kLong));
     const json &ids = op["ids"];
     for (size_t i = 0; i < a.size(); ++i) {
-      Tensor t = a[i].batched ? a[i].t : a[i].t.unsqueeze(0).expand([&] {
-        std::vector<int64_t> f{copies};
-        f.insert(f.end(), a[i].t.sizes().begin(), a[i].t.sizes().end());
-        return f;
-      }());
+      Tensor t = a[i].batched ? a[i].t : perInstance(a[i].t, copies);
       std::vector<int64_t> view{copies, nodes, size};
       for (int64_t d = 3; d < t.dim(); ++d)
         view.push_back(1);

@@ -168,3 +168,31 @@ TEST_CASE("the runtime rejects bad plans and inputs clearly", "[runtime]") {
       ex.bindInputs({{"x", torch::zeros({2, 5})}, {"D", torch::zeros({4, 6})}}),
       Catch::Contains("input 'x' has shape [2, 5], expected [4] per instance"));
 }
+
+TEST_CASE("a layer that ignores the instance still yields one state each",
+          "[runtime]") {
+  const char *spec = R"(
+problem q(n: int) {
+  data  x : vec[n]
+  given b : vec[n]
+  var   y : vec[n]
+  minimize sqnorm(y - x)
+}
+unrolled u(layers = 2) solves q(n = 3) {
+  init y = x
+  step { y = 2 * b }
+}
+)";
+  mlir::MLIRContext ctx;
+  std::ostringstream err;
+  auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/true);
+  REQUIRE(module);
+  auto algs = runtime::parsePlan(compiler::lowerToPlan(*module)->dump());
+  runtime::Executor ex(algs[0]);
+  torch::Tensor b = torch::tensor({1.0f, 2.0f, 3.0f});
+  ex.bindInputs({{"x", torch::zeros({4, 3})}, {"b", b}});
+  ex.initParams(0);
+  auto fw = ex.forward(0);
+  REQUIRE(fw.states[2][0].sizes() == torch::IntArrayRef({4, 3}));
+  CHECK(torch::equal(fw.states[2][0][3], 2 * b));
+}
