@@ -41,12 +41,20 @@ public:
   ForwardResult forward(uint64_t seed);
 
   const Algorithm &algorithm() const { return alg_; }
+  int64_t batchSize() const { return batch_; }
+
+  /// Runs one of the plan's bodies (loss, constraint, solver, ...) on
+  /// `args`; values it uses from outside must already be bound.
+  std::vector<RValue> body(const nlohmann::json &b,
+                           const std::vector<RValue> &args);
+  /// Binds a value by plan id (e.g. a target computed by a solver).
+  void bind(int64_t id, RValue v) { env_[id] = std::move(v); }
+  /// The layer index seen by unroll.layer_index in bodies run next.
+  void setLayerIndex(double l) { layerIndex_ = l; }
 
 private:
   RValue get(int64_t id) const;
   void run(const nlohmann::json &op);
-  std::vector<RValue> body(const nlohmann::json &b,
-                           const std::vector<RValue> &args);
 
   Algorithm alg_;
   int64_t batch_ = 0;

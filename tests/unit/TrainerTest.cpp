@@ -1,0 +1,114 @@
+// Targets by FISTA from the plan's objective split, and primal-dual
+// training of a tiny constrained LISTA.
+#include "CompilerTestUtil.h"
+
+#include "compiler/plan/PlanLowering.h"
+#include "runtime/Trainer.h"
+
+#include <catch2/catch.hpp>
+
+using namespace unroll;
+
+namespace {
+const char *kSpec = R"(
+import prox
+import losses
+problem sparse_coding(p: int, d: int, alpha: float) {
+  data  x : vec[p]
+  given D : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(x - D @ y) + alpha * norm1(y)
+}
+unrolled lista(layers = 4) solves sparse_coding(p = 8, d = 12, alpha = 0.1) {
+  init  y = zeros()
+  let   lip = lipschitz(D)
+  param Wu   : mat[d, p] per layer = D' / lip
+  param We   : mat[d, d] per layer = eye(d) - D' @ D / lip
+  param beta : vec[d]    per layer = alpha / lip
+  step { y = soft_threshold(Wu @ x + We @ y, beta) }
+}
+train lista {
+  target  ystar = solve(sparse_coding, fista, tol = 1e-6)
+  loss    mse(y[L], ystar)
+  descend distance(y, ystar) by eps = 0.05
+}
+)";
+
+std::vector<runtime::Algorithm> plan(mlir::MLIRContext &ctx) {
+  std::ostringstream err;
+  auto module = test::compileSpec(kSpec, ctx, err, /*pipeline=*/true);
+  INFO(err.str());
+  REQUIRE(module);
+  return runtime::parsePlan(compiler::lowerToPlan(*module)->dump());
+}
+
+/// x = D y0 + noise with sparse codes y0.
+std::map<std::string, torch::Tensor> sparseData(int64_t n) {
+  torch::manual_seed(7);
+  torch::Tensor D = torch::randn({8, 12}) / std::sqrt(8.0);
+  torch::Tensor codes = torch::randn({n, 12}) * (torch::rand({n, 12}) < 0.2);
+  torch::Tensor x = codes.matmul(D.t()) + 0.01 * torch::randn({n, 8});
+  return {{"x", x}, {"D", D}};
+}
+} // namespace
+
+TEST_CASE("FISTA targets satisfy the LASSO optimality conditions",
+          "[trainer]") {
+  mlir::MLIRContext ctx;
+  runtime::Executor ex(plan(ctx)[0]);
+  auto data = sparseData(16);
+  ex.bindInputs(data);
+  ex.initParams(0);
+  torch::Tensor ystar = runtime::solveTargets(ex, 5000, 1e-9);
+  REQUIRE(ystar.sizes() == torch::IntArrayRef({16, 12}));
+  // grad g = D'(D y - x); optimal: grad_i = -alpha sign(y_i) off zero,
+  // |grad_i| <= alpha at zero.
+  torch::Tensor grad =
+      (ystar.matmul(data["D"].t()) - data["x"]).matmul(data["D"]);
+  torch::Tensor nz = ystar.abs() > 1e-6;
+  double offZero =
+      (grad + 0.1 * ystar.sign()).abs().masked_select(nz).max().item<double>();
+  double atZero = grad.abs().masked_select(~nz).max().item<double>();
+  INFO("offZero " << offZero << " atZero " << atZero);
+  // float32 precision
+  CHECK(offZero < 1e-4);
+  CHECK(atZero <= 0.1 + 1e-4);
+  CHECK(nz.sum().item<int64_t>() > 0);
+}
+
+TEST_CASE("primal-dual training lowers the loss and prices violations",
+          "[trainer]") {
+  mlir::MLIRContext ctx;
+  auto algs = plan(ctx);
+  auto data = sparseData(128);
+  runtime::Executor ex(algs[0]);
+  ex.bindInputs(data);
+  ex.initParams(0);
+  torch::Tensor ystar = runtime::solveTargets(ex, 5000, 1e-9);
+  runtime::TrainOptions opts;
+  opts.epochs = 15;
+  opts.batch = 32;
+  opts.primalLr = 3e-3;
+  opts.dualLr = 1.0;
+  auto hist = runtime::train(ex, data, ystar, opts);
+  REQUIRE(hist.size() == 15);
+  CHECK(hist.back().loss < 0.7 * hist.front().loss);
+  REQUIRE(hist.back().lambda.size() == 4);
+  for (size_t l = 0; l < 4; ++l) {
+    CHECK(hist.back().lambda[l] >= 0);
+    // A multiplier grows only while its layer's constraint was violated.
+    if (hist.front().violation[l] <= 0)
+      CHECK(hist.front().lambda[l] == 0);
+    else
+      CHECK(hist.front().lambda[l] > 0);
+  }
+
+  // The unconstrained baseline keeps every multiplier at zero.
+  runtime::Executor base(algs[0]);
+  base.bindInputs(data);
+  base.initParams(0);
+  opts.constrained = false;
+  auto baseHist = runtime::train(base, data, ystar, opts);
+  for (double lam : baseHist.back().lambda)
+    CHECK(lam == 0);
+}
