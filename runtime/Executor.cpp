@@ -89,7 +89,7 @@ void Executor::initParams(uint64_t seed) {
   }
 }
 
-ForwardResult Executor::forward(uint64_t seed) {
+ForwardResult Executor::forward(uint64_t seed, bool noise) {
   gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
   ForwardResult out;
   probes_ = &out.probes;
@@ -122,6 +122,8 @@ ForwardResult Executor::forward(uint64_t seed) {
       RValue r = res[i];
       if (!r.batched) // a layer that ignores its input: still per instance
         r = RValue{perInstance(r.t, batch_).clone(), true};
+      if (noise)
+        r.t = addNoise(alg_.json["states"][i]["name"].get<std::string>(), r.t);
       env_[layer["results"][i].get<int64_t>()] = r;
       next.push_back(r.t);
     }
@@ -129,6 +131,22 @@ ForwardResult Executor::forward(uint64_t seed) {
   }
   probes_ = nullptr;
   return out;
+}
+
+Tensor Executor::addNoise(const std::string &state, Tensor value) {
+  for (const json &n : alg_.json["noise"]) {
+    if (n["on"] != state)
+      continue;
+    // The body sees this layer's state (layerIndex_ is the layer).
+    std::vector<RValue> ab = body(n["body"], {RValue{value, true}});
+    int64_t r = value.dim() - 1;
+    Tensor a = alignBatched(ab[0], r), b = alignBatched(ab[1], r);
+    Tensor u = n["distribution"] == "normal" ? torch::randn(value.sizes(), gen_)
+                                             : torch::rand(value.sizes(), gen_);
+    value = n["distribution"] == "normal" ? value + a + b * u
+                                          : value + a + (b - a) * u;
+  }
+  return value;
 }
 
 std::vector<RValue> Executor::body(const json &b,

@@ -37,8 +37,10 @@ public:
   void initParams(uint64_t seed);
   /// The parameters by plan id (leaf tensors, for an optimizer).
   std::map<int64_t, torch::Tensor> &params() { return params_; }
-  /// Runs all layers; `seed` drives random initial states and minibatches.
-  ForwardResult forward(uint64_t seed);
+  /// Runs all layers; `seed` drives random initial states, minibatches and
+  /// noise. With `noise` (training), the plan's noise is added to the
+  /// state after every layer.
+  ForwardResult forward(uint64_t seed, bool noise = false);
 
   const Algorithm &algorithm() const { return alg_; }
   int64_t batchSize() const { return batch_; }
@@ -55,6 +57,7 @@ public:
 private:
   RValue get(int64_t id) const;
   void run(const nlohmann::json &op);
+  torch::Tensor addNoise(const std::string &state, torch::Tensor value);
 
   Algorithm alg_;
   int64_t batch_ = 0;

@@ -110,7 +110,8 @@ train(Executor &ex, const std::map<std::string, Tensor> &data,
       Tensor ystar = targets.index_select(0, idx);
       if (!alg["targets"].empty())
         ex.bind(alg["targets"][0]["id"].get<int64_t>(), RValue{ystar, true});
-      ForwardResult fw = ex.forward(opts.seed * 1000003 + step++);
+      ForwardResult fw = ex.forward(opts.seed * 1000003 + step++,
+                                    /*noise=*/true);
       std::vector<RValue> finals;
       for (const Tensor &s : fw.states.back())
         finals.push_back(RValue{s, true});

@@ -196,3 +196,39 @@ unrolled u(layers = 2) solves q(n = 3) {
   REQUIRE(fw.states[2][0].sizes() == torch::IntArrayRef({4, 3}));
   CHECK(torch::equal(fw.states[2][0][3], 2 * b));
 }
+
+TEST_CASE("training noise is added only when asked, with its scale",
+          "[runtime]") {
+  const char *spec = R"(
+problem q(n: int) {
+  data x : vec[n]
+  var  y : vec[n]
+  minimize sqnorm(y - x)
+}
+unrolled u(layers = 2) solves q(n = 1000) {
+  init y = x
+  step { y = y }
+}
+train u {
+  loss  sqnorm(y[L])
+  noise y += normal(0, 3 / l)
+}
+)";
+  mlir::MLIRContext ctx;
+  std::ostringstream err;
+  auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/true);
+  INFO(err.str());
+  REQUIRE(module);
+  auto algs = runtime::parsePlan(compiler::lowerToPlan(*module)->dump());
+  runtime::Executor ex(algs[0]);
+  ex.bindInputs({{"x", torch::zeros({4, 1000})}});
+  ex.initParams(0);
+  auto clean = ex.forward(1);
+  CHECK(torch::equal(clean.states[2][0], torch::zeros({4, 1000})));
+  auto noisy = ex.forward(1, /*noise=*/true);
+  // Layer 1 adds N(0, 3^2); layer 2 adds N(0, 1.5^2) on top.
+  double s1 = noisy.states[1][0].std().item<double>();
+  double s2 = (noisy.states[2][0] - noisy.states[1][0]).std().item<double>();
+  CHECK(s1 == Approx(3.0).epsilon(0.05));
+  CHECK(s2 == Approx(1.5).epsilon(0.05));
+}
