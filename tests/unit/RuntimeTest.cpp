@@ -1,32 +1,19 @@
 // The runtime's plan executor (LibTorch, float32, batched) against the
 // reference evaluator (float64, one instance at a time) on a small LISTA.
-#include "CompilerTestUtil.h"
-
-#include "compiler/plan/PlanLowering.h"
-#include "runtime/Executor.h"
+#include "RuntimeTestUtil.h"
 
 #include <catch2/catch.hpp>
 
 using namespace unroll;
 
 namespace {
-const char *kSpec = R"(
-import prox
-problem sparse_coding(p: int, d: int, alpha: float) {
-  data  x : vec[p]
-  given D : mat[p, d]
-  var   y : vec[d]
-  minimize 0.5 * sqnorm(x - D @ y) + alpha * norm1(y)
-}
-unrolled lista(layers = 3) solves sparse_coding(p = 4, d = 6, alpha = 0.1) {
-  init  y = zeros()
-  let   lip = lipschitz(D)
-  param Wu   : mat[d, p] per layer = D' / lip
-  param We   : mat[d, d] per layer = eye(d) - D' @ D / lip
-  param beta : vec[d]    shared    = alpha / lip
-  step { y = soft_threshold(Wu @ x + We @ y, beta) }
-}
-)";
+// With beta tied across layers, so shared parameters are covered too.
+const std::string kSpec = [] {
+  std::string s = test::tinyLista(4, 6, 3);
+  const std::string perLayer = "vec[d]    per layer";
+  s.replace(s.find(perLayer), perLayer.size(), "vec[d]    shared");
+  return s;
+}();
 
 eval::Tensor toEval(const torch::Tensor &t) {
   torch::Tensor c = t.detach().to(torch::kFloat64).contiguous();
@@ -42,6 +29,7 @@ eval::Tensor toEval(const torch::Tensor &t) {
 void checkAgainstEvaluator(const std::string &spec,
                            const std::map<std::string, torch::Tensor> &inputs,
                            int64_t B, double margin) {
+  // The module is needed too: the evaluator runs its layers.
   mlir::MLIRContext ctx;
   std::ostringstream err;
   auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/true);
@@ -126,13 +114,8 @@ TEST_CASE("the runtime executes GLOW-Prox like the reference evaluator",
 
 TEST_CASE("the runtime runs SURF's layers with fresh minibatches",
           "[runtime]") {
-  mlir::MLIRContext ctx;
-  std::ostringstream err;
-  auto module = test::compileSpec(
-      test::readFile(test::sourcePath("examples/surf.unroll")), ctx, err,
-      /*pipeline=*/true);
-  REQUIRE(module);
-  auto algs = runtime::parsePlan(compiler::lowerToPlan(*module)->dump());
+  auto algs =
+      test::planFor(test::readFile(test::sourcePath("examples/surf.unroll")));
   runtime::Executor ex(algs[0]);
   torch::manual_seed(0);
   torch::Tensor labels =
@@ -156,11 +139,7 @@ TEST_CASE("the runtime rejects bad plans and inputs clearly", "[runtime]") {
   CHECK_THROWS_WITH(
       runtime::parsePlan(R"({"format": "unroll-plan", "version": 99})"),
       Catch::Contains("plan version 99 is not supported"));
-  mlir::MLIRContext ctx;
-  std::ostringstream err;
-  auto module = test::compileSpec(kSpec, ctx, err, /*pipeline=*/true);
-  REQUIRE(module);
-  auto algs = runtime::parsePlan(compiler::lowerToPlan(*module)->dump());
+  auto algs = test::planFor(kSpec);
   runtime::Executor ex(algs[0]);
   CHECK_THROWS_WITH(ex.bindInputs({{"x", torch::zeros({2, 4})}}),
                     Catch::Contains("missing input 'D'"));
@@ -183,11 +162,7 @@ unrolled u(layers = 2) solves q(n = 3) {
   step { y = 2 * b }
 }
 )";
-  mlir::MLIRContext ctx;
-  std::ostringstream err;
-  auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/true);
-  REQUIRE(module);
-  auto algs = runtime::parsePlan(compiler::lowerToPlan(*module)->dump());
+  auto algs = test::planFor(spec);
   runtime::Executor ex(algs[0]);
   torch::Tensor b = torch::tensor({1.0f, 2.0f, 3.0f});
   ex.bindInputs({{"x", torch::zeros({4, 3})}, {"b", b}});
@@ -214,12 +189,7 @@ train u {
   noise y += normal(0, 3 / l)
 }
 )";
-  mlir::MLIRContext ctx;
-  std::ostringstream err;
-  auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/true);
-  INFO(err.str());
-  REQUIRE(module);
-  auto algs = runtime::parsePlan(compiler::lowerToPlan(*module)->dump());
+  auto algs = test::planFor(spec);
   runtime::Executor ex(algs[0]);
   ex.bindInputs({{"x", torch::zeros({4, 1000})}});
   ex.initParams(0);

@@ -1,8 +1,7 @@
 // Targets by FISTA from the plan's objective split, and primal-dual
 // training of a tiny constrained LISTA.
-#include "CompilerTestUtil.h"
+#include "RuntimeTestUtil.h"
 
-#include "compiler/plan/PlanLowering.h"
 #include "runtime/Trainer.h"
 
 #include <catch2/catch.hpp>
@@ -10,37 +9,13 @@
 using namespace unroll;
 
 namespace {
-const char *kSpec = R"(
-import prox
-import losses
-problem sparse_coding(p: int, d: int, alpha: float) {
-  data  x : vec[p]
-  given D : mat[p, d]
-  var   y : vec[d]
-  minimize 0.5 * sqnorm(x - D @ y) + alpha * norm1(y)
-}
-unrolled lista(layers = 4) solves sparse_coding(p = 8, d = 12, alpha = 0.1) {
-  init  y = zeros()
-  let   lip = lipschitz(D)
-  param Wu   : mat[d, p] per layer = D' / lip
-  param We   : mat[d, d] per layer = eye(d) - D' @ D / lip
-  param beta : vec[d]    per layer = alpha / lip
-  step { y = soft_threshold(Wu @ x + We @ y, beta) }
-}
+const std::string kSpec = test::tinyLista(8, 12, 4, R"(
 train lista {
   target  ystar = solve(sparse_coding, fista, tol = 1e-6)
   loss    mse(y[L], ystar)
   descend distance(y, ystar) by eps = 0.05
 }
-)";
-
-std::vector<runtime::Algorithm> plan(mlir::MLIRContext &ctx) {
-  std::ostringstream err;
-  auto module = test::compileSpec(kSpec, ctx, err, /*pipeline=*/true);
-  INFO(err.str());
-  REQUIRE(module);
-  return runtime::parsePlan(compiler::lowerToPlan(*module)->dump());
-}
+)");
 
 /// x = D y0 + noise with sparse codes y0.
 std::map<std::string, torch::Tensor> sparseData(int64_t n) {
@@ -54,8 +29,7 @@ std::map<std::string, torch::Tensor> sparseData(int64_t n) {
 
 TEST_CASE("FISTA targets satisfy the LASSO optimality conditions",
           "[trainer]") {
-  mlir::MLIRContext ctx;
-  runtime::Executor ex(plan(ctx)[0]);
+  runtime::Executor ex(test::planFor(kSpec)[0]);
   auto data = sparseData(16);
   ex.bindInputs(data);
   ex.initParams(0);
@@ -78,8 +52,7 @@ TEST_CASE("FISTA targets satisfy the LASSO optimality conditions",
 
 TEST_CASE("primal-dual training lowers the loss and prices violations",
           "[trainer]") {
-  mlir::MLIRContext ctx;
-  auto algs = plan(ctx);
+  auto algs = test::planFor(kSpec);
   auto data = sparseData(128);
   runtime::Executor ex(algs[0]);
   ex.bindInputs(data);
