@@ -2,6 +2,7 @@
 // training of a tiny constrained LISTA.
 #include "RuntimeTestUtil.h"
 
+#include "runtime/Data.h"
 #include "runtime/Trainer.h"
 
 #include <catch2/catch.hpp>
@@ -17,13 +18,10 @@ train lista {
 }
 )");
 
-/// x = D y0 + noise with sparse codes y0.
+/// synthetic_sparse data as the train block's inputs.
 std::map<std::string, torch::Tensor> sparseData(int64_t n) {
-  torch::manual_seed(7);
-  torch::Tensor D = torch::randn({8, 12}) / std::sqrt(8.0);
-  torch::Tensor codes = torch::randn({n, 12}) * (torch::rand({n, 12}) < 0.2);
-  torch::Tensor x = codes.matmul(D.t()) + 0.01 * torch::randn({n, 8});
-  return {{"x", x}, {"D", D}};
+  auto g = runtime::syntheticSparse(n, 8, 12, 0.2, 0.01, 7);
+  return {{"x", g.x}, {"D", g.D}};
 }
 } // namespace
 
@@ -84,4 +82,22 @@ TEST_CASE("primal-dual training lowers the loss and prices violations",
   auto baseHist = runtime::train(base, data, ystar, opts);
   for (double lam : baseHist.back().lambda)
     CHECK(lam == 0);
+}
+
+TEST_CASE("synthetic_sparse data: shapes, unit columns, density, seeds",
+          "[trainer]") {
+  auto a = runtime::syntheticSparse(2000, 8, 12, 0.1, 0.01, 42);
+  auto b = runtime::syntheticSparse(2000, 8, 12, 0.1, 0.01, 42);
+  auto c = runtime::syntheticSparse(2000, 8, 12, 0.1, 0.01, 43);
+  CHECK(a.x.sizes() == torch::IntArrayRef({2000, 8}));
+  CHECK(a.D.sizes() == torch::IntArrayRef({8, 12}));
+  CHECK(torch::allclose(a.D.norm(2, {0}), torch::ones({12})));
+  double density = (a.codes != 0).to(torch::kFloat64).mean().item<double>();
+  CHECK(density == Approx(0.1).margin(0.02));
+  double residual = (a.x - a.codes.matmul(a.D.t())).std().item<double>();
+  CHECK(residual == Approx(0.01).epsilon(0.1));
+  CHECK(torch::equal(a.x, b.x));
+  CHECK(!torch::equal(a.x, c.x));
+  CHECK_THROWS_WITH(runtime::syntheticSparse(10, 8, 12, 1.5, 0, 0),
+                    Catch::Contains("density must be in [0, 1]"));
 }
