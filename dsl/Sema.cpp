@@ -483,6 +483,18 @@ Type Sema::callFunction(const Type &fnType, std::vector<Type> args,
   return r;
 }
 
+std::vector<Type> Sema::targetTypes(const AssignStmt &a, const Type &v) {
+  size_t n = a.targets.size();
+  if (n == 1)
+    return {v};
+  if (v.kind == Type::Kind::Tuple && v.elems.size() == n)
+    return v.elems;
+  if (!v.isUnknown())
+    error(a.loc, "cannot unpack " + typeStr(v) + " into " + std::to_string(n) +
+                     " names");
+  return std::vector<Type>(n, v.isUnknown() ? v : Type::error());
+}
+
 Type Sema::checkBody(const FnDecl &fn, Scope *scope) {
   ExprChecker ec(*this, scope);
   if (fn.body)
@@ -500,20 +512,10 @@ Type Sema::checkBody(const FnDecl &fn, Scope *scope) {
       continue;
     }
     auto &a = static_cast<const AssignStmt &>(*s);
-    Type v = ec.check(*a.value);
-    if (a.targets.size() > 1) {
-      if (!v.isUnknown() &&
-          (v.kind != Type::Kind::Tuple || v.elems.size() != a.targets.size())) {
-        error(a.loc, "cannot unpack " + typeStr(v) + " into " +
-                         std::to_string(a.targets.size()) + " names");
-        v = Type::error();
-      }
-    }
+    std::vector<Type> types = targetTypes(a, ec.check(*a.value));
     for (size_t i = 0; i < a.targets.size(); ++i) {
       Symbol sym;
-      sym.type = a.targets.size() > 1 && v.kind == Type::Kind::Tuple
-                     ? v.elems[i]
-                     : (a.targets.size() > 1 ? v : v);
+      sym.type = types[i];
       sym.loc = a.targetLocs[i];
       sym.what = "local";
       Symbol *prev = scope->lookup(a.targets[i]);
@@ -533,8 +535,7 @@ Type Sema::checkBody(const FnDecl &fn, Scope *scope) {
   return result;
 }
 
-void Sema::checkFnDefinition(const FnDecl &fn, Scope *defScope,
-                             ModuleInst *self) {
+void Sema::checkFnDefinition(const FnDecl &fn, Scope *defScope) {
   // Checked once with the declared types (free sizes stay symbolic) and
   // untyped parameters as `any`; each call checks the body again with the
   // argument types.
@@ -555,7 +556,6 @@ void Sema::checkFnDefinition(const FnDecl &fn, Scope *defScope,
     sym.what = "parameter";
     declare(scope, p.name, sym);
   }
-  (void)self;
   bool saved = recordTypes;
   recordTypes = false;
   checkBody(fn, scope);
@@ -734,7 +734,6 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
 
 void Sema::buildFileScope(LoadedFile *f) {
   Scope *fs = newScope(nullptr);
-  fs->isFileScope = true;
   fileScopes_[f] = fs;
   // Names from imports first; a file's own definitions shadow them.
   for (LoadedFile *dep : f->imports) {
@@ -806,7 +805,7 @@ void Sema::checkFile(LoadedFile *f) {
   Scope *fs = fileScopes_.at(f);
   Module &m = *f->ast;
   for (auto &fn : m.fns)
-    checkFnDefinition(*fn, fs, nullptr);
+    checkFnDefinition(*fn, fs);
   for (auto &md : m.modules) {
     // Checked once with its parameters as symbols, so that errors in a
     // module show up even if no spec uses it.
@@ -848,7 +847,7 @@ void Sema::checkFile(LoadedFile *f) {
     ModuleInst *inst = instantiateModule(te, tmp);
     if (inst)
       for (auto &meth : md->methods)
-        checkFnDefinition(*meth, inst->scope, inst);
+        checkFnDefinition(*meth, inst->scope);
     recordTypes = saved;
   }
   for (auto &p : m.problems)
@@ -903,7 +902,7 @@ void Sema::checkProblem(const ProblemDecl &p, Scope *fileScope) {
   for (auto &fn : p.fns)
     declareChecked(ps, fn->name, functionSymbol(*fn, ps));
   for (auto &fn : p.fns)
-    checkFnDefinition(*fn, ps, nullptr);
+    checkFnDefinition(*fn, ps);
   if (info->vars.empty())
     missing(p.loc, "problem '" + p.name + "' has no 'var' to optimise");
   if (!p.objective) {

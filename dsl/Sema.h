@@ -39,8 +39,6 @@ struct Symbol {
 struct Scope {
   Scope *parent = nullptr;
   std::map<std::string, Symbol> names;
-  /// Library name for file scopes (to suggest missing imports).
-  bool isFileScope = false;
   Symbol *lookup(const std::string &n) {
     for (Scope *s = this; s; s = s->parent) {
       auto it = s->names.find(n);
@@ -125,12 +123,14 @@ private:
   bool declareChecked(Scope *s, const std::string &name, Symbol sym);
   void buildFileScope(LoadedFile *f);
   void checkFile(LoadedFile *f);
-  void checkFnDefinition(const FnDecl &fn, Scope *scope, ModuleInst *self);
+  void checkFnDefinition(const FnDecl &fn, Scope *scope);
   void checkProblem(const ProblemDecl &p, Scope *fileScope);
   void checkUnrolled(const UnrolledDecl &u, Scope *fileScope);
   void checkTrain(const TrainDecl &t, Scope *fileScope);
-  void checkDescend(const TrainItem &it, Scope *layerScope,
-                    const std::string &trainName);
+  void checkDescend(const TrainItem &it, Scope *layerScope);
+  /// The types `a, b = value` gives its targets; reports a value that does
+  /// not unpack into that many names.
+  std::vector<Type> targetTypes(const AssignStmt &a, const Type &value);
   /// The symbol of a function (or method of `self`) defined in `scope`.
   static Symbol functionSymbol(const FnDecl &fn, Scope *scope,
                                ModuleInst *self = nullptr);
@@ -178,11 +178,8 @@ private:
   std::map<const LoadedFile *, Scope *> fileScopes_;
   std::set<uint32_t> incompleteFiles_;
   std::map<const ProblemDecl *, ProblemInfo *> problemInfo_;
-  std::map<const UnrolledDecl *, Scope *> unrolledScopes_;
   std::map<const UnrolledDecl *, Scope *> unrolledLayered_;
-  std::map<const UnrolledDecl *, const ProblemDecl *> unrolledProblem_;
   std::map<const UnrolledDecl *, UnrolledInfo> unrolledInfo_;
-  std::map<const UnrolledDecl *, std::map<std::string, Dim>> unrolledBindings_;
   std::map<const void *, Scope *> declFileScope_; // module/problem decl -> file
   std::map<std::string, Type> instMemo_;
   std::vector<const ModuleDecl *> moduleStack_;

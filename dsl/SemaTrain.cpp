@@ -301,7 +301,6 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
   }
   const ProblemDecl &pd = *ps->problem;
   ProblemInfo *info = problemInfo_.at(&pd);
-  unrolledProblem_[&u] = &pd;
 
   // Bind the problem's parameters: from here on `p` means 1024.
   std::vector<std::string> names;
@@ -467,18 +466,10 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
       continue;
     }
     auto &a = static_cast<const AssignStmt &>(*s);
-    Type v = sc.check(*a.value);
-    if (a.targets.size() > 1 && !v.isUnknown() &&
-        (v.kind != Type::Kind::Tuple || v.elems.size() != a.targets.size())) {
-      error(a.loc, "cannot unpack " + typeStr(v) + " into " +
-                       std::to_string(a.targets.size()) + " names");
-      v = Type::error();
-    }
+    std::vector<Type> types = targetTypes(a, sc.check(*a.value));
     for (size_t i = 0; i < a.targets.size(); ++i) {
       const std::string &n = a.targets[i];
-      Type ti = a.targets.size() > 1 && v.kind == Type::Kind::Tuple
-                    ? v.elems[i]
-                    : (a.targets.size() > 1 ? Type::error() : v);
+      Type ti = types[i];
       if (ti.kind == Type::Kind::Int)
         ti = Type::scalar();
       Symbol *prev = ss->lookup(n);
@@ -528,7 +519,6 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
     ls->names[n] = sym;
   }
   unrolledLayered_[&u] = ls;
-  unrolledBindings_[&u] = bindings;
   UnrolledInfo &ui = unrolledInfo_[&u];
   ui.problem = &pd;
   ui.bindings = bindings;
@@ -552,8 +542,9 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
   auto lit = unrolledLayered_.find(s->unrolled);
   if (lit == unrolledLayered_.end())
     return; // the unrolled declaration itself failed; already reported
-  bindings = unrolledBindings_.at(s->unrolled);
-  const ProblemDecl *pd = unrolledProblem_.at(s->unrolled);
+  const UnrolledInfo &ui = unrolledInfo_.at(s->unrolled);
+  bindings = ui.bindings;
+  const ProblemDecl *pd = ui.problem;
   Scope *ts = newScope(lit->second);
   auto layerScope = [&] {
     Scope *sc = newScope(ts);
@@ -674,7 +665,7 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
       break;
     }
     case K::Descend:
-      checkDescend(it, layerScope(), t.name);
+      checkDescend(it, layerScope());
       break;
     }
   }
@@ -683,13 +674,11 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
   bindings.clear();
 }
 
-void Sema::checkDescend(const TrainItem &it, Scope *sc,
-                        const std::string &trainName) {
-  (void)trainName;
+void Sema::checkDescend(const TrainItem &it, Scope *sc) {
   for (auto &fn : it.fns)
     declareChecked(sc, fn->name, functionSymbol(*fn, sc));
   for (auto &fn : it.fns)
-    checkFnDefinition(*fn, sc, nullptr);
+    checkFnDefinition(*fn, sc);
 
   double eps;
   bool isInt;
