@@ -32,7 +32,7 @@ using Env = llvm::DenseMap<mlir::Value, Tensor>;
 /// Runs `block` with its arguments bound to `args`; returns the operands of
 /// its terminator. `layerIndex` is the value of unroll.layer_index.
 std::vector<Tensor> evaluate(mlir::Block &block,
-                             const std::vector<Tensor> &args, Env env = {},
+                             const std::vector<Tensor> &args, Env env = Env(),
                              double layerIndex = 1);
 
 } // namespace unroll::eval
