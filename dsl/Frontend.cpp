@@ -1,5 +1,7 @@
 #include "dsl/Frontend.h"
 
+#include "dsl/Settings.h"
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -36,6 +38,11 @@ std::unique_ptr<Frontend> runFrontend(const std::string &path,
       text ? fe->loader->loadMainText(path, *text) : fe->loader->loadMain(path);
   if (!fe->main || opts.parseOnly)
     return fe;
+  if (!opts.settings.empty() && !fe->main->hadSyntaxErrors &&
+      !applySettings(*fe->main->ast, opts.settings, err)) {
+    fe->badSettings = true;
+    return fe;
+  }
   fe->sema = std::make_unique<Sema>(fe->sources, *fe->diag, *fe->loader);
   fe->sema->checkAll();
   return fe;

@@ -17,7 +17,9 @@ struct Frontend {
   std::unique_ptr<Loader> loader;
   std::unique_ptr<Sema> sema;
   LoadedFile *main = nullptr;
-  bool ok() const { return main && !diag->hasErrors(); }
+  /// A --set setting was rejected (the message is printed already).
+  bool badSettings = false;
+  bool ok() const { return main && !badSettings && !diag->hasErrors(); }
 };
 
 struct FrontendOptions {
@@ -26,6 +28,9 @@ struct FrontendOptions {
   std::vector<std::string> libraryPath;
   /// Stop after parsing (for --emit=ast).
   bool parseOnly = false;
+  /// `key=value` edits of the main file (see Settings.h), applied before
+  /// checking.
+  std::vector<std::string> settings;
 };
 
 /// Parses and checks `path` (or `text`, if non-null, under that name),

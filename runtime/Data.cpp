@@ -1,8 +1,15 @@
 #include "runtime/Data.h"
 
-#include "runtime/Plan.h"
+#include "runtime/Safetensors.h"
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace unroll::runtime {
+
+using nlohmann::json;
 
 SparseCodingData syntheticSparse(int64_t n, int64_t p, int64_t d,
                                  double density, double noise, uint64_t seed) {
@@ -22,6 +29,185 @@ SparseCodingData syntheticSparse(int64_t n, int64_t p, int64_t d,
   out.codes = torch::randn({n, d}, gen) * support;
   out.x = out.codes.matmul(out.D.t()) + noise * torch::randn({n, p}, gen);
   return out;
+}
+
+torch::Tensor readIdx(const std::string &path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f)
+    throw FileError("cannot open '" + path +
+                    "': " + (errno ? std::strerror(errno) : "gzopen failed"));
+  std::string bytes;
+  char buf[1 << 16];
+  int got;
+  while ((got = gzread(f, buf, sizeof buf)) > 0)
+    bytes.append(buf, static_cast<size_t>(got));
+  int errnum = 0;
+  const char *zerr = gzerror(f, &errnum);
+  std::string zmsg = zerr ? zerr : "";
+  gzclose(f);
+  auto bad = [&](const std::string &why) {
+    return FileError("'" + path + "' is not a valid IDX file (" + why + ")");
+  };
+  if (got < 0 || (errnum != Z_OK && errnum != Z_STREAM_END))
+    throw bad("decompression failed: " + zmsg);
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0)
+    throw bad("bad magic number");
+  if (static_cast<unsigned char>(bytes[2]) != 0x08)
+    throw bad("only unsigned-byte data is supported");
+  int ndim = static_cast<unsigned char>(bytes[3]);
+  if (ndim < 1 || bytes.size() < 4 + 4 * static_cast<size_t>(ndim))
+    throw bad("truncated header");
+  std::vector<int64_t> dims;
+  uint64_t count = 1;
+  for (int i = 0; i < ndim; ++i) {
+    uint32_t v = 0;
+    for (int k = 0; k < 4; ++k)
+      v = (v << 8) | static_cast<unsigned char>(bytes[4 + 4 * i + k]);
+    dims.push_back(v);
+    count *= v;
+  }
+  size_t start = 4 + 4 * static_cast<size_t>(ndim);
+  if (bytes.size() - start != count)
+    throw bad("expected " + std::to_string(count) + " data bytes, found " +
+              std::to_string(bytes.size() - start));
+  torch::Tensor t = torch::empty(dims, torch::kUInt8);
+  std::memcpy(t.data_ptr(), bytes.data() + start, count);
+  return t;
+}
+
+namespace {
+
+double numArg(const json &src, const char *key, double dflt) {
+  if (!src.contains(key))
+    return dflt;
+  if (!src[key].is_number())
+    throw PlanError(src["kind"].get<std::string>() + ": '" + key +
+                    "' must be a number");
+  return src[key].get<double>();
+}
+
+std::vector<const json *> inputsWithRole(const Algorithm &alg,
+                                         const char *role) {
+  std::vector<const json *> out;
+  for (const json &in : alg.json["inputs"])
+    if (in["role"] == role)
+      out.push_back(&in);
+  return out;
+}
+
+std::vector<int64_t> shapeOf(const json &in) {
+  return in["shape"].get<std::vector<int64_t>>();
+}
+
+Split slice(const Split &all, const std::vector<std::string> &dataNames,
+            int64_t from, int64_t n) {
+  Split s;
+  s.size = n;
+  for (auto &[name, t] : all.inputs) {
+    bool isData =
+        std::find(dataNames.begin(), dataNames.end(), name) != dataNames.end();
+    s.inputs[name] = isData ? t.narrow(0, from, n).clone() : t;
+  }
+  return s;
+}
+
+Dataset sparseSplits(const Algorithm &alg, const json &src, uint64_t seed) {
+  auto data = inputsWithRole(alg, "data");
+  auto given = inputsWithRole(alg, "given");
+  if (data.size() != 1 || given.size() != 1 || shapeOf(*data[0]).size() != 1 ||
+      shapeOf(*given[0]).size() != 2 ||
+      shapeOf(*given[0])[0] != shapeOf(*data[0])[0])
+    throw PlanError("synthetic_sparse supplies a measurement x: vec[p] "
+                    "(data) and a dictionary D: mat[p, d] (given); the "
+                    "problem's inputs do not have that form");
+  int64_t n = static_cast<int64_t>(numArg(src, "n", 10000));
+  if (n < 1)
+    throw PlanError("synthetic_sparse: n must be positive");
+  int64_t held = std::max<int64_t>(1, n / 10);
+  int64_t p = shapeOf(*given[0])[0], d = shapeOf(*given[0])[1];
+  SparseCodingData sc =
+      syntheticSparse(n + 2 * held, p, d, numArg(src, "density", 0.1),
+                      numArg(src, "noise", 0.01), seed);
+  Split all;
+  std::string x = (*data[0])["name"], D = (*given[0])["name"];
+  all.inputs[x] = sc.x;
+  all.inputs[D] = sc.D;
+  return {slice(all, {x}, 0, n), slice(all, {x}, n, held),
+          slice(all, {x}, n + held, held)};
+}
+
+Dataset fashionSplits(const Algorithm &alg, const json &src, uint64_t seed) {
+  std::string dir = src.contains("path") && src["path"].is_string()
+                        ? src["path"].get<std::string>()
+                        : "/usr/share/datasets/fashion-mnist";
+  auto data = inputsWithRole(alg, "data");
+  auto given = inputsWithRole(alg, "given");
+  if (data.empty() || data.size() > 2 || given.size() > 1)
+    throw PlanError("fashion_mnist supplies a masked image and optionally "
+                    "the clean one (data) and the mask (given)");
+  std::vector<int64_t> shape = shapeOf(*data[0]);
+  int64_t numel = 1;
+  for (int64_t s : shape)
+    numel *= s;
+  if (numel != 28 * 28)
+    throw PlanError("fashion_mnist images have 784 pixels; input '" +
+                    (*data[0])["name"].get<std::string>() + "' has " +
+                    std::to_string(numel));
+  torch::Tensor trainImg = readIdx(dir + "/train-images-idx3-ubyte.gz");
+  torch::Tensor testImg = readIdx(dir + "/t10k-images-idx3-ubyte.gz");
+  for (auto *t : {&trainImg, &testImg})
+    if (t->dim() != 3 || t->size(1) != 28 || t->size(2) != 28)
+      throw FileError("'" + dir + "': expected 28x28 images, found shape " +
+                      c10::str(t->sizes()));
+  const int64_t held = std::min<int64_t>(6000, trainImg.size(0) / 10);
+  int64_t n = static_cast<int64_t>(
+      numArg(src, "n", static_cast<double>(trainImg.size(0) - held)));
+  n = std::max<int64_t>(1, std::min(n, trainImg.size(0) - held));
+  std::string mask = src.contains("mask") && src["mask"].is_string()
+                         ? src["mask"].get<std::string>()
+                         : "center";
+  if (mask != "center")
+    throw PlanError("fashion_mnist: the only mask is 'center'");
+  torch::Tensor M = torch::ones({28, 28});
+  M.narrow(0, 7, 14).narrow(1, 7, 14).zero_();
+  std::vector<int64_t> batched{-1};
+  batched.insert(batched.end(), shape.begin(), shape.end());
+  // A fixed shuffle of the training images, so that `n` picks a sample.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  torch::Tensor trainPart = trainImg.narrow(0, 0, trainImg.size(0) - held);
+  torch::Tensor order = torch::randperm(trainPart.size(0), gen).narrow(0, 0, n);
+  auto make = [&](const torch::Tensor &img) {
+    Split s;
+    torch::Tensor clean = (img.to(torch::kFloat32) / 255.0).reshape(batched);
+    torch::Tensor m = M.reshape(shape);
+    s.size = clean.size(0);
+    s.inputs[(*data[0])["name"].get<std::string>()] = clean * m;
+    if (data.size() == 2)
+      s.inputs[(*data[1])["name"].get<std::string>()] = clean;
+    if (!given.empty())
+      s.inputs[(*given[0])["name"].get<std::string>()] = m;
+    return s;
+  };
+  return {make(trainPart.index_select(0, order)),
+          make(trainImg.narrow(0, trainImg.size(0) - held, held)),
+          make(testImg)};
+}
+
+} // namespace
+
+Dataset loadDataset(const Algorithm &alg, uint64_t seed) {
+  const json &train = alg.json.value("train", json::object());
+  if (!train.contains("data") || train["data"].empty())
+    throw PlanError("the train block names no data source");
+  const json &src = train["data"][0];
+  std::string kind = src.value("kind", "");
+  if (kind == "synthetic_sparse")
+    return sparseSplits(alg, src, seed);
+  if (kind == "fashion_mnist")
+    return fashionSplits(alg, src, seed);
+  throw PlanError("data source '" + kind +
+                  "' is not supported by this runtime (supported: "
+                  "synthetic_sparse, fashion_mnist)");
 }
 
 } // namespace unroll::runtime

@@ -1,7 +1,13 @@
 #pragma once
-// Data sources named in train blocks.
+// Data sources named in train blocks, and their train/validation/test
+// splits.
+
+#include "runtime/Plan.h"
 
 #include <torch/torch.h>
+
+#include <map>
+#include <string>
 
 namespace unroll::runtime {
 
@@ -17,5 +23,34 @@ struct SparseCodingData {
 /// non-zero; `noise` the standard deviation added to each measurement.
 SparseCodingData syntheticSparse(int64_t n, int64_t p, int64_t d,
                                  double density, double noise, uint64_t seed);
+
+/// Reads an IDX file (gzip-compressed or not) as a uint8 tensor with the
+/// file's dimensions. Throws FileError on a missing, truncated or malformed
+/// file.
+torch::Tensor readIdx(const std::string &path);
+
+/// The inputs of an algorithm for one split: data inputs as
+/// [n, shape...], given inputs as [shape...].
+struct Split {
+  std::map<std::string, torch::Tensor> inputs;
+  int64_t size = 0;
+};
+
+struct Dataset {
+  Split train, validation, test;
+};
+
+/// Builds the splits from the plan's `train.data` sources:
+///   synthetic_sparse(n, density = 0.1, noise = 0.01): n training instances
+///     plus n/10 (at least 1) each for validation and test, sharing one
+///     dictionary; needs one data input [p] and one given input [p, d].
+///   fashion_mnist(mask = center, n = 54000, path = DIR): images in [0, 1];
+///     validation is the last 6000 training images, test the t10k file; the
+///     given input is the mask (1 observed, 0 missing: a centred square of
+///     half the side), the first data input the masked image, the second
+///     (if any) the clean image.
+/// Same seed, same data. Throws PlanError (unknown source, inputs that do
+/// not fit) or FileError (missing or corrupt files).
+Dataset loadDataset(const Algorithm &alg, uint64_t seed);
 
 } // namespace unroll::runtime

@@ -89,7 +89,7 @@ void Executor::initParams(uint64_t seed) {
   }
 }
 
-ForwardResult Executor::forward(uint64_t seed, bool noise) {
+ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
   gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
   ForwardResult out;
   probes_ = &out.probes;
@@ -124,6 +124,8 @@ ForwardResult Executor::forward(uint64_t seed, bool noise) {
         r = RValue{perInstance(r.t, batch_).clone(), true};
       if (noise)
         r.t = addNoise(alg_.json["states"][i]["name"].get<std::string>(), r.t);
+      if (perturb > 0)
+        r.t = r.t + perturb * torch::randn(r.t.sizes(), gen_);
       env_[layer["results"][i].get<int64_t>()] = r;
       next.push_back(r.t);
     }

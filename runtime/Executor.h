@@ -39,8 +39,9 @@ public:
   std::map<int64_t, torch::Tensor> &params() { return params_; }
   /// Runs all layers; `seed` drives random initial states, minibatches and
   /// noise. With `noise` (training), the plan's noise is added to the
-  /// state after every layer.
-  ForwardResult forward(uint64_t seed, bool noise = false);
+  /// state after every layer. With `perturb` > 0 (robustness evaluation),
+  /// N(0, perturb^2) is added to every state after every layer.
+  ForwardResult forward(uint64_t seed, bool noise = false, double perturb = 0);
 
   const Algorithm &algorithm() const { return alg_; }
   int64_t batchSize() const { return batch_; }

@@ -1,5 +1,7 @@
 #include "runtime/Trainer.h"
 
+#include <c10/util/string_utils.h>
+
 namespace unroll::runtime {
 
 using nlohmann::json;
@@ -18,7 +20,8 @@ Tensor softThreshold(const Tensor &v, const Tensor &t) {
 
 } // namespace
 
-Tensor solveTargets(Executor &ex, int64_t maxIters, double tol) {
+Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
+                    bool accelerated) {
   const json &alg = ex.algorithm().json;
   if (!alg.contains("solver"))
     throw PlanError("the plan has no objective split for a classical solver "
@@ -57,7 +60,7 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol) {
     }
     double tNext = (1 + std::sqrt(1 + 4 * t * t)) / 2;
     Tensor change = (next - y).abs().max();
-    z = next + ((t - 1) / tNext) * (next - y);
+    z = accelerated ? next + ((t - 1) / tNext) * (next - y) : next;
     y = next;
     t = tNext;
     if (change.item<double>() < tol)
@@ -66,110 +69,254 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol) {
   return y;
 }
 
+Tensor subgradientNorm(Executor &ex, const Tensor &y) {
+  const json &alg = ex.algorithm().json;
+  if (!alg.contains("solver"))
+    throw PlanError("the plan has no objective split to measure gradients");
+  torch::NoGradGuard noGrad;
+  auto at = ex.body(alg["solver"]["body"], {RValue{y, true}});
+  Tensor grad = at[1].batched ? at[1].t : at[1].t.expand(y.sizes());
+  Tensor w = at[2].t;
+  if (at[2].batched)
+    while (w.dim() < y.dim())
+      w = w.unsqueeze(-1);
+  // Off zero the l1 term is differentiable; at zero the subgradient of
+  // least norm shrinks the smooth gradient by w.
+  Tensor off = grad + w * y.sign();
+  Tensor at0 = grad.sign() * torch::relu(grad.abs() - w);
+  Tensor g = torch::where(y != 0, off, at0);
+  return g.flatten(1).norm(2, {1});
+}
+
+std::vector<LayerConstraint>
+constraintValues(Executor &ex, const ForwardResult &fw, size_t c) {
+  const json &alg = ex.algorithm().json;
+  const json &con = alg["constraints"][c];
+  const std::string on = con["on"];
+  double eps = con["eps"].get<double>();
+  bool ratio = con["mode"] == "ratio";
+  // The constrained quantity at every layer: a state (layers 0..L) or a
+  // step result (layers 1..L).
+  std::vector<Tensor> q;
+  int64_t first = 1;
+  for (size_t i = 0; i < alg["states"].size(); ++i)
+    if (alg["states"][i]["name"] == on) {
+      for (auto &layerStates : fw.states)
+        q.push_back(layerStates[i]);
+      first = 0;
+    }
+  if (q.empty())
+    q = fw.probes.at(on);
+  std::vector<Tensor> m;
+  for (size_t l = 0; l < q.size(); ++l) {
+    ex.setLayerIndex(static_cast<double>(first + static_cast<int64_t>(l)));
+    m.push_back(ex.body(con["body"], {RValue{q[l], true}})[0].t);
+  }
+  std::vector<LayerConstraint> out;
+  for (size_t l = 1; l < m.size(); ++l)
+    out.push_back({first + static_cast<int64_t>(l),
+                   ratio ? m[l] / (m[l - 1] + 1e-12) - (1 - eps)
+                         : m[l] - (1 - eps) * m[l - 1]});
+  return out;
+}
+
+std::string PrimalDual::paramKey(const json &param) {
+  std::string key = "param." + param["name"].get<std::string>();
+  if (param.contains("layer"))
+    key += "." + std::to_string(param["layer"].get<int64_t>());
+  return key;
+}
+
+PrimalDual::PrimalDual(Executor &ex, const TrainOptions &opts)
+    : ex_(ex), opts_(opts) {
+  const json &alg = ex.algorithm().json;
+  if (!alg.contains("loss"))
+    throw PlanError("the plan has no loss to train");
+  std::vector<Tensor> params;
+  for (auto &[id, p] : ex.params())
+    params.push_back(p);
+  adam_ = std::make_unique<torch::optim::Adam>(
+      params, torch::optim::AdamOptions(opts.primalLr));
+  lambda_.assign(alg["constraints"].size(),
+                 std::vector<double>(ex.algorithm().layerCount, 0.0));
+}
+
+PrimalDual::~PrimalDual() = default;
+
+namespace {
+
+/// Names the first layer whose state is not finite, if any.
+void checkFinite(const json &alg, const ForwardResult &fw, uint64_t step,
+                 int64_t epoch, int64_t batch) {
+  for (size_t l = 1; l < fw.states.size(); ++l)
+    for (size_t i = 0; i < fw.states[l].size(); ++i)
+      if (!torch::isfinite(fw.states[l][i]).all().item<bool>())
+        throw DivergedError(
+            "layer " + std::to_string(l) + " produced NaN or Inf in state '" +
+            alg["states"][i]["name"].get<std::string>() + "' at step " +
+            std::to_string(step) + " (epoch " + std::to_string(epoch + 1) +
+            ", batch " + std::to_string(batch + 1) + ")");
+}
+
+} // namespace
+
+std::optional<EpochStats>
+PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
+                  const std::function<bool(const BatchProgress &)> &onBatch) {
+  const json &alg = ex_.algorithm().json;
+  const size_t nc = alg["constraints"].size();
+  const int64_t L = ex_.algorithm().layerCount;
+  const int64_t n = data.size;
+  if (n <= 0)
+    throw PlanError("no training data");
+  const int64_t batches = (n + opts_.batch - 1) / opts_.batch;
+  // Seeds derived from (seed, epoch, batch) alone: resuming at an epoch
+  // boundary replays exactly the same shuffles and noise.
+  torch::Generator gen =
+      at::make_generator<at::CPUGeneratorImpl>(opts_.seed * 7919 + e);
+  Tensor order = torch::randperm(n, gen);
+  EpochStats st;
+  std::vector<std::vector<double>> violSum(nc, std::vector<double>(L, 0.0));
+  for (int64_t b = 0; b < batches; ++b) {
+    const uint64_t step = static_cast<uint64_t>(e * batches + b);
+    int64_t start = b * opts_.batch;
+    Tensor idx = order.narrow(0, start, std::min(opts_.batch, n - start));
+    std::map<std::string, Tensor> batch;
+    for (const json &in : alg["inputs"]) {
+      const std::string name = in["name"];
+      const Tensor &t = data.inputs.at(name);
+      batch[name] = in["role"] == "data" ? t.index_select(0, idx) : t;
+    }
+    ex_.bindInputs(batch);
+    if (!alg["targets"].empty())
+      ex_.bind(alg["targets"][0]["id"].get<int64_t>(),
+               RValue{targets.index_select(0, idx), true});
+    ForwardResult fw = ex_.forward(opts_.seed * 1000003 + step, /*noise=*/true);
+    checkFinite(alg, fw, step, e, b);
+    std::vector<RValue> finals;
+    for (const Tensor &s : fw.states.back())
+      finals.push_back(RValue{s, true});
+    Tensor loss = ex_.body(alg["loss"], finals)[0].t.mean();
+    double lossValue = loss.item<double>();
+    if (!std::isfinite(lossValue))
+      throw DivergedError("the loss is " + std::to_string(lossValue) +
+                          " at step " + std::to_string(step) + " (epoch " +
+                          std::to_string(e + 1) + ", batch " +
+                          std::to_string(b + 1) + ")");
+    st.loss += lossValue;
+    Tensor lagrangian = loss;
+    for (size_t c = 0; c < nc; ++c)
+      for (const LayerConstraint &lc : constraintValues(ex_, fw, c)) {
+        double &lam = lambda_[c][lc.layer - 1];
+        Tensor mean = lc.value.mean();
+        double m = mean.item<double>();
+        violSum[c][lc.layer - 1] += m;
+        if (opts_.constrained)
+          lagrangian = lagrangian + lam * mean;
+        if (opts_.constrained && !opts_.dualEveryEpoch)
+          lam = std::max(0.0, lam + opts_.dualLr * m);
+      }
+    adam_->zero_grad();
+    lagrangian.backward();
+    adam_->step();
+    for (const json &p : alg["params"])
+      if (!torch::isfinite(ex_.params().at(p["id"].get<int64_t>()))
+               .all()
+               .item<bool>())
+        throw DivergedError(
+            "parameter '" + p["name"].get<std::string>() + "'" +
+            (p.contains("layer")
+                 ? " of layer " + std::to_string(p["layer"].get<int64_t>())
+                 : std::string()) +
+            " became NaN or Inf at step " + std::to_string(step) + " (epoch " +
+            std::to_string(e + 1) + ", batch " + std::to_string(b + 1) + ")");
+    if (onBatch && !onBatch({e, b, batches, step, lossValue}))
+      return std::nullopt;
+  }
+  st.loss /= static_cast<double>(batches);
+  for (size_t c = 0; c < nc; ++c)
+    for (int64_t l = 0; l < L; ++l) {
+      double mean = violSum[c][l] / static_cast<double>(batches);
+      st.violation.push_back(mean);
+      if (opts_.constrained && opts_.dualEveryEpoch)
+        lambda_[c][l] = std::max(0.0, lambda_[c][l] + opts_.dualLr * mean);
+      st.lambda.push_back(lambda_[c][l]);
+    }
+  return st;
+}
+
+void PrimalDual::save(TensorFile &f) const {
+  const json &alg = ex_.algorithm().json;
+  for (const json &p : alg["params"]) {
+    std::string key = paramKey(p);
+    const Tensor &t = ex_.params().at(p["id"].get<int64_t>());
+    f.tensors[key] = t.detach().clone();
+    auto it =
+        adam_->state().find(c10::guts::to_string(t.unsafeGetTensorImpl()));
+    if (it == adam_->state().end())
+      continue;
+    auto &s = static_cast<torch::optim::AdamParamState &>(*it->second);
+    f.tensors["adam." + key + ".exp_avg"] = s.exp_avg().clone();
+    f.tensors["adam." + key + ".exp_avg_sq"] = s.exp_avg_sq().clone();
+    f.tensors["adam." + key + ".step"] = torch::tensor(s.step(), torch::kInt64);
+  }
+  for (size_t c = 0; c < lambda_.size(); ++c)
+    f.tensors["dual.lambda." + std::to_string(c)] =
+        torch::tensor(lambda_[c], torch::kFloat64);
+}
+
+void PrimalDual::load(const TensorFile &f) {
+  const json &alg = ex_.algorithm().json;
+  auto need = [&](const std::string &key,
+                  const std::vector<int64_t> &shape) -> const Tensor & {
+    auto it = f.tensors.find(key);
+    if (it == f.tensors.end())
+      throw FileError("the checkpoint has no '" + key +
+                      "': it was not written for this spec");
+    if (it->second.sizes().vec() != shape)
+      throw FileError("the checkpoint's '" + key + "' has shape " +
+                      c10::str(it->second.sizes()) + ", the spec expects " +
+                      c10::str(c10::IntArrayRef(shape)) +
+                      ": it was not written for this spec");
+    return it->second;
+  };
+  torch::NoGradGuard noGrad;
+  for (const json &p : alg["params"]) {
+    std::string key = paramKey(p);
+    Tensor &t = ex_.params().at(p["id"].get<int64_t>());
+    t.copy_(need(key, t.sizes().vec()));
+    if (!f.tensors.count("adam." + key + ".step"))
+      continue;
+    auto s = std::make_unique<torch::optim::AdamParamState>();
+    s->step(need("adam." + key + ".step", {}).item<int64_t>());
+    s->exp_avg(need("adam." + key + ".exp_avg", t.sizes().vec()).clone());
+    s->exp_avg_sq(need("adam." + key + ".exp_avg_sq", t.sizes().vec()).clone());
+    adam_->state()[c10::guts::to_string(t.unsafeGetTensorImpl())] =
+        std::move(s);
+  }
+  for (size_t c = 0; c < lambda_.size(); ++c) {
+    const Tensor &l = need("dual.lambda." + std::to_string(c),
+                           {static_cast<int64_t>(lambda_[c].size())});
+    for (size_t i = 0; i < lambda_[c].size(); ++i)
+      lambda_[c][i] = l[static_cast<int64_t>(i)].item<double>();
+  }
+}
+
 std::vector<EpochStats>
 train(Executor &ex, const std::map<std::string, Tensor> &data,
       const Tensor &targets, const TrainOptions &opts,
       const std::function<void(int64_t, const EpochStats &)> &progress) {
-  const json &alg = ex.algorithm().json;
-  if (!alg.contains("loss"))
-    throw PlanError("the plan has no loss to train");
-  const json &constraints = alg["constraints"];
-  const int64_t L = ex.algorithm().layerCount;
-  int64_t n = -1;
-  for (const json &in : alg["inputs"])
+  Split split;
+  split.inputs = data;
+  for (const json &in : ex.algorithm().json["inputs"])
     if (in["role"] == "data")
-      n = data.at(in["name"].get<std::string>()).size(0);
-  if (n <= 0)
-    throw PlanError("no training data");
-
-  std::vector<Tensor> params;
-  for (auto &[id, p] : ex.params())
-    params.push_back(p);
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(opts.primalLr));
-  // One multiplier per constraint and layer (layers 1..L).
-  std::vector<std::vector<double>> lambda(constraints.size(),
-                                          std::vector<double>(L, 0.0));
-  torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(opts.seed);
+      split.size = data.at(in["name"].get<std::string>()).size(0);
+  PrimalDual pd(ex, opts);
   std::vector<EpochStats> history;
-  uint64_t step = 0;
-  for (int64_t epoch = 0; epoch < opts.epochs; ++epoch) {
-    Tensor order = torch::randperm(n, gen);
-    EpochStats st;
-    std::vector<std::vector<double>> violSum(constraints.size(),
-                                             std::vector<double>(L, 0.0));
-    int64_t batches = 0;
-    for (int64_t start = 0; start < n; start += opts.batch) {
-      Tensor idx = order.narrow(0, start, std::min(opts.batch, n - start));
-      std::map<std::string, Tensor> batch;
-      for (const json &in : alg["inputs"]) {
-        const std::string name = in["name"];
-        batch[name] = in["role"] == "data" ? data.at(name).index_select(0, idx)
-                                           : data.at(name);
-      }
-      ex.bindInputs(batch);
-      Tensor ystar = targets.index_select(0, idx);
-      if (!alg["targets"].empty())
-        ex.bind(alg["targets"][0]["id"].get<int64_t>(), RValue{ystar, true});
-      ForwardResult fw = ex.forward(opts.seed * 1000003 + step++,
-                                    /*noise=*/true);
-      std::vector<RValue> finals;
-      for (const Tensor &s : fw.states.back())
-        finals.push_back(RValue{s, true});
-      Tensor lagrangian = ex.body(alg["loss"], finals)[0].t.mean();
-      st.loss += lagrangian.item<double>();
-      for (size_t c = 0; c < constraints.size(); ++c) {
-        const json &con = constraints[c];
-        const std::string on = con["on"];
-        double eps = con["eps"].get<double>();
-        bool ratio = con["mode"] == "ratio";
-        // The constrained quantity at every layer: a state or a probe.
-        std::vector<Tensor> q;
-        size_t si = 0;
-        bool isState = false;
-        for (size_t i = 0; i < alg["states"].size(); ++i)
-          if (alg["states"][i]["name"] == on) {
-            si = i;
-            isState = true;
-          }
-        if (isState)
-          for (auto &layerStates : fw.states)
-            q.push_back(layerStates[si]);
-        else
-          q = fw.probes.at(on); // layers 1..L only
-        std::vector<Tensor> m;
-        for (size_t l = 0; l < q.size(); ++l) {
-          ex.setLayerIndex(static_cast<double>(isState ? l : l + 1));
-          m.push_back(ex.body(con["body"], {RValue{q[l], true}})[0].t);
-        }
-        for (size_t l = 1; l < m.size(); ++l) {
-          Tensor cl = ratio ? m[l] / (m[l - 1] + 1e-12) - (1 - eps)
-                            : m[l] - (1 - eps) * m[l - 1];
-          size_t layer = isState ? l : l + 1; // probes start at layer 1
-          double mean = cl.mean().item<double>();
-          violSum[c][layer - 1] += mean;
-          if (opts.constrained)
-            lagrangian = lagrangian + lambda[c][layer - 1] * cl.mean();
-          if (opts.constrained && !opts.dualEveryEpoch)
-            lambda[c][layer - 1] =
-                std::max(0.0, lambda[c][layer - 1] + opts.dualLr * mean);
-        }
-      }
-      adam.zero_grad();
-      lagrangian.backward();
-      adam.step();
-      ++batches;
-    }
-    st.loss /= static_cast<double>(batches);
-    for (size_t c = 0; c < constraints.size(); ++c)
-      for (int64_t l = 0; l < L; ++l) {
-        double mean = violSum[c][l] / static_cast<double>(batches);
-        st.violation.push_back(mean);
-        if (opts.constrained && opts.dualEveryEpoch)
-          lambda[c][l] = std::max(0.0, lambda[c][l] + opts.dualLr * mean);
-        st.lambda.push_back(lambda[c][l]);
-      }
+  for (int64_t e = 0; e < opts.epochs; ++e) {
+    EpochStats st = *pd.epoch(e, split, targets);
     if (progress)
-      progress(epoch, st);
+      progress(e, st);
     history.push_back(st);
   }
   return history;

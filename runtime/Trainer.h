@@ -2,15 +2,45 @@
 // Targets by a classical solver, and primal-dual training (Algorithm 1 of
 // the constrained-unrolling paper) over a plan's algorithm.
 
+#include "runtime/Data.h"
 #include "runtime/Executor.h"
+#include "runtime/Safetensors.h"
 
 #include <functional>
+#include <memory>
+#include <optional>
 
 namespace unroll::runtime {
 
-/// FISTA with backtracking on the plan's `solver` split f = g + w ||y||_1,
-/// for every instance bound in `ex`; returns y* as [batch, shape...].
-torch::Tensor solveTargets(Executor &ex, int64_t maxIters, double tol);
+/// FISTA (or ISTA, without `accelerated`) with backtracking on the plan's
+/// `solver` split f = g + w ||y||_1, for every instance bound in `ex`;
+/// stops when no entry moves more than `tol`. Returns y* as
+/// [batch, shape...].
+torch::Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
+                           bool accelerated = true);
+
+/// ||v||_2 per instance of the minimum-norm subgradient of f = g + w||y||_1
+/// at y ([batch, shape...]), from the plan's solver split.
+torch::Tensor subgradientNorm(Executor &ex, const torch::Tensor &y);
+
+/// One descent constraint at one layer: C_l per instance ([batch]).
+struct LayerConstraint {
+  int64_t layer = 0; // 1..L
+  torch::Tensor value;
+};
+
+/// Every layer's C_l of constraint `c` of the plan for a forward pass;
+/// constraints on step results start at layer 2 (layer 1 has no
+/// predecessor to compare with).
+std::vector<LayerConstraint>
+constraintValues(Executor &ex, const ForwardResult &fw, size_t c);
+
+/// Numerical training went wrong (NaN or Inf); the message names the layer
+/// or parameter and the step.
+class DivergedError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
 
 struct TrainOptions {
   int64_t epochs = 1;
@@ -23,14 +53,57 @@ struct TrainOptions {
 };
 
 struct EpochStats {
-  double loss = 0;
-  std::vector<double> violation; // mean C_l per constrained layer
+  double loss = 0;               // mean primal loss over the batches
+  std::vector<double> violation; // mean C_l per constraint and layer
   std::vector<double> lambda;    // multipliers after the epoch
 };
 
-/// Trains the parameters of `ex` on `data` (data inputs with N instances;
-/// given inputs shared) whose targets are `targets` ([N, shape...], bound to
-/// the plan's first target). Reports each epoch through `progress`.
+/// Where training is within an epoch, for progress output.
+struct BatchProgress {
+  int64_t epoch = 0, batch = 0, batches = 0;
+  uint64_t step = 0;
+  double loss = 0;
+};
+
+/// Algorithm 1: Adam on the primal parameters of `ex` against the
+/// Lagrangian loss + sum_l lambda_l mean(C_l), projected ascent on the
+/// multipliers. Epoch `e` depends only on the seed, `e` and the state at
+/// its start, so a run resumed from a checkpoint continues exactly as the
+/// uninterrupted run would have.
+class PrimalDual {
+public:
+  PrimalDual(Executor &ex, const TrainOptions &opts);
+  ~PrimalDual();
+
+  /// Trains one epoch on `data` with targets `targets` ([n, shape...], bound
+  /// to the plan's first target). `onBatch` runs after every batch; when it
+  /// returns false the epoch stops early and nullopt is returned (the
+  /// parameters then hold a partial epoch). Throws DivergedError.
+  std::optional<EpochStats>
+  epoch(int64_t e, const Split &data, const torch::Tensor &targets,
+        const std::function<bool(const BatchProgress &)> &onBatch = {});
+
+  /// Multipliers, [constraint][layer - 1].
+  const std::vector<std::vector<double>> &lambda() const { return lambda_; }
+
+  /// Parameters, multipliers and Adam's moments as named tensors.
+  void save(TensorFile &f) const;
+  /// Restores what save wrote; throws FileError naming what does not match
+  /// this program (a checkpoint of another spec).
+  void load(const TensorFile &f);
+
+  /// Checkpoint name of a plan parameter ("param.Wu.3", "param.D").
+  static std::string paramKey(const nlohmann::json &param);
+
+private:
+  Executor &ex_;
+  TrainOptions opts_;
+  std::unique_ptr<torch::optim::Adam> adam_;
+  std::vector<std::vector<double>> lambda_;
+};
+
+/// Trains for opts.epochs epochs from the current parameters (a
+/// convenience over PrimalDual for tests and tools).
 std::vector<EpochStats>
 train(Executor &ex, const std::map<std::string, torch::Tensor> &data,
       const torch::Tensor &targets, const TrainOptions &opts,

@@ -47,13 +47,21 @@ RuntimeLibrary *RuntimeLibrary::get(std::string &err) {
         reinterpret_cast<int (*)()>(dlsym(h, "unroll_runtime_abi_version"));
     auto describe = reinterpret_cast<int (*)(char *, int)>(
         dlsym(h, "unroll_runtime_describe"));
-    if (!abi || !describe || abi() != UNROLL_RUNTIME_ABI_VERSION) {
+    auto train =
+        reinterpret_cast<int (*)(const char *, const char *, char *, int)>(
+            dlsym(h, "unroll_runtime_train"));
+    auto eval = reinterpret_cast<int (*)(const char *, char *, int)>(
+        dlsym(h, "unroll_runtime_eval"));
+    if (!abi || !describe || !train || !eval ||
+        abi() != UNROLL_RUNTIME_ABI_VERSION) {
       tried += "\n  " + path + " (not a compatible Unroll runtime)";
       dlclose(h);
       continue;
     }
     lib.handle_ = h;
     lib.describe_ = describe;
+    lib.train_ = train;
+    lib.eval_ = eval;
     return &lib;
   }
   err = "cannot load the Unroll runtime library; tried:" + tried +
@@ -70,6 +78,22 @@ std::string RuntimeLibrary::describe() const {
   }
   s.resize(n);
   return s;
+}
+
+int RuntimeLibrary::train(const std::string &plan, const std::string &options,
+                          std::string &err) const {
+  std::vector<char> buf(8192, '\0');
+  int rc = train_(plan.c_str(), options.c_str(), buf.data(),
+                  static_cast<int>(buf.size()));
+  err = buf.data();
+  return rc;
+}
+
+int RuntimeLibrary::eval(const std::string &options, std::string &err) const {
+  std::vector<char> buf(8192, '\0');
+  int rc = eval_(options.c_str(), buf.data(), static_cast<int>(buf.size()));
+  err = buf.data();
+  return rc;
 }
 
 } // namespace unroll::driver

@@ -13,9 +13,17 @@ public:
   /// LibTorch's description, from unroll_runtime_describe.
   std::string describe() const;
 
+  /// unroll_runtime_train / unroll_runtime_eval: the exit status; `err`
+  /// receives the message of a failure.
+  int train(const std::string &plan, const std::string &options,
+            std::string &err) const;
+  int eval(const std::string &options, std::string &err) const;
+
 private:
   void *handle_ = nullptr;
   int (*describe_)(char *, int) = nullptr;
+  int (*train_)(const char *, const char *, char *, int) = nullptr;
+  int (*eval_)(const char *, char *, int) = nullptr;
 };
 
 } // namespace unroll::driver

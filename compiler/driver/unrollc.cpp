@@ -2,6 +2,8 @@
 //
 //   unrollc check FILE...        parse and check specs
 //   unrollc --emit=ast FILE      print a stage of the pipeline
+//   unrollc train SPEC           compile and train into a run directory
+//   unrollc eval RUN_DIR         evaluate a run layer by layer
 //   unrollc --version            print the toolchain this build links
 #include "RuntimeLoader.h"
 #include "compiler/BuildInfo.h"
@@ -19,7 +21,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
 #include <iostream>
+#include <optional>
+#include <unistd.h>
 
 using namespace unroll;
 
@@ -49,26 +56,25 @@ int checkFiles(const std::vector<std::string> &files,
   return rc;
 }
 
-int emit(const std::string &stage, const std::string &file,
-         const std::vector<std::string> &includes, bool locations,
-         bool printAfterAll) {
-  if (stage == "kernels") {
-    std::cerr << "error: --emit=kernels is not available yet; this build "
-                 "supports --emit=ast, --emit=mlir, --emit=mlir-unrolled "
-                 "and --emit=plan\n";
-    return 1;
-  }
+/// What the driver compiles a spec for.
+struct CompileOptions {
+  std::vector<std::string> includes;
+  std::vector<std::string> settings;
+  bool printAfterAll = false;
+};
+
+/// Runs the pipeline up to `stage` (mlir, mlir-unrolled or plan), printing
+/// diagnostics; calls `done` with the module (and the plan, for "plan").
+/// Returns false on any error.
+bool compile(
+    const std::string &stage, const std::string &file, const CompileOptions &co,
+    const std::function<void(mlir::ModuleOp, const nlohmann::json *)> &done) {
   dsl::FrontendOptions opts;
-  opts.libraryPath = libraryPath(includes);
-  // The AST is what was parsed: printed even if it would not type-check.
-  opts.parseOnly = stage == "ast";
+  opts.libraryPath = libraryPath(co.includes);
+  opts.settings = co.settings;
   auto fe = dsl::runFrontend(file, nullptr, opts, std::cerr);
   if (!fe->ok())
-    return 1;
-  if (stage == "ast") {
-    dsl::printAST(*fe->main->ast, std::cout);
-    return 0;
-  }
+    return false;
   mlir::MLIRContext ctx;
   // Users see their own source in diagnostics, not the IR op.
   ctx.printOpOnDiagnostic(false);
@@ -84,24 +90,111 @@ int emit(const std::string &stage, const std::string &file,
   mlir::SourceMgrDiagnosticHandler diagHandler(sourceMgr, &ctx, llvm::errs());
   auto module = compiler::generateIR(ctx, *fe);
   if (!module)
-    return 1;
+    return false;
   if (stage == "mlir-unrolled" || stage == "plan")
-    if (mlir::failed(compiler::runPipeline(*module, printAfterAll,
+    if (mlir::failed(compiler::runPipeline(*module, co.printAfterAll,
                                            /*fuse=*/stage == "plan")))
-      return 1;
+      return false;
   if (stage == "plan") {
     auto plan = compiler::lowerToPlan(*module);
     if (mlir::failed(plan))
+      return false;
+    done(*module, &*plan);
+    return true;
+  }
+  done(*module, nullptr);
+  return true;
+}
+
+int emit(const std::string &stage, const std::string &file,
+         const CompileOptions &co, bool locations) {
+  if (stage == "kernels") {
+    std::cerr << "error: --emit=kernels is not available yet; this build "
+                 "supports --emit=ast, --emit=mlir, --emit=mlir-unrolled "
+                 "and --emit=plan\n";
+    return 1;
+  }
+  if (stage == "ast") {
+    dsl::FrontendOptions opts;
+    opts.libraryPath = libraryPath(co.includes);
+    // The AST is what was parsed: printed even if it would not type-check.
+    opts.parseOnly = true;
+    auto fe = dsl::runFrontend(file, nullptr, opts, std::cerr);
+    if (!fe->ok())
       return 1;
-    std::cout << plan->dump(1) << "\n";
+    dsl::printAST(*fe->main->ast, std::cout);
     return 0;
   }
-  mlir::OpPrintingFlags flags;
-  if (locations)
-    flags.enableDebugInfo(/*enable=*/true, /*prettyForm=*/false);
-  module->print(llvm::outs(), flags);
-  llvm::outs() << "\n";
-  return 0;
+  bool ok = compile(stage, file, co,
+                    [&](mlir::ModuleOp module, const nlohmann::json *plan) {
+                      if (plan) {
+                        std::cout << plan->dump(1) << "\n";
+                        return;
+                      }
+                      mlir::OpPrintingFlags flags;
+                      if (locations)
+                        flags.enableDebugInfo(/*enable=*/true,
+                                              /*prettyForm=*/false);
+                      module.print(llvm::outs(), flags);
+                      llvm::outs() << "\n";
+                    });
+  return ok ? 0 : 1;
+}
+
+driver::RuntimeLibrary *runtimeOrComplain() {
+  std::string err;
+  driver::RuntimeLibrary *rt = driver::RuntimeLibrary::get(err);
+  if (!rt)
+    std::cerr << "error: " << err << "\n";
+  return rt;
+}
+
+/// Where a run goes when --out is not given: runs/<spec name>.
+std::string defaultRunDir(const std::string &spec) {
+  return (std::filesystem::path("runs") / std::filesystem::path(spec).stem())
+      .string();
+}
+
+int trainCommand(const std::string &spec, const CompileOptions &co,
+                 std::string out, bool resume, const std::string &cacheDir) {
+  std::string planText;
+  if (!compile("plan", spec, co,
+               [&](mlir::ModuleOp, const nlohmann::json *plan) {
+                 planText = plan->dump();
+               }))
+    return 1;
+  driver::RuntimeLibrary *rt = runtimeOrComplain();
+  if (!rt)
+    return 1;
+  if (out.empty())
+    out = defaultRunDir(spec);
+  nlohmann::json opts = {
+      {"run_dir", out},        {"resume", resume},
+      {"spec", spec},          {"settings", co.settings},
+      {"cache_dir", cacheDir}, {"interactive", isatty(2) == 1}};
+  std::string err;
+  int rc = rt->train(planText, opts.dump(), err);
+  if (rc == 1)
+    std::cerr << "error: " << err << "\n";
+  return rc;
+}
+
+int evalCommand(const std::string &runDir, const std::vector<double> &ood,
+                const std::vector<double> &perturb, const std::string &baseline,
+                const std::string &cacheDir) {
+  driver::RuntimeLibrary *rt = runtimeOrComplain();
+  if (!rt)
+    return 1;
+  nlohmann::json opts = {{"run_dir", runDir},
+                         {"ood", ood},
+                         {"perturb", perturb},
+                         {"baseline", baseline},
+                         {"cache_dir", cacheDir}};
+  std::string err;
+  int rc = rt->eval(opts.dump(), err);
+  if (rc == 1)
+    std::cerr << "error: " << err << "\n";
+  return rc;
 }
 
 int run(int argc, char **argv) {
@@ -124,6 +217,9 @@ int run(int argc, char **argv) {
   app.add_flag("--locations", locations,
                "with --emit=mlir: print each op's DSL source location");
   app.add_flag("--version", version, "print the linked toolchain");
+  CompileOptions co;
+  app.add_option("--set", co.settings,
+                 "change a spec setting, key=value (e.g. layers=5)");
 
   auto *check = app.add_subcommand("check", "parse and check spec files");
   std::vector<std::string> checkFilesList;
@@ -132,6 +228,38 @@ int run(int argc, char **argv) {
   check->add_flag("-q,--quiet", quiet, "print nothing on success");
   check->add_option("-I,--lib", includes,
                     "extra directory to search for imported libraries");
+
+  auto *train = app.add_subcommand("train", "compile a spec and train it");
+  std::string trainSpec, out, cacheDir;
+  bool resume = false;
+  train->add_option("spec", trainSpec, "spec file")->required();
+  train->add_option("--set", co.settings,
+                    "change a spec setting, key=value: layers, problem "
+                    "sizes, epochs, batch, seed, data.KEY, primal.lr, "
+                    "dual.lr, dual.every, descend=off, noise=off");
+  train->add_option("--out", out, "run directory (default: runs/<spec>)");
+  train->add_flag("--resume", resume,
+                  "continue the run in --out from its last checkpoint");
+  train->add_option("--cache-dir", cacheDir,
+                    "where solved targets are cached (default: "
+                    "$UNROLL_CACHE_DIR or ~/.cache/unroll)");
+  train->add_option("-I,--lib", includes,
+                    "extra directory to search for imported libraries");
+
+  auto *eval = app.add_subcommand("eval", "evaluate a run layer by layer");
+  std::string runDir, baseline;
+  std::vector<double> ood, perturb;
+  eval->add_option("run_dir", runDir, "run directory")->required();
+  eval->add_option("--ood", ood,
+                   "input shifts p: x + N(0, p^2), comma-separated")
+      ->delimiter(',');
+  eval->add_option("--perturb", perturb,
+                   "noise s added at every layer, comma-separated")
+      ->delimiter(',');
+  eval->add_option("--baseline", baseline,
+                   "a run to compare with in the report (e.g. one trained "
+                   "with --set descend=off)");
+  eval->add_option("--cache-dir", cacheDir, "where solved targets are cached");
 
   try {
     app.parse(argc, argv);
@@ -150,14 +278,20 @@ int run(int argc, char **argv) {
     std::cout << rt->describe() << "\n";
     return 0;
   }
+  co.includes = includes;
+  co.printAfterAll = printAfterAll;
   if (*check)
     return checkFiles(checkFilesList, includes, quiet);
+  if (*train)
+    return trainCommand(trainSpec, co, out, resume, cacheDir);
+  if (*eval)
+    return evalCommand(runDir, ood, perturb, baseline, cacheDir);
   if (!stage.empty()) {
     if (file.empty()) {
       std::cerr << "error: --emit needs a spec file\n";
       return 1;
     }
-    return emit(stage, file, includes, locations, printAfterAll);
+    return emit(stage, file, co, locations);
   }
   std::cerr << app.help();
   return 1;

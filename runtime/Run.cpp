@@ -1,0 +1,700 @@
+#include "runtime/Run.h"
+
+#include "runtime/Report.h"
+#include "runtime/Trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+namespace unroll::runtime {
+
+using nlohmann::json;
+using torch::Tensor;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> gInterrupted{false};
+extern "C" void onSigint(int) { gInterrupted = true; }
+
+/// SIGINT stops training after the current batch instead of killing the
+/// process, for as long as this object lives.
+class SigintGuard {
+public:
+  SigintGuard() {
+    gInterrupted = false;
+    struct sigaction sa {};
+    sa.sa_handler = onSigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_);
+  }
+  ~SigintGuard() { sigaction(SIGINT, &old_, nullptr); }
+
+private:
+  struct sigaction old_ {};
+};
+
+// FNV-1a: stable across runs and machines, unlike std::hash.
+uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  auto *b = static_cast<const unsigned char *>(p);
+  for (size_t i = 0; i < n; ++i)
+    h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+constexpr uint64_t kFnvBasis = 14695981039346656037ull;
+
+uint64_t hashString(uint64_t h, const std::string &s) {
+  return fnv(h, s.data(), s.size());
+}
+
+uint64_t hashTensor(uint64_t h, const Tensor &t0) {
+  Tensor t = t0.to(torch::kCPU).to(torch::kFloat32).contiguous();
+  for (int64_t s : t.sizes())
+    h = fnv(h, &s, sizeof s);
+  return fnv(h, t.data_ptr(), static_cast<size_t>(t.numel()) * 4);
+}
+
+std::string hex(uint64_t v) {
+  std::ostringstream os;
+  os << std::hex << std::setw(16) << std::setfill('0') << v;
+  return os.str();
+}
+
+std::string readText(const fs::path &p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in)
+    throw RunError("cannot read '" + p.string() + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+json readJson(const fs::path &p) {
+  json j = json::parse(readText(p), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded())
+    throw RunError("'" + p.string() + "' is not valid JSON");
+  return j;
+}
+
+/// The plan's identity for resuming: everything but the epoch count, which
+/// a resumed run may raise.
+std::string planHash(const std::string &planText) {
+  json plan = json::parse(planText);
+  for (json &a : plan["algorithms"])
+    if (a.contains("train"))
+      a["train"].erase("epochs");
+  return hex(hashString(kFnvBasis, plan.dump()));
+}
+
+std::string cacheDirectory(const std::string &given) {
+  if (!given.empty())
+    return given;
+  if (const char *e = std::getenv("UNROLL_CACHE_DIR"); e && *e)
+    return e;
+  if (const char *e = std::getenv("XDG_CACHE_HOME"); e && *e)
+    return std::string(e) + "/unroll";
+  if (const char *e = std::getenv("HOME"); e && *e)
+    return std::string(e) + "/.cache/unroll";
+  return ".unroll-cache";
+}
+
+const Algorithm &trainedAlgorithm(const std::vector<Algorithm> &algs) {
+  for (const Algorithm &a : algs)
+    if (a.json.contains("train"))
+      return a;
+  throw RunError("the spec has no train block: nothing to train");
+}
+
+TrainOptions resolveOptions(const json &train) {
+  TrainOptions o;
+  o.epochs = train.value("epochs", int64_t(10));
+  o.batch = train.value("batch", int64_t(64));
+  o.seed = static_cast<uint64_t>(train.value("seed", int64_t(0)));
+  json primal = train.value("primal", json{{"kind", "adam"}});
+  json dual = train.value("dual", json{{"kind", "ascent"}});
+  if (primal.value("kind", "adam") != "adam")
+    throw RunError("primal optimizer '" + primal["kind"].get<std::string>() +
+                   "' is not supported; use adam");
+  if (dual.value("kind", "ascent") != "ascent")
+    throw RunError("dual update '" + dual["kind"].get<std::string>() +
+                   "' is not supported; use ascent");
+  o.primalLr = primal.value("lr", 1e-3);
+  o.dualLr = dual.value("lr", 1e-2);
+  std::string every = dual.value("every", "epoch");
+  if (every != "epoch" && every != "batch")
+    throw RunError("dual.every must be 'epoch' or 'batch', got '" + every +
+                   "'");
+  o.dualEveryEpoch = every == "epoch";
+  if (o.epochs < 1 || o.batch < 1)
+    throw RunError("epochs and batch must be positive");
+  if (!(o.primalLr > 0) || !(o.dualLr >= 0))
+    throw RunError("learning rates must be positive");
+  return o;
+}
+
+/// Data inputs of instances [from, from + n) and the shared inputs.
+std::map<std::string, Tensor> chunk(const Algorithm &alg, const Split &s,
+                                    int64_t from, int64_t n) {
+  std::map<std::string, Tensor> out;
+  for (const json &in : alg.json["inputs"]) {
+    const std::string name = in["name"];
+    const Tensor &t = s.inputs.at(name);
+    out[name] = in["role"] == "data" ? t.narrow(0, from, n) : t;
+  }
+  return out;
+}
+
+constexpr int64_t kChunk = 1024;
+
+/// y* for every instance of a split, from the disk cache when the same
+/// problem and data were solved before.
+Tensor targetsFor(const Algorithm &alg, const Split &split,
+                  const std::string &cacheDir, std::ostream &log,
+                  const std::string &what) {
+  if (alg.json["targets"].empty())
+    return Tensor();
+  const json &target = alg.json["targets"][0];
+  std::string solver = target.value("solver", "fista");
+  if (solver != "fista" && solver != "ista")
+    throw RunError("target solver '" + solver +
+                   "' is not supported; use fista or ista");
+  double tol = target.value("tol", 1e-6);
+  int64_t iters = target.value("iters", int64_t(20000));
+  uint64_t h = hashString(kFnvBasis, alg.json.value("solver", json()).dump());
+  h = hashString(h, target.dump());
+  for (auto &[name, t] : split.inputs) {
+    h = hashString(h, name);
+    h = hashTensor(h, t);
+  }
+  fs::path file = fs::path(cacheDir) / ("targets-" + hex(h) + ".safetensors");
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    try {
+      TensorFile f = readSafetensors(file.string());
+      auto it = f.tensors.find("ystar");
+      if (it != f.tensors.end() && it->second.size(0) == split.size) {
+        log << "targets (" << what << "): " << split.size << " cached in "
+            << file.string() << "\n";
+        return it->second;
+      }
+    } catch (const FileError &e) {
+      log << "warning: ignoring a damaged target cache: " << e.what() << "\n";
+    }
+  }
+  log << "targets (" << what << "): solving " << split.size
+      << " instances with " << solver << " (tol " << tol << ")..."
+      << std::flush;
+  auto t0 = std::chrono::steady_clock::now();
+  Executor ex(alg);
+  std::vector<Tensor> parts;
+  for (int64_t from = 0; from < split.size; from += kChunk) {
+    int64_t n = std::min(kChunk, split.size - from);
+    ex.bindInputs(chunk(alg, split, from, n));
+    if (from == 0)
+      ex.initParams(0);
+    parts.push_back(solveTargets(ex, iters, tol, solver == "fista"));
+  }
+  Tensor y = torch::cat(parts);
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
+  log << " " << std::fixed << std::setprecision(1) << secs << " s\n"
+      << std::defaultfloat;
+  try {
+    fs::create_directories(cacheDir);
+    writeSafetensors(file.string(), {{{"ystar", y}}, {{"key", hex(h)}}});
+  } catch (const std::exception &e) {
+    log << "warning: cannot cache targets: " << e.what() << "\n";
+  }
+  return y;
+}
+
+/// Per-instance measurements of every layer on one split.
+struct SplitEval {
+  double loss = 0;
+  std::vector<Tensor> distance;  // [L + 1] x [n]
+  std::vector<Tensor> objective; // [L + 1] x [n] (full only)
+  std::vector<Tensor> gradNorm;  // [L + 1] x [n] (full only)
+  std::vector<Tensor> l1;        // [L + 1] x [n] (full only)
+  /// constraints[c][l - 1]: C_l per instance; undefined where the
+  /// constraint has no value (layer 1 of a step-result constraint).
+  std::vector<std::vector<Tensor>> constraints;
+};
+
+SplitEval evaluateSplit(Executor &ex, const Split &split, const Tensor &ystar,
+                        uint64_t seed, double perturb, bool full) {
+  const Algorithm &alg = ex.algorithm();
+  const json &a = alg.json;
+  const int64_t L = alg.layerCount;
+  const bool hasSolver = a.contains("solver");
+  torch::NoGradGuard noGrad;
+  std::vector<std::vector<Tensor>> dist(L + 1), obj(L + 1), grad(L + 1),
+      l1(L + 1);
+  const size_t nc = a["constraints"].size();
+  std::vector<std::vector<std::vector<Tensor>>> cons(
+      nc, std::vector<std::vector<Tensor>>(L));
+  double lossSum = 0;
+  for (int64_t from = 0; from < split.size; from += kChunk) {
+    int64_t n = std::min(kChunk, split.size - from);
+    ex.bindInputs(chunk(alg, split, from, n));
+    Tensor target;
+    if (ystar.defined()) {
+      target = ystar.narrow(0, from, n);
+      ex.bind(a["targets"][0]["id"].get<int64_t>(), RValue{target, true});
+    }
+    ForwardResult fw =
+        ex.forward(seed + static_cast<uint64_t>(from), false, perturb);
+    std::vector<RValue> finals;
+    for (const Tensor &s : fw.states.back())
+      finals.push_back(RValue{s, true});
+    if (a.contains("loss"))
+      lossSum += ex.body(a["loss"], finals)[0].t.mean().item<double>() *
+                 static_cast<double>(n);
+    for (int64_t l = 0; l <= L; ++l) {
+      const Tensor &y = fw.states[l][0];
+      if (target.defined() && target.sizes() == y.sizes())
+        dist[l].push_back((y - target).flatten(1).norm(2, {1}));
+      if (!full)
+        continue;
+      std::vector<RValue> st;
+      for (const Tensor &s : fw.states[l])
+        st.push_back(RValue{s, true});
+      if (a.contains("objective")) {
+        RValue f = ex.body(a["objective"], st)[0];
+        obj[l].push_back(f.batched ? f.t.reshape({n})
+                                   : f.t.reshape({1}).expand({n}));
+      }
+      if (hasSolver)
+        grad[l].push_back(subgradientNorm(ex, y));
+      l1[l].push_back(y.flatten(1).abs().sum(1));
+    }
+    if (full)
+      for (size_t c = 0; c < nc; ++c)
+        for (const LayerConstraint &lc : constraintValues(ex, fw, c))
+          cons[c][lc.layer - 1].push_back(lc.value.reshape({n}));
+  }
+  auto cat = [](std::vector<std::vector<Tensor>> &v) {
+    std::vector<Tensor> out;
+    for (auto &parts : v)
+      out.push_back(parts.empty() ? Tensor() : torch::cat(parts));
+    return out;
+  };
+  SplitEval out;
+  out.loss = lossSum / static_cast<double>(split.size);
+  out.distance = cat(dist);
+  out.objective = cat(obj);
+  out.gradNorm = cat(grad);
+  out.l1 = cat(l1);
+  for (auto &c : cons)
+    out.constraints.push_back(cat(c));
+  return out;
+}
+
+/// Mean of each layer's values; null where a layer has none.
+json means(const std::vector<Tensor> &v) {
+  json out = json::array();
+  for (const Tensor &t : v)
+    out.push_back(t.defined() ? json(t.mean().item<double>()) : json());
+  return out;
+}
+
+std::string fmt(double v, int prec = 3) {
+  std::ostringstream os;
+  os << std::setprecision(prec) << v;
+  return os.str();
+}
+
+std::string duration(double s) {
+  if (!std::isfinite(s) || s < 0)
+    return "?";
+  int64_t t = static_cast<int64_t>(s + 0.5);
+  std::ostringstream os;
+  if (t >= 3600)
+    os << t / 3600 << "h" << std::setw(2) << std::setfill('0')
+       << (t % 3600) / 60 << "m";
+  else if (t >= 60)
+    os << t / 60 << "m" << std::setw(2) << std::setfill('0') << t % 60 << "s";
+  else
+    os << t << "s";
+  return os.str();
+}
+
+std::string row(const std::vector<double> &v) {
+  std::string s;
+  for (double x : v)
+    s += " " + fmt(x, 2);
+  return s;
+}
+
+struct RunState {
+  int64_t epoch = 0; // epochs finished
+  double bestVal = std::numeric_limits<double>::infinity();
+  int64_t bestEpoch = 0;
+};
+
+void writeCheckpoint(const fs::path &file, const PrimalDual &pd,
+                     const std::string &hash, const RunState &rs) {
+  TensorFile f;
+  pd.save(f);
+  f.metadata = {{"format", "unroll-checkpoint"},
+                {"version", "1"},
+                {"plan_hash", hash},
+                {"epoch", std::to_string(rs.epoch)},
+                {"best_epoch", std::to_string(rs.bestEpoch)},
+                {"best_val_loss", fmt(rs.bestVal, 17)}};
+  writeSafetensors(file.string(), f);
+}
+
+TensorFile readCheckpoint(const fs::path &file, const std::string &hash) {
+  TensorFile f;
+  try {
+    f = readSafetensors(file.string());
+  } catch (const FileError &e) {
+    throw RunError(std::string(e.what()) +
+                   "; the checkpoint is damaged (delete it to start the run "
+                   "over)");
+  }
+  if (f.metadata["format"] != "unroll-checkpoint" || !f.metadata.count("epoch"))
+    throw RunError("'" + file.string() + "' is not an Unroll checkpoint");
+  if (f.metadata["plan_hash"] != hash)
+    throw RunError("'" + file.string() +
+                   "' was written for a different program than the run's "
+                   "plan.json (the spec or its settings changed)");
+  return f;
+}
+
+} // namespace
+
+int trainRun(const std::string &planText, const TrainRunOptions &opts,
+             std::ostream &log) {
+  std::vector<Algorithm> algs = parsePlan(planText);
+  const Algorithm &alg = trainedAlgorithm(algs);
+  TrainOptions to = resolveOptions(alg.json["train"]);
+  to.constrained = !alg.json["constraints"].empty();
+  const std::string hash = planHash(planText);
+  fs::path dir(opts.runDir);
+  fs::path planFile = dir / "plan.json",
+           ckptFile = dir / "checkpoint.safetensors",
+           bestFile = dir / "best.safetensors",
+           metricsFile = dir / "metrics.jsonl";
+  std::error_code ec;
+  bool exists = fs::exists(planFile, ec) || fs::exists(ckptFile, ec);
+  if (opts.resume && !exists)
+    throw RunError("nothing to resume: '" + dir.string() +
+                   "' holds no run (no plan.json)");
+  if (!opts.resume && exists)
+    throw RunError("'" + dir.string() +
+                   "' already holds a run; continue it with --resume, or "
+                   "choose another directory with --out");
+  if (opts.resume) {
+    std::string old = planHash(readText(planFile));
+    if (old != hash) {
+      std::string hint;
+      fs::path cfg = dir / "config.json";
+      if (fs::exists(cfg, ec)) {
+        json c = readJson(cfg);
+        for (auto &s : c.value("settings", json::array()))
+          hint += " --set " + s.get<std::string>();
+      }
+      throw RunError("cannot resume '" + dir.string() +
+                     "': the spec or its settings changed since the run "
+                     "started (only epochs may change)" +
+                     (hint.empty() ? "" : "; it was started with" + hint));
+    }
+  }
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw RunError("cannot create '" + dir.string() + "': " + ec.message());
+
+  RunState rs;
+  std::optional<TensorFile> resumeFrom;
+  if (opts.resume && fs::exists(ckptFile, ec)) {
+    resumeFrom = readCheckpoint(ckptFile, hash);
+    rs.epoch = std::stoll(resumeFrom->metadata["epoch"]);
+    rs.bestEpoch = std::stoll(resumeFrom->metadata["best_epoch"]);
+    rs.bestVal = std::stod(resumeFrom->metadata["best_val_loss"]);
+  }
+  writeFileAtomic(planFile.string(), planText);
+  json config = {{"spec", opts.spec},
+                 {"settings", opts.settings},
+                 {"plan_hash", hash},
+                 {"algorithm", alg.name},
+                 {"options",
+                  {{"epochs", to.epochs},
+                   {"batch", to.batch},
+                   {"seed", to.seed},
+                   {"primal_lr", to.primalLr},
+                   {"dual_lr", to.dualLr},
+                   {"dual_every", to.dualEveryEpoch ? "epoch" : "batch"},
+                   {"constrained", to.constrained}}}};
+  writeFileAtomic((dir / "config.json").string(), config.dump(2) + "\n");
+  // Metrics of epochs after the checkpoint (a run killed between the two
+  // writes) are dropped so that the file matches the parameters.
+  std::string metrics;
+  if (opts.resume && fs::exists(metricsFile, ec)) {
+    std::istringstream in(readText(metricsFile));
+    for (std::string line; std::getline(in, line);) {
+      json m = json::parse(line, nullptr, false);
+      if (!m.is_discarded() && m.value("epoch", int64_t(0)) <= rs.epoch)
+        metrics += line + "\n";
+    }
+  }
+  writeFileAtomic(metricsFile.string(), metrics);
+
+  const std::string cache = cacheDirectory(opts.cacheDir);
+  log << "run " << dir.string() << ": " << alg.name << ", " << alg.layerCount
+      << " layers, "
+      << (to.constrained ? "constrained" : "unconstrained (no descend)")
+      << "\n";
+  Dataset data = loadDataset(alg, to.seed);
+  log << "data: " << data.train.size << " train, " << data.validation.size
+      << " validation, " << data.test.size << " test\n";
+  Tensor yTrain = targetsFor(alg, data.train, cache, log, "train");
+  Tensor yVal = targetsFor(alg, data.validation, cache, log, "validation");
+  targetsFor(alg, data.test, cache, log, "test"); // cached for eval
+
+  Executor ex(alg);
+  ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));
+  ex.initParams(to.seed);
+  PrimalDual pd(ex, to);
+  if (resumeFrom) {
+    try {
+      pd.load(*resumeFrom);
+    } catch (const FileError &e) {
+      throw RunError(e.what());
+    }
+    log << "resuming after epoch " << rs.epoch << "\n";
+  }
+  if (rs.epoch >= to.epochs) {
+    log << "the run already has " << rs.epoch
+        << " epochs; raise them with --set epochs=N to train more\n";
+    writeReport(dir.string(), log);
+    return 0;
+  }
+
+  SigintGuard sigint;
+  const auto runStart = std::chrono::steady_clock::now();
+  int64_t stepsDone = 0;
+  const int64_t batchesPerEpoch = (data.train.size + to.batch - 1) / to.batch;
+  const int64_t totalSteps = (to.epochs - rs.epoch) * batchesPerEpoch;
+  for (int64_t e = rs.epoch; e < to.epochs; ++e) {
+    auto epochStart = std::chrono::steady_clock::now();
+    auto eta = [&]() {
+      double el = std::chrono::duration<double>(
+                      std::chrono::steady_clock::now() - runStart)
+                      .count();
+      return stepsDone ? el / static_cast<double>(stepsDone) *
+                             static_cast<double>(totalSteps - stepsDone)
+                       : -1.0;
+    };
+    std::optional<EpochStats> st;
+    try {
+      st = pd.epoch(e, data.train, yTrain, [&](const BatchProgress &p) {
+        ++stepsDone;
+        if (opts.interactive)
+          log << "\repoch " << e + 1 << "/" << to.epochs << "  batch "
+              << p.batch + 1 << "/" << p.batches << "  loss " << fmt(p.loss)
+              << "  ETA " << duration(eta()) << "   " << std::flush;
+        return !gInterrupted.load();
+      });
+    } catch (const DivergedError &err) {
+      if (opts.interactive)
+        log << "\n";
+      throw RunError(std::string("training diverged: ") + err.what() + "; " +
+                     (rs.epoch > 0
+                          ? "the checkpoint of epoch " +
+                                std::to_string(rs.epoch) + " is kept in " +
+                                ckptFile.string()
+                          : std::string("no epoch had finished, so there is no "
+                                        "checkpoint")) +
+                     "; lower the learning rate (--set primal.lr=...)" +
+                     (rs.epoch > 0 ? " and continue with --resume" : ""));
+    }
+    if (!st) {
+      log << (opts.interactive ? "\n" : "") << "interrupted in epoch " << e + 1
+          << "; "
+          << (rs.epoch > 0 ? "the checkpoint of epoch " +
+                                 std::to_string(rs.epoch) + " is kept"
+                           : std::string("no epoch had finished"))
+          << "; continue with --resume\n";
+      return 130;
+    }
+    SplitEval val = evaluateSplit(ex, data.validation, yVal, to.seed * 31 + 17,
+                                  0, /*full=*/false);
+    rs.epoch = e + 1;
+    bool best = val.loss < rs.bestVal;
+    if (best) {
+      rs.bestVal = val.loss;
+      rs.bestEpoch = rs.epoch;
+    }
+    double secs = std::chrono::duration<double>(
+                      std::chrono::steady_clock::now() - epochStart)
+                      .count();
+    const int64_t L = alg.layerCount;
+    json viol = json::array(), lam = json::array();
+    for (size_t c = 0; c < pd.lambda().size(); ++c) {
+      viol.push_back(std::vector<double>(st->violation.begin() + c * L,
+                                         st->violation.begin() + (c + 1) * L));
+      lam.push_back(pd.lambda()[c]);
+    }
+    json line = {{"epoch", rs.epoch},    {"train_loss", st->loss},
+                 {"val_loss", val.loss}, {"val_distance", means(val.distance)},
+                 {"violation", viol},    {"lambda", lam},
+                 {"seconds", secs},      {"best", best}};
+    // Checkpoint first: metrics never describe parameters that were lost.
+    writeCheckpoint(ckptFile, pd, hash, rs);
+    if (best)
+      writeCheckpoint(bestFile, pd, hash, rs);
+    metrics += line.dump() + "\n";
+    writeFileAtomic(metricsFile.string(), metrics);
+    if (opts.interactive)
+      log << "\r\033[K";
+    log << "epoch " << rs.epoch << "/" << to.epochs << "  loss "
+        << fmt(st->loss) << "  val " << fmt(val.loss) << (best ? " (best)" : "")
+        << "  " << fmt(secs, 2) << " s  ETA " << duration(eta()) << "\n";
+    if (!viol.empty()) {
+      log << "  violation/layer" << row(viol[0].get<std::vector<double>>())
+          << "\n  lambda/layer   " << row(pd.lambda()[0]) << "\n";
+    }
+  }
+  writeReport(dir.string(), log);
+  log << "done: best validation loss " << fmt(rs.bestVal) << " at epoch "
+      << rs.bestEpoch << "; " << (dir / "report.html").string()
+      << "\nevaluate with: unrollc eval " << dir.string() << "\n";
+  return 0;
+}
+
+int evalRun(const EvalRunOptions &opts, std::ostream &log) {
+  fs::path dir(opts.runDir);
+  std::error_code ec;
+  if (!fs::exists(dir / "plan.json", ec))
+    throw RunError("'" + dir.string() +
+                   "' is not a run directory (no plan.json); create one with "
+                   "unrollc train SPEC --out " +
+                   dir.string());
+  std::string planText = readText(dir / "plan.json");
+  std::vector<Algorithm> algs = parsePlan(planText);
+  const Algorithm &alg = trainedAlgorithm(algs);
+  TrainOptions to = resolveOptions(alg.json["train"]);
+  const std::string hash = planHash(planText);
+  fs::path ckpt = dir / "best.safetensors";
+  if (!fs::exists(ckpt, ec))
+    throw RunError("'" + dir.string() +
+                   "' has no finished epoch yet (no best.safetensors)");
+  TensorFile f = readCheckpoint(ckpt, hash);
+  const std::string cache = cacheDirectory(opts.cacheDir);
+  Dataset data = loadDataset(alg, to.seed);
+  Tensor yTest = targetsFor(alg, data.test, cache, log, "test");
+  Executor ex(alg);
+  ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));
+  ex.initParams(to.seed);
+  PrimalDual pd(ex, to);
+  try {
+    pd.load(f);
+  } catch (const FileError &e) {
+    throw RunError(e.what());
+  }
+  log << "evaluating " << dir.string() << " (epoch " << f.metadata["epoch"]
+      << ") on " << data.test.size << " test instances\n";
+  const uint64_t seed = to.seed * 131 + 7;
+  SplitEval ev = evaluateSplit(ex, data.test, yTest, seed, 0, true);
+  const int64_t L = alg.layerCount;
+  json out = {{"run", dir.string()},
+              {"epoch", std::stoll(f.metadata["epoch"])},
+              {"test_size", data.test.size},
+              {"loss", ev.loss},
+              {"layers", L},
+              {"distance", means(ev.distance)},
+              {"objective", means(ev.objective)},
+              {"gradient_norm", means(ev.gradNorm)},
+              {"l1_norm", means(ev.l1)}};
+  // Share of test instances satisfying each constraint at each layer.
+  json sat = json::array();
+  for (size_t c = 0; c < ev.constraints.size(); ++c) {
+    json layers = json::array();
+    for (const Tensor &t : ev.constraints[c])
+      layers.push_back(
+          t.defined() ? json((t <= 0).to(torch::kFloat64).mean().item<double>())
+                      : json());
+    sat.push_back({{"form", alg.json["constraints"][c]["form"]},
+                   {"on", alg.json["constraints"][c]["on"]},
+                   {"satisfied", layers}});
+  }
+  out["constraints"] = sat;
+  // l1-norm histograms over a common range, so layers compare directly.
+  double hi = 0;
+  for (const Tensor &t : ev.l1)
+    if (t.defined())
+      hi = std::max(hi, t.max().item<double>());
+  const int bins = 20;
+  json hist = {{"min", 0.0}, {"max", hi}, {"counts", json::array()}};
+  for (const Tensor &t : ev.l1) {
+    if (!t.defined())
+      continue;
+    Tensor h = torch::histc(t.to(torch::kFloat64), bins, 0, hi > 0 ? hi : 1)
+                   .to(torch::kInt64)
+                   .contiguous();
+    hist["counts"].push_back(std::vector<int64_t>(
+        h.data_ptr<int64_t>(), h.data_ptr<int64_t>() + h.numel()));
+  }
+  out["l1_histogram"] = hist;
+  // OOD: shift the data inputs, recompute y* for the shifted problem.
+  json ood = json::array();
+  for (double p : opts.ood) {
+    if (!(p >= 0))
+      throw RunError("--ood values must be non-negative");
+    Split shifted = data.test;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(
+        seed + static_cast<uint64_t>(p * 1e6));
+    for (const json &in : alg.json["inputs"])
+      if (in["role"] == "data") {
+        Tensor &x = shifted.inputs[in["name"].get<std::string>()];
+        x = x + p * torch::randn(x.sizes(), gen);
+      }
+    Tensor ys = targetsFor(alg, shifted, cache, log, "ood " + fmt(p));
+    SplitEval e = evaluateSplit(ex, shifted, ys, seed, 0, false);
+    json d = means(e.distance);
+    log << "  ood p=" << fmt(p) << ": final distance " << d.back() << "\n";
+    ood.push_back({{"p", p}, {"distance", d}, {"final", d.back()}});
+  }
+  out["ood"] = ood;
+  json perturb = json::array();
+  for (double s : opts.perturb) {
+    if (!(s >= 0))
+      throw RunError("--perturb values must be non-negative");
+    SplitEval e = evaluateSplit(ex, data.test, yTest, seed, s, false);
+    json d = means(e.distance);
+    log << "  perturb s=" << fmt(s) << ": final distance " << d.back() << "\n";
+    perturb.push_back({{"s", s}, {"distance", d}, {"final", d.back()}});
+  }
+  out["perturb"] = perturb;
+  if (!opts.baseline.empty()) {
+    fs::path base(opts.baseline);
+    if (fs::equivalent(base, dir, ec))
+      throw RunError("--baseline names the run itself");
+    EvalRunOptions bo = opts;
+    bo.runDir = opts.baseline;
+    bo.baseline.clear();
+    log << "baseline:\n";
+    evalRun(bo, log);
+    out["baseline"] = fs::absolute(base).string();
+  }
+  writeFileAtomic((dir / "eval.json").string(), out.dump(1) + "\n");
+  log << "per-layer distance to the optimum:";
+  for (auto &d : out["distance"])
+    log << " " << (d.is_null() ? "-" : fmt(d.get<double>()));
+  log << "\n";
+  writeReport(dir.string(), log);
+  log << "wrote " << (dir / "eval.json").string() << " and "
+      << (dir / "report.html").string() << "\n";
+  return 0;
+}
+
+} // namespace unroll::runtime

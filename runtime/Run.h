@@ -1,0 +1,62 @@
+#pragma once
+// Run directories: `unrollc train` and `unrollc eval` as the runtime sees
+// them. A run directory holds everything needed to continue, evaluate or
+// export a training run without the spec or the compiler:
+//   plan.json               the compiled program
+//   config.json             the settings used (spec, --set, resolved options)
+//   metrics.jsonl           one line per finished epoch
+//   checkpoint.safetensors  parameters, multipliers, Adam state (last epoch)
+//   best.safetensors        parameters of the best validation epoch
+//   eval.json, report.html  written by eval (report also by train)
+
+#include <iosfwd>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace unroll::runtime {
+
+/// A user-facing failure of a run (bad run directory, diverged training,
+/// mismatched checkpoint); the message says what to do.
+class RunError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TrainRunOptions {
+  std::string runDir;
+  bool resume = false;
+  /// Where the plan came from, recorded in config.json.
+  std::string spec;
+  std::vector<std::string> settings;
+  /// Target cache directory; empty: $UNROLL_CACHE_DIR, else
+  /// $XDG_CACHE_HOME/unroll, else ~/.cache/unroll.
+  std::string cacheDir;
+  /// Progress redrawn in place on a terminal; one line per epoch elsewhere.
+  bool interactive = false;
+};
+
+/// Trains the plan's trained algorithm into `opts.runDir`. Returns the exit
+/// status (0 done, 130 interrupted by SIGINT with the last epoch's
+/// checkpoint kept); throws RunError and the runtime's other errors on bad
+/// input, never leaving a partially written file behind.
+int trainRun(const std::string &planText, const TrainRunOptions &opts,
+             std::ostream &log);
+
+struct EvalRunOptions {
+  std::string runDir;
+  /// Standard deviations p of OOD input shifts x + N(0, p^2).
+  std::vector<double> ood;
+  /// Standard deviations s of noise added to the state at every layer.
+  std::vector<double> perturb;
+  /// Another run (typically trained with --set descend=off) to show side
+  /// by side in the report; evaluated with the same sweeps.
+  std::string baseline;
+  std::string cacheDir;
+};
+
+/// Evaluates the best checkpoint of a run layer by layer on its test split;
+/// writes RUN_DIR/eval.json and RUN_DIR/report.html.
+int evalRun(const EvalRunOptions &opts, std::ostream &log);
+
+} // namespace unroll::runtime
