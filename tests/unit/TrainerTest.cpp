@@ -101,3 +101,113 @@ TEST_CASE("synthetic_sparse data: shapes, unit columns, density, seeds",
   CHECK_THROWS_WITH(runtime::syntheticSparse(10, 8, 12, 1.5, 0, 0),
                     Catch::Contains("density must be in [0, 1]"));
 }
+
+namespace {
+/// A trainer over kSpec's tiny LISTA with its FISTA targets.
+struct Fixture {
+  runtime::Executor ex;
+  runtime::Split data;
+  torch::Tensor ystar;
+  explicit Fixture(const runtime::Algorithm &alg) : ex(alg) {
+    data.inputs = sparseData(64);
+    data.size = 64;
+    ex.bindInputs(data.inputs);
+    ex.initParams(3);
+    ystar = runtime::solveTargets(ex, 5000, 1e-9);
+  }
+};
+
+runtime::TrainOptions smallOptions() {
+  runtime::TrainOptions o;
+  o.batch = 16;
+  o.primalLr = 3e-3;
+  o.dualLr = 0.5;
+  o.dualEveryEpoch = false;
+  o.seed = 11;
+  return o;
+}
+} // namespace
+
+TEST_CASE("a run resumed from a checkpoint continues exactly",
+          "[trainer]") {
+  auto algs = test::planFor(kSpec);
+  runtime::TrainOptions opts = smallOptions();
+  // Three epochs straight through.
+  Fixture a(algs[0]);
+  runtime::PrimalDual pa(a.ex, opts);
+  for (int e = 0; e < 3; ++e)
+    REQUIRE(pa.epoch(e, a.data, a.ystar));
+  runtime::TensorFile straight;
+  pa.save(straight);
+
+  // One epoch, a checkpoint through a file, then two more in a new process
+  // state (fresh executor, optimizer and multipliers).
+  Fixture b(algs[0]);
+  runtime::PrimalDual pb(b.ex, opts);
+  REQUIRE(pb.epoch(0, b.data, b.ystar));
+  runtime::TensorFile ckpt;
+  pb.save(ckpt);
+  const std::string path = "resume-test.safetensors";
+  runtime::writeSafetensors(path, ckpt);
+  Fixture c(algs[0]);
+  runtime::PrimalDual pc(c.ex, opts);
+  pc.load(runtime::readSafetensors(path));
+  std::remove(path.c_str());
+  for (int e = 1; e < 3; ++e)
+    REQUIRE(pc.epoch(e, c.data, c.ystar));
+  runtime::TensorFile resumed;
+  pc.save(resumed);
+
+  REQUIRE(resumed.tensors.size() == straight.tensors.size());
+  // Adam's moments are saved too (without them the next step would differ).
+  CHECK(straight.tensors.count("adam.param.Wu.1.exp_avg_sq"));
+  for (auto &[name, t] : straight.tensors) {
+    INFO(name);
+    CHECK(torch::equal(resumed.tensors.at(name), t));
+  }
+  // And the run did move: the checkpoint is not the initial state.
+  CHECK(!torch::equal(ckpt.tensors.at("param.Wu.1"),
+                      straight.tensors.at("param.Wu.1")));
+}
+
+TEST_CASE("a checkpoint of another spec is rejected", "[trainer]") {
+  auto algs = test::planFor(kSpec);
+  auto other = test::planFor(test::tinyLista(8, 10, 4, R"(
+train lista {
+  target  ystar = solve(sparse_coding, fista, tol = 1e-6)
+  loss    mse(y[L], ystar)
+}
+)"));
+  Fixture a(algs[0]);
+  runtime::PrimalDual pa(a.ex, smallOptions());
+  runtime::TensorFile f;
+  pa.save(f);
+  runtime::Executor ex(other[0]);
+  auto g = runtime::syntheticSparse(4, 8, 10, 0.2, 0.01, 7);
+  ex.bindInputs({{"x", g.x}, {"D", g.D}});
+  ex.initParams(0);
+  runtime::PrimalDual pb(ex, smallOptions());
+  CHECK_THROWS_WITH(pb.load(f), Catch::Contains("param.Wu.1") &&
+                                    Catch::Contains("not written for this spec"));
+}
+
+TEST_CASE("divergence stops training with the layer or parameter and step",
+          "[trainer]") {
+  auto algs = test::planFor(kSpec);
+  Fixture a(algs[0]);
+  runtime::TrainOptions opts = smallOptions();
+  opts.primalLr = 1e30;
+  runtime::PrimalDual pd(a.ex, opts);
+  try {
+    for (int e = 0; e < 3; ++e)
+      pd.epoch(e, a.data, a.ystar);
+    FAIL("training with lr 1e30 did not diverge");
+  } catch (const runtime::DivergedError &err) {
+    std::string msg = err.what();
+    INFO(msg);
+    CHECK((msg.find("layer ") != std::string::npos ||
+           msg.find("loss") != std::string::npos));
+    CHECK(msg.find("NaN or Inf") != std::string::npos);
+    CHECK(msg.find("at step ") != std::string::npos);
+  }
+}
