@@ -119,6 +119,17 @@ bool applySettings(Module &m, const std::vector<std::string> &settings,
         for (TrainItem &it : t->items)
           if (it.kind == sec->second && !item)
             item = &it;
+      // primal and dual have defaults (adam, ascent): setting one of their
+      // arguments writes the line out.
+      if (!item && t && (section == "primal" || section == "dual")) {
+        TrainItem added;
+        added.kind = sec->second;
+        added.loc = t->loc;
+        added.value = std::make_unique<NameExpr>(
+            t->loc, section == "primal" ? "adam" : "ascent");
+        t->items.push_back(std::move(added));
+        item = &t->items.back();
+      }
       if (!item) {
         fail(s, "the train block has no '" + section + "' line to change");
         continue;

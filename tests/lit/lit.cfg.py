@@ -26,3 +26,6 @@ config.substitutions.append(("%unrollc", os.path.join(config.unroll_build_dir, "
 config.substitutions.append(("%unroll-opt", os.path.join(config.unroll_build_dir, "unroll-opt")))
 config.substitutions.append(("%stdlib", config.unroll_stdlib_dir))
 config.substitutions.append(("%examples", config.unroll_examples_dir))
+# Solved targets are cached per build, never in the user's ~/.cache.
+config.environment["UNROLL_CACHE_DIR"] = os.path.join(
+    config.unroll_build_dir, "tests", "lit", "target-cache")

@@ -88,8 +88,7 @@ TEST_CASE("safetensors: round trip of dtypes, shapes and metadata",
   std::string bytes = readBytes(dir / "x.safetensors");
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i)
-    n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i]))
-         << (8 * i);
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
   CHECK(n % 8 == 0);
   CHECK(bytes[8] == '{');
 }
@@ -102,9 +101,9 @@ TEST_CASE("safetensors: replacing a file is atomic and leaves no temp file",
   runtime::writeSafetensors(dir / "c.safetensors", f);
   f.tensors["w"] = torch::full({2}, 3.0);
   runtime::writeSafetensors(dir / "c.safetensors", f);
-  CHECK(torch::equal(
-      runtime::readSafetensors(dir / "c.safetensors").tensors["w"],
-      torch::full({2}, 3.0)));
+  CHECK(
+      torch::equal(runtime::readSafetensors(dir / "c.safetensors").tensors["w"],
+                   torch::full({2}, 3.0)));
   int files = 0;
   for (auto &e : fs::directory_iterator(dir.path)) {
     (void)e;

@@ -128,8 +128,7 @@ runtime::TrainOptions smallOptions() {
 }
 } // namespace
 
-TEST_CASE("a run resumed from a checkpoint continues exactly",
-          "[trainer]") {
+TEST_CASE("a run resumed from a checkpoint continues exactly", "[trainer]") {
   auto algs = test::planFor(kSpec);
   runtime::TrainOptions opts = smallOptions();
   // Three epochs straight through.
@@ -187,8 +186,9 @@ train lista {
   ex.bindInputs({{"x", g.x}, {"D", g.D}});
   ex.initParams(0);
   runtime::PrimalDual pb(ex, smallOptions());
-  CHECK_THROWS_WITH(pb.load(f), Catch::Contains("param.Wu.1") &&
-                                    Catch::Contains("not written for this spec"));
+  CHECK_THROWS_WITH(pb.load(f),
+                    Catch::Contains("param.Wu.1") &&
+                        Catch::Contains("not written for this spec"));
 }
 
 TEST_CASE("divergence stops training with the layer or parameter and step",
