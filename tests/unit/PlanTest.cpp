@@ -54,8 +54,8 @@ TEST_CASE("LISTA lowers to a well-formed plan", "[plan]") {
   CHECK(a["targets"][0]["solver"] == "fista");
   CHECK(a["constraints"][0]["form"] == "distance");
   CHECK(a["constraints"][0]["eps"] == Approx(0.05));
-  CHECK(a["train"]["epochs"] == 30);
-  CHECK(a["train"]["dual"]["every"] == "epoch");
+  CHECK(a["train"]["epochs"] == 60);
+  CHECK(a["train"]["dual"]["every"] == "batch");
 
   // The runtime's order: inputs, prelude, params, states, targets, layers.
   std::set<int64_t> defined;
