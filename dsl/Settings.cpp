@@ -26,6 +26,9 @@ ExprPtr parseValue(const std::string &text, SourceLoc loc) {
     ident = ident && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
   if (ident)
     return std::make_unique<NameExpr>(loc, text);
+  // Text in double quotes is a string ("data.path=\"/data/fmnist\"").
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"')
+    return std::make_unique<StringExpr>(loc, text.substr(1, text.size() - 2));
   return nullptr;
 }
 
@@ -96,7 +99,7 @@ bool applySettings(Module &m, const std::vector<std::string> &settings,
     SourceLoc at = t ? t->loc : u ? u->loc : SourceLoc{};
     ExprPtr value = parseValue(text, at);
     if (!value) {
-      fail(s, "the value must be a number or a name");
+      fail(s, "the value must be a number, a name or a \"string\"");
       continue;
     }
     size_t dot = key.find('.');

@@ -21,7 +21,8 @@ namespace unroll::dsl {
 ///   evaluate.KEY;
 ///   descend=off (drop every descent constraint: the unconstrained
 ///   baseline), noise=off (drop training noise).
-/// Values are numbers or identifiers (dual.every=batch). Prints
+/// Values are numbers, identifiers (dual.every=batch) or strings in double
+/// quotes (data.path="/data"). Prints
 /// `error: --set ...` lines to `err` and returns false on a bad setting.
 bool applySettings(Module &m, const std::vector<std::string> &settings,
                    std::ostream &err);

@@ -125,9 +125,12 @@ Dataset sparseSplits(const Algorithm &alg, const json &src, uint64_t seed) {
     throw PlanError("synthetic_sparse: n must be positive");
   int64_t held = std::max<int64_t>(1, n / 10);
   int64_t p = shapeOf(*given[0])[0], d = shapeOf(*given[0])[1];
+  // The source's own seed, if given, fixes the data whatever the run's.
+  uint64_t dataSeed =
+      static_cast<uint64_t>(numArg(src, "seed", static_cast<double>(seed)));
   SparseCodingData sc =
       syntheticSparse(n + 2 * held, p, d, numArg(src, "density", 0.1),
-                      numArg(src, "noise", 0.01), seed);
+                      numArg(src, "noise", 0.01), dataSeed);
   Split all;
   std::string x = (*data[0])["name"], D = (*given[0])["name"];
   all.inputs[x] = sc.x;

@@ -83,13 +83,15 @@ json readJson(const fs::path &p) {
   return j;
 }
 
-/// The plan's identity for resuming: everything but the epoch count, which
-/// a resumed run may raise.
+/// The plan's identity for resuming: everything but the epoch count and the
+/// optimiser settings, which a resumed run may change (train longer, or
+/// with a lower learning rate after a divergence).
 std::string planHash(const std::string &planText) {
   json plan = json::parse(planText);
   for (json &a : plan["algorithms"])
     if (a.contains("train"))
-      a["train"].erase("epochs");
+      for (const char *k : {"epochs", "primal", "dual"})
+        a["train"].erase(k);
   return hex(hashString(kFnvBasis, plan.dump()));
 }
 
@@ -126,6 +128,12 @@ TrainOptions resolveOptions(const json &train) {
     throw RunError("dual update '" + dual["kind"].get<std::string>() +
                    "' is not supported; use ascent");
   o.primalLr = primal.value("lr", 1e-3);
+  o.beta1 = primal.value("beta1", 0.9);
+  o.beta2 = primal.value("beta2", 0.999);
+  o.weightDecay = primal.value("weight_decay", 0.0);
+  if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 &&
+        o.weightDecay >= 0))
+    throw RunError("adam needs 0 <= beta1, beta2 < 1 and weight_decay >= 0");
   o.dualLr = dual.value("lr", 1e-2);
   std::string every = dual.value("every", "epoch");
   if (every != "epoch" && every != "batch")
@@ -385,11 +393,13 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
            bestFile = dir / "best.safetensors",
            metricsFile = dir / "metrics.jsonl";
   std::error_code ec;
-  bool exists = fs::exists(planFile, ec) || fs::exists(ckptFile, ec);
-  if (opts.resume && !exists)
+  // A directory whose run never finished an epoch has nothing to lose: it
+  // may be started over without --resume.
+  const bool hasCheckpoint = fs::exists(ckptFile, ec);
+  if (opts.resume && !fs::exists(planFile, ec))
     throw RunError("nothing to resume: '" + dir.string() +
                    "' holds no run (no plan.json)");
-  if (!opts.resume && exists)
+  if (!opts.resume && hasCheckpoint)
     throw RunError("'" + dir.string() +
                    "' already holds a run; continue it with --resume, or "
                    "choose another directory with --out");
@@ -405,22 +415,36 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
       }
       throw RunError("cannot resume '" + dir.string() +
                      "': the spec or its settings changed since the run "
-                     "started (only epochs may change)" +
+                     "started (only epochs and the optimiser settings may "
+                     "change)" +
                      (hint.empty() ? "" : "; it was started with" + hint));
     }
   }
-  fs::create_directories(dir, ec);
-  if (ec)
-    throw RunError("cannot create '" + dir.string() + "': " + ec.message());
-
   RunState rs;
   std::optional<TensorFile> resumeFrom;
-  if (opts.resume && fs::exists(ckptFile, ec)) {
+  if (opts.resume && hasCheckpoint) {
     resumeFrom = readCheckpoint(ckptFile, hash);
     rs.epoch = std::stoll(resumeFrom->metadata["epoch"]);
     rs.bestEpoch = std::stoll(resumeFrom->metadata["best_epoch"]);
     rs.bestVal = std::stod(resumeFrom->metadata["best_val_loss"]);
   }
+
+  // Data and targets before any file is written: bad data changes nothing.
+  const std::string cache = cacheDirectory(opts.cacheDir);
+  log << "run " << dir.string() << ": " << alg.name << ", " << alg.layerCount
+      << " layers, "
+      << (to.constrained ? "constrained" : "unconstrained (no descend)")
+      << "\n";
+  Dataset data = loadDataset(alg, to.seed);
+  log << "data: " << data.train.size << " train, " << data.validation.size
+      << " validation, " << data.test.size << " test\n";
+  Tensor yTrain = targetsFor(alg, data.train, cache, log, "train");
+  Tensor yVal = targetsFor(alg, data.validation, cache, log, "validation");
+  targetsFor(alg, data.test, cache, log, "test"); // cached for eval
+
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw RunError("cannot create '" + dir.string() + "': " + ec.message());
   writeFileAtomic(planFile.string(), planText);
   json config = {{"spec", opts.spec},
                  {"settings", opts.settings},
@@ -447,18 +471,6 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
     }
   }
   writeFileAtomic(metricsFile.string(), metrics);
-
-  const std::string cache = cacheDirectory(opts.cacheDir);
-  log << "run " << dir.string() << ": " << alg.name << ", " << alg.layerCount
-      << " layers, "
-      << (to.constrained ? "constrained" : "unconstrained (no descend)")
-      << "\n";
-  Dataset data = loadDataset(alg, to.seed);
-  log << "data: " << data.train.size << " train, " << data.validation.size
-      << " validation, " << data.test.size << " test\n";
-  Tensor yTrain = targetsFor(alg, data.train, cache, log, "train");
-  Tensor yVal = targetsFor(alg, data.validation, cache, log, "validation");
-  targetsFor(alg, data.test, cache, log, "test"); // cached for eval
 
   Executor ex(alg);
   ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));

@@ -136,7 +136,9 @@ PrimalDual::PrimalDual(Executor &ex, const TrainOptions &opts)
   for (auto &[id, p] : ex.params())
     params.push_back(p);
   adam_ = std::make_unique<torch::optim::Adam>(
-      params, torch::optim::AdamOptions(opts.primalLr));
+      params, torch::optim::AdamOptions(opts.primalLr)
+                  .betas({opts.beta1, opts.beta2})
+                  .weight_decay(opts.weightDecay));
   lambda_.assign(alg["constraints"].size(),
                  std::vector<double>(ex.algorithm().layerCount, 0.0));
 }

@@ -46,6 +46,7 @@ struct TrainOptions {
   int64_t epochs = 1;
   int64_t batch = 16;
   double primalLr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999, weightDecay = 0; // Adam's
   double dualLr = 1e-2;
   bool dualEveryEpoch = true; // false: after every batch
   bool constrained = true;    // false: the unconstrained baseline
