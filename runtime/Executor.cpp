@@ -56,7 +56,7 @@ void Executor::bindInputs(const std::map<std::string, Tensor> &inputs) {
       throw PlanError("missing input '" + name + "'");
     bool data = in["role"] == "data";
     std::vector<int64_t> want = shapeOf(in["shape"]);
-    Tensor t = it->second.to(torch::kFloat32);
+    Tensor t = it->second.to(device_, torch::kFloat32);
     std::vector<int64_t> got(t.sizes().begin(), t.sizes().end());
     if (data) {
       if (got.empty())
@@ -125,7 +125,7 @@ ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
       if (noise)
         r.t = addNoise(alg_.json["states"][i]["name"].get<std::string>(), r.t);
       if (perturb > 0)
-        r.t = r.t + perturb * torch::randn(r.t.sizes(), gen_);
+        r.t = r.t + perturb * torch::randn(r.t.sizes(), gen_).to(device_);
       env_[layer["results"][i].get<int64_t>()] = r;
       next.push_back(r.t);
     }
@@ -143,8 +143,12 @@ Tensor Executor::addNoise(const std::string &state, Tensor value) {
     std::vector<RValue> ab = body(n["body"], {RValue{value, true}});
     int64_t r = value.dim() - 1;
     Tensor a = alignBatched(ab[0], r), b = alignBatched(ab[1], r);
-    Tensor u = n["distribution"] == "normal" ? torch::randn(value.sizes(), gen_)
-                                             : torch::rand(value.sizes(), gen_);
+    // Random numbers come from the CPU generator on every device, so that
+    // a seed means the same draws on CPU and GPU.
+    Tensor u =
+        (n["distribution"] == "normal" ? torch::randn(value.sizes(), gen_)
+                                       : torch::rand(value.sizes(), gen_))
+            .to(device_);
     value = n["distribution"] == "normal" ? value + a + b * u
                                           : value + a + (b - a) * u;
   }
@@ -180,7 +184,7 @@ void Executor::run(const json &op) {
   auto set = [&](Tensor t, bool batched) {
     env_[op["id"].get<int64_t>()] = RValue{t, batched};
   };
-  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
 
   if (name == "constant")
     return set(torch::tensor(op["value"].get<double>(), opts), false);
@@ -199,8 +203,9 @@ void Executor::run(const json &op) {
     return set(a[0].t.expand(shape), false);
   }
   if (name == "random") {
-    Tensor s = op["distribution"] == "normal" ? torch::randn(shape, gen_, opts)
-                                              : torch::rand(shape, gen_, opts);
+    Tensor s = (op["distribution"] == "normal" ? torch::randn(shape, gen_)
+                                               : torch::rand(shape, gen_))
+                   .to(device_);
     Tensor lo = a[0].t, hi = a[1].t;
     if (op["distribution"] == "normal")
       return set(lo + hi * s, false);
@@ -392,7 +397,8 @@ void Executor::run(const json &op) {
     int64_t avail = first.t.size(first.batched ? 2 : 1);
     int64_t copies = anyBatched ? batch_ : 1;
     Tensor idx = torch::randint(avail, {copies, nodes, size}, gen_,
-                                torch::TensorOptions().dtype(torch::kLong));
+                                torch::TensorOptions().dtype(torch::kLong))
+                     .to(device_);
     const json &ids = op["ids"];
     for (size_t i = 0; i < a.size(); ++i) {
       Tensor t = a[i].batched ? a[i].t : perInstance(a[i].t, copies);

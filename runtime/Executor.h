@@ -50,8 +50,16 @@ public:
   /// `args`; values it uses from outside must already be bound.
   std::vector<RValue> body(const nlohmann::json &b,
                            const std::vector<RValue> &args);
-  /// Binds a value by plan id (e.g. a target computed by a solver).
-  void bind(int64_t id, RValue v) { env_[id] = std::move(v); }
+  /// Binds a value by plan id (e.g. a target computed by a solver), moved
+  /// to the executor's device.
+  void bind(int64_t id, RValue v) {
+    v.t = v.t.to(device_);
+    env_[id] = std::move(v);
+  }
+  /// Where tensors live (CPU by default). Set it before binding inputs and
+  /// initialising parameters; inputs of any device are moved there.
+  void setDevice(torch::Device d) { device_ = d; }
+  torch::Device device() const { return device_; }
   /// The layer index seen by unroll.layer_index in bodies run next.
   void setLayerIndex(double l) { layerIndex_ = l; }
 
@@ -66,6 +74,7 @@ private:
   std::map<int64_t, torch::Tensor> params_;
   double layerIndex_ = 0;
   torch::Generator gen_;
+  torch::Device device_ = torch::kCPU;
   std::map<std::string, std::vector<torch::Tensor>> *probes_ = nullptr;
 };
 

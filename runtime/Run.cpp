@@ -107,6 +107,38 @@ std::string cacheDirectory(const std::string &given) {
   return ".unroll-cache";
 }
 
+/// "cpu", "cuda" (or "cuda:N"), or "auto": CUDA when this LibTorch has it
+/// and a GPU is visible.
+torch::Device pickDevice(const std::string &name, std::ostream &log) {
+  bool cuda = torch::cuda::is_available();
+  if (name == "auto" || name.empty()) {
+    torch::Device d = cuda ? torch::Device(torch::kCUDA) : torch::kCPU;
+    log << "device: " << d
+        << (cuda ? "" : " (no CUDA in this LibTorch or no GPU)") << "\n";
+    return d;
+  }
+  torch::Device d = torch::kCPU;
+  try {
+    d = torch::Device(name);
+  } catch (const c10::Error &) {
+    throw RunError("--device '" + name +
+                   "': expected cpu, cuda, cuda:N or auto");
+  }
+  if (d.is_cuda() && !cuda)
+    throw RunError("--device " + name +
+                   ": this LibTorch build has no CUDA support or sees no GPU; "
+                   "use --device cpu");
+  if (d.is_cuda() && d.has_index() &&
+      d.index() >= static_cast<int>(torch::cuda::device_count()))
+    throw RunError("--device " + name + ": only " +
+                   std::to_string(torch::cuda::device_count()) +
+                   " GPU(s) visible");
+  if (!d.is_cpu() && !d.is_cuda())
+    throw RunError("--device '" + name + "': only cpu and cuda are supported");
+  log << "device: " << d << "\n";
+  return d;
+}
+
 const Algorithm &trainedAlgorithm(const std::vector<Algorithm> &algs) {
   for (const Algorithm &a : algs)
     if (a.json.contains("train"))
@@ -164,8 +196,8 @@ constexpr int64_t kChunk = 1024;
 /// y* for every instance of a split, from the disk cache when the same
 /// problem and data were solved before.
 Tensor targetsFor(const Algorithm &alg, const Split &split,
-                  const std::string &cacheDir, std::ostream &log,
-                  const std::string &what) {
+                  const std::string &cacheDir, torch::Device device,
+                  std::ostream &log, const std::string &what) {
   if (alg.json["targets"].empty())
     return Tensor();
   const json &target = alg.json["targets"][0];
@@ -201,6 +233,7 @@ Tensor targetsFor(const Algorithm &alg, const Split &split,
       << std::flush;
   auto t0 = std::chrono::steady_clock::now();
   Executor ex(alg);
+  ex.setDevice(device);
   std::vector<Tensor> parts;
   for (int64_t from = 0; from < split.size; from += kChunk) {
     int64_t n = std::min(kChunk, split.size - from);
@@ -254,7 +287,7 @@ SplitEval evaluateSplit(Executor &ex, const Split &split, const Tensor &ystar,
     ex.bindInputs(chunk(alg, split, from, n));
     Tensor target;
     if (ystar.defined()) {
-      target = ystar.narrow(0, from, n);
+      target = ystar.narrow(0, from, n).to(ex.device());
       ex.bind(a["targets"][0]["id"].get<int64_t>(), RValue{target, true});
     }
     ForwardResult fw =
@@ -430,6 +463,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   }
 
   // Data and targets before any file is written: bad data changes nothing.
+  const torch::Device device = pickDevice(opts.device, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   log << "run " << dir.string() << ": " << alg.name << ", " << alg.layerCount
       << " layers, "
@@ -438,9 +472,10 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   Dataset data = loadDataset(alg, to.seed);
   log << "data: " << data.train.size << " train, " << data.validation.size
       << " validation, " << data.test.size << " test\n";
-  Tensor yTrain = targetsFor(alg, data.train, cache, log, "train");
-  Tensor yVal = targetsFor(alg, data.validation, cache, log, "validation");
-  targetsFor(alg, data.test, cache, log, "test"); // cached for eval
+  Tensor yTrain = targetsFor(alg, data.train, cache, device, log, "train");
+  Tensor yVal =
+      targetsFor(alg, data.validation, cache, device, log, "validation");
+  targetsFor(alg, data.test, cache, device, log, "test"); // cached for eval
 
   fs::create_directories(dir, ec);
   if (ec)
@@ -457,7 +492,8 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                    {"primal_lr", to.primalLr},
                    {"dual_lr", to.dualLr},
                    {"dual_every", to.dualEveryEpoch ? "epoch" : "batch"},
-                   {"constrained", to.constrained}}}};
+                   {"constrained", to.constrained},
+                   {"device", device.str()}}}};
   writeFileAtomic((dir / "config.json").string(), config.dump(2) + "\n");
   // Metrics of epochs after the checkpoint (a run killed between the two
   // writes) are dropped so that the file matches the parameters.
@@ -473,6 +509,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   writeFileAtomic(metricsFile.string(), metrics);
 
   Executor ex(alg);
+  ex.setDevice(device);
   ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));
   ex.initParams(to.seed);
   PrimalDual pd(ex, to);
@@ -601,10 +638,12 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
     throw RunError("'" + dir.string() +
                    "' has no finished epoch yet (no best.safetensors)");
   TensorFile f = readCheckpoint(ckpt, hash);
+  const torch::Device device = pickDevice(opts.device, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   Dataset data = loadDataset(alg, to.seed);
-  Tensor yTest = targetsFor(alg, data.test, cache, log, "test");
+  Tensor yTest = targetsFor(alg, data.test, cache, device, log, "test");
   Executor ex(alg);
+  ex.setDevice(device);
   ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));
   ex.initParams(to.seed);
   PrimalDual pd(ex, to);
@@ -670,7 +709,7 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
         Tensor &x = shifted.inputs[in["name"].get<std::string>()];
         x = x + p * torch::randn(x.sizes(), gen);
       }
-    Tensor ys = targetsFor(alg, shifted, cache, log, "ood " + fmt(p));
+    Tensor ys = targetsFor(alg, shifted, cache, device, log, "ood " + fmt(p));
     SplitEval e = evaluateSplit(ex, shifted, ys, seed, 0, false);
     json d = means(e.distance);
     log << "  ood p=" << fmt(p) << ": final distance " << d.back() << "\n";

@@ -34,6 +34,8 @@ struct TrainRunOptions {
   std::string cacheDir;
   /// Progress redrawn in place on a terminal; one line per epoch elsewhere.
   bool interactive = false;
+  /// cpu, cuda, cuda:N or auto (CUDA when LibTorch has it and sees a GPU).
+  std::string device = "auto";
 };
 
 /// Trains the plan's trained algorithm into `opts.runDir`. Returns the exit
@@ -53,6 +55,7 @@ struct EvalRunOptions {
   /// by side in the report; evaluated with the same sweeps.
   std::string baseline;
   std::string cacheDir;
+  std::string device = "auto";
 };
 
 /// Evaluates the best checkpoint of a run layer by layer on its test split;

@@ -74,6 +74,7 @@ extern "C" int unroll_runtime_train(const char *planJson,
     opts.settings = o.value("settings", std::vector<std::string>{});
     opts.cacheDir = o.value("cache_dir", "");
     opts.interactive = o.value("interactive", false);
+    opts.device = o.value("device", "auto");
     return unroll::runtime::trainRun(planJson, opts, std::cerr);
   });
 }
@@ -88,6 +89,7 @@ extern "C" int unroll_runtime_eval(const char *optionsJson, char *err,
     opts.perturb = o.value("perturb", std::vector<double>{});
     opts.baseline = o.value("baseline", "");
     opts.cacheDir = o.value("cache_dir", "");
+    opts.device = o.value("device", "auto");
     return unroll::runtime::evalRun(opts, std::cerr);
   });
 }

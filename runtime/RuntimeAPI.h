@@ -20,16 +20,16 @@ UNROLL_RUNTIME_API int unroll_runtime_abi_version(void);
 UNROLL_RUNTIME_API int unroll_runtime_describe(char *buf, int size);
 
 /// `unrollc train`: trains the plan (JSON text) into a run directory.
-/// `options_json` holds run_dir, resume, spec, settings, cache_dir and
-/// interactive (see runtime/Run.h). Progress goes to stderr. Returns the
-/// exit status: 0 done, 1 error (message in `err`, NUL-terminated,
+/// `options_json` holds run_dir, resume, spec, settings, cache_dir,
+/// interactive and device (see runtime/Run.h). Progress goes to stderr. Returns
+/// the exit status: 0 done, 1 error (message in `err`, NUL-terminated,
 /// truncated to `err_size`), 130 interrupted with the last checkpoint kept.
 UNROLL_RUNTIME_API int unroll_runtime_train(const char *plan_json,
                                             const char *options_json, char *err,
                                             int err_size);
 
-/// `unrollc eval`: `options_json` holds run_dir, ood, perturb, baseline and
-/// cache_dir. Same conventions as unroll_runtime_train.
+/// `unrollc eval`: `options_json` holds run_dir, ood, perturb, baseline,
+/// cache_dir and device. Same conventions as unroll_runtime_train.
 UNROLL_RUNTIME_API int unroll_runtime_eval(const char *options_json, char *err,
                                            int err_size);
 

@@ -37,7 +37,8 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
   auto eval = [&](const Tensor &y) {
     return ex.body(solver, {RValue{y, true}});
   };
-  Tensor y = torch::zeros(full), z = y;
+  Tensor y = torch::zeros(full, torch::TensorOptions().device(ex.device())),
+         z = y;
   double t = 1, L = 1;
   for (int64_t it = 0; it < maxIters; ++it) {
     auto at = eval(z);
@@ -66,7 +67,7 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
     if (change.item<double>() < tol)
       break;
   }
-  return y;
+  return y.cpu();
 }
 
 Tensor subgradientNorm(Executor &ex, const Tensor &y) {
@@ -291,8 +292,12 @@ void PrimalDual::load(const TensorFile &f) {
       continue;
     auto s = std::make_unique<torch::optim::AdamParamState>();
     s->step(need("adam." + key + ".step", {}).item<int64_t>());
-    s->exp_avg(need("adam." + key + ".exp_avg", t.sizes().vec()).clone());
-    s->exp_avg_sq(need("adam." + key + ".exp_avg_sq", t.sizes().vec()).clone());
+    s->exp_avg(need("adam." + key + ".exp_avg", t.sizes().vec())
+                   .to(t.device())
+                   .clone());
+    s->exp_avg_sq(need("adam." + key + ".exp_avg_sq", t.sizes().vec())
+                      .to(t.device())
+                      .clone());
     adam_->state()[c10::guts::to_string(t.unsafeGetTensorImpl())] =
         std::move(s);
   }

@@ -156,7 +156,8 @@ std::string defaultRunDir(const std::string &spec) {
 }
 
 int trainCommand(const std::string &spec, const CompileOptions &co,
-                 std::string out, bool resume, const std::string &cacheDir) {
+                 std::string out, bool resume, const std::string &cacheDir,
+                 const std::string &device) {
   std::string planText;
   if (!compile("plan", spec, co,
                [&](mlir::ModuleOp, const nlohmann::json *plan) {
@@ -171,7 +172,8 @@ int trainCommand(const std::string &spec, const CompileOptions &co,
   nlohmann::json opts = {
       {"run_dir", out},        {"resume", resume},
       {"spec", spec},          {"settings", co.settings},
-      {"cache_dir", cacheDir}, {"interactive", isatty(2) == 1}};
+      {"cache_dir", cacheDir}, {"interactive", isatty(2) == 1},
+      {"device", device}};
   std::string err;
   int rc = rt->train(planText, opts.dump(), err);
   if (rc == 1)
@@ -181,15 +183,13 @@ int trainCommand(const std::string &spec, const CompileOptions &co,
 
 int evalCommand(const std::string &runDir, const std::vector<double> &ood,
                 const std::vector<double> &perturb, const std::string &baseline,
-                const std::string &cacheDir) {
+                const std::string &cacheDir, const std::string &device) {
   driver::RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
     return 1;
-  nlohmann::json opts = {{"run_dir", runDir},
-                         {"ood", ood},
-                         {"perturb", perturb},
-                         {"baseline", baseline},
-                         {"cache_dir", cacheDir}};
+  nlohmann::json opts = {{"run_dir", runDir},     {"ood", ood},
+                         {"perturb", perturb},    {"baseline", baseline},
+                         {"cache_dir", cacheDir}, {"device", device}};
   std::string err;
   int rc = rt->eval(opts.dump(), err);
   if (rc == 1)
@@ -243,6 +243,9 @@ int run(int argc, char **argv) {
   train->add_option("--cache-dir", cacheDir,
                     "where solved targets are cached (default: "
                     "$UNROLL_CACHE_DIR or ~/.cache/unroll)");
+  std::string device = "auto";
+  train->add_option("--device", device,
+                    "cpu, cuda, cuda:N or auto (CUDA when LibTorch has it)");
   train->add_option("-I,--lib", includes,
                     "extra directory to search for imported libraries");
 
@@ -260,6 +263,7 @@ int run(int argc, char **argv) {
                    "a run to compare with in the report (e.g. one trained "
                    "with --set descend=off)");
   eval->add_option("--cache-dir", cacheDir, "where solved targets are cached");
+  eval->add_option("--device", device, "cpu, cuda, cuda:N or auto");
 
   try {
     app.parse(argc, argv);
@@ -283,9 +287,9 @@ int run(int argc, char **argv) {
   if (*check)
     return checkFiles(checkFilesList, includes, quiet);
   if (*train)
-    return trainCommand(trainSpec, co, out, resume, cacheDir);
+    return trainCommand(trainSpec, co, out, resume, cacheDir, device);
   if (*eval)
-    return evalCommand(runDir, ood, perturb, baseline, cacheDir);
+    return evalCommand(runDir, ood, perturb, baseline, cacheDir, device);
   if (!stage.empty()) {
     if (file.empty()) {
       std::cerr << "error: --emit needs a spec file\n";

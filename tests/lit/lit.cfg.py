@@ -29,3 +29,14 @@ config.substitutions.append(("%examples", config.unroll_examples_dir))
 # Solved targets are cached per build, never in the user's ~/.cache.
 config.environment["UNROLL_CACHE_DIR"] = os.path.join(
     config.unroll_build_dir, "tests", "lit", "target-cache")
+# GPU tests (REQUIRES: cuda) run only where the runtime's LibTorch sees a GPU;
+# elsewhere lit reports them as UNSUPPORTED.
+import subprocess
+try:
+    version = subprocess.run(
+        [os.path.join(config.unroll_build_dir, "unrollc"), "--version"],
+        capture_output=True, text=True, timeout=120).stdout
+except (OSError, subprocess.SubprocessError):
+    version = ""
+if "CUDA available" in version:
+    config.available_features.add("cuda")
