@@ -9,6 +9,7 @@
 #include "compiler/BuildInfo.h"
 #include "compiler/IRGen/IRGen.h"
 #include "compiler/Pipeline.h"
+#include "compiler/kernels/HalideKernels.h"
 #include "compiler/plan/PlanLowering.h"
 
 #include "dsl/Frontend.h"
@@ -91,9 +92,9 @@ bool compile(
   auto module = compiler::generateIR(ctx, *fe);
   if (!module)
     return false;
-  if (stage == "mlir-unrolled" || stage == "plan")
+  if (stage == "mlir-unrolled" || stage == "plan" || stage == "kernels")
     if (mlir::failed(compiler::runPipeline(*module, co.printAfterAll,
-                                           /*fuse=*/stage == "plan")))
+                                           /*fuse=*/stage != "mlir-unrolled")))
       return false;
   if (stage == "plan") {
     auto plan = compiler::lowerToPlan(*module);
@@ -108,12 +109,6 @@ bool compile(
 
 int emit(const std::string &stage, const std::string &file,
          const CompileOptions &co, bool locations) {
-  if (stage == "kernels") {
-    std::cerr << "error: --emit=kernels is not available yet; this build "
-                 "supports --emit=ast, --emit=mlir, --emit=mlir-unrolled "
-                 "and --emit=plan\n";
-    return 1;
-  }
   if (stage == "ast") {
     dsl::FrontendOptions opts;
     opts.libraryPath = libraryPath(co.includes);
@@ -129,6 +124,10 @@ int emit(const std::string &stage, const std::string &file,
                     [&](mlir::ModuleOp module, const nlohmann::json *plan) {
                       if (plan) {
                         std::cout << plan->dump(1) << "\n";
+                        return;
+                      }
+                      if (stage == "kernels") {
+                        compiler::printKernels(module, llvm::outs());
                         return;
                       }
                       mlir::OpPrintingFlags flags;
