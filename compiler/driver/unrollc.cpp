@@ -92,9 +92,9 @@ bool compile(
   auto module = compiler::generateIR(ctx, *fe);
   if (!module)
     return false;
-  if (stage == "mlir-unrolled" || stage == "plan" || stage == "kernels")
+  if (stage == "mlir-unrolled" || stage == "plan")
     if (mlir::failed(compiler::runPipeline(*module, co.printAfterAll,
-                                           /*fuse=*/stage != "mlir-unrolled")))
+                                           /*fuse=*/stage == "plan")))
       return false;
   if (stage == "plan") {
     auto plan = compiler::lowerToPlan(*module);
@@ -120,14 +120,15 @@ int emit(const std::string &stage, const std::string &file,
     dsl::printAST(*fe->main->ast, std::cout);
     return 0;
   }
-  bool ok = compile(stage, file, co,
+  // Kernels are generated from the runtime program's fused ops.
+  bool ok = compile(stage == "kernels" ? "plan" : stage, file, co,
                     [&](mlir::ModuleOp module, const nlohmann::json *plan) {
-                      if (plan) {
-                        std::cout << plan->dump(1) << "\n";
+                      if (plan && stage == "kernels") {
+                        compiler::printKernels(*plan, std::cout);
                         return;
                       }
-                      if (stage == "kernels") {
-                        compiler::printKernels(module, llvm::outs());
+                      if (plan) {
+                        std::cout << plan->dump(1) << "\n";
                         return;
                       }
                       mlir::OpPrintingFlags flags;

@@ -2,9 +2,6 @@
 
 #include "dsl/Diagnostics.h"
 
-#include "llvm/ADT/DenseMap.h"
-#include "llvm/ADT/TypeSwitch.h"
-
 #include <map>
 #include <sstream>
 
@@ -12,15 +9,11 @@ namespace unroll::compiler {
 
 using dsl::InternalError;
 using Halide::Expr;
+using nlohmann::json;
 
 namespace {
 
-std::vector<int64_t> shapeOf(mlir::Type t) {
-  auto r = mlir::cast<mlir::RankedTensorType>(t);
-  return {r.getShape().begin(), r.getShape().end()};
-}
-
-Expr unary(llvm::StringRef fn, const Expr &x) {
+Expr unary(const std::string &fn, const Expr &x) {
   if (fn == "neg")
     return -x;
   if (fn == "abs")
@@ -43,8 +36,8 @@ Expr unary(llvm::StringRef fn, const Expr &x) {
     return x * x;
   if (fn == "step")
     return Halide::select(x > 0.f, 1.f, 0.f);
-  throw InternalError("kernel generation: unknown elementwise function '" +
-                      fn.str() + "'");
+  throw InternalError("kernel generation: unknown elementwise function '" + fn +
+                      "'");
 }
 
 std::string shapeText(const std::vector<int64_t> &s) {
@@ -56,23 +49,27 @@ std::string shapeText(const std::vector<int64_t> &s) {
 
 } // namespace
 
-FusedKernel buildFusedKernel(ir::FusedOp op, const std::string &name) {
+FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   FusedKernel k;
+  k.id = fusedOp.value("kernel", int64_t(0));
   k.name = name;
-  k.resultShape = shapeOf(op.getResult().getType());
+  k.resultShape = fusedOp["shape"].get<std::vector<int64_t>>();
   k.rank = static_cast<int>(k.resultShape.size()) + 1;
   std::vector<Halide::Var> vars;
   for (int i = 0; i < k.rank; ++i)
     vars.emplace_back(i + 1 == k.rank ? "b" : "x" + std::to_string(i));
   std::vector<Expr> at(vars.begin(), vars.end());
 
-  mlir::Block &body = op.getBody().front();
-  llvm::DenseMap<mlir::Value, Expr> value;
+  const json &body = fusedOp["body"];
+  std::map<int64_t, Expr> value;
   // Operands enter through identity Funcs, so that the adjoint of each is a
   // Func of its own.
   std::vector<Halide::Func> operandFuncs;
-  for (unsigned i = 0; i < op.getInputs().size(); ++i) {
-    k.inputShapes.push_back(shapeOf(op.getInputs()[i].getType()));
+  for (size_t i = 0; i < body["args"].size(); ++i) {
+    k.inputShapes.push_back(
+        fusedOp.contains("arg_shapes")
+            ? fusedOp["arg_shapes"][i].get<std::vector<int64_t>>()
+            : std::vector<int64_t>{});
     Halide::ImageParam in(Halide::Float(32), k.rank,
                           name + "_in" + std::to_string(i));
     // Broadcast operands arrive with stride 0, the innermost axis included
@@ -82,49 +79,43 @@ FusedKernel buildFusedKernel(ir::FusedOp op, const std::string &name) {
     f(vars) = in(at);
     k.inputs.push_back(in);
     operandFuncs.push_back(f);
-    value[body.getArgument(i)] = f(at);
+    value[body["args"][i].get<int64_t>()] = f(at);
   }
-  auto get = [&](mlir::Value v) {
-    auto it = value.find(v);
+  auto get = [&](const json &id) {
+    auto it = value.find(id.get<int64_t>());
     if (it == value.end())
       throw InternalError("kernel generation: a fused region uses a value "
                           "from outside");
     return it->second;
   };
-  mlir::Value result;
-  for (mlir::Operation &o : body) {
+  for (const json &o : body["ops"]) {
+    const std::string op = o["op"];
+    const json &a = o["args"];
     Expr e;
-    if (auto y = mlir::dyn_cast<ir::YieldOp>(o)) {
-      result = y.getValues()[0];
-      continue;
-    }
-    auto bin = [&](auto fn) {
-      return fn(get(o.getOperand(0)), get(o.getOperand(1)));
-    };
-    if (mlir::isa<ir::AddOp>(o))
-      e = bin([](Expr a, Expr b) { return a + b; });
-    else if (mlir::isa<ir::SubOp>(o))
-      e = bin([](Expr a, Expr b) { return a - b; });
-    else if (mlir::isa<ir::MulOp>(o))
-      e = bin([](Expr a, Expr b) { return a * b; });
-    else if (mlir::isa<ir::DivOp>(o))
-      e = bin([](Expr a, Expr b) { return a / b; });
-    else if (mlir::isa<ir::PowOp>(o))
-      e = bin([](Expr a, Expr b) { return Halide::pow(a, b); });
-    else if (mlir::isa<ir::MaxOp>(o))
-      e = bin([](Expr a, Expr b) { return Halide::max(a, b); });
-    else if (mlir::isa<ir::MinOp>(o))
-      e = bin([](Expr a, Expr b) { return Halide::min(a, b); });
-    else if (auto u = mlir::dyn_cast<ir::UnaryOp>(o))
-      e = unary(u.getFn(), get(u.getOperand()));
+    if (op == "unary")
+      e = unary(o["fn"].get<std::string>(), get(a[0]));
+    else if (a.size() != 2)
+      throw InternalError("kernel generation: '" + op + "' in a fused region");
+    else if (op == "add")
+      e = get(a[0]) + get(a[1]);
+    else if (op == "sub")
+      e = get(a[0]) - get(a[1]);
+    else if (op == "mul")
+      e = get(a[0]) * get(a[1]);
+    else if (op == "div")
+      e = get(a[0]) / get(a[1]);
+    else if (op == "pow")
+      e = Halide::pow(get(a[0]), get(a[1]));
+    else if (op == "max")
+      e = Halide::max(get(a[0]), get(a[1]));
+    else if (op == "min")
+      e = Halide::min(get(a[0]), get(a[1]));
     else
-      throw InternalError("kernel generation: '" +
-                          o.getName().getStringRef().str() +
-                          "' in a fused region");
-    value[o.getResult(0)] = e;
+      throw InternalError("kernel generation: '" + op + "' in a fused region");
+    value[o["id"].get<int64_t>()] = e;
   }
   k.forward = Halide::Func(name);
-  k.forward(vars) = get(result);
+  k.forward(vars) = get(body["yield"][0]);
 
   // Backward: the adjoint of the result over its own bounds.
   k.gradOutput =
@@ -135,7 +126,7 @@ FusedKernel buildFusedKernel(ir::FusedOp op, const std::string &name) {
   for (int i = 0; i < k.rank; ++i)
     bounds.push_back({k.gradOutput.dim(i).min(), k.gradOutput.dim(i).extent()});
   Halide::Derivative d = Halide::propagate_adjoints(k.forward, dout, bounds);
-  for (unsigned i = 0; i < operandFuncs.size(); ++i) {
+  for (size_t i = 0; i < operandFuncs.size(); ++i) {
     Halide::Func g = d(operandFuncs[i]);
     if (!g.defined()) {
       // The result does not depend on this operand: a zero adjoint.
@@ -147,74 +138,48 @@ FusedKernel buildFusedKernel(ir::FusedOp op, const std::string &name) {
   return k;
 }
 
-/// A description of what a fused region computes, independent of SSA
-/// names: two regions with the same key are the same kernel.
-std::string regionKey(ir::FusedOp op) {
-  std::string key;
-  llvm::raw_string_ostream os(key);
-  for (mlir::Type t : op.getInputs().getTypes())
-    os << t << ";";
-  llvm::DenseMap<mlir::Value, unsigned> number;
-  mlir::Block &body = op.getBody().front();
-  for (mlir::BlockArgument a : body.getArguments())
-    number[a] = number.size();
-  for (mlir::Operation &o : body) {
-    os << o.getName() << o.getAttrDictionary() << "(";
-    for (mlir::Value v : o.getOperands())
-      os << number.lookup(v) << ",";
-    os << ")";
-    for (mlir::Value r : o.getResults()) {
-      os << r.getType();
-      number[r] = number.size();
-    }
-    os << ";";
-  }
-  return os.str();
+std::vector<FusedKernel> buildKernels(const json &plan) {
+  std::map<int64_t, FusedKernel> byId;
+  for (const json &alg : plan["algorithms"])
+    for (const json &layer : alg["layers"])
+      for (const json &op : layer["body"]["ops"]) {
+        if (op["op"] != "fused")
+          continue;
+        int64_t id = op.value("kernel", int64_t(-1));
+        if (id < 0)
+          throw InternalError("kernel generation: a fused op without a "
+                              "kernel number");
+        auto it = byId.find(id);
+        if (it == byId.end())
+          it = byId.emplace(id, buildFusedKernel(op, "k" + std::to_string(id)))
+                   .first;
+        it->second.usedBy.push_back(
+            "layer " + std::to_string(layer["index"].get<int64_t>()));
+      }
+  std::vector<FusedKernel> out;
+  for (auto &[id, k] : byId)
+    out.push_back(std::move(k));
+  return out;
 }
 
-void printKernels(mlir::ModuleOp module, llvm::raw_ostream &os) {
-  struct Entry {
-    FusedKernel kernel;
-    std::string forward;
-    std::vector<std::string> where;
-  };
-  std::vector<Entry> kernels;
-  std::map<std::string, size_t> byKey;
-  module.walk([&](ir::FusedOp op) {
-    std::string where = "body";
-    if (auto layer = op->getParentOfType<ir::LayerOp>())
-      where = "layer " + std::to_string(layer.getIndex());
-    std::string key = regionKey(op);
-    auto it = byKey.find(key);
-    if (it != byKey.end()) {
-      kernels[it->second].where.push_back(where);
-      return;
-    }
-    FusedKernel k = buildFusedKernel(op, "k" + std::to_string(kernels.size()));
-    std::ostringstream fwd;
-    fwd << k.forward.value();
-    byKey[key] = kernels.size();
-    kernels.push_back({k, fwd.str(), {where}});
-  });
+void printKernels(const json &plan, std::ostream &os) {
+  std::vector<FusedKernel> kernels = buildKernels(plan);
   os << "// " << kernels.size() << " kernel(s) from the fused regions\n";
-  for (Entry &e : kernels) {
-    FusedKernel &k = e.kernel;
+  for (FusedKernel &k : kernels) {
     os << "kernel " << k.name << "(";
     for (size_t i = 0; i < k.inputShapes.size(); ++i)
       os << (i ? ", " : "") << k.inputs[i].name() << ": "
          << shapeText(k.inputShapes[i]);
     os << ") -> " << shapeText(k.resultShape) << "\n  used by:";
-    for (const std::string &w : e.where)
-      os << " " << w << (&w == &e.where.back() ? "" : ",");
+    for (size_t i = 0; i < k.usedBy.size(); ++i)
+      os << " " << k.usedBy[i] << (i + 1 < k.usedBy.size() ? "," : "");
     os << "\n  forward: " << k.name << "(";
     for (int i = 0; i < k.rank; ++i)
       os << (i ? ", " : "") << k.forward.args()[i].name();
-    os << ") = " << e.forward << "\n";
-    for (size_t i = 0; i < k.gradInputs.size(); ++i) {
-      std::ostringstream g;
-      g << k.gradInputs[i].value();
-      os << "  adjoint " << k.inputs[i].name() << ": " << g.str() << "\n";
-    }
+    os << ") = " << k.forward.value() << "\n";
+    for (size_t i = 0; i < k.gradInputs.size(); ++i)
+      os << "  adjoint " << k.inputs[i].name() << ": "
+         << k.gradInputs[i].value() << "\n";
   }
 }
 

@@ -1,8 +1,9 @@
 #pragma once
-// Kernel generation: every unroll.fused region (a chain of elementwise ops
-// made by the fuse-elementwise pass) becomes one Halide pipeline for the
-// forward value and, through Halide's automatic differentiation
-// (propagate_adjoints), one per operand for the backward pass.
+// Kernel generation: every fused op of a runtime program (a chain of
+// elementwise ops grouped by the fuse-elementwise pass) becomes one Halide
+// pipeline for the forward value and, through Halide's automatic
+// differentiation (propagate_adjoints), one per operand for the backward
+// pass. Fused ops that share a "kernel" number share one kernel.
 //
 // Calling convention: a kernel over a result of per-instance shape S has
 // rank R = |S| + 1 (the batch axis in front). Every operand is passed with
@@ -12,13 +13,11 @@
 // Operand adjoints come over the full result domain; the caller sums them
 // over the axes along which the operand was broadcast.
 
-#include "compiler/dialect/UnrollDialect.h"
-
-#include "mlir/IR/BuiltinOps.h"
-#include "llvm/Support/raw_ostream.h"
+#include <nlohmann/json.hpp>
 
 #include <Halide.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -26,10 +25,11 @@ namespace unroll::compiler {
 
 /// One generated kernel.
 struct FusedKernel {
+  int64_t id = 0;
   std::string name;
   /// Rank of the result and of every operand, batch axis included.
   int rank = 0;
-  /// Per-instance shapes of the operands and of the result (as in the IR).
+  /// Per-instance shapes of the operands and of the result.
   std::vector<std::vector<int64_t>> inputShapes;
   std::vector<int64_t> resultShape;
   std::vector<Halide::ImageParam> inputs;
@@ -38,16 +38,21 @@ struct FusedKernel {
   Halide::ImageParam gradOutput;
   /// gradInputs[i]: d(loss)/d(operand i) over the result's domain.
   std::vector<Halide::Func> gradInputs;
+  /// Where the program uses it ("layer 3").
+  std::vector<std::string> usedBy;
 };
 
-/// Builds the kernel of one fused region; `name` prefixes its Halide names.
-/// Throws InternalError for an op in the region that the generator does not
-/// know (the fusion pass and this file must agree).
-FusedKernel buildFusedKernel(ir::FusedOp op, const std::string &name);
+/// Builds the kernel of one fused op of a plan (docs/plan.md); `name`
+/// prefixes its Halide names. Throws InternalError for an op the generator
+/// does not know (the fusion pass and this file must agree).
+FusedKernel buildFusedKernel(const nlohmann::json &fusedOp,
+                             const std::string &name);
 
-/// `unrollc --emit=kernels`: every distinct kernel of the module (regions
-/// that compute the same thing on the same shapes are one kernel), with
-/// the layers that use it, its forward definition and its operand adjoints.
-void printKernels(mlir::ModuleOp module, llvm::raw_ostream &os);
+/// One kernel per distinct "kernel" number of the plan, in number order.
+std::vector<FusedKernel> buildKernels(const nlohmann::json &plan);
+
+/// `unrollc --emit=kernels`: every kernel with the layers that use it, its
+/// forward definition and its operand adjoints.
+void printKernels(const nlohmann::json &plan, std::ostream &os);
 
 } // namespace unroll::compiler

@@ -9,6 +9,9 @@
 #include "llvm/ADT/EquivalenceClasses.h"
 #include "llvm/ADT/SetVector.h"
 
+#include <map>
+#include <string>
+
 namespace unroll::compiler {
 
 namespace {
@@ -42,6 +45,46 @@ struct FuseElementwisePass
         [&](ir::StepOp s) { blocks.push_back(&s.getBody().front()); });
     for (Block *b : blocks)
       fuse(*b);
+    numberKernels();
+  }
+
+  /// Gives every fused region a `kernel` number; regions that compute the
+  /// same ops on the same types share one (LISTA's ten layers use one
+  /// kernel), so code generation compiles each once.
+  void numberKernels() {
+    std::map<std::string, int64_t> byKey;
+    getOperation().walk([&](ir::FusedOp op) {
+      auto [it, added] =
+          byKey.emplace(regionKey(op), static_cast<int64_t>(byKey.size()));
+      (void)added;
+      op->setAttr(
+          "kernel",
+          IntegerAttr::get(IntegerType::get(op.getContext(), 64), it->second));
+    });
+  }
+
+  /// What a region computes, independent of SSA names.
+  static std::string regionKey(ir::FusedOp op) {
+    std::string key;
+    llvm::raw_string_ostream os(key);
+    for (Type t : op.getInputs().getTypes())
+      os << t << ";";
+    llvm::DenseMap<Value, unsigned> number;
+    Block &body = op.getBody().front();
+    for (BlockArgument a : body.getArguments())
+      number[a] = number.size();
+    for (Operation &o : body) {
+      os << o.getName() << o.getAttrDictionary() << "(";
+      for (Value v : o.getOperands())
+        os << number.lookup(v) << ",";
+      os << ")";
+      for (Value r : o.getResults()) {
+        os << r.getType();
+        number[r] = number.size();
+      }
+      os << ";";
+    }
+    return os.str();
   }
 
   void fuse(Block &block) {

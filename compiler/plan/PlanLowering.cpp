@@ -181,9 +181,11 @@ private:
         j["ids"].push_back(define(r));
       }
     }
-    if (auto f = dyn_cast<ir::FusedOp>(op))
+    if (auto f = dyn_cast<ir::FusedOp>(op)) {
       j["body"] = body(f.getBody());
-    else if (op.getNumRegions() != 0) {
+      for (Value v : f.getInputs())
+        j["arg_shapes"].push_back(shape(v.getType()));
+    } else if (op.getNumRegions() != 0) {
       failed_ = true;
       op.emitError("plan lowering: unexpected op with regions");
     }

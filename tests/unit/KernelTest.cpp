@@ -39,9 +39,8 @@ torch::Tensor expandTo(const torch::Tensor &t, bool batched,
   return x.expand(full);
 }
 
-/// Every fused region of `spec` (layer 1's, in plan order): the Halide
-/// kernel and the eager result agree in value and gradient.
-void checkKernels(const std::string &spec, int64_t batch) {
+/// The runtime program of `spec`, fused for code generation.
+json fusedPlan(const std::string &spec) {
   mlir::MLIRContext ctx;
   std::ostringstream err;
   auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/false);
@@ -51,26 +50,29 @@ void checkKernels(const std::string &spec, int64_t batch) {
       compiler::runPipeline(*module, /*printAfterAll=*/false, /*fuse=*/true)));
   auto plan = compiler::lowerToPlan(*module);
   REQUIRE(mlir::succeeded(plan));
-  auto algs = runtime::parsePlan(plan->dump());
+  return *plan;
+}
 
-  std::vector<ir::FusedOp> fused;
-  module->walk([&](ir::FusedOp op) {
-    auto layer = op->getParentOfType<ir::LayerOp>();
-    if (layer && layer.getIndex() == 1)
-      fused.push_back(op);
-  });
+/// Every kernel of `spec`: the Halide kernel and the eager execution of
+/// the same fused op agree in value and gradient.
+void checkKernels(const std::string &spec, int64_t batch) {
+  json plan = fusedPlan(spec);
+  auto algs = runtime::parsePlan(plan.dump());
+  std::vector<compiler::FusedKernel> kernels = compiler::buildKernels(plan);
+  REQUIRE(!kernels.empty());
   std::vector<const json *> fusedJson;
-  for (const json &op : algs[0].json["layers"][0]["body"]["ops"])
-    if (op["op"] == "fused")
-      fusedJson.push_back(&op);
-  REQUIRE(!fused.empty());
-  REQUIRE(fused.size() == fusedJson.size());
+  for (auto &kern : kernels)
+    for (const json &op : algs[0].json["layers"][0]["body"]["ops"])
+      if (op["op"] == "fused" && op["kernel"] == kern.id) {
+        fusedJson.push_back(&op);
+        break;
+      }
+  REQUIRE(fusedJson.size() == kernels.size());
 
   torch::manual_seed(5);
-  for (size_t k = 0; k < fused.size(); ++k) {
+  for (size_t k = 0; k < kernels.size(); ++k) {
     INFO("kernel " << k);
-    compiler::FusedKernel kern =
-        compiler::buildFusedKernel(fused[k], "t" + std::to_string(k));
+    compiler::FusedKernel &kern = kernels[k];
     std::vector<int64_t> full{batch};
     full.insert(full.end(), kern.resultShape.begin(), kern.resultShape.end());
 
@@ -150,16 +152,10 @@ unrolled net(layers = 2) solves toy(m = 3, n = 5) {
 
 TEST_CASE("--emit=kernels shares one kernel among identical layers",
           "[kernels]") {
-  mlir::MLIRContext ctx;
-  std::ostringstream err;
-  auto module = test::compileSpec(test::tinyLista(6, 10, 3), ctx, err, false);
-  REQUIRE(module);
-  REQUIRE(mlir::succeeded(compiler::runPipeline(*module, false, true)));
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  compiler::printKernels(*module, os);
-  os.flush();
-  INFO(text);
-  CHECK(text.find("// 1 kernel(s)") == 0);
-  CHECK(text.find("used by: layer 1, layer 2, layer 3") != std::string::npos);
+  std::ostringstream os;
+  compiler::printKernels(fusedPlan(test::tinyLista(6, 10, 3)), os);
+  INFO(os.str());
+  CHECK(os.str().find("// 1 kernel(s)") == 0);
+  CHECK(os.str().find("used by: layer 1, layer 2, layer 3") !=
+        std::string::npos);
 }

@@ -3,6 +3,7 @@
 // threshold (whose input is used twice, both times inside the chain), and
 // the exp after it, become one fused region. The exp's value is used by two
 // different groups, so it is the region's result and the chain ends there.
+// The region gets kernel number 0 (regions computing the same share one).
 
 unroll.algorithm @lista solves "p" layers(1) {
   %x = unroll.input "data" "x" : tensor<3xf32>
@@ -31,7 +32,7 @@ unroll.algorithm @lista solves "p" layers(1) {
 // CHECK: unroll.layer 1
 // CHECK: %[[A:.*]] = unroll.matmul
 // CHECK-NEXT: %[[B:.*]] = unroll.matmul
-// CHECK-NEXT: %[[F:.*]] = unroll.fused(%[[A]], %[[B]], %{{.*}}) : (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32> {
+// CHECK-NEXT: %[[F:.*]] = unroll.fused(%[[A]], %[[B]], %{{.*}}) {kernel = 0 : i64} : (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32> {
 // CHECK-NEXT: ^bb0(
 // CHECK-NEXT: unroll.add
 // CHECK-NEXT: unroll.unary "sign"
