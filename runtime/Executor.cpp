@@ -7,6 +7,95 @@ using torch::Tensor;
 
 namespace {
 
+unroll_tensor view(const Tensor &t) {
+  if (t.dim() > UNROLL_MAX_RANK)
+    throw PlanError("a fused op of rank " + std::to_string(t.dim()) +
+                    " exceeds the kernels' limit of " +
+                    std::to_string(UNROLL_MAX_RANK));
+  if (!t.device().is_cpu())
+    throw PlanError("generated kernels run on the CPU only so far; use "
+                    "--backend=eager with --device cuda");
+  unroll_tensor v{};
+  v.data = t.data_ptr<float>();
+  v.rank = static_cast<int32_t>(t.dim());
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    v.sizes[d] = t.size(d);
+    v.strides[d] = t.stride(d);
+  }
+  return v;
+}
+
+void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
+          const std::vector<Tensor> &operands, const Tensor *dresult,
+          const Tensor &out) {
+  std::vector<unroll_tensor> in;
+  for (const Tensor &t : operands)
+    in.push_back(view(t));
+  unroll_tensor d{}, o = view(out);
+  if (dresult)
+    d = view(*dresult);
+  char err[1024] = {0};
+  if (k.run(k.ctx, kernel, operand, in.data(), static_cast<int32_t>(in.size()),
+            dresult ? &d : nullptr, &o, err, sizeof err) != 0)
+    throw PlanError(std::string("generated kernel ") + std::to_string(kernel) +
+                    " failed: " + err);
+}
+
+/// A fused op as one node of the autograd graph: the kernel's value
+/// forward, the kernel's operand adjoints backward.
+struct FusedFunction : public torch::autograd::Function<FusedFunction> {
+  // A TensorList (not a std::vector) so that autograd sees every operand
+  // as an input.
+  static Tensor forward(torch::autograd::AutogradContext *ctx,
+                        at::TensorList operands, int64_t kernel,
+                        int64_t provider) {
+    auto *k = reinterpret_cast<const unroll_kernels *>(provider);
+    std::vector<Tensor> plain;
+    for (const Tensor &t : operands)
+      plain.push_back(t.detach());
+    Tensor out = torch::empty(operands[0].sizes(),
+                              operands[0].options().requires_grad(false));
+    call(*k, kernel, -1, plain, nullptr, out);
+    ctx->save_for_backward(operands.vec());
+    ctx->saved_data["kernel"] = kernel;
+    ctx->saved_data["provider"] = provider;
+    return out;
+  }
+
+  static torch::autograd::variable_list
+  backward(torch::autograd::AutogradContext *ctx,
+           torch::autograd::variable_list grads) {
+    auto operands = ctx->get_saved_variables();
+    auto *k = reinterpret_cast<const unroll_kernels *>(
+        ctx->saved_data["provider"].toInt());
+    int64_t kernel = ctx->saved_data["kernel"].toInt();
+    std::vector<Tensor> plain;
+    for (const Tensor &t : operands)
+      plain.push_back(t.detach());
+    Tensor dres = grads[0].contiguous();
+    torch::autograd::variable_list out;
+    for (size_t i = 0; i < operands.size(); ++i) {
+      if (!ctx->needs_input_grad(i)) {
+        out.emplace_back();
+        continue;
+      }
+      Tensor g = torch::empty(dres.sizes(), dres.options());
+      call(*k, kernel, static_cast<int32_t>(i), plain, &dres, g);
+      out.push_back(g);
+    }
+    out.emplace_back(); // kernel
+    out.emplace_back(); // provider
+    return out;
+  }
+};
+
+/// Runs a generated kernel on expanded operands; differentiable.
+Tensor runKernel(const unroll_kernels &k, int64_t kernel,
+                 const std::vector<Tensor> &operands) {
+  return FusedFunction::apply(at::TensorList(operands), kernel,
+                              reinterpret_cast<int64_t>(&k));
+}
+
 std::vector<int64_t> shapeOf(const json &j) {
   return j.get<std::vector<int64_t>>();
 }
@@ -419,6 +508,20 @@ void Executor::run(const json &op) {
     return set(s * s, a[0].batched);
   }
   if (name == "fused") {
+    if (kernels_ && op.contains("kernel")) {
+      // Every operand at the result's full rank, broadcast by stride 0.
+      std::vector<int64_t> full{anyBatched ? batch_ : 1};
+      full.insert(full.end(), shape.begin(), shape.end());
+      std::vector<Tensor> operands;
+      for (const RValue &v : a) {
+        Tensor t = v.batched ? alignBatched(v, outRank) : v.t.unsqueeze(0);
+        while (t.dim() < static_cast<int64_t>(full.size()))
+          t = t.unsqueeze(1);
+        operands.push_back(t.to(torch::kFloat32).expand(full));
+      }
+      Tensor r = runKernel(*kernels_, op["kernel"].get<int64_t>(), operands);
+      return set(anyBatched ? r : r.squeeze(0), anyBatched);
+    }
     std::vector<RValue> res = body(op["body"], a);
     return set(res[0].t, res[0].batched);
   }

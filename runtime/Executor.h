@@ -2,6 +2,7 @@
 // Runs a plan's algorithm with LibTorch on a batch of instances.
 
 #include "runtime/Plan.h"
+#include "runtime/RuntimeAPI.h"
 
 #include <torch/torch.h>
 
@@ -59,6 +60,9 @@ public:
   /// Where tensors live (CPU by default). Set it before binding inputs and
   /// initialising parameters; inputs of any device are moved there.
   void setDevice(torch::Device d) { device_ = d; }
+  /// Runs fused ops with these generated kernels (forward and backward, as
+  /// a custom autograd function) instead of their bodies; null: eager.
+  void setKernels(const unroll_kernels *k) { kernels_ = k; }
   torch::Device device() const { return device_; }
   /// The layer index seen by unroll.layer_index in bodies run next.
   void setLayerIndex(double l) { layerIndex_ = l; }
@@ -75,6 +79,7 @@ private:
   double layerIndex_ = 0;
   torch::Generator gen_;
   torch::Device device_ = torch::kCPU;
+  const unroll_kernels *kernels_ = nullptr;
   std::map<std::string, std::vector<torch::Tensor>> *probes_ = nullptr;
 };
 

@@ -109,8 +109,14 @@ std::string cacheDirectory(const std::string &given) {
 
 /// "cpu", "cuda" (or "cuda:N"), or "auto": CUDA when this LibTorch has it
 /// and a GPU is visible.
-torch::Device pickDevice(const std::string &name, std::ostream &log) {
+torch::Device pickDevice(const std::string &name, bool kernels,
+                         std::ostream &log) {
   bool cuda = torch::cuda::is_available();
+  if ((name == "auto" || name.empty()) && kernels && cuda) {
+    log << "device: cpu (the compiled kernels run on the CPU; use "
+           "--backend=eager for the GPU)\n";
+    return torch::kCPU;
+  }
   if (name == "auto" || name.empty()) {
     torch::Device d = cuda ? torch::Device(torch::kCUDA) : torch::kCPU;
     log << "device: " << d
@@ -124,6 +130,10 @@ torch::Device pickDevice(const std::string &name, std::ostream &log) {
     throw RunError("--device '" + name +
                    "': expected cpu, cuda, cuda:N or auto");
   }
+  if (d.is_cuda() && kernels)
+    throw RunError("--device " + name +
+                   ": the compiled kernels run on the CPU only so far; use "
+                   "--backend=eager for the GPU");
   if (d.is_cuda() && !cuda)
     throw RunError("--device " + name +
                    ": this LibTorch build has no CUDA support or sees no GPU; "
@@ -463,12 +473,13 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   }
 
   // Data and targets before any file is written: bad data changes nothing.
-  const torch::Device device = pickDevice(opts.device, log);
+  const torch::Device device =
+      pickDevice(opts.device, opts.kernels != nullptr, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   log << "run " << dir.string() << ": " << alg.name << ", " << alg.layerCount
       << " layers, "
-      << (to.constrained ? "constrained" : "unconstrained (no descend)")
-      << "\n";
+      << (to.constrained ? "constrained" : "unconstrained (no descend)") << ", "
+      << (opts.kernels ? "compiled kernels" : "eager") << "\n";
   Dataset data = loadDataset(alg, to.seed);
   log << "data: " << data.train.size << " train, " << data.validation.size
       << " validation, " << data.test.size << " test\n";
@@ -493,7 +504,8 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                    {"dual_lr", to.dualLr},
                    {"dual_every", to.dualEveryEpoch ? "epoch" : "batch"},
                    {"constrained", to.constrained},
-                   {"device", device.str()}}}};
+                   {"device", device.str()},
+                   {"backend", opts.kernels ? "compiled" : "eager"}}}};
   writeFileAtomic((dir / "config.json").string(), config.dump(2) + "\n");
   // Metrics of epochs after the checkpoint (a run killed between the two
   // writes) are dropped so that the file matches the parameters.
@@ -510,6 +522,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
 
   Executor ex(alg);
   ex.setDevice(device);
+  ex.setKernels(opts.kernels);
   ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));
   ex.initParams(to.seed);
   PrimalDual pd(ex, to);
@@ -638,12 +651,14 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
     throw RunError("'" + dir.string() +
                    "' has no finished epoch yet (no best.safetensors)");
   TensorFile f = readCheckpoint(ckpt, hash);
-  const torch::Device device = pickDevice(opts.device, log);
+  const torch::Device device =
+      pickDevice(opts.device, opts.kernels != nullptr, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   Dataset data = loadDataset(alg, to.seed);
   Tensor yTest = targetsFor(alg, data.test, cache, device, log, "test");
   Executor ex(alg);
   ex.setDevice(device);
+  ex.setKernels(opts.kernels);
   ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));
   ex.initParams(to.seed);
   PrimalDual pd(ex, to);
@@ -733,6 +748,9 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
     EvalRunOptions bo = opts;
     bo.runDir = opts.baseline;
     bo.baseline.clear();
+    // The kernels were generated for this run's program, not the
+    // baseline's: it runs eagerly.
+    bo.kernels = nullptr;
     log << "baseline:\n";
     evalRun(bo, log);
     out["baseline"] = fs::absolute(base).string();

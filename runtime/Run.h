@@ -9,6 +9,8 @@
 //   best.safetensors        parameters of the best validation epoch
 //   eval.json, report.html  written by eval (report also by train)
 
+#include "runtime/RuntimeAPI.h"
+
 #include <iosfwd>
 #include <stdexcept>
 #include <string>
@@ -36,6 +38,8 @@ struct TrainRunOptions {
   bool interactive = false;
   /// cpu, cuda, cuda:N or auto (CUDA when LibTorch has it and sees a GPU).
   std::string device = "auto";
+  /// Generated kernels for the fused ops; null: eager LibTorch.
+  const unroll_kernels *kernels = nullptr;
 };
 
 /// Trains the plan's trained algorithm into `opts.runDir`. Returns the exit
@@ -56,6 +60,7 @@ struct EvalRunOptions {
   std::string baseline;
   std::string cacheDir;
   std::string device = "auto";
+  const unroll_kernels *kernels = nullptr;
 };
 
 /// Evaluates the best checkpoint of a run layer by layer on its test split;

@@ -63,7 +63,8 @@ extern "C" int unroll_runtime_describe(char *buf, int size) {
 }
 
 extern "C" int unroll_runtime_train(const char *planJson,
-                                    const char *optionsJson, char *err,
+                                    const char *optionsJson,
+                                    const unroll_kernels *kernels, char *err,
                                     int errSize) {
   return guarded(err, errSize, [&] {
     auto o = nlohmann::json::parse(optionsJson);
@@ -75,11 +76,13 @@ extern "C" int unroll_runtime_train(const char *planJson,
     opts.cacheDir = o.value("cache_dir", "");
     opts.interactive = o.value("interactive", false);
     opts.device = o.value("device", "auto");
+    opts.kernels = kernels;
     return unroll::runtime::trainRun(planJson, opts, std::cerr);
   });
 }
 
-extern "C" int unroll_runtime_eval(const char *optionsJson, char *err,
+extern "C" int unroll_runtime_eval(const char *optionsJson,
+                                   const unroll_kernels *kernels, char *err,
                                    int errSize) {
   return guarded(err, errSize, [&] {
     auto o = nlohmann::json::parse(optionsJson);
@@ -90,6 +93,7 @@ extern "C" int unroll_runtime_eval(const char *optionsJson, char *err,
     opts.baseline = o.value("baseline", "");
     opts.cacheDir = o.value("cache_dir", "");
     opts.device = o.value("device", "auto");
+    opts.kernels = kernels;
     return unroll::runtime::evalRun(opts, std::cerr);
   });
 }

@@ -6,12 +6,45 @@
 
 #define UNROLL_RUNTIME_API __attribute__((visibility("default")))
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/// Largest tensor rank passed to a generated kernel (batch axis included).
+#define UNROLL_MAX_RANK 8
+
+/// A float32 tensor crossing the C boundary: row-major sizes and strides
+/// in elements (stride 0 along broadcast axes).
+typedef struct unroll_tensor {
+  float *data;
+  int32_t rank;
+  int64_t sizes[UNROLL_MAX_RANK];
+  int64_t strides[UNROLL_MAX_RANK];
+} unroll_tensor;
+
+/// Runs generated kernel number `kernel` (the plan's "kernel" of a fused
+/// op): with `operand` < 0 its value, else the adjoint of operand `operand`
+/// given the result's adjoint `dresult`. Operands, `dresult` and `out` all
+/// have the result's full shape (batch first); `out` is dense. Returns 0,
+/// or non-zero with a NUL-terminated message in `err`.
+typedef int (*unroll_kernel_fn)(void *ctx, int64_t kernel, int32_t operand,
+                                const unroll_tensor *operands,
+                                int32_t n_operands,
+                                const unroll_tensor *dresult,
+                                const unroll_tensor *out, char *err,
+                                int32_t err_size);
+
+/// Compiled kernels for the fused ops of a program; a null pointer where
+/// one is expected means eager LibTorch execution of the fused bodies.
+typedef struct unroll_kernels {
+  unroll_kernel_fn run;
+  void *ctx;
+} unroll_kernels;
+
 /// Version of this C interface; the driver refuses a library with another.
-#define UNROLL_RUNTIME_ABI_VERSION 2
+#define UNROLL_RUNTIME_ABI_VERSION 3
 UNROLL_RUNTIME_API int unroll_runtime_abi_version(void);
 
 /// Writes a NUL-terminated description of the LibTorch in use (after
@@ -21,17 +54,20 @@ UNROLL_RUNTIME_API int unroll_runtime_describe(char *buf, int size);
 
 /// `unrollc train`: trains the plan (JSON text) into a run directory.
 /// `options_json` holds run_dir, resume, spec, settings, cache_dir,
-/// interactive and device (see runtime/Run.h). Progress goes to stderr. Returns
-/// the exit status: 0 done, 1 error (message in `err`, NUL-terminated,
-/// truncated to `err_size`), 130 interrupted with the last checkpoint kept.
+/// interactive and device (see runtime/Run.h); `kernels` runs the fused
+/// ops (null: eagerly). Progress goes to stderr. Returns the exit status:
+/// 0 done, 1 error (message in `err`, NUL-terminated, truncated to
+/// `err_size`), 130 interrupted with the last checkpoint kept.
 UNROLL_RUNTIME_API int unroll_runtime_train(const char *plan_json,
-                                            const char *options_json, char *err,
-                                            int err_size);
+                                            const char *options_json,
+                                            const unroll_kernels *kernels,
+                                            char *err, int err_size);
 
 /// `unrollc eval`: `options_json` holds run_dir, ood, perturb, baseline,
 /// cache_dir and device. Same conventions as unroll_runtime_train.
-UNROLL_RUNTIME_API int unroll_runtime_eval(const char *options_json, char *err,
-                                           int err_size);
+UNROLL_RUNTIME_API int unroll_runtime_eval(const char *options_json,
+                                           const unroll_kernels *kernels,
+                                           char *err, int err_size);
 
 #ifdef __cplusplus
 }

@@ -47,11 +47,12 @@ RuntimeLibrary *RuntimeLibrary::get(std::string &err) {
         reinterpret_cast<int (*)()>(dlsym(h, "unroll_runtime_abi_version"));
     auto describe = reinterpret_cast<int (*)(char *, int)>(
         dlsym(h, "unroll_runtime_describe"));
-    auto train =
-        reinterpret_cast<int (*)(const char *, const char *, char *, int)>(
-            dlsym(h, "unroll_runtime_train"));
-    auto eval = reinterpret_cast<int (*)(const char *, char *, int)>(
-        dlsym(h, "unroll_runtime_eval"));
+    auto train = reinterpret_cast<int (*)(const char *, const char *,
+                                          const unroll_kernels *, char *, int)>(
+        dlsym(h, "unroll_runtime_train"));
+    auto eval =
+        reinterpret_cast<int (*)(const char *, const unroll_kernels *, char *,
+                                 int)>(dlsym(h, "unroll_runtime_eval"));
     if (!abi || !describe || !train || !eval ||
         abi() != UNROLL_RUNTIME_ABI_VERSION) {
       tried += "\n  " + path + " (not a compatible Unroll runtime)";
@@ -81,17 +82,21 @@ std::string RuntimeLibrary::describe() const {
 }
 
 int RuntimeLibrary::train(const std::string &plan, const std::string &options,
+                          const unroll_kernels *kernels,
                           std::string &err) const {
   std::vector<char> buf(8192, '\0');
-  int rc = train_(plan.c_str(), options.c_str(), buf.data(),
+  int rc = train_(plan.c_str(), options.c_str(), kernels, buf.data(),
                   static_cast<int>(buf.size()));
   err = buf.data();
   return rc;
 }
 
-int RuntimeLibrary::eval(const std::string &options, std::string &err) const {
+int RuntimeLibrary::eval(const std::string &options,
+                         const unroll_kernels *kernels,
+                         std::string &err) const {
   std::vector<char> buf(8192, '\0');
-  int rc = eval_(options.c_str(), buf.data(), static_cast<int>(buf.size()));
+  int rc =
+      eval_(options.c_str(), kernels, buf.data(), static_cast<int>(buf.size()));
   err = buf.data();
   return rc;
 }

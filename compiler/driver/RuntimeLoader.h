@@ -1,4 +1,6 @@
 #pragma once
+#include "runtime/RuntimeAPI.h"
+
 #include <string>
 
 namespace unroll::driver {
@@ -15,15 +17,18 @@ public:
 
   /// unroll_runtime_train / unroll_runtime_eval: the exit status; `err`
   /// receives the message of a failure.
+  /// `kernels` null: eager execution of fused ops.
   int train(const std::string &plan, const std::string &options,
-            std::string &err) const;
-  int eval(const std::string &options, std::string &err) const;
+            const unroll_kernels *kernels, std::string &err) const;
+  int eval(const std::string &options, const unroll_kernels *kernels,
+           std::string &err) const;
 
 private:
   void *handle_ = nullptr;
   int (*describe_)(char *, int) = nullptr;
-  int (*train_)(const char *, const char *, char *, int) = nullptr;
-  int (*eval_)(const char *, char *, int) = nullptr;
+  int (*train_)(const char *, const char *, const unroll_kernels *, char *,
+                int) = nullptr;
+  int (*eval_)(const char *, const unroll_kernels *, char *, int) = nullptr;
 };
 
 } // namespace unroll::driver

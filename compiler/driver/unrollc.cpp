@@ -10,6 +10,7 @@
 #include "compiler/IRGen/IRGen.h"
 #include "compiler/Pipeline.h"
 #include "compiler/kernels/HalideKernels.h"
+#include "compiler/kernels/KernelJIT.h"
 #include "compiler/plan/PlanLowering.h"
 
 #include "dsl/Frontend.h"
@@ -24,8 +25,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iomanip>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <unistd.h>
 
@@ -155,15 +160,35 @@ std::string defaultRunDir(const std::string &spec) {
       .string();
 }
 
+/// The kernels of `plan` compiled for the host, with a progress line; null
+/// for the eager backend.
+std::unique_ptr<compiler::JitKernels> jitKernels(const nlohmann::json &plan,
+                                                 const std::string &backend) {
+  if (backend != "compiled")
+    return nullptr;
+  auto t0 = std::chrono::steady_clock::now();
+  auto jit = std::make_unique<compiler::JitKernels>(plan);
+  double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
+  std::cerr << "kernels: " << jit->size() << " compiled with Halide for the "
+            << "host in " << std::fixed << std::setprecision(1) << s << " s\n"
+            << std::defaultfloat;
+  return jit;
+}
+
 int trainCommand(const std::string &spec, const CompileOptions &co,
                  std::string out, bool resume, const std::string &cacheDir,
-                 const std::string &device) {
+                 const std::string &device, const std::string &backend) {
   std::string planText;
+  nlohmann::json planJson;
   if (!compile("plan", spec, co,
                [&](mlir::ModuleOp, const nlohmann::json *plan) {
                  planText = plan->dump();
+                 planJson = *plan;
                }))
     return 1;
+  std::unique_ptr<compiler::JitKernels> jit = jitKernels(planJson, backend);
   driver::RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
     return 1;
@@ -175,7 +200,7 @@ int trainCommand(const std::string &spec, const CompileOptions &co,
       {"cache_dir", cacheDir}, {"interactive", isatty(2) == 1},
       {"device", device}};
   std::string err;
-  int rc = rt->train(planText, opts.dump(), err);
+  int rc = rt->train(planText, opts.dump(), jit ? jit->abi() : nullptr, err);
   if (rc == 1)
     std::cerr << "error: " << err << "\n";
   return rc;
@@ -183,15 +208,25 @@ int trainCommand(const std::string &spec, const CompileOptions &co,
 
 int evalCommand(const std::string &runDir, const std::vector<double> &ood,
                 const std::vector<double> &perturb, const std::string &baseline,
-                const std::string &cacheDir, const std::string &device) {
+                const std::string &cacheDir, const std::string &device,
+                const std::string &backend) {
   driver::RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
     return 1;
+  // The run's own program says which kernels it needs; a directory that is
+  // not a run is left to the runtime to report.
+  std::unique_ptr<compiler::JitKernels> jit;
+  std::ifstream planFile(std::filesystem::path(runDir) / "plan.json");
+  if (planFile && backend == "compiled") {
+    nlohmann::json plan = nlohmann::json::parse(planFile, nullptr, false);
+    if (!plan.is_discarded())
+      jit = jitKernels(plan, backend);
+  }
   nlohmann::json opts = {{"run_dir", runDir},     {"ood", ood},
                          {"perturb", perturb},    {"baseline", baseline},
                          {"cache_dir", cacheDir}, {"device", device}};
   std::string err;
-  int rc = rt->eval(opts.dump(), err);
+  int rc = rt->eval(opts.dump(), jit ? jit->abi() : nullptr, err);
   if (rc == 1)
     std::cerr << "error: " << err << "\n";
   return rc;
@@ -243,9 +278,14 @@ int run(int argc, char **argv) {
   train->add_option("--cache-dir", cacheDir,
                     "where solved targets are cached (default: "
                     "$UNROLL_CACHE_DIR or ~/.cache/unroll)");
-  std::string device = "auto";
+  std::string device = "auto", backend = "compiled";
   train->add_option("--device", device,
                     "cpu, cuda, cuda:N or auto (CUDA when LibTorch has it)");
+  train
+      ->add_option("--backend", backend,
+                   "compiled: fused ops run as generated Halide kernels; "
+                   "eager: as LibTorch ops")
+      ->check(CLI::IsMember({"compiled", "eager"}));
   train->add_option("-I,--lib", includes,
                     "extra directory to search for imported libraries");
 
@@ -264,6 +304,8 @@ int run(int argc, char **argv) {
                    "with --set descend=off)");
   eval->add_option("--cache-dir", cacheDir, "where solved targets are cached");
   eval->add_option("--device", device, "cpu, cuda, cuda:N or auto");
+  eval->add_option("--backend", backend, "compiled or eager")
+      ->check(CLI::IsMember({"compiled", "eager"}));
 
   try {
     app.parse(argc, argv);
@@ -287,9 +329,10 @@ int run(int argc, char **argv) {
   if (*check)
     return checkFiles(checkFilesList, includes, quiet);
   if (*train)
-    return trainCommand(trainSpec, co, out, resume, cacheDir, device);
+    return trainCommand(trainSpec, co, out, resume, cacheDir, device, backend);
   if (*eval)
-    return evalCommand(runDir, ood, perturb, baseline, cacheDir, device);
+    return evalCommand(runDir, ood, perturb, baseline, cacheDir, device,
+                       backend);
   if (!stage.empty()) {
     if (file.empty()) {
       std::cerr << "error: --emit needs a spec file\n";

@@ -6,8 +6,11 @@
 #include "RuntimeTestUtil.h"
 
 #include "compiler/kernels/HalideKernels.h"
+#include "compiler/kernels/KernelJIT.h"
 #include "compiler/plan/PlanLowering.h"
+#include "runtime/Data.h"
 #include "runtime/Executor.h"
+#include "runtime/Trainer.h"
 
 #include <catch2/catch.hpp>
 
@@ -158,4 +161,62 @@ TEST_CASE("--emit=kernels shares one kernel among identical layers",
   CHECK(os.str().find("// 1 kernel(s)") == 0);
   CHECK(os.str().find("used by: layer 1, layer 2, layer 3") !=
         std::string::npos);
+}
+
+TEST_CASE("compiled and eager backends give the same loss and gradients",
+          "[kernels]") {
+  json plan = fusedPlan(test::tinyLista(6, 10, 3, R"(
+train lista {
+  target  ystar = solve(sparse_coding, fista, tol = 1e-6)
+  loss    mse(y[L], ystar)
+}
+)"));
+  compiler::JitKernels jit(plan);
+  REQUIRE(jit.size() == 1);
+  auto algs = runtime::parsePlan(plan.dump());
+  auto g = runtime::syntheticSparse(9, 6, 10, 0.3, 0.01, 4);
+  std::map<std::string, torch::Tensor> inputs{{"x", g.x}, {"D", g.D}};
+  torch::Tensor ystar;
+  std::vector<torch::Tensor> losses, grads[2];
+  // Counts the kernel calls, so the test knows the compiled path ran.
+  struct Counting {
+    const unroll_kernels *inner;
+    int forward = 0, backward = 0;
+  } counting{jit.abi()};
+  unroll_kernels counted{[](void *ctx, int64_t kernel, int32_t operand,
+                            const unroll_tensor *in, int32_t n,
+                            const unroll_tensor *d, const unroll_tensor *out,
+                            char *err, int32_t size) {
+                           auto *c = static_cast<Counting *>(ctx);
+                           ++(operand < 0 ? c->forward : c->backward);
+                           return c->inner->run(c->inner->ctx, kernel, operand,
+                                                in, n, d, out, err, size);
+                         },
+                         &counting};
+  for (int compiled = 0; compiled < 2; ++compiled) {
+    runtime::Executor ex(algs[0]);
+    if (compiled)
+      ex.setKernels(&counted);
+    ex.bindInputs(inputs);
+    ex.initParams(1);
+    if (!ystar.defined())
+      ystar = runtime::solveTargets(ex, 5000, 1e-8);
+    ex.bind(algs[0].json["targets"][0]["id"].get<int64_t>(), {ystar, true});
+    runtime::ForwardResult fw = ex.forward(3);
+    torch::Tensor loss =
+        ex.body(algs[0].json["loss"], {{fw.states.back()[0], true}})[0]
+            .t.mean();
+    loss.backward();
+    losses.push_back(loss.detach());
+    for (auto &[id, p] : ex.params())
+      grads[compiled].push_back(p.grad().clone());
+  }
+  CHECK(counting.forward == 3); // one fused op per layer
+  CHECK(counting.backward > 0);
+  CHECK(torch::allclose(losses[0], losses[1], 1e-5, 1e-7));
+  REQUIRE(grads[0].size() == grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::allclose(grads[0][i], grads[1][i], 1e-4, 1e-6));
+  }
 }

@@ -1,0 +1,97 @@
+#include "compiler/kernels/KernelJIT.h"
+
+#include <cstring>
+#include <string>
+
+namespace unroll::compiler {
+
+namespace {
+
+/// A Halide view of a runtime tensor (no copy); Halide's dimension 0 is
+/// the innermost, so the axes are reversed.
+Halide::Buffer<float> view(const unroll_tensor &t) {
+  std::vector<halide_dimension_t> dims;
+  for (int d = t.rank - 1; d >= 0; --d)
+    dims.push_back({0, static_cast<int32_t>(t.sizes[d]),
+                    static_cast<int32_t>(t.strides[d])});
+  return Halide::Buffer<float>(t.data, t.rank, dims.data());
+}
+
+/// Vectorised along the innermost axis, parallel along the batch.
+void schedule(Halide::Func f, const Halide::Target &target) {
+  std::vector<Halide::Var> v = f.args();
+  f.vectorize(v[0], target.natural_vector_size<float>(),
+              Halide::TailStrategy::GuardWithIf);
+  if (v.size() > 1)
+    f.parallel(v.back());
+}
+
+void fail(const std::string &msg, char *err, int32_t size) {
+  if (err && size > 0) {
+    size_t n = std::min(msg.size(), static_cast<size_t>(size - 1));
+    std::memcpy(err, msg.data(), n);
+    err[n] = '\0';
+  }
+}
+
+} // namespace
+
+JitKernels::JitKernels(const nlohmann::json &plan) {
+  Halide::Target target = Halide::get_jit_target_from_environment();
+  for (FusedKernel &k : buildKernels(plan)) {
+    schedule(k.forward, target);
+    k.forward.compile_jit(target);
+    for (Halide::Func &g : k.gradInputs) {
+      schedule(g, target);
+      g.compile_jit(target);
+    }
+    int64_t id = k.id;
+    kernels_.emplace(id, std::move(k));
+  }
+  abi_.run = &JitKernels::run;
+  abi_.ctx = this;
+}
+
+int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
+                    const unroll_tensor *operands, int32_t nOperands,
+                    const unroll_tensor *dresult, const unroll_tensor *out,
+                    char *err, int32_t errSize) {
+  auto *self = static_cast<JitKernels *>(ctx);
+  auto it = self->kernels_.find(kernel);
+  if (it == self->kernels_.end()) {
+    fail("no kernel " + std::to_string(kernel), err, errSize);
+    return 1;
+  }
+  FusedKernel &k = it->second;
+  if (nOperands != static_cast<int32_t>(k.inputs.size()) ||
+      out->rank != k.rank || operand >= nOperands ||
+      (operand >= 0 && !dresult)) {
+    fail("kernel " + k.name + " called with the wrong operands", err, errSize);
+    return 1;
+  }
+  try {
+    for (int32_t i = 0; i < nOperands; ++i) {
+      if (operands[i].rank != k.rank) {
+        fail("kernel " + k.name + ": operand " + std::to_string(i) +
+                 " has rank " + std::to_string(operands[i].rank) +
+                 ", expected " + std::to_string(k.rank),
+             err, errSize);
+        return 1;
+      }
+      k.inputs[i].set(view(operands[i]));
+    }
+    Halide::Buffer<float> o = view(*out);
+    if (operand < 0) {
+      k.forward.realize(o);
+    } else {
+      k.gradOutput.set(view(*dresult));
+      k.gradInputs[operand].realize(o);
+    }
+  } catch (const Halide::Error &e) {
+    fail("kernel " + k.name + ": " + e.what(), err, errSize);
+    return 1;
+  }
+  return 0;
+}
+
+} // namespace unroll::compiler

@@ -1,0 +1,34 @@
+#pragma once
+// The generated kernels of a program, JIT-compiled for the host by Halide
+// and handed to the runtime through its C interface (runtime/RuntimeAPI.h),
+// so that `unrollc train --backend=compiled` runs every fused op with them.
+
+#include "compiler/kernels/HalideKernels.h"
+#include "runtime/RuntimeAPI.h"
+
+#include <map>
+
+namespace unroll::compiler {
+
+class JitKernels {
+public:
+  /// Builds, schedules and compiles every kernel of `plan` for the host.
+  explicit JitKernels(const nlohmann::json &plan);
+  JitKernels(const JitKernels &) = delete;
+  JitKernels &operator=(const JitKernels &) = delete;
+
+  /// The runtime's view; valid while this object lives.
+  const unroll_kernels *abi() const { return &abi_; }
+  size_t size() const { return kernels_.size(); }
+
+private:
+  static int run(void *ctx, int64_t kernel, int32_t operand,
+                 const unroll_tensor *operands, int32_t nOperands,
+                 const unroll_tensor *dresult, const unroll_tensor *out,
+                 char *err, int32_t errSize);
+
+  std::map<int64_t, FusedKernel> kernels_;
+  unroll_kernels abi_{};
+};
+
+} // namespace unroll::compiler
