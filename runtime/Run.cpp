@@ -384,6 +384,29 @@ std::string row(const std::vector<double> &v) {
   return s;
 }
 
+/// A run's executor on its device and kernels, its parameters initialised
+/// from the seed (the prelude sees the first training instances), and the
+/// trainer over them.
+PrimalDual startModel(Executor &ex, const TrainOptions &to,
+                      torch::Device device, const unroll_kernels *kernels,
+                      const Split &train) {
+  ex.setDevice(device);
+  ex.setKernels(kernels);
+  ex.bindInputs(chunk(ex.algorithm(), train, 0, std::min(kChunk, train.size)));
+  ex.initParams(to.seed);
+  return PrimalDual(ex, to);
+}
+
+/// Parameters, multipliers and optimiser state from a checkpoint; a
+/// mismatch with the program is the user's problem, not a crash.
+void restore(PrimalDual &pd, const TensorFile &f) {
+  try {
+    pd.load(f);
+  } catch (const FileError &e) {
+    throw RunError(e.what());
+  }
+}
+
 struct RunState {
   int64_t epoch = 0; // epochs finished
   double bestVal = std::numeric_limits<double>::infinity();
@@ -521,17 +544,9 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   writeFileAtomic(metricsFile.string(), metrics);
 
   Executor ex(alg);
-  ex.setDevice(device);
-  ex.setKernels(opts.kernels);
-  ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));
-  ex.initParams(to.seed);
-  PrimalDual pd(ex, to);
+  PrimalDual pd = startModel(ex, to, device, opts.kernels, data.train);
   if (resumeFrom) {
-    try {
-      pd.load(*resumeFrom);
-    } catch (const FileError &e) {
-      throw RunError(e.what());
-    }
+    restore(pd, *resumeFrom);
     log << "resuming after epoch " << rs.epoch << "\n";
   }
   if (rs.epoch >= to.epochs) {
@@ -657,16 +672,8 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
   Dataset data = loadDataset(alg, to.seed);
   Tensor yTest = targetsFor(alg, data.test, cache, device, log, "test");
   Executor ex(alg);
-  ex.setDevice(device);
-  ex.setKernels(opts.kernels);
-  ex.bindInputs(chunk(alg, data.train, 0, std::min(kChunk, data.train.size)));
-  ex.initParams(to.seed);
-  PrimalDual pd(ex, to);
-  try {
-    pd.load(f);
-  } catch (const FileError &e) {
-    throw RunError(e.what());
-  }
+  PrimalDual pd = startModel(ex, to, device, opts.kernels, data.train);
+  restore(pd, f);
   log << "evaluating " << dir.string() << " (epoch " << f.metadata["epoch"]
       << ") on " << data.test.size << " test instances\n";
   const uint64_t seed = to.seed * 131 + 7;
