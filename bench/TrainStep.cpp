@@ -1,0 +1,129 @@
+// Training step, compiled (fused ops as JIT-compiled Halide kernels) vs
+// LibTorch eager, measured in the same run on the same data.
+//
+//   build/bench/unroll-bench-train-step [SPEC] [--set k=v ...] [--steps N]
+//
+// SPEC defaults to examples/lista.unroll; --set edits it as `unrollc train`
+// does (the paper's size: --set p=1024 --set d=1228 --set batch=512).
+#include "compiler/IRGen/IRGen.h"
+#include "compiler/Pipeline.h"
+#include "compiler/kernels/KernelJIT.h"
+#include "compiler/plan/PlanLowering.h"
+#include "dsl/Frontend.h"
+#include "runtime/Data.h"
+#include "runtime/Trainer.h"
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#ifndef UNROLL_SOURCE_DIR
+#define UNROLL_SOURCE_DIR "."
+#endif
+
+using namespace unroll;
+
+namespace {
+
+nlohmann::json compilePlan(const std::string &spec,
+                           const std::vector<std::string> &settings) {
+  dsl::FrontendOptions opts;
+  opts.libraryPath = dsl::defaultLibraryPath();
+  opts.settings = settings;
+  auto fe = dsl::runFrontend(spec, nullptr, opts, std::cerr);
+  if (!fe->ok())
+    std::exit(1);
+  mlir::MLIRContext ctx;
+  auto module = compiler::generateIR(ctx, *fe);
+  if (!module || mlir::failed(compiler::runPipeline(*module, false, true)))
+    std::exit(1);
+  auto plan = compiler::lowerToPlan(*module);
+  if (mlir::failed(plan))
+    std::exit(1);
+  return *plan;
+}
+
+/// Milliseconds per training step (forward, loss, constraints, backward,
+/// Adam) over `steps` steps after one warm-up step.
+double msPerStep(const runtime::Algorithm &alg, const runtime::Split &data,
+                 const torch::Tensor &ystar, const runtime::TrainOptions &to,
+                 const unroll_kernels *kernels) {
+  runtime::Executor ex(alg);
+  ex.setKernels(kernels);
+  ex.bindInputs(data.inputs);
+  ex.initParams(to.seed);
+  runtime::PrimalDual pd(ex, to);
+  int64_t step = 0;
+  std::chrono::steady_clock::time_point start;
+  pd.epoch(0, data, ystar, [&](const runtime::BatchProgress &) {
+    if (step++ == 0)
+      start = std::chrono::steady_clock::now(); // after the warm-up step
+    return true;
+  });
+  double ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
+  return ms / static_cast<double>(step - 1);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string spec = std::string(UNROLL_SOURCE_DIR) + "/examples/lista.unroll";
+  std::vector<std::string> settings;
+  int64_t steps = 20;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--set" && i + 1 < argc)
+      settings.push_back(argv[++i]);
+    else if (a == "--steps" && i + 1 < argc)
+      steps = std::stoll(argv[++i]);
+    else if (!a.empty() && a[0] != '-')
+      spec = a;
+    else {
+      std::cerr << "usage: " << argv[0]
+                << " [SPEC] [--set key=value ...] [--steps N]\n";
+      return 1;
+    }
+  }
+  nlohmann::json plan = compilePlan(spec, settings);
+  auto algs = runtime::parsePlan(plan.dump());
+  const runtime::Algorithm &alg = algs[0];
+  const nlohmann::json &train = alg.json["train"];
+  runtime::TrainOptions to;
+  to.batch = train.value("batch", int64_t(64));
+  to.primalLr = train["primal"].value("lr", 1e-3);
+  to.dualLr = train["dual"].value("lr", 1e-2);
+  to.dualEveryEpoch = train["dual"].value("every", "epoch") == "epoch";
+  to.constrained = !alg.json["constraints"].empty();
+
+  // (steps + 1) batches of synthetic data; targets to a loose tolerance
+  // (their accuracy does not change the cost of a step).
+  const auto &D = alg.json["inputs"][1]["shape"];
+  int64_t p = D[0].get<int64_t>(), d = D[1].get<int64_t>();
+  auto g = runtime::syntheticSparse(to.batch * (steps + 1), p, d, 0.1, 0.01, 1);
+  runtime::Split data;
+  data.inputs = {{alg.json["inputs"][0]["name"].get<std::string>(), g.x},
+                 {alg.json["inputs"][1]["name"].get<std::string>(), g.D}};
+  data.size = g.x.size(0);
+  runtime::Executor solver(alg);
+  solver.bindInputs(data.inputs);
+  solver.initParams(0);
+  torch::Tensor ystar = runtime::solveTargets(solver, 20, 1e-4);
+
+  compiler::JitKernels jit(plan);
+  std::printf("spec %s, p = %lld, d = %lld, batch %lld, %lld layers, %zu "
+              "kernel(s), %d threads, %lld steps each\n",
+              spec.c_str(), static_cast<long long>(p),
+              static_cast<long long>(d), static_cast<long long>(to.batch),
+              static_cast<long long>(alg.layerCount), jit.size(),
+              torch::get_num_threads(), static_cast<long long>(steps));
+  double eager = msPerStep(alg, data, ystar, to, nullptr);
+  double compiled = msPerStep(alg, data, ystar, to, jit.abi());
+  std::printf("eager    %8.2f ms/step\ncompiled %8.2f ms/step\n"
+              "speed-up (eager / compiled): %.2fx\n",
+              eager, compiled, eager / compiled);
+  return 0;
+}
