@@ -10,6 +10,7 @@
 #include "compiler/kernels/KernelJIT.h"
 #include "compiler/plan/PlanLowering.h"
 #include "dsl/Frontend.h"
+#include "runtime/BuildInfo.h"
 #include "runtime/Data.h"
 #include "runtime/Trainer.h"
 
@@ -88,6 +89,7 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  runtime::useAllCores();
   nlohmann::json plan = compilePlan(spec, settings);
   auto algs = runtime::parsePlan(plan.dump());
   const runtime::Algorithm &alg = algs[0];

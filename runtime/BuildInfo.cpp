@@ -2,7 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <sstream>
+#include <thread>
 
 namespace unroll::runtime {
 
@@ -13,6 +15,14 @@ std::string describeTorch() {
      << ", CUDA " << (torch::cuda::is_available() ? "available" : "absent")
      << ")";
   return os.str();
+}
+
+int useAllCores() {
+  const char *env = std::getenv("OMP_NUM_THREADS");
+  unsigned n = std::thread::hardware_concurrency();
+  if ((!env || !*env) && n > 0)
+    torch::set_num_threads(static_cast<int>(n));
+  return torch::get_num_threads();
 }
 
 } // namespace unroll::runtime

@@ -7,4 +7,9 @@ namespace unroll::runtime {
 /// once (a small tensor reduction) so a broken install shows up here.
 std::string describeTorch();
 
+/// Gives LibTorch one intra-op thread per hardware thread unless
+/// OMP_NUM_THREADS says otherwise (it may otherwise count physical cores
+/// and use one thread on a small VM). Returns the thread count in use.
+int useAllCores();
+
 } // namespace unroll::runtime

@@ -1,5 +1,6 @@
 #include "runtime/Run.h"
 
+#include "runtime/BuildInfo.h"
 #include "runtime/Report.h"
 #include "runtime/Trainer.h"
 
@@ -448,6 +449,7 @@ TensorFile readCheckpoint(const fs::path &file, const std::string &hash) {
 
 int trainRun(const std::string &planText, const TrainRunOptions &opts,
              std::ostream &log) {
+  useAllCores();
   std::vector<Algorithm> algs = parsePlan(planText);
   const Algorithm &alg = trainedAlgorithm(algs);
   TrainOptions to = resolveOptions(alg.json["train"]);
@@ -649,6 +651,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
 }
 
 int evalRun(const EvalRunOptions &opts, std::ostream &log) {
+  useAllCores();
   fs::path dir(opts.runDir);
   std::error_code ec;
   if (!fs::exists(dir / "plan.json", ec))
