@@ -253,8 +253,11 @@ int run(int argc, char **argv) {
                "with --emit=mlir: print each op's DSL source location");
   app.add_flag("--version", version, "print the linked toolchain");
   CompileOptions co;
+  // One value per --set (and --ood, --perturb): the spec file after them
+  // must stay a positional argument.
   app.add_option("--set", co.settings,
-                 "change a spec setting, key=value (e.g. layers=5)");
+                 "change a spec setting, key=value (e.g. layers=5)")
+      ->allow_extra_args(false);
 
   auto *check = app.add_subcommand("check", "parse and check spec files");
   std::vector<std::string> checkFilesList;
@@ -271,7 +274,8 @@ int run(int argc, char **argv) {
   train->add_option("--set", co.settings,
                     "change a spec setting, key=value: layers, problem "
                     "sizes, epochs, batch, seed, data.KEY, primal.lr, "
-                    "dual.lr, dual.every, descend=off, noise=off");
+                    "dual.lr, dual.every, descend=off, noise=off")
+      ->allow_extra_args(false);
   train->add_option("--out", out, "run directory (default: runs/<spec>)");
   train->add_flag("--resume", resume,
                   "continue the run in --out from its last checkpoint");
@@ -295,10 +299,12 @@ int run(int argc, char **argv) {
   eval->add_option("run_dir", runDir, "run directory")->required();
   eval->add_option("--ood", ood,
                    "input shifts p: x + N(0, p^2), comma-separated")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   eval->add_option("--perturb", perturb,
                    "noise s added at every layer, comma-separated")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   eval->add_option("--baseline", baseline,
                    "a run to compare with in the report (e.g. one trained "
                    "with --set descend=off)");
