@@ -49,6 +49,29 @@ std::string shapeText(const std::vector<int64_t> &s) {
 
 } // namespace
 
+Expr elementwise(const json &o, const std::vector<Expr> &a) {
+  const std::string op = o["op"];
+  if (op == "unary" && a.size() == 1)
+    return unary(o["fn"].get<std::string>(), a[0]);
+  if (a.size() != 2)
+    throw InternalError("kernel generation: '" + op + "' is not elementwise");
+  if (op == "add")
+    return a[0] + a[1];
+  if (op == "sub")
+    return a[0] - a[1];
+  if (op == "mul")
+    return a[0] * a[1];
+  if (op == "div")
+    return a[0] / a[1];
+  if (op == "pow")
+    return Halide::pow(a[0], a[1]);
+  if (op == "max")
+    return Halide::max(a[0], a[1]);
+  if (op == "min")
+    return Halide::min(a[0], a[1]);
+  throw InternalError("kernel generation: '" + op + "' is not elementwise");
+}
+
 FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   FusedKernel k;
   k.id = fusedOp.value("kernel", int64_t(0));
@@ -89,30 +112,10 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
     return it->second;
   };
   for (const json &o : body["ops"]) {
-    const std::string op = o["op"];
-    const json &a = o["args"];
-    Expr e;
-    if (op == "unary")
-      e = unary(o["fn"].get<std::string>(), get(a[0]));
-    else if (a.size() != 2)
-      throw InternalError("kernel generation: '" + op + "' in a fused region");
-    else if (op == "add")
-      e = get(a[0]) + get(a[1]);
-    else if (op == "sub")
-      e = get(a[0]) - get(a[1]);
-    else if (op == "mul")
-      e = get(a[0]) * get(a[1]);
-    else if (op == "div")
-      e = get(a[0]) / get(a[1]);
-    else if (op == "pow")
-      e = Halide::pow(get(a[0]), get(a[1]));
-    else if (op == "max")
-      e = Halide::max(get(a[0]), get(a[1]));
-    else if (op == "min")
-      e = Halide::min(get(a[0]), get(a[1]));
-    else
-      throw InternalError("kernel generation: '" + op + "' in a fused region");
-    value[o["id"].get<int64_t>()] = e;
+    std::vector<Expr> args;
+    for (const json &id : o["args"])
+      args.push_back(get(id));
+    value[o["id"].get<int64_t>()] = elementwise(o, args);
   }
   k.forward = Halide::Func(name);
   k.forward(vars) = get(body["yield"][0]);

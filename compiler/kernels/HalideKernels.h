@@ -42,6 +42,11 @@ struct FusedKernel {
   std::vector<std::string> usedBy;
 };
 
+/// The Halide expression of one elementwise plan op (`add`, ..., `unary`
+/// with its "fn") applied to `args`. Throws InternalError for any other op.
+Halide::Expr elementwise(const nlohmann::json &op,
+                         const std::vector<Halide::Expr> &args);
+
 /// Builds the kernel of one fused op of a plan (docs/plan.md); `name`
 /// prefixes its Halide names. Throws InternalError for an op the generator
 /// does not know (the fusion pass and this file must agree).

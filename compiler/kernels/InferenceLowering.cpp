@@ -1,0 +1,329 @@
+#include "compiler/kernels/InferenceLowering.h"
+
+#include "compiler/kernels/HalideKernels.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace unroll::compiler {
+
+using Halide::Expr;
+using Halide::Func;
+using Halide::Var;
+using nlohmann::json;
+
+namespace {
+
+/// A value while lowering: a Func over its axes (innermost first) and, if
+/// per instance, the batch axis last.
+struct HV {
+  Func f;
+  std::vector<int64_t> shape;
+  bool batched = false;
+};
+
+std::vector<Var> axes(size_t rank) {
+  std::vector<Var> v;
+  for (size_t i = 0; i < rank; ++i)
+    v.emplace_back("x" + std::to_string(i));
+  return v;
+}
+
+/// `v` read at result coordinates `idx` (tensor order, the result's rank)
+/// with right-aligned broadcasting, and at batch `b` if it is per instance.
+Expr at(const HV &v, const std::vector<Expr> &idx,
+        const std::vector<int64_t> &rshape, const Expr &b) {
+  std::vector<Expr> args;
+  size_t r = idx.size(), s = v.shape.size();
+  for (size_t k = 0; k < s; ++k) {
+    size_t ri = r - s + k; // right-aligned
+    bool broadcast = v.shape[k] == 1 && rshape[ri] != 1;
+    args.insert(args.begin(), broadcast ? Expr(0) : idx[ri]);
+  }
+  if (v.batched)
+    args.push_back(b);
+  return v.f(args);
+}
+
+class Lowering {
+public:
+  Lowering(const json &alg,
+           const std::map<std::string, Halide::Buffer<float>> &params)
+      : alg_(alg), params_(params) {
+    for (const json &op : alg["prelude"])
+      prelude_[op["id"].get<int64_t>()] = &op;
+  }
+
+  InferencePipeline run() {
+    InferencePipeline out;
+    out.algorithm = alg_["name"];
+    for (const json &in : alg_["inputs"])
+      inputsById_[in["id"].get<int64_t>()] = &in;
+    for (const json &p : alg_["params"])
+      bindParam(p);
+    // States: drawn at random -> an input; otherwise their init body.
+    std::vector<Func> initial;
+    for (const json &s : alg_["states"]) {
+      std::vector<int64_t> shape = s["shape"].get<std::vector<int64_t>>();
+      out.stateNames.push_back(s["name"]);
+      out.stateShapes.push_back(shape);
+      HV v;
+      if (s.value("random", false)) {
+        InferenceInput in =
+            makeInput(s["name"].get<std::string>() + "0", shape, true);
+        randomStates_.push_back(in);
+        v = HV{Func(in.param), shape, true};
+      } else {
+        v = perInstance(body(s["init"], {})[0]);
+      }
+      initial.push_back(v.f);
+      values_[s["id"].get<int64_t>()] = v;
+    }
+    out.states.push_back(initial);
+    for (const json &layer : alg_["layers"]) {
+      std::vector<HV> args;
+      for (const json &id : layer["state"])
+        args.push_back(get(id.get<int64_t>()));
+      std::vector<HV> res = body(layer["body"], args);
+      std::vector<Func> next;
+      for (size_t i = 0; i < res.size(); ++i) {
+        HV v = perInstance(res[i]);
+        // Layer outputs are computed once, not recomputed by every user.
+        Func stored("layer" + layer["index"].dump() + "_" + out.stateNames[i]);
+        std::vector<Var> vs = axes(v.shape.size());
+        std::vector<Expr> args(vs.begin(), vs.end());
+        Var b("b");
+        std::vector<Expr> call = args;
+        call.push_back(b);
+        std::vector<Var> def = vs;
+        def.push_back(b);
+        stored(def) = v.f(call);
+        v.f = stored;
+        values_[layer["results"][i].get<int64_t>()] = v;
+        next.push_back(stored);
+      }
+      out.states.push_back(next);
+    }
+    // Data inputs first, then given ones, then random initial states.
+    for (bool data : {true, false})
+      for (const json &in : alg_["inputs"]) {
+        auto it = usedInputs_.find(in["id"].get<int64_t>());
+        if (it != usedInputs_.end() && (in["role"] == "data") == data)
+          out.inputs.push_back(it->second);
+      }
+    for (auto &r : randomStates_)
+      out.inputs.push_back(r);
+    return out;
+  }
+
+private:
+  InferenceInput makeInput(const std::string &name,
+                           const std::vector<int64_t> &shape, bool batched) {
+    InferenceInput in;
+    in.name = name;
+    in.shape = shape;
+    in.batched = batched;
+    in.param = Halide::ImageParam(
+        Halide::Float(32), static_cast<int>(shape.size()) + (batched ? 1 : 0),
+        name);
+    return in;
+  }
+
+  void bindParam(const json &p) {
+    std::string key = "param." + p["name"].get<std::string>();
+    if (p.contains("layer"))
+      key += "." + std::to_string(p["layer"].get<int64_t>());
+    std::vector<int64_t> shape = p["shape"].get<std::vector<int64_t>>();
+    auto it = params_.find(key);
+    if (it == params_.end())
+      throw ExportError("the checkpoint has no '" + key + "'");
+    const Halide::Buffer<float> &buf = it->second;
+    bool ok = buf.dimensions() == static_cast<int>(shape.size());
+    for (size_t k = 0; ok && k < shape.size(); ++k)
+      ok = buf.dim(static_cast<int>(shape.size() - 1 - k)).extent() == shape[k];
+    if (!ok)
+      throw ExportError("the checkpoint's '" + key +
+                        "' does not have the shape the program expects");
+    std::string fname = key; // Halide reserves '.' in names
+    std::replace(fname.begin(), fname.end(), '.', '_');
+    Func f(fname);
+    std::vector<Var> vs = axes(shape.size());
+    f(vs) = buf(std::vector<Expr>(vs.begin(), vs.end()));
+    values_[p["id"].get<int64_t>()] = HV{f, shape, false};
+  }
+
+  HV get(int64_t id) {
+    auto it = values_.find(id);
+    if (it != values_.end())
+      return it->second;
+    if (auto in = inputsById_.find(id); in != inputsById_.end()) {
+      const json &j = *in->second;
+      InferenceInput input =
+          makeInput(j["name"], j["shape"].get<std::vector<int64_t>>(),
+                    j["role"] == "data");
+      usedInputs_[id] = input;
+      HV v{Func(input.param), input.shape, input.batched};
+      values_[id] = v;
+      return v;
+    }
+    if (auto p = prelude_.find(id); p != prelude_.end()) {
+      lower(*p->second);
+      return values_.at(id);
+    }
+    throw ExportError("export: the program uses value " + std::to_string(id) +
+                      " before it is defined");
+  }
+
+  /// A per-instance value (a shared one repeated over the batch).
+  HV perInstance(const HV &v) {
+    if (v.batched)
+      return v;
+    Func f;
+    std::vector<Var> vs = axes(v.shape.size());
+    std::vector<Var> def = vs;
+    def.push_back(Var("b"));
+    f(def) = v.f(std::vector<Expr>(vs.begin(), vs.end()));
+    return HV{f, v.shape, true};
+  }
+
+  std::vector<HV> body(const json &b, const std::vector<HV> &args) {
+    for (size_t i = 0; i < args.size(); ++i)
+      values_[b["args"][i].get<int64_t>()] = args[i];
+    for (const json &op : b["ops"])
+      lower(op);
+    std::vector<HV> out;
+    for (const json &y : b["yield"])
+      out.push_back(get(y.get<int64_t>()));
+    return out;
+  }
+
+  /// Defines a Func of `shape` (batched if `batched`) from an expression
+  /// of its coordinates (tensor order) and the batch variable.
+  HV define(const std::vector<int64_t> &shape, bool batched,
+            const std::function<Expr(const std::vector<Expr> &, Expr)> &e) {
+    std::vector<Var> vs = axes(shape.size());
+    std::vector<Expr> idx;
+    for (size_t k = 0; k < shape.size(); ++k)
+      idx.push_back(vs[shape.size() - 1 - k]);
+    Var b("b");
+    std::vector<Var> def = vs;
+    if (batched)
+      def.push_back(b);
+    Func f;
+    f(def) = e(idx, b);
+    return HV{f, shape, batched};
+  }
+
+  void lower(const json &op) {
+    const std::string name = op["op"];
+    std::vector<HV> a;
+    for (const json &id : op["args"])
+      a.push_back(get(id.get<int64_t>()));
+    std::vector<int64_t> shape = op.contains("shape")
+                                     ? op["shape"].get<std::vector<int64_t>>()
+                                     : std::vector<int64_t>{};
+    bool batched = false;
+    for (const HV &v : a)
+      batched |= v.batched;
+    HV r;
+    if (name == "constant") {
+      float c = op["value"].get<float>();
+      r = define(shape, false, [&](auto &, Expr) { return Expr(c); });
+    } else if (name == "fill") {
+      // A scalar spread over the shape.
+      r = define(shape, a[0].batched,
+                 [&](auto &, Expr b) { return at(a[0], {}, {}, b); });
+    } else if (name == "eye") {
+      r = define(shape, false, [&](auto &idx, Expr) {
+        return Halide::select(idx[0] == idx[1], 1.f, 0.f);
+      });
+    } else if (name == "probe") {
+      r = a[0];
+    } else if (name == "transpose") {
+      r = define(shape, a[0].batched, [&](auto &idx, Expr b) {
+        std::vector<Expr> t = idx;
+        std::swap(t[t.size() - 1], t[t.size() - 2]);
+        return at(a[0], t, a[0].shape, b);
+      });
+    } else if (name == "matmul") {
+      r = matmul(a[0], a[1], shape, batched);
+    } else if (name == "fused") {
+      const json &body = op["body"];
+      r = define(shape, batched, [&](auto &idx, Expr b) {
+        std::map<int64_t, Expr> v;
+        for (size_t i = 0; i < a.size(); ++i)
+          v[body["args"][i].get<int64_t>()] = at(a[i], idx, shape, b);
+        for (const json &o : body["ops"]) {
+          std::vector<Expr> args;
+          for (const json &id : o["args"])
+            args.push_back(v.at(id.get<int64_t>()));
+          v[o["id"].get<int64_t>()] = elementwise(o, args);
+        }
+        return v.at(body["yield"][0].get<int64_t>());
+      });
+    } else if (name == "add" || name == "sub" || name == "mul" ||
+               name == "div" || name == "pow" || name == "max" ||
+               name == "min" || name == "unary") {
+      r = define(shape, batched, [&](auto &idx, Expr b) {
+        std::vector<Expr> args;
+        for (const HV &v : a)
+          args.push_back(at(v, idx, shape, b));
+        return elementwise(op, args);
+      });
+    } else {
+      throw ExportError("export does not support the op '" + name +
+                        "' yet (used by the layers of '" +
+                        alg_["name"].get<std::string>() + "')");
+    }
+    values_[op["id"].get<int64_t>()] = r;
+  }
+
+  /// [m, k] @ [k] -> [m], [k] @ [k, n] -> [n], [m, k] @ [k, n] -> [m, n];
+  /// either side may be per instance.
+  HV matmul(const HV &x, const HV &y, const std::vector<int64_t> &shape,
+            bool batched) {
+    if (x.shape.size() > 2 || y.shape.size() > 2 || x.shape.empty() ||
+        y.shape.empty())
+      throw ExportError("export supports matrix and vector products only");
+    int64_t k = x.shape.back();
+    Halide::RDom r(0, static_cast<int>(k));
+    return define(shape, batched, [&](auto &idx, Expr b) {
+      std::vector<Expr> xi, yi; // tensor order
+      size_t used = 0;
+      if (x.shape.size() == 2)
+        xi.push_back(idx[used++]);
+      xi.push_back(r.x);
+      yi.push_back(r.x);
+      if (y.shape.size() == 2)
+        yi.push_back(idx[used++]);
+      auto call = [&](const HV &v, std::vector<Expr> t) {
+        std::vector<Expr> args(t.rbegin(), t.rend());
+        if (v.batched)
+          args.push_back(b);
+        return v.f(args);
+      };
+      return Halide::sum(call(x, xi) * call(y, yi));
+    });
+  }
+
+  const json &alg_;
+  const std::map<std::string, Halide::Buffer<float>> &params_;
+  std::map<int64_t, const json *> prelude_;
+  std::map<int64_t, const json *> inputsById_;
+  std::map<int64_t, InferenceInput> usedInputs_;
+  std::vector<InferenceInput> randomStates_;
+  std::map<int64_t, HV> values_;
+};
+
+} // namespace
+
+InferencePipeline
+lowerForInference(const json &plan,
+                  const std::map<std::string, Halide::Buffer<float>> &params) {
+  for (const json &alg : plan["algorithms"])
+    if (alg.contains("train") || plan["algorithms"].size() == 1)
+      return Lowering(alg, params).run();
+  throw ExportError("the program has no trained algorithm");
+}
+
+} // namespace unroll::compiler

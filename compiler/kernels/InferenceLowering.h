@@ -1,0 +1,52 @@
+#pragma once
+// The forward pass of a trained program (every layer, with its parameters
+// as constants) as one Halide pipeline: the core of `unrollc export`, which
+// compiles it ahead of time so that inference needs neither LibTorch, MLIR
+// nor Halide. Only what the layers and the initial states use is lowered;
+// a state drawn at random becomes an input (the caller supplies the draw).
+
+#include <nlohmann/json.hpp>
+
+#include <Halide.h>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace unroll::compiler {
+
+/// A program that export cannot lower (an op without an inference
+/// lowering yet, a missing parameter); the message says which.
+class ExportError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// One input of the exported function.
+struct InferenceInput {
+  std::string name;
+  std::vector<int64_t> shape; // per instance for batched inputs
+  bool batched = false;       // data inputs and random initial states
+  Halide::ImageParam param;   // rank |shape| (+1 for the batch, outermost)
+};
+
+struct InferencePipeline {
+  std::string algorithm;
+  /// Data inputs, then given inputs the layers use, then the initial
+  /// states drawn at random.
+  std::vector<InferenceInput> inputs;
+  std::vector<std::string> stateNames;
+  std::vector<std::vector<int64_t>> stateShapes;
+  /// states[l][i]: state i after layer l (l = 0: the initial state), each a
+  /// Func over (state axes innermost first..., batch).
+  std::vector<std::vector<Halide::Func>> states;
+};
+
+/// Lowers the trained algorithm of `plan` with parameter values `params`,
+/// keyed as in checkpoints ("param.Wu.3", "param.D"). Throws ExportError.
+InferencePipeline
+lowerForInference(const nlohmann::json &plan,
+                  const std::map<std::string, Halide::Buffer<float>> &params);
+
+} // namespace unroll::compiler

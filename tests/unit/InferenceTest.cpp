@@ -1,0 +1,116 @@
+// The whole forward pass lowered to one Halide pipeline (the core of
+// export), JIT-realised for the host, against the runtime's LibTorch
+// forward with the same parameters: every layer's state.
+#include "CompilerTestUtil.h"
+#include "RuntimeTestUtil.h"
+
+#include "compiler/kernels/InferenceLowering.h"
+#include "compiler/plan/PlanLowering.h"
+#include "runtime/Data.h"
+#include "runtime/Trainer.h"
+
+#include <catch2/catch.hpp>
+
+using namespace unroll;
+using nlohmann::json;
+
+namespace {
+
+/// A dense copy of a LibTorch tensor as a Halide buffer (axes reversed).
+Halide::Buffer<float> toHalide(const torch::Tensor &t0) {
+  torch::Tensor t = t0.detach().contiguous();
+  std::vector<int> extents;
+  for (int64_t d = t.dim() - 1; d >= 0; --d)
+    extents.push_back(static_cast<int>(t.size(d)));
+  Halide::Buffer<float> b(extents);
+  std::memcpy(b.data(), t.data_ptr<float>(), t.numel() * sizeof(float));
+  return b;
+}
+
+torch::Tensor toTorch(const Halide::Buffer<float> &b,
+                      const std::vector<int64_t> &shape) {
+  torch::Tensor t = torch::empty(shape);
+  std::memcpy(t.data_ptr<float>(), b.data(), t.numel() * sizeof(float));
+  return t;
+}
+
+void checkForward(const std::string &spec, int64_t batch) {
+  mlir::MLIRContext ctx;
+  std::ostringstream err;
+  auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/false);
+  INFO(err.str());
+  REQUIRE(module);
+  REQUIRE(mlir::succeeded(compiler::runPipeline(*module, false, true)));
+  auto plan = compiler::lowerToPlan(*module);
+  REQUIRE(mlir::succeeded(plan));
+  auto algs = runtime::parsePlan(plan->dump());
+
+  runtime::Executor ex(algs[0]);
+  auto g = runtime::syntheticSparse(batch, 6, 10, 0.3, 0.01, 2);
+  std::map<std::string, torch::Tensor> inputs{{"x", g.x}, {"D", g.D}};
+  ex.bindInputs(inputs);
+  ex.initParams(4);
+  runtime::ForwardResult fw = ex.forward(9);
+
+  std::map<std::string, Halide::Buffer<float>> params;
+  for (const json &p : algs[0].json["params"])
+    params[runtime::PrimalDual::paramKey(p)] =
+        toHalide(ex.params().at(p["id"].get<int64_t>()));
+  compiler::InferencePipeline pipe = compiler::lowerForInference(*plan, params);
+
+  std::vector<Halide::Buffer<float>> keep;
+  for (compiler::InferenceInput &in : pipe.inputs) {
+    INFO(in.name);
+    torch::Tensor t = in.name == "y0" ? fw.states[0][0] : inputs.at(in.name);
+    keep.push_back(toHalide(t));
+    in.param.set(keep.back());
+  }
+  for (size_t l = 0; l < pipe.states.size(); ++l) {
+    INFO("layer " << l);
+    std::vector<int64_t> full{batch};
+    full.insert(full.end(), pipe.stateShapes[0].begin(),
+                pipe.stateShapes[0].end());
+    std::vector<int> extents(full.rbegin(), full.rend());
+    Halide::Buffer<float> out = pipe.states[l][0].realize(extents);
+    CHECK(torch::allclose(toTorch(out, full), fw.states[l][0], 1e-4, 1e-5));
+  }
+}
+
+} // namespace
+
+TEST_CASE("LISTA's forward as one Halide pipeline matches LibTorch",
+          "[inference]") {
+  checkForward(test::tinyLista(6, 10, 3), 5);
+}
+
+TEST_CASE("a random initial state becomes an input of the pipeline",
+          "[inference]") {
+  std::string spec = test::tinyLista(6, 10, 2);
+  spec.replace(spec.find("init  y = zeros()"), 17, "init  y ~ normal(0, 1)");
+  checkForward(spec, 4);
+}
+
+TEST_CASE("ops without an inference lowering are reported by name",
+          "[inference]") {
+  json plan = {{"algorithms",
+                {{{"name", "a"},
+                  {"inputs", json::array()},
+                  {"prelude", json::array()},
+                  {"params", json::array()},
+                  {"states",
+                   {{{"id", 0},
+                     {"name", "y"},
+                     {"shape", {2}},
+                     {"init",
+                      {{"args", json::array()},
+                       {"ops",
+                        {{{"op", "softmax"},
+                          {"args", json::array()},
+                          {"id", 1},
+                          {"shape", {2}}}}},
+                       {"yield", {1}}}}}}},
+                  {"layers", json::array()}}}}};
+  CHECK_THROWS_WITH(compiler::lowerForInference(plan, {}),
+                    Catch::Contains("export does not support the op "
+                                    "'softmax' yet"));
+}
