@@ -650,6 +650,24 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   return 0;
 }
 
+std::map<std::string, Tensor> readRunParams(const std::string &runDir) {
+  fs::path dir(runDir);
+  std::error_code ec;
+  if (!fs::exists(dir / "plan.json", ec))
+    throw RunError("'" + dir.string() +
+                   "' is not a run directory (no plan.json)");
+  fs::path ckpt = dir / "best.safetensors";
+  if (!fs::exists(ckpt, ec))
+    throw RunError("'" + dir.string() +
+                   "' has no finished epoch yet (no best.safetensors)");
+  TensorFile f = readCheckpoint(ckpt, planHash(readText(dir / "plan.json")));
+  std::map<std::string, Tensor> out;
+  for (auto &[name, t] : f.tensors)
+    if (name.rfind("param.", 0) == 0)
+      out[name] = t.to(torch::kFloat32).contiguous();
+  return out;
+}
+
 int evalRun(const EvalRunOptions &opts, std::ostream &log) {
   useAllCores();
   fs::path dir(opts.runDir);

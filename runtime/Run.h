@@ -11,7 +11,10 @@
 
 #include "runtime/RuntimeAPI.h"
 
+#include <torch/torch.h>
+
 #include <iosfwd>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -66,5 +69,9 @@ struct EvalRunOptions {
 /// Evaluates the best checkpoint of a run layer by layer on its test split;
 /// writes RUN_DIR/eval.json and RUN_DIR/report.html.
 int evalRun(const EvalRunOptions &opts, std::ostream &log);
+
+/// The parameters of a run's best checkpoint (after checking it against
+/// the run's plan.json), by checkpoint name. Throws RunError.
+std::map<std::string, torch::Tensor> readRunParams(const std::string &runDir);
 
 } // namespace unroll::runtime

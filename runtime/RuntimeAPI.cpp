@@ -97,3 +97,16 @@ extern "C" int unroll_runtime_eval(const char *optionsJson,
     return unroll::runtime::evalRun(opts, std::cerr);
   });
 }
+
+extern "C" int unroll_runtime_read_params(const char *runDir,
+                                          unroll_param_fn fn, void *ctx,
+                                          char *err, int errSize) {
+  return guarded(err, errSize, [&] {
+    for (auto &[name, t] : unroll::runtime::readRunParams(runDir)) {
+      std::vector<int64_t> sizes = t.sizes().vec();
+      fn(ctx, name.c_str(), static_cast<int32_t>(sizes.size()), sizes.data(),
+         t.data_ptr<float>());
+    }
+    return 0;
+  });
+}

@@ -44,7 +44,7 @@ typedef struct unroll_kernels {
 } unroll_kernels;
 
 /// Version of this C interface; the driver refuses a library with another.
-#define UNROLL_RUNTIME_ABI_VERSION 3
+#define UNROLL_RUNTIME_ABI_VERSION 4
 UNROLL_RUNTIME_API int unroll_runtime_abi_version(void);
 
 /// Writes a NUL-terminated description of the LibTorch in use (after
@@ -68,6 +68,18 @@ UNROLL_RUNTIME_API int unroll_runtime_train(const char *plan_json,
 UNROLL_RUNTIME_API int unroll_runtime_eval(const char *options_json,
                                            const unroll_kernels *kernels,
                                            char *err, int err_size);
+
+/// Receives one parameter tensor: its checkpoint name ("param.Wu.3"),
+/// row-major sizes and dense float32 data (valid during the call).
+typedef void (*unroll_param_fn)(void *ctx, const char *name, int32_t rank,
+                                const int64_t *sizes, const float *data);
+
+/// `unrollc export`: reads the best checkpoint of the run in `run_dir`,
+/// checked against the run's plan.json, and passes every parameter to `fn`.
+/// Returns 0, or 1 with a message in `err`.
+UNROLL_RUNTIME_API int unroll_runtime_read_params(const char *run_dir,
+                                                  unroll_param_fn fn, void *ctx,
+                                                  char *err, int err_size);
 
 #ifdef __cplusplus
 }

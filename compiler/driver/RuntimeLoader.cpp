@@ -53,7 +53,10 @@ RuntimeLibrary *RuntimeLibrary::get(std::string &err) {
     auto eval =
         reinterpret_cast<int (*)(const char *, const unroll_kernels *, char *,
                                  int)>(dlsym(h, "unroll_runtime_eval"));
-    if (!abi || !describe || !train || !eval ||
+    auto readParams =
+        reinterpret_cast<int (*)(const char *, unroll_param_fn, void *, char *,
+                                 int)>(dlsym(h, "unroll_runtime_read_params"));
+    if (!abi || !describe || !train || !eval || !readParams ||
         abi() != UNROLL_RUNTIME_ABI_VERSION) {
       tried += "\n  " + path + " (not a compatible Unroll runtime)";
       dlclose(h);
@@ -63,6 +66,7 @@ RuntimeLibrary *RuntimeLibrary::get(std::string &err) {
     lib.describe_ = describe;
     lib.train_ = train;
     lib.eval_ = eval;
+    lib.readParams_ = readParams;
     return &lib;
   }
   err = "cannot load the Unroll runtime library; tried:" + tried +
@@ -97,6 +101,15 @@ int RuntimeLibrary::eval(const std::string &options,
   std::vector<char> buf(8192, '\0');
   int rc =
       eval_(options.c_str(), kernels, buf.data(), static_cast<int>(buf.size()));
+  err = buf.data();
+  return rc;
+}
+
+int RuntimeLibrary::readParams(const std::string &runDir, unroll_param_fn fn,
+                               void *ctx, std::string &err) const {
+  std::vector<char> buf(8192, '\0');
+  int rc = readParams_(runDir.c_str(), fn, ctx, buf.data(),
+                       static_cast<int>(buf.size()));
   err = buf.data();
   return rc;
 }

@@ -23,8 +23,15 @@ public:
   int eval(const std::string &options, const unroll_kernels *kernels,
            std::string &err) const;
 
+  /// unroll_runtime_read_params: `fn` gets every parameter of the run's
+  /// best checkpoint.
+  int readParams(const std::string &runDir, unroll_param_fn fn, void *ctx,
+                 std::string &err) const;
+
 private:
   void *handle_ = nullptr;
+  int (*readParams_)(const char *, unroll_param_fn, void *, char *,
+                     int) = nullptr;
   int (*describe_)(char *, int) = nullptr;
   int (*train_)(const char *, const char *, const unroll_kernels *, char *,
                 int) = nullptr;

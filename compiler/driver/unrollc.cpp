@@ -9,6 +9,7 @@
 #include "compiler/BuildInfo.h"
 #include "compiler/IRGen/IRGen.h"
 #include "compiler/Pipeline.h"
+#include "compiler/export/Export.h"
 #include "compiler/kernels/HalideKernels.h"
 #include "compiler/kernels/KernelJIT.h"
 #include "compiler/plan/PlanLowering.h"
@@ -232,6 +233,50 @@ int evalCommand(const std::string &runDir, const std::vector<double> &ood,
   return rc;
 }
 
+int exportCommand(const std::string &runDir, compiler::ExportOptions opts) {
+  std::ifstream planFile(std::filesystem::path(runDir) / "plan.json");
+  if (!planFile) {
+    std::cerr << "error: '" << runDir
+              << "' is not a run directory (no plan.json)\n";
+    return 1;
+  }
+  nlohmann::json plan = nlohmann::json::parse(planFile, nullptr, false);
+  if (plan.is_discarded()) {
+    std::cerr << "error: '" << runDir << "/plan.json' is not valid JSON\n";
+    return 1;
+  }
+  driver::RuntimeLibrary *rt = runtimeOrComplain();
+  if (!rt)
+    return 1;
+  // The runtime reads and checks the checkpoint; the weights become Halide
+  // buffers that the generated code embeds.
+  std::map<std::string, Halide::Buffer<float>> params;
+  auto collect = [](void *ctx, const char *name, int32_t rank,
+                    const int64_t *sizes, const float *data) {
+    auto &out =
+        *static_cast<std::map<std::string, Halide::Buffer<float>> *>(ctx);
+    std::vector<int> extents;
+    for (int32_t k = rank - 1; k >= 0; --k)
+      extents.push_back(static_cast<int>(sizes[k]));
+    Halide::Buffer<float> b(extents);
+    std::copy(data, data + b.number_of_elements(), b.data());
+    out[name] = b;
+  };
+  std::string err;
+  if (rt->readParams(runDir, collect, &params, err) != 0) {
+    std::cerr << "error: " << err << "\n";
+    return 1;
+  }
+  opts.runDir = runDir;
+  try {
+    compiler::exportModel(plan, params, opts, std::cerr);
+  } catch (const compiler::ExportError &e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 int run(int argc, char **argv) {
   CLI::App app{"unrollc: compile, train and export unrolled optimizers"};
   app.require_subcommand(0, 1);
@@ -271,10 +316,11 @@ int run(int argc, char **argv) {
   std::string trainSpec, out, cacheDir;
   bool resume = false;
   train->add_option("spec", trainSpec, "spec file")->required();
-  train->add_option("--set", co.settings,
-                    "change a spec setting, key=value: layers, problem "
-                    "sizes, epochs, batch, seed, data.KEY, primal.lr, "
-                    "dual.lr, dual.every, descend=off, noise=off")
+  train
+      ->add_option("--set", co.settings,
+                   "change a spec setting, key=value: layers, problem "
+                   "sizes, epochs, batch, seed, data.KEY, primal.lr, "
+                   "dual.lr, dual.every, descend=off, noise=off")
       ->allow_extra_args(false);
   train->add_option("--out", out, "run directory (default: runs/<spec>)");
   train->add_flag("--resume", resume,
@@ -313,6 +359,18 @@ int run(int argc, char **argv) {
   eval->add_option("--backend", backend, "compiled or eager")
       ->check(CLI::IsMember({"compiled", "eager"}));
 
+  auto *exp = app.add_subcommand(
+      "export", "compile a trained run into a C library (header, static and "
+                "shared library, CMake package)");
+  std::string exportRun;
+  compiler::ExportOptions exportOpts;
+  exp->add_option("run_dir", exportRun, "run directory")->required();
+  exp->add_option("-o,--out", exportOpts.outDir, "output directory")
+      ->required();
+  exp->add_option("--target", exportOpts.target, "host (the default)");
+  exp->add_option("--name", exportOpts.name,
+                  "C prefix of the API (default: the algorithm's name)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -336,6 +394,8 @@ int run(int argc, char **argv) {
     return checkFiles(checkFilesList, includes, quiet);
   if (*train)
     return trainCommand(trainSpec, co, out, resume, cacheDir, device, backend);
+  if (*exp)
+    return exportCommand(exportRun, exportOpts);
   if (*eval)
     return evalCommand(runDir, ood, perturb, baseline, cacheDir, device,
                        backend);

@@ -113,6 +113,7 @@ public:
       }
     for (auto &r : randomStates_)
       out.inputs.push_back(r);
+    out.reductions = reductions_;
     return out;
   }
 
@@ -287,7 +288,7 @@ private:
       throw ExportError("export supports matrix and vector products only");
     int64_t k = x.shape.back();
     Halide::RDom r(0, static_cast<int>(k));
-    return define(shape, batched, [&](auto &idx, Expr b) {
+    HV out = define(shape, batched, [&](auto &idx, Expr b) {
       std::vector<Expr> xi, yi; // tensor order
       size_t used = 0;
       if (x.shape.size() == 2)
@@ -304,6 +305,8 @@ private:
       };
       return Halide::sum(call(x, xi) * call(y, yi));
     });
+    reductions_.push_back(out.f);
+    return out;
   }
 
   const json &alg_;
@@ -312,6 +315,7 @@ private:
   std::map<int64_t, const json *> inputsById_;
   std::map<int64_t, InferenceInput> usedInputs_;
   std::vector<InferenceInput> randomStates_;
+  std::vector<Func> reductions_;
   std::map<int64_t, HV> values_;
 };
 

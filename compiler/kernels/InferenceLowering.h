@@ -41,6 +41,8 @@ struct InferencePipeline {
   /// states[l][i]: state i after layer l (l = 0: the initial state), each a
   /// Func over (state axes innermost first..., batch).
   std::vector<std::vector<Halide::Func>> states;
+  /// Funcs with reductions (matrix products), for schedules.
+  std::vector<Halide::Func> reductions;
 };
 
 /// Lowers the trained algorithm of `plan` with parameter values `params`,

@@ -1,0 +1,321 @@
+#include "compiler/export/Export.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+namespace unroll::compiler {
+
+namespace fs = std::filesystem;
+using Halide::Expr;
+using Halide::Func;
+using Halide::Var;
+
+namespace {
+
+std::string upper(std::string s) {
+  for (char &c : s)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string identifier(std::string s) {
+  for (char &c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)))
+      c = '_';
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0])))
+    s = "m_" + s;
+  return s;
+}
+
+int64_t elements(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t s : shape)
+    n *= s;
+  return n;
+}
+
+/// Runs a shell command; on failure, ExportError with its output.
+void run(const std::string &cmd, const fs::path &logFile) {
+  std::string full = cmd + " > '" + logFile.string() + "' 2>&1";
+  int rc = std::system(full.c_str());
+  if (rc != 0) {
+    std::ifstream in(logFile);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    throw ExportError("'" + cmd + "' failed:\n" + ss.str());
+  }
+}
+
+void writeText(const fs::path &p, const std::string &text) {
+  std::ofstream out(p);
+  out << text;
+  if (!out)
+    throw ExportError("cannot write '" + p.string() + "'");
+}
+
+/// The public header: sizes as macros, one run function, status codes.
+std::string header(const std::string &n, const InferencePipeline &pipe,
+                   int64_t layers, int64_t outSize, const std::string &run) {
+  std::string N = upper(n);
+  std::ostringstream h;
+  h << "/* " << n << ".h: the trained '" << pipe.algorithm
+    << "' exported by unrollc from " << run << ".\n"
+    << " * Arrays are dense, row-major float32, batch first. */\n"
+    << "#ifndef " << N << "_H\n#define " << N << "_H\n\n"
+    << "#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+    << "#define " << N << "_LAYERS " << layers << "\n"
+    << "#define " << N << "_OUTPUT_SIZE " << outSize
+    << " /* floats per instance of the final state */\n";
+  for (const InferenceInput &in : pipe.inputs)
+    h << "#define " << N << "_" << upper(identifier(in.name)) << "_SIZE "
+      << elements(in.shape)
+      << (in.batched ? " /* floats per instance */\n"
+                     : " /* floats, shared by all instances */\n");
+  h << "\nenum " << n << "_status {\n  " << N << "_OK = 0,\n  " << N
+    << "_BAD_ARGUMENT = 1, /* a null pointer or batch < 1 */\n  " << N
+    << "_BAD_SIZE = 2,     /* an array length that does not match */\n  " << N
+    << "_FAILED = 3        /* the generated code reported an error */\n"
+    << "};\n\n"
+    << "/* Runs all " << layers << " layers on `batch` instances. Each array "
+    << "comes with its\n * length in floats. `layers` may be null; "
+    << "otherwise it receives\n * batch * (" << N << "_LAYERS + 1) * " << N
+    << "_OUTPUT_SIZE floats: the state after\n * every layer, the initial "
+    << "one first. */\nint " << n << "_run(int64_t batch";
+  for (const InferenceInput &in : pipe.inputs) {
+    std::string a = identifier(in.name);
+    h << ", const float *" << a << ", int64_t " << a << "_len";
+  }
+  h << ", float *out, int64_t out_len, float *layers, int64_t layers_len);\n"
+    << "\n/* A sentence for a status code. */\nconst char *" << n
+    << "_status_string(int status);\n\n"
+    << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
+  return h.str();
+}
+
+/// The C implementation of the public header over the Halide function.
+std::string wrapper(const std::string &n, const InferencePipeline &pipe,
+                    const std::vector<int64_t> &stateShape, int64_t layers) {
+  std::string N = upper(n);
+  std::ostringstream c;
+  c << "#include \"" << n << ".h\"\n#include \"lib" << n << "_halide.h\"\n"
+    << "#include \"HalideRuntime.h\"\n\n#include <stdlib.h>\n#include "
+       "<string.h>\n\n"
+    << "/* A dense row-major array as a Halide buffer (axes reversed). */\n"
+    << "static void view(halide_buffer_t *b, halide_dimension_t *dims, "
+       "const float *data,\n                 int rank, const int64_t *sizes) "
+       "{\n"
+    << "  memset(b, 0, sizeof *b);\n  b->host = (uint8_t *)data;\n"
+    << "  b->type.code = halide_type_float;\n  b->type.bits = 32;\n"
+    << "  b->type.lanes = 1;\n  b->dimensions = rank;\n  b->dim = dims;\n"
+    << "  int64_t stride = 1;\n  for (int k = rank - 1; k >= 0; --k) {\n"
+    << "    halide_dimension_t *d = &dims[rank - 1 - k];\n"
+    << "    d->min = 0;\n    d->extent = (int32_t)sizes[k];\n"
+    << "    d->stride = (int32_t)stride;\n    d->flags = 0;\n"
+    << "    stride *= sizes[k];\n  }\n}\n\n"
+    << "const char *" << n << "_status_string(int status) {\n"
+    << "  switch (status) {\n  case " << N << "_OK: return \"ok\";\n"
+    << "  case " << N
+    << "_BAD_ARGUMENT: return \"a null pointer or a batch below 1\";\n"
+    << "  case " << N
+    << "_BAD_SIZE: return \"an array length does not match the model\";\n"
+    << "  case " << N
+    << "_FAILED: return \"the generated code reported an error\";\n"
+    << "  default: return \"unknown status\";\n  }\n}\n\n"
+    << "int " << n << "_run(int64_t batch";
+  for (const InferenceInput &in : pipe.inputs) {
+    std::string a = identifier(in.name);
+    c << ", const float *" << a << ", int64_t " << a << "_len";
+  }
+  c << ", float *out, int64_t out_len, float *layers, int64_t layers_len) "
+       "{\n"
+    << "  if (batch < 1 || batch > 0x7fffffff || !out";
+  for (const InferenceInput &in : pipe.inputs)
+    c << " || !" << identifier(in.name);
+  c << ")\n    return " << N << "_BAD_ARGUMENT;\n";
+  for (const InferenceInput &in : pipe.inputs) {
+    std::string a = identifier(in.name);
+    c << "  if (" << a << "_len != " << (in.batched ? "batch * " : "")
+      << elements(in.shape) << "LL)\n"
+      << "    return " << N << "_BAD_SIZE;\n";
+  }
+  int64_t outSize = elements(stateShape);
+  c << "  if (out_len != batch * " << outSize << "LL || (layers && layers_len "
+    << "!= batch * " << (layers + 1) * outSize << "LL))\n    return " << N
+    << "_BAD_SIZE;\n";
+  int i = 0;
+  for (const InferenceInput &in : pipe.inputs) {
+    std::vector<int64_t> sizes;
+    if (in.batched)
+      sizes.push_back(-1);
+    sizes.insert(sizes.end(), in.shape.begin(), in.shape.end());
+    c << "  halide_dimension_t d" << i << "["
+      << std::max<size_t>(1, sizes.size()) << "];\n  halide_buffer_t b" << i
+      << ";\n  const int64_t s" << i << "[] = {";
+    for (size_t k = 0; k < sizes.size(); ++k)
+      c << (k ? ", " : "")
+        << (sizes[k] < 0 ? "batch" : std::to_string(sizes[k]));
+    if (sizes.empty())
+      c << "1";
+    c << "};\n  view(&b" << i << ", d" << i << ", " << identifier(in.name)
+      << ", " << sizes.size() << ", s" << i << ");\n";
+    ++i;
+  }
+  c << "  halide_dimension_t dout[" << stateShape.size() + 1 << "], dlayers["
+    << stateShape.size() + 2 << "];\n"
+    << "  halide_buffer_t bout, blayers;\n  const int64_t sout[] = {batch";
+  for (int64_t s : stateShape)
+    c << ", " << s;
+  c << "};\n  const int64_t slayers[] = {batch, " << layers + 1;
+  for (int64_t s : stateShape)
+    c << ", " << s;
+  c << "};\n  float *scratch = NULL;\n  if (!layers) {\n"
+    << "    scratch = (float *)malloc(sizeof(float) * (size_t)batch * "
+    << (layers + 1) * outSize << ");\n"
+    << "    if (!scratch)\n      return " << N << "_FAILED;\n  }\n"
+    << "  view(&bout, dout, out, " << stateShape.size() + 1 << ", sout);\n"
+    << "  view(&blayers, dlayers, layers ? layers : scratch, "
+    << stateShape.size() + 2 << ", slayers);\n"
+    << "  int rc = " << n << "_halide(";
+  for (int k = 0; k < i; ++k)
+    c << "&b" << k << ", ";
+  c << "&bout, &blayers);\n  free(scratch);\n  return rc == 0 ? " << N
+    << "_OK : " << N << "_FAILED;\n}\n";
+  return c.str();
+}
+
+std::string cmakeConfig(const std::string &n) {
+  std::ostringstream c;
+  c << "# " << n << " exported by unrollc: find_package(" << n << ") gives "
+    << n << "::" << n << " (static) and " << n
+    << "::shared.\ninclude(CMakeFindDependencyMacro)\n"
+    << "find_dependency(Threads)\n"
+    << "get_filename_component(_prefix \"${CMAKE_CURRENT_LIST_DIR}/../../..\" "
+       "ABSOLUTE)\n"
+    << "if(NOT TARGET " << n << "::" << n << ")\n"
+    << "  add_library(" << n << "::" << n << " STATIC IMPORTED)\n"
+    << "  set_target_properties(" << n << "::" << n << " PROPERTIES\n"
+    << "    IMPORTED_LOCATION \"${_prefix}/lib/lib" << n << ".a\"\n"
+    << "    INTERFACE_INCLUDE_DIRECTORIES \"${_prefix}/include\"\n"
+    << "    INTERFACE_LINK_LIBRARIES \"Threads::Threads;${CMAKE_DL_LIBS};m\")\n"
+    << "  add_library(" << n << "::shared SHARED IMPORTED)\n"
+    << "  set_target_properties(" << n << "::shared PROPERTIES\n"
+    << "    IMPORTED_LOCATION \"${_prefix}/lib/lib" << n << ".so\"\n"
+    << "    INTERFACE_INCLUDE_DIRECTORIES \"${_prefix}/include\")\n"
+    << "endif()\nunset(_prefix)\n";
+  return c.str();
+}
+
+} // namespace
+
+void exportModel(const nlohmann::json &plan,
+                 const std::map<std::string, Halide::Buffer<float>> &params,
+                 const ExportOptions &opts, std::ostream &log) {
+  if (opts.target != "host")
+    throw ExportError("target '" + opts.target +
+                      "' is not supported yet; use --target host");
+  InferencePipeline pipe = lowerForInference(plan, params);
+  if (pipe.stateNames.size() != 1)
+    throw ExportError("export supports algorithms with one state variable "
+                      "so far; '" +
+                      pipe.algorithm + "' has " +
+                      std::to_string(pipe.stateNames.size()));
+  const std::string n =
+      identifier(opts.name.empty() ? pipe.algorithm : opts.name);
+  const std::vector<int64_t> &shape = pipe.stateShapes[0];
+  const int64_t L = static_cast<int64_t>(pipe.states.size()) - 1;
+  const Halide::Target target = Halide::get_host_target();
+
+  // Outputs: the final state, and every layer's stacked on a layer axis.
+  std::vector<Var> vs;
+  for (size_t k = 0; k < shape.size(); ++k)
+    vs.emplace_back("x" + std::to_string(k));
+  Var l("l"), b("b");
+  std::vector<Var> finalArgs = vs, layerArgs = vs;
+  finalArgs.push_back(b);
+  layerArgs.push_back(l);
+  layerArgs.push_back(b);
+  std::vector<Expr> at(vs.begin(), vs.end());
+  at.push_back(b);
+  Func final(n + "_final"), all(n + "_layers");
+  final(finalArgs) = pipe.states.back()[0](at);
+  Expr e = pipe.states[0][0](at);
+  for (int64_t k = 1; k <= L; ++k)
+    e = Halide::select(l == static_cast<int>(k), pipe.states[k][0](at), e);
+  all(layerArgs) = e;
+
+  // Layer outputs and products once each, vectorised, parallel over the
+  // batch.
+  const int lanes = target.natural_vector_size<float>();
+  for (size_t k = 1; k < pipe.states.size(); ++k) {
+    Func f = pipe.states[k][0];
+    f.compute_root().parallel(f.args().back());
+    f.vectorize(f.args()[0], lanes, Halide::TailStrategy::GuardWithIf);
+  }
+  for (Func f : pipe.reductions) {
+    f.compute_root();
+    if (f.args().size() > 1)
+      f.parallel(f.args().back());
+  }
+  if (!pipe.states[0][0].defined())
+    throw ExportError("export: the initial state is undefined");
+
+  fs::path out(opts.outDir);
+  fs::path inc = out / "include", lib = out / "lib",
+           cmake = out / "lib" / "cmake" / n, build = out / "build";
+  std::error_code ec;
+  for (const fs::path &d : {inc, lib, cmake, build})
+    fs::create_directories(d, ec);
+  if (ec)
+    throw ExportError("cannot create '" + out.string() + "': " + ec.message());
+
+  std::vector<Halide::Argument> args;
+  for (const InferenceInput &in : pipe.inputs)
+    args.push_back(in.param);
+  log << "export: compiling " << pipe.algorithm << " (" << L
+      << " layers) with Halide for " << target.to_string() << "\n";
+  Halide::Pipeline p({final, all});
+  std::string prefix = (build / ("lib" + n + "_halide")).string();
+  p.compile_to_static_library(prefix, args, n + "_halide", target);
+
+  writeText(inc / (n + ".h"), header(
+                                  n, pipe, L,
+                                  [&] {
+                                    int64_t s = 1;
+                                    for (int64_t x : shape)
+                                      s *= x;
+                                    return s;
+                                  }(),
+                                  opts.runDir));
+  writeText(build / (n + ".c"), wrapper(n, pipe, shape, L));
+  writeText(cmake / (n + "Config.cmake"), cmakeConfig(n));
+
+  const fs::path logFile = build / "tools.log";
+  const std::string halideInc = "/usr/include/halide14";
+  run("cc -O2 -fPIC -c '" + (build / (n + ".c")).string() + "' -I'" +
+          inc.string() + "' -I'" + build.string() + "' -I'" + halideInc +
+          "' -o '" + (build / (n + ".o")).string() + "'",
+      logFile);
+  // Static: the wrapper plus the objects of Halide's archive.
+  fs::path objs = build / "objs";
+  fs::remove_all(objs, ec);
+  fs::create_directories(objs);
+  run("cd '" + objs.string() + "' && ar x '" + prefix + ".a'", logFile);
+  fs::path staticLib = lib / ("lib" + n + ".a");
+  fs::remove(staticLib, ec);
+  run("ar rcs '" + staticLib.string() + "' '" + (build / (n + ".o")).string() +
+          "' '" + objs.string() + "'/*.o",
+      logFile);
+  run("cc -shared -o '" + (lib / ("lib" + n + ".so")).string() + "' '" +
+          (build / (n + ".o")).string() + "' -Wl,--whole-archive '" + prefix +
+          ".a' -Wl,--no-whole-archive -lpthread -ldl -lm",
+      logFile);
+  log << "export: wrote " << (inc / (n + ".h")).string() << ", "
+      << staticLib.string() << ", " << (lib / ("lib" + n + ".so")).string()
+      << " and " << (cmake / (n + "Config.cmake")).string() << "\n";
+}
+
+} // namespace unroll::compiler

@@ -1,0 +1,135 @@
+// `unrollc export` end to end: a run trained by the runtime, exported to a
+// shared library (Halide AOT, weights inside), loaded with dlopen and
+// compared with the runtime's LibTorch forward at every layer; bad sizes
+// and null pointers at the C interface give status codes.
+#include "CompilerTestUtil.h"
+#include "RuntimeTestUtil.h"
+
+#include "compiler/export/Export.h"
+#include "compiler/plan/PlanLowering.h"
+#include "runtime/Data.h"
+#include "runtime/Run.h"
+#include "runtime/Trainer.h"
+
+#include <catch2/catch.hpp>
+
+#include <dlfcn.h>
+#include <filesystem>
+#include <sstream>
+#include <unistd.h>
+
+using namespace unroll;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+using RunFn = int (*)(int64_t, const float *, int64_t, float *, int64_t,
+                      float *, int64_t);
+
+const std::string kTrain = R"(
+train lista {
+  data    synthetic_sparse(n = 40, density = 0.3)
+  target  ystar = solve(sparse_coding, fista, tol = 1e-5)
+  loss    mse(y[L], ystar)
+  descend distance(y, ystar) by eps = 0.05
+  epochs 1  batch 20
+}
+)";
+
+} // namespace
+
+TEST_CASE("an exported LISTA computes what the runtime computes", "[export]") {
+  fs::path dir = fs::temp_directory_path() /
+                 ("unroll-export-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  // Compile and train a tiny run.
+  mlir::MLIRContext ctx;
+  std::ostringstream err;
+  auto module =
+      test::compileSpec(test::tinyLista(6, 10, 3, kTrain), ctx, err, false);
+  INFO(err.str());
+  REQUIRE(module);
+  REQUIRE(mlir::succeeded(compiler::runPipeline(*module, false, true)));
+  auto plan = compiler::lowerToPlan(*module);
+  REQUIRE(mlir::succeeded(plan));
+  runtime::TrainRunOptions to;
+  to.runDir = (dir / "run").string();
+  to.cacheDir = (dir / "cache").string();
+  to.device = "cpu";
+  std::ostringstream log;
+  REQUIRE(runtime::trainRun(plan->dump(), to, log) == 0);
+
+  // Export it.
+  std::map<std::string, torch::Tensor> weights =
+      runtime::readRunParams(to.runDir);
+  std::map<std::string, Halide::Buffer<float>> params;
+  for (auto &[name, t] : weights) {
+    std::vector<int> extents;
+    for (int64_t d = t.dim() - 1; d >= 0; --d)
+      extents.push_back(static_cast<int>(t.size(d)));
+    Halide::Buffer<float> b(extents);
+    std::memcpy(b.data(), t.data_ptr<float>(), t.numel() * sizeof(float));
+    params[name] = b;
+  }
+  compiler::ExportOptions eo;
+  eo.outDir = (dir / "out").string();
+  eo.runDir = to.runDir;
+  compiler::exportModel(*plan, params, eo, log);
+  INFO(log.str());
+  REQUIRE(fs::exists(dir / "out" / "include" / "lista.h"));
+  REQUIRE(fs::exists(dir / "out" / "lib" / "liblista.a"));
+  REQUIRE(fs::exists(dir / "out" / "lib" / "cmake" / "lista" /
+                     "listaConfig.cmake"));
+  void *lib = dlopen((dir / "out" / "lib" / "liblista.so").c_str(),
+                     RTLD_NOW | RTLD_LOCAL);
+  REQUIRE(lib);
+  auto run = reinterpret_cast<RunFn>(dlsym(lib, "lista_run"));
+  REQUIRE(run);
+
+  // The runtime's forward with the same weights.
+  auto algs = runtime::parsePlan(plan->dump());
+  runtime::Executor ex(algs[0]);
+  const int64_t B = 5;
+  auto g = runtime::syntheticSparse(B, 6, 10, 0.3, 0.01, 8);
+  ex.bindInputs({{"x", g.x}, {"D", g.D}});
+  ex.initParams(0);
+  {
+    torch::NoGradGuard noGrad;
+    for (const json &p : algs[0].json["params"])
+      ex.params()
+          .at(p["id"].get<int64_t>())
+          .copy_(weights.at(runtime::PrimalDual::paramKey(p)));
+  }
+  runtime::ForwardResult fw = ex.forward(0);
+
+  torch::Tensor x = g.x.contiguous();
+  torch::Tensor out = torch::empty({B, 10});
+  torch::Tensor layers = torch::empty({B, 4, 10});
+  REQUIRE(run(B, x.data_ptr<float>(), B * 6, out.data_ptr<float>(), B * 10,
+              layers.data_ptr<float>(), B * 4 * 10) == 0);
+  CHECK(torch::allclose(out, fw.states.back()[0], 1e-4, 1e-5));
+  for (int64_t l = 0; l <= 3; ++l) {
+    INFO("layer " << l);
+    CHECK(torch::allclose(layers.select(1, l), fw.states[l][0], 1e-4, 1e-5));
+  }
+  // Without the per-layer output.
+  torch::Tensor out2 = torch::empty({B, 10});
+  CHECK(run(B, x.data_ptr<float>(), B * 6, out2.data_ptr<float>(), B * 10,
+            nullptr, 0) == 0);
+  CHECK(torch::equal(out, out2));
+  // Bad input: status codes, nothing written.
+  CHECK(run(B, x.data_ptr<float>(), B * 6 - 1, out.data_ptr<float>(), B * 10,
+            nullptr, 0) == 2);
+  CHECK(run(B, x.data_ptr<float>(), B * 6, out.data_ptr<float>(), B * 9,
+            nullptr, 0) == 2);
+  CHECK(run(B, nullptr, B * 6, out.data_ptr<float>(), B * 10, nullptr, 0) == 1);
+  CHECK(run(0, x.data_ptr<float>(), 0, out.data_ptr<float>(), 0, nullptr, 0) ==
+        1);
+  auto status =
+      reinterpret_cast<const char *(*)(int)>(dlsym(lib, "lista_status_string"));
+  REQUIRE(status);
+  CHECK(std::string(status(2)) == "an array length does not match the model");
+  dlclose(lib);
+  fs::remove_all(dir);
+}
