@@ -57,6 +57,18 @@ void writeText(const fs::path &p, const std::string &text) {
     throw ExportError("cannot write '" + p.string() + "'");
 }
 
+/// `int NAME_run(...)`: the batch, each input with its length, the output
+/// and the optional per-layer output with theirs.
+std::string runSignature(const std::string &n, const InferencePipeline &pipe) {
+  std::string sig = "int " + n + "_run(int64_t batch";
+  for (const InferenceInput &in : pipe.inputs) {
+    std::string a = identifier(in.name);
+    sig += ", const float *" + a + ", int64_t " + a + "_len";
+  }
+  return sig + ", float *out, int64_t out_len, float *layers, "
+               "int64_t layers_len)";
+}
+
 /// The public header: sizes as macros, one run function, status codes.
 std::string header(const std::string &n, const InferencePipeline &pipe,
                    int64_t layers, int64_t outSize, const std::string &run) {
@@ -84,12 +96,8 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
     << "comes with its\n * length in floats. `layers` may be null; "
     << "otherwise it receives\n * batch * (" << N << "_LAYERS + 1) * " << N
     << "_OUTPUT_SIZE floats: the state after\n * every layer, the initial "
-    << "one first. */\nint " << n << "_run(int64_t batch";
-  for (const InferenceInput &in : pipe.inputs) {
-    std::string a = identifier(in.name);
-    h << ", const float *" << a << ", int64_t " << a << "_len";
-  }
-  h << ", float *out, int64_t out_len, float *layers, int64_t layers_len);\n"
+    << "one first. */\n"
+    << runSignature(n, pipe) << ";\n"
     << "\n/* A sentence for a status code. */\nconst char *" << n
     << "_status_string(int status);\n\n"
     << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
@@ -125,13 +133,7 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
     << "  case " << N
     << "_FAILED: return \"the generated code reported an error\";\n"
     << "  default: return \"unknown status\";\n  }\n}\n\n"
-    << "int " << n << "_run(int64_t batch";
-  for (const InferenceInput &in : pipe.inputs) {
-    std::string a = identifier(in.name);
-    c << ", const float *" << a << ", int64_t " << a << "_len";
-  }
-  c << ", float *out, int64_t out_len, float *layers, int64_t layers_len) "
-       "{\n"
+    << runSignature(n, pipe) << " {\n"
     << "  if (batch < 1 || batch > 0x7fffffff || !out";
   for (const InferenceInput &in : pipe.inputs)
     c << " || !" << identifier(in.name);
