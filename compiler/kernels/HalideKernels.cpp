@@ -174,8 +174,16 @@ void printKernels(const json &plan, std::ostream &os) {
       os << (i ? ", " : "") << k.inputs[i].name() << ": "
          << shapeText(k.inputShapes[i]);
     os << ") -> " << shapeText(k.resultShape) << "\n  used by:";
-    for (size_t i = 0; i < k.usedBy.size(); ++i)
-      os << " " << k.usedBy[i] << (i + 1 < k.usedBy.size() ? "," : "");
+    // "layer 2 (x8)" where a layer uses the kernel several times.
+    for (size_t i = 0; i < k.usedBy.size();) {
+      size_t j = i;
+      while (j < k.usedBy.size() && k.usedBy[j] == k.usedBy[i])
+        ++j;
+      os << (i ? ", " : " ") << k.usedBy[i];
+      if (j - i > 1)
+        os << " (x" << j - i << ")";
+      i = j;
+    }
     os << "\n  forward: " << k.name << "(";
     for (int i = 0; i < k.rank; ++i)
       os << (i ? ", " : "") << k.forward.args()[i].name();
