@@ -72,6 +72,26 @@ Expr elementwise(const json &o, const std::vector<Expr> &a) {
   throw InternalError("kernel generation: '" + op + "' is not elementwise");
 }
 
+Expr fusedExpr(const json &body, const std::vector<Expr> &operands) {
+  std::map<int64_t, Expr> value;
+  for (size_t i = 0; i < operands.size(); ++i)
+    value[body["args"][i].get<int64_t>()] = operands[i];
+  auto get = [&](const json &id) {
+    auto it = value.find(id.get<int64_t>());
+    if (it == value.end())
+      throw InternalError("kernel generation: a fused region uses a value "
+                          "from outside");
+    return it->second;
+  };
+  for (const json &o : body["ops"]) {
+    std::vector<Expr> args;
+    for (const json &id : o["args"])
+      args.push_back(get(id));
+    value[o["id"].get<int64_t>()] = elementwise(o, args);
+  }
+  return get(body["yield"][0]);
+}
+
 FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   FusedKernel k;
   k.id = fusedOp.value("kernel", int64_t(0));
@@ -84,7 +104,7 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   std::vector<Expr> at(vars.begin(), vars.end());
 
   const json &body = fusedOp["body"];
-  std::map<int64_t, Expr> value;
+  std::vector<Expr> operands;
   // Operands enter through identity Funcs, so that the adjoint of each is a
   // Func of its own.
   std::vector<Halide::Func> operandFuncs;
@@ -102,23 +122,10 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
     f(vars) = in(at);
     k.inputs.push_back(in);
     operandFuncs.push_back(f);
-    value[body["args"][i].get<int64_t>()] = f(at);
-  }
-  auto get = [&](const json &id) {
-    auto it = value.find(id.get<int64_t>());
-    if (it == value.end())
-      throw InternalError("kernel generation: a fused region uses a value "
-                          "from outside");
-    return it->second;
-  };
-  for (const json &o : body["ops"]) {
-    std::vector<Expr> args;
-    for (const json &id : o["args"])
-      args.push_back(get(id));
-    value[o["id"].get<int64_t>()] = elementwise(o, args);
+    operands.push_back(f(at));
   }
   k.forward = Halide::Func(name);
-  k.forward(vars) = get(body["yield"][0]);
+  k.forward(vars) = fusedExpr(body, operands);
 
   // Backward: the adjoint of the result over its own bounds.
   k.gradOutput =

@@ -47,6 +47,11 @@ struct FusedKernel {
 Halide::Expr elementwise(const nlohmann::json &op,
                          const std::vector<Halide::Expr> &args);
 
+/// The value of a fused op's BODY with its arguments bound to `operands`
+/// (one expression per argument, all at the same coordinates).
+Halide::Expr fusedExpr(const nlohmann::json &body,
+                       const std::vector<Halide::Expr> &operands);
+
 /// Builds the kernel of one fused op of a plan (docs/plan.md); `name`
 /// prefixes its Halide names. Throws InternalError for an op the generator
 /// does not know (the fusion pass and this file must agree).

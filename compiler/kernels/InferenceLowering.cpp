@@ -251,16 +251,10 @@ private:
     } else if (name == "fused") {
       const json &body = op["body"];
       r = define(shape, batched, [&](auto &idx, Expr b) {
-        std::map<int64_t, Expr> v;
-        for (size_t i = 0; i < a.size(); ++i)
-          v[body["args"][i].get<int64_t>()] = at(a[i], idx, shape, b);
-        for (const json &o : body["ops"]) {
-          std::vector<Expr> args;
-          for (const json &id : o["args"])
-            args.push_back(v.at(id.get<int64_t>()));
-          v[o["id"].get<int64_t>()] = elementwise(o, args);
-        }
-        return v.at(body["yield"][0].get<int64_t>());
+        std::vector<Expr> operands;
+        for (const HV &v : a)
+          operands.push_back(at(v, idx, shape, b));
+        return fusedExpr(body, operands);
       });
     } else if (name == "add" || name == "sub" || name == "mul" ||
                name == "div" || name == "pow" || name == "max" ||
