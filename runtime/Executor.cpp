@@ -349,6 +349,18 @@ void Executor::run(const json &op) {
       x = x.unsqueeze(-2);
     if (rv)
       y = y.unsqueeze(-1);
+    if (anyBatched) {
+      // Batch axis in front of both, then a stack of matrices times one
+      // matrix gets a size-1 stack axis so that the batch axes line up.
+      if (!a[0].batched)
+        x = x.unsqueeze(0);
+      if (!a[1].batched)
+        y = y.unsqueeze(0);
+      while (x.dim() < y.dim())
+        x = x.unsqueeze(1);
+      while (y.dim() < x.dim())
+        y = y.unsqueeze(1);
+    }
     Tensor r = torch::matmul(x, y);
     if (rv)
       r = r.squeeze(-1);
@@ -441,17 +453,53 @@ void Executor::run(const json &op) {
     }
     return set(a[0].batched ? r : r.squeeze(0), a[0].batched);
   }
-  if (name == "conv2d") {
+  if (name == "conv2d" || name == "conv2d_transpose") {
+    bool transposed = name == "conv2d_transpose";
     Tensor x = a[0].batched ? a[0].t : a[0].t.unsqueeze(0);
     Tensor k = a[1].t;
-    if (a[1].batched)
-      throw PlanError("conv2d with a per-instance kernel is not supported");
-    Tensor r = torch::conv2d(x, k, {}, 1, {k.size(2) / 2, k.size(3) / 2});
-    return set(a[0].batched ? r : r.squeeze(0), a[0].batched);
+    int64_t kh = k.size(-2), kw = k.size(-1);
+    std::vector<int64_t> pad{kh / 2, kw / 2};
+    auto conv = [&](const Tensor &in, const Tensor &w, int64_t groups) {
+      return transposed ? torch::conv_transpose2d(in, w, {}, 1, pad, 0, groups)
+                        : torch::conv2d(in, w, {}, 1, pad, 1, groups);
+    };
+    if (!a[1].batched) {
+      Tensor r = conv(x, k, 1);
+      return set(a[0].batched ? r : r.squeeze(0), a[0].batched);
+    }
+    // A kernel per instance (an adjoint inside a gradient): one group each.
+    int64_t n = k.size(0);
+    if (!a[0].batched)
+      x = x.expand({n, x.size(1), x.size(2), x.size(3)});
+    Tensor r = conv(x.reshape({1, n * x.size(1), x.size(2), x.size(3)}),
+                    k.reshape({n * k.size(1), k.size(2), kh, kw}), n);
+    return set(r.reshape({n, -1, x.size(2), x.size(3)}), true);
+  }
+  if (name == "conv2d_kernel_adjoint") {
+    // sum over pixels of g [o, h, w] times the kernel-sized patches of x.
+    int64_t n = anyBatched ? batch_ : 1;
+    auto batchOf = [&](const RValue &v) {
+      return v.batched ? v.t : perInstance(v.t, n);
+    };
+    Tensor x = batchOf(a[0]), g = batchOf(a[1]);
+    int64_t kh = shape[2], kw = shape[3];
+    Tensor cols = torch::nn::functional::unfold(
+        x, torch::nn::functional::UnfoldFuncOptions({kh, kw}).padding(
+               {kh / 2, kw / 2}));
+    Tensor r = torch::bmm(g.reshape({n, g.size(1), -1}), cols.transpose(1, 2))
+                   .reshape({n, shape[0], shape[1], kh, kw});
+    return set(anyBatched ? r : r.squeeze(0), anyBatched);
+  }
+  if (name == "reshape") {
+    std::vector<int64_t> full;
+    if (a[0].batched)
+      full.push_back(a[0].t.size(0));
+    full.insert(full.end(), shape.begin(), shape.end());
+    return set(a[0].t.reshape(full), a[0].batched);
   }
   if (name == "conv1x1") {
     // [co, c] applied at every pixel of [.., c, h, w].
-    Tensor r = torch::einsum("oc,...chw->...ohw", {a[1].t, a[0].t});
+    Tensor r = torch::einsum("...oc,...chw->...ohw", {a[1].t, a[0].t});
     return set(r, anyBatched);
   }
   if (name == "inverse")
@@ -501,6 +549,13 @@ void Executor::run(const json &op) {
           RValue{anyBatched ? gathered : gathered.squeeze(0), anyBatched};
     }
     return;
+  }
+  if (name == "lipschitz_grad") {
+    // 2 sigma u v^T for the top singular triple (its sign cancels).
+    auto [u, sv, vh] = torch::linalg_svd(a[0].t, /*full_matrices=*/false);
+    Tensor top = u.select(-1, 0).unsqueeze(-1) * vh.select(-2, 0).unsqueeze(-2);
+    return set(2 * sv.select(-1, 0).unsqueeze(-1).unsqueeze(-1) * top,
+               a[0].batched);
   }
   if (name == "lipschitz") {
     Tensor s =

@@ -367,6 +367,19 @@ LogicalResult Conv2dOp::inferReturnTypes(MLIRContext *ctx,
   return success();
 }
 
+LogicalResult Conv2dTransposeOp::inferReturnTypes(
+    MLIRContext *ctx, std::optional<Location> loc, ValueRange operands,
+    DictionaryAttr, OpaqueProperties, RegionRange,
+    SmallVectorImpl<Type> &inferred) {
+  auto g = shapeOf(operands[0]), k = shapeOf(operands[1]);
+  if (g.size() != 3 || k.size() != 4 || g[0] != k[0] || k[2] % 2 == 0 ||
+      k[3] % 2 == 0)
+    return emitOptionalError(loc, "conv2d_transpose needs [co, h, w] and [co, "
+                                  "ci, kh, kw] with odd kh, kw");
+  inferred.push_back(tensorType(ctx, {k[1], g[1], g[2]}));
+  return success();
+}
+
 LogicalResult Conv1x1Op::inferReturnTypes(MLIRContext *ctx,
                                           std::optional<Location> loc,
                                           ValueRange operands, DictionaryAttr,
@@ -541,6 +554,31 @@ LogicalResult FusedOp::verify() {
   if (yield.getValues().size() != 1 ||
       yield.getValues()[0].getType() != getType())
     return emitOpError("body must yield one value of the result type");
+  return success();
+}
+
+LogicalResult Conv2dKernelAdjointOp::verify() {
+  auto x = getInput().getType().getShape();
+  auto g = getAdjoint().getType().getShape();
+  auto k = getType().getShape();
+  if (x.size() != 3 || g.size() != 3 || k.size() != 4 || x[1] != g[1] ||
+      x[2] != g[2] || k[0] != g[0] || k[1] != x[0] || k[2] % 2 == 0 ||
+      k[3] % 2 == 0)
+    return emitOpError("needs x [ci, h, w], g [co, h, w] and returns "
+                       "[co, ci, kh, kw] with odd kh, kw");
+  return success();
+}
+
+LogicalResult ReshapeOp::verify() {
+  if (getType().getNumElements() != getOperand().getType().getNumElements())
+    return emitOpError("cannot reshape ")
+           << getOperand().getType() << " to " << getType();
+  return success();
+}
+
+LogicalResult LipschitzGradOp::verify() {
+  if (getType().getRank() != 2)
+    return emitOpError("takes a matrix");
   return success();
 }
 

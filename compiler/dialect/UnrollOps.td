@@ -388,6 +388,46 @@ def Unroll_Conv2dOp : Unroll_Op<"conv2d",
   }];
 }
 
+def Unroll_Conv2dTransposeOp : Unroll_Op<"conv2d_transpose",
+    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+  let summary = "the adjoint of conv2d in its input";
+  let description = [{
+    `r[c, i, j] = sum_{o, u, v} k[o, c, u, v] g[o, i - u + kh/2, j - v + kw/2]`
+    (zero outside the image): what reverse mode sends back through
+    `conv2d(x, k)` to x.
+  }];
+  let arguments = (ins Unroll_Tensor:$input, Unroll_Tensor:$kernel);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $kernel attr-dict `:` type($input) `,` type($kernel) `->`
+    type($result)
+  }];
+}
+
+def Unroll_Conv2dKernelAdjointOp : Unroll_Op<"conv2d_kernel_adjoint", [Pure]> {
+  let summary = "the adjoint of conv2d in its kernel";
+  let description = [{
+    `r[o, c, u, v] = sum_{i, j} g[o, i, j] x[c, i + u - kh/2, j + v - kw/2]`
+    for the input x [c, h, w] and the result's adjoint g [o, h, w]; the
+    result type [o, c, kh, kw] gives the kernel size.
+  }];
+  let arguments = (ins Unroll_Tensor:$input, Unroll_Tensor:$adjoint);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $adjoint attr-dict `:` type($input) `,` type($adjoint) `->`
+    type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Unroll_ReshapeOp : Unroll_Op<"reshape", [Pure]> {
+  let summary = "the same elements, row-major, in another shape";
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 def Unroll_Conv1x1Op : Unroll_Op<"conv1x1",
     [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "mixes channels with a matrix at every pixel";
@@ -454,6 +494,15 @@ def Unroll_LipschitzOp : Unroll_Op<"lipschitz", [Pure]> {
   let arguments = (ins Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);
   let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_LipschitzGradOp : Unroll_Op<"lipschitz_grad",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "the gradient of lipschitz(D): 2 D v v^T, v the top right singular vector";
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand)";
   let hasVerifier = 1;
 }
 

@@ -2,8 +2,10 @@
 
 #include "compiler/dialect/UnrollDialect.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 namespace unroll::eval {
 
@@ -142,6 +144,42 @@ Tensor sumAxis(const Tensor &a, int64_t axis, const std::vector<int64_t> &out) {
       for (int64_t i = 0; i < inner; ++i)
         r.data[o * inner + i] += a.data[(o * n + k) * inner + i];
   return r;
+}
+
+/// The largest eigenvalue of D^T D (the squared spectral norm of D) and its
+/// unit eigenvector, by power iteration run to convergence in float64.
+std::pair<double, std::vector<double>> topSingular(const Tensor &d) {
+  int64_t M = d.shape[0], N = d.shape[1];
+  std::vector<double> v(N, 1.0 / std::sqrt(static_cast<double>(N))), w(N);
+  // A fixed, uneven start so that no eigenvector is missed by symmetry.
+  for (int64_t j = 0; j < N; ++j)
+    v[j] += 1e-3 * static_cast<double>(j);
+  double lambda = 0;
+  for (int it = 0; it < 100000; ++it) {
+    std::vector<double> dv(M, 0.0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j)
+        dv[i] += d.data[i * N + j] * v[j];
+    std::fill(w.begin(), w.end(), 0.0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j)
+        w[j] += d.data[i * N + j] * dv[i];
+    double norm = 0, change = 0;
+    for (double x : w)
+      norm += x * x;
+    norm = std::sqrt(norm);
+    if (norm == 0)
+      return {0.0, v};
+    for (int64_t j = 0; j < N; ++j) {
+      double next = w[j] / norm;
+      change = std::max(change, std::fabs(next - v[j]));
+      v[j] = next;
+    }
+    lambda = norm;
+    if (change < 1e-15)
+      break;
+  }
+  return {lambda, v};
 }
 
 class Interpreter {
@@ -336,6 +374,71 @@ private:
                 }
             r.data[(o * H + i) * W + j] = acc;
           }
+      return set(op, r);
+    }
+    if (auto ct = dyn_cast<ir::Conv2dTransposeOp>(op)) {
+      const Tensor &g = get(ct.getInput()), &k = get(ct.getKernel());
+      int64_t CO = k.shape[0], CI = k.shape[1], KH = k.shape[2],
+              KW = k.shape[3], H = g.shape[1], W = g.shape[2];
+      Tensor r = zeros(out);
+      // Scatter each output pixel back along the taps that read it.
+      for (int64_t o = 0; o < CO; ++o)
+        for (int64_t i = 0; i < H; ++i)
+          for (int64_t j = 0; j < W; ++j)
+            for (int64_t c = 0; c < CI; ++c)
+              for (int64_t u = 0; u < KH; ++u)
+                for (int64_t v = 0; v < KW; ++v) {
+                  int64_t yi = i + u - KH / 2, xj = j + v - KW / 2;
+                  if (yi < 0 || yi >= H || xj < 0 || xj >= W)
+                    continue;
+                  r.data[(c * H + yi) * W + xj] +=
+                      k.data[((o * CI + c) * KH + u) * KW + v] *
+                      g.data[(o * H + i) * W + j];
+                }
+      return set(op, r);
+    }
+    if (auto ka = dyn_cast<ir::Conv2dKernelAdjointOp>(op)) {
+      const Tensor &x = get(ka.getInput()), &g = get(ka.getAdjoint());
+      int64_t CO = out[0], CI = out[1], KH = out[2], KW = out[3],
+              H = x.shape[1], W = x.shape[2];
+      Tensor r = zeros(out);
+      for (int64_t o = 0; o < CO; ++o)
+        for (int64_t c = 0; c < CI; ++c)
+          for (int64_t u = 0; u < KH; ++u)
+            for (int64_t v = 0; v < KW; ++v) {
+              double acc = 0;
+              for (int64_t i = 0; i < H; ++i)
+                for (int64_t j = 0; j < W; ++j) {
+                  int64_t yi = i + u - KH / 2, xj = j + v - KW / 2;
+                  if (yi < 0 || yi >= H || xj < 0 || xj >= W)
+                    continue;
+                  acc += g.data[(o * H + i) * W + j] *
+                         x.data[(c * H + yi) * W + xj];
+                }
+              r.data[((o * CI + c) * KH + u) * KW + v] = acc;
+            }
+      return set(op, r);
+    }
+    if (auto rs = dyn_cast<ir::ReshapeOp>(op)) {
+      Tensor t = get(rs.getOperand());
+      t.shape = out;
+      return set(op, t);
+    }
+    if (isa<ir::LipschitzOp, ir::LipschitzGradOp>(op)) {
+      const Tensor &d = get(op.getOperand(0));
+      auto [sigma2, v] = topSingular(d);
+      if (isa<ir::LipschitzOp>(op))
+        return set(op, Tensor::scalar(sigma2));
+      // 2 D v v^T
+      int64_t M = d.shape[0], N = d.shape[1];
+      Tensor r = zeros(out);
+      for (int64_t i = 0; i < M; ++i) {
+        double dv = 0;
+        for (int64_t j = 0; j < N; ++j)
+          dv += d.data[i * N + j] * v[j];
+        for (int64_t j = 0; j < N; ++j)
+          r.data[i * N + j] = 2 * dv * v[j];
+      }
       return set(op, r);
     }
     if (auto cv = dyn_cast<ir::Conv1x1Op>(op)) {

@@ -45,6 +45,18 @@ public:
   Value fill(Value s, RankedTensorType t) {
     return b_.create<ir::FillOp>(loc_, t, s);
   }
+  Value reshape(Value x, RankedTensorType t) {
+    if (x.getType() == t)
+      return x;
+    return b_.create<ir::ReshapeOp>(loc_, t, x);
+  }
+  /// Sums `x` over `axis`.
+  Value sumAxis(Value x, int64_t axis) {
+    llvm::SmallVector<int64_t> s(typeOf(x).getShape());
+    s.erase(s.begin() + axis);
+    return b_.create<ir::ReduceOp>(loc_, tensorType(b_.getContext(), s), "sum",
+                                   x, b_.getI64IntegerAttr(axis));
+  }
   Value sumAll(Value x) {
     return b_.create<ir::ReduceOp>(loc_, tensorType(b_.getContext(), {}), "sum",
                                    x, IntegerAttr());
@@ -166,6 +178,18 @@ public:
       } else if ((ra == 2 && rc == 2) || (ra == 3 && rc == 3)) {
         da = [&] { return matmul(g, transpose(c)); };
         dc = [&] { return matmul(transpose(a), g); };
+      } else if (ra == 3 && rc == 2) {
+        // A stack of matrices by one matrix: the matrix's adjoint sums the
+        // stack's contributions.
+        da = [&] { return matmul(g, transpose(c)); };
+        dc = [&] { return sumAxis(matmul(transpose(a), g), 0); };
+      } else if (ra == 3 && rc == 1) {
+        auto ta = typeOf(a);
+        auto ge = [&] {
+          return b_.create<ir::ExpandOp>(loc_, ta, g, b_.getI64IntegerAttr(2));
+        };
+        da = [&] { return mul(ge(), c); };
+        dc = [&] { return sumAxis(sumAxis(mul(a, ge()), 0), 0); };
       } else {
         return op.emitError("cannot differentiate this matrix product yet (")
                << a.getType() << " @ " << c.getType() << ")";
@@ -283,11 +307,125 @@ public:
       accumulate(x, mul(r, sub(g, back)));
       return success();
     }
+    if (auto cv = dyn_cast<ir::Conv2dOp>(op)) {
+      if (act(0))
+        accumulate(cv.getInput(),
+                   b_.create<ir::Conv2dTransposeOp>(loc_, g, cv.getKernel()));
+      if (act(1))
+        accumulate(cv.getKernel(),
+                   b_.create<ir::Conv2dKernelAdjointOp>(
+                       loc_, typeOf(cv.getKernel()), cv.getInput(), g));
+      return success();
+    }
+    if (auto ct = dyn_cast<ir::Conv2dTransposeOp>(op)) {
+      // Bilinear in (adjoint image, kernel), like conv2d itself.
+      if (act(0))
+        accumulate(ct.getInput(),
+                   b_.create<ir::Conv2dOp>(loc_, g, ct.getKernel()));
+      if (act(1))
+        accumulate(ct.getKernel(),
+                   b_.create<ir::Conv2dKernelAdjointOp>(
+                       loc_, typeOf(ct.getKernel()), g, ct.getInput()));
+      return success();
+    }
+    if (auto ka = dyn_cast<ir::Conv2dKernelAdjointOp>(op)) {
+      if (act(0))
+        accumulate(ka.getInput(),
+                   b_.create<ir::Conv2dTransposeOp>(loc_, ka.getAdjoint(), g));
+      if (act(1))
+        accumulate(ka.getAdjoint(),
+                   b_.create<ir::Conv2dOp>(loc_, ka.getInput(), g));
+      return success();
+    }
+    if (auto cv = dyn_cast<ir::Conv1x1Op>(op)) {
+      Value x = cv.getInput(), w = cv.getWeight();
+      if (act(0))
+        accumulate(x, b_.create<ir::Conv1x1Op>(loc_, g, transpose(w)));
+      if (act(1)) {
+        // Pixels as columns: dW = g [co, hw] @ x [c, hw]^T.
+        auto tx = typeOf(x), tg = typeOf(g);
+        int64_t pixels = tx.getShape()[1] * tx.getShape()[2];
+        auto flat = [&](Value v, int64_t rows) {
+          return reshape(v, tensorType(b_.getContext(), {rows, pixels}));
+        };
+        accumulate(w, matmul(flat(g, tg.getShape()[0]),
+                             transpose(flat(x, tx.getShape()[0]))));
+      }
+      return success();
+    }
+    if (auto rs = dyn_cast<ir::ReshapeOp>(op)) {
+      accumulate(rs.getOperand(), reshape(g, typeOf(rs.getOperand())));
+      return success();
+    }
+    if (isa<ir::InverseOp>(op)) {
+      // d(A^-1) = -A^-1 dA A^-1, so the adjoint is -A^-T g A^-T.
+      Value rt = transpose(r);
+      accumulate(op.getOperand(0), unary("neg", matmul(matmul(rt, g), rt)));
+      return success();
+    }
+    if (isa<ir::LipschitzOp>(op)) {
+      Value d = op.getOperand(0);
+      accumulate(d, mul(g, b_.create<ir::LipschitzGradOp>(loc_, d)));
+      return success();
+    }
+    if (auto gf = dyn_cast<ir::GraphFilterOp>(op))
+      return graphFilter(gf, g, act(0), act(1), act(2));
+    if (isa<ir::LipschitzGradOp>(op))
+      return op.emitError("cannot differentiate lipschitz twice (its second "
+                          "derivative needs every singular vector)");
     return op.emitError("cannot differentiate '")
            << op.getName() << "' with respect to its operands yet";
   }
 
 private:
+  /// r = sum_k h_k S^k x. Works on x as [n, rest] so that every power is a
+  /// matrix product.
+  LogicalResult graphFilter(ir::GraphFilterOp gf, Value g, bool actS, bool actX,
+                            bool actH) {
+    Value S = gf.getShift(), x = gf.getSignal(), h = gf.getTaps();
+    auto tx = typeOf(x);
+    int64_t n = tx.getShape()[0], rest = tx.getNumElements() / n;
+    int64_t taps = typeOf(h).getShape()[0];
+    auto mat = tensorType(b_.getContext(), {n, rest});
+    if (actX) // the adjoint filter: sum_k h_k (S^T)^k g
+      accumulate(x, b_.create<ir::GraphFilterOp>(loc_, tx, transpose(S), g, h));
+    if (!actS && !actH)
+      return success();
+    Value g2 = reshape(g, mat);
+    llvm::SmallVector<Value> z{reshape(x, mat)}; // z_k = S^k x
+    for (int64_t k = 1; k < taps; ++k)
+      z.push_back(matmul(S, z.back()));
+    if (actH) { // dh_k = <S^k x, g>
+      auto one = tensorType(b_.getContext(), {1});
+      Value dh = reshape(sumAll(mul(z[0], g2)), one);
+      for (int64_t k = 1; k < taps; ++k)
+        dh = b_.create<ir::ConcatOp>(loc_, dh,
+                                     reshape(sumAll(mul(z[k], g2)), one), 0);
+      accumulate(h, dh);
+    }
+    if (actS && taps > 1) {
+      // dS = sum_k h_k sum_{j<k} (S^T)^j g (S^{k-1-j} x)^T
+      //    = sum_m c_m z_m^T with c_m = sum_{k>m} h_k (S^T)^{k-1-m} g.
+      llvm::SmallVector<Value> w{g2}; // w_j = (S^T)^j g
+      Value st = transpose(S);
+      for (int64_t j = 1; j + 1 < taps; ++j)
+        w.push_back(matmul(st, w.back()));
+      auto one = tensorType(b_.getContext(), {1});
+      Value dS;
+      for (int64_t m = 0; m + 1 < taps; ++m) {
+        Value c;
+        for (int64_t k = m + 1; k < taps; ++k) {
+          Value term = mul(slice(h, one, 0, k), w[k - 1 - m]);
+          c = c ? add(c, term) : term;
+        }
+        Value part = matmul(c, transpose(z[m]));
+        dS = dS ? add(dS, part) : part;
+      }
+      accumulate(S, dS);
+    }
+    return success();
+  }
+
   OpBuilder &b_;
   Location loc_;
   llvm::DenseMap<Value, Value> adj_;
@@ -341,6 +479,11 @@ struct DifferentiatePass
     if (active.contains(out)) {
       adj.accumulate(out, adj.scalar(1));
       for (Operation *op : llvm::reverse(forward)) {
+        if (op->getNumResults() > 1 &&
+            llvm::any_of(op->getResults(),
+                         [&](Value v) { return adj.get(v) != nullptr; }))
+          return op->emitError("cannot differentiate '")
+                 << op->getName() << "' with respect to its operands yet";
         if (op->getNumResults() != 1 || !active.contains(op->getResult(0)))
           continue;
         Value g = adj.get(op->getResult(0));

@@ -250,6 +250,111 @@ const std::vector<Case> kCases = {
     unroll.yield %s : tensor<f32>
   }
   %out = unroll.reduce "norm" %g : tensor<3xf32> -> tensor<f32>)"},
+    {"conv2d, by the image",
+     {"%x: tensor<2x4x5xf32>", "%k: tensor<3x2x3x3xf32>"},
+     R"(  %c = unroll.conv2d %x, %k : tensor<2x4x5xf32>, tensor<3x2x3x3xf32> -> tensor<3x4x5xf32>
+  %t = unroll.unary "tanh" %c : tensor<3x4x5xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<3x4x5xf32> -> tensor<f32>)"},
+    {"conv2d, by the kernel",
+     {"%k: tensor<3x2x3x1xf32>", "%x: tensor<2x4x5xf32>"},
+     R"(  %c = unroll.conv2d %x, %k : tensor<2x4x5xf32>, tensor<3x2x3x1xf32> -> tensor<3x4x5xf32>
+  %t = unroll.unary "tanh" %c : tensor<3x4x5xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<3x4x5xf32> -> tensor<f32>)"},
+    {"conv2d_transpose, by the adjoint image",
+     {"%g: tensor<3x4x5xf32>", "%k: tensor<3x2x3x3xf32>"},
+     R"(  %c = unroll.conv2d_transpose %g, %k : tensor<3x4x5xf32>, tensor<3x2x3x3xf32> -> tensor<2x4x5xf32>
+  %t = unroll.unary "tanh" %c : tensor<2x4x5xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<2x4x5xf32> -> tensor<f32>)"},
+    {"conv2d_transpose, by the kernel",
+     {"%k: tensor<3x2x3x3xf32>", "%g: tensor<3x4x5xf32>"},
+     R"(  %c = unroll.conv2d_transpose %g, %k : tensor<3x4x5xf32>, tensor<3x2x3x3xf32> -> tensor<2x4x5xf32>
+  %t = unroll.unary "tanh" %c : tensor<2x4x5xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<2x4x5xf32> -> tensor<f32>)"},
+    {"conv2d_kernel_adjoint, by the image",
+     {"%x: tensor<2x4x5xf32>", "%g: tensor<3x4x5xf32>"},
+     R"(  %c = unroll.conv2d_kernel_adjoint %x, %g : tensor<2x4x5xf32>, tensor<3x4x5xf32> -> tensor<3x2x3x3xf32>
+  %t = unroll.unary "tanh" %c : tensor<3x2x3x3xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<3x2x3x3xf32> -> tensor<f32>)"},
+    {"conv2d_kernel_adjoint, by the adjoint image",
+     {"%g: tensor<3x4x5xf32>", "%x: tensor<2x4x5xf32>"},
+     R"(  %c = unroll.conv2d_kernel_adjoint %x, %g : tensor<2x4x5xf32>, tensor<3x4x5xf32> -> tensor<3x2x3x3xf32>
+  %t = unroll.unary "tanh" %c : tensor<3x2x3x3xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<3x2x3x3xf32> -> tensor<f32>)"},
+    {"second derivative through conv2d (a Glow coupling's CNN), by the kernel",
+     {"%k: tensor<2x2x3x3xf32>", "%x: tensor<2x4x4xf32>"},
+     R"(  %g = unroll.grad(%x, %k) : (tensor<2x4x4xf32>, tensor<2x2x3x3xf32>) -> tensor<2x4x4xf32> {
+  ^bb0(%u: tensor<2x4x4xf32>, %w: tensor<2x2x3x3xf32>):
+    %c = unroll.conv2d %u, %w : tensor<2x4x4xf32>, tensor<2x2x3x3xf32> -> tensor<2x4x4xf32>
+    %t = unroll.unary "tanh" %c : tensor<2x4x4xf32>
+    %s = unroll.reduce "sqnorm" %t : tensor<2x4x4xf32> -> tensor<f32>
+    unroll.yield %s : tensor<f32>
+  }
+  %out = unroll.reduce "sqnorm" %g : tensor<2x4x4xf32> -> tensor<f32>)"},
+    {"conv1x1 and reshape, by the image",
+     {"%x: tensor<3x2x4xf32>", "%w: tensor<2x3xf32>"},
+     R"(  %c = unroll.conv1x1 %x, %w : tensor<3x2x4xf32>, tensor<2x3xf32> -> tensor<2x2x4xf32>
+  %r = unroll.reshape %c : tensor<2x2x4xf32> -> tensor<4x4xf32>
+  %t = unroll.unary "tanh" %r : tensor<4x4xf32>
+  %v = unroll.reduce "sum" %t {axis = 0 : i64} : tensor<4x4xf32> -> tensor<4xf32>
+  %out = unroll.reduce "sqnorm" %v : tensor<4xf32> -> tensor<f32>)"},
+    {"conv1x1, by the weight",
+     {"%w: tensor<2x3xf32>", "%x: tensor<3x2x4xf32>"},
+     R"(  %c = unroll.conv1x1 %x, %w : tensor<3x2x4xf32>, tensor<2x3xf32> -> tensor<2x2x4xf32>
+  %t = unroll.unary "tanh" %c : tensor<2x2x4xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<2x2x4xf32> -> tensor<f32>)"},
+    {"inverse (the inverse 1x1 convolution's weight)",
+     {"%A: tensor<3x3xf32>", "%B: tensor<3x3xf32>"},
+     R"(  %e = unroll.eye : tensor<3x3xf32>
+  %c3 = unroll.constant 3.0 : tensor<f32>
+  %d = unroll.mul %e, %c3 : tensor<3x3xf32>, tensor<f32> -> tensor<3x3xf32>
+  %M = unroll.add %A, %d : tensor<3x3xf32>, tensor<3x3xf32> -> tensor<3x3xf32>
+  %i = unroll.inverse %M : tensor<3x3xf32>
+  %p = unroll.matmul %i, %B : tensor<3x3xf32>, tensor<3x3xf32> -> tensor<3x3xf32>
+  %out = unroll.reduce "sqnorm" %p : tensor<3x3xf32> -> tensor<f32>)"},
+    {"lipschitz (a learned dictionary's step size)",
+     {"%D: tensor<4x3xf32>"},
+     R"(  %l = unroll.lipschitz %D : tensor<4x3xf32> -> tensor<f32>
+  %one = unroll.constant 1.0 : tensor<f32>
+  %out = unroll.div %one, %l : tensor<f32>, tensor<f32> -> tensor<f32>)"},
+    {"graph_filter, by the signal",
+     {"%x: tensor<4x2xf32>", "%S: tensor<4x4xf32>", "%h: tensor<3xf32>"},
+     R"(  %r = unroll.graph_filter %S, %x, %h : tensor<4x4xf32>, tensor<4x2xf32>, tensor<3xf32> -> tensor<4x2xf32>
+  %t = unroll.unary "tanh" %r : tensor<4x2xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<4x2xf32> -> tensor<f32>)"},
+    {"graph_filter, by the taps",
+     {"%h: tensor<3xf32>", "%S: tensor<4x4xf32>", "%x: tensor<4x2x2xf32>"},
+     R"(  %r = unroll.graph_filter %S, %x, %h : tensor<4x4xf32>, tensor<4x2x2xf32>, tensor<3xf32> -> tensor<4x2x2xf32>
+  %t = unroll.unary "tanh" %r : tensor<4x2x2xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<4x2x2xf32> -> tensor<f32>)"},
+    {"graph_filter, by the shift operator",
+     {"%S: tensor<4x4xf32>", "%x: tensor<4xf32>", "%h: tensor<4xf32>"},
+     R"(  %r = unroll.graph_filter %S, %x, %h : tensor<4x4xf32>, tensor<4xf32>, tensor<4xf32> -> tensor<4xf32>
+  %t = unroll.unary "tanh" %r : tensor<4xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<4xf32> -> tensor<f32>)"},
+    {"a stack of matrices by one matrix, by the stack",
+     {"%A: tensor<2x3x4xf32>", "%B: tensor<4x2xf32>"},
+     R"(  %C = unroll.matmul %A, %B : tensor<2x3x4xf32>, tensor<4x2xf32> -> tensor<2x3x2xf32>
+  %t = unroll.unary "tanh" %C : tensor<2x3x2xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<2x3x2xf32> -> tensor<f32>)"},
+    {"a stack of matrices by one matrix, by the matrix",
+     {"%B: tensor<4x2xf32>", "%A: tensor<2x3x4xf32>"},
+     R"(  %C = unroll.matmul %A, %B : tensor<2x3x4xf32>, tensor<4x2xf32> -> tensor<2x3x2xf32>
+  %t = unroll.unary "tanh" %C : tensor<2x3x2xf32>
+  %out = unroll.reduce "sqnorm" %t : tensor<2x3x2xf32> -> tensor<f32>)"},
+    {"a stack of matrices by a vector, by both",
+     {"%v: tensor<4xf32>", "%A: tensor<2x3x4xf32>"},
+     R"(  %C = unroll.matmul %A, %v : tensor<2x3x4xf32>, tensor<4xf32> -> tensor<2x3xf32>
+  %g = unroll.grad(%A, %v) : (tensor<2x3x4xf32>, tensor<4xf32>) -> tensor<2x3x4xf32> {
+  ^bb0(%M: tensor<2x3x4xf32>, %u: tensor<4xf32>):
+    %P = unroll.matmul %M, %u : tensor<2x3x4xf32>, tensor<4xf32> -> tensor<2x3xf32>
+    %q = unroll.unary "tanh" %P : tensor<2x3xf32>
+    %s = unroll.reduce "sqnorm" %q : tensor<2x3xf32> -> tensor<f32>
+    unroll.yield %s : tensor<f32>
+  }
+  %t = unroll.unary "tanh" %C : tensor<2x3xf32>
+  %a = unroll.reduce "sqnorm" %t : tensor<2x3xf32> -> tensor<f32>
+  %b = unroll.reduce "sqnorm" %g : tensor<2x3x4xf32> -> tensor<f32>
+  %out = unroll.add %a, %b : tensor<f32>, tensor<f32> -> tensor<f32>)"},
 };
 
 } // namespace

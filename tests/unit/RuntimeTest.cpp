@@ -112,6 +112,63 @@ TEST_CASE("the runtime executes GLOW-Prox like the reference evaluator",
       2, 1e-3);
 }
 
+// Steps that take gradients through convolutions, inverses, spectral norms,
+// graph filters and stacked products, with respect to the state and to
+// parameters: the runtime must run every op the differentiate pass emits
+// (per-instance kernels and weights included) like the evaluator.
+TEST_CASE("the runtime runs differentiated convolutions and inverses",
+          "[runtime]") {
+  const std::string spec = R"(
+fn e(v, k, m) = sqnorm(tanh(conv2d(v, k))) + sqnorm(conv1x1(v, inv(m)))
+fn ek(k, v) = sqnorm(tanh(conv2d(v, k)))
+fn em(m, v) = sqnorm(tanh(conv1x1(v, m)))
+problem images(c: int, h: int, w: int) {
+  data  x : tensor[c, h, w]
+  var   y : tensor[c, h, w]
+  minimize 0.5 * sqnorm(x - y)
+}
+unrolled adj(layers = 2) solves images(c = 2, h = 4, w = 5) {
+  init  y = x
+  param K : tensor[c, c, 3, 3] per layer = normal(0, 0.3)
+  param W : mat[c, c] per layer = eye(c)
+  step {
+    a = y - 0.05 * grad(e, y, K, W)
+    b = a - 0.01 * conv2d(a, grad(ek, K, a))
+    y = b - 0.01 * conv1x1(b, grad(em, W, b))
+  }
+}
+)";
+  torch::manual_seed(0);
+  checkAgainstEvaluator(spec, {{"x", torch::randn({3, 2, 4, 5})}}, 3, 1e-4);
+}
+
+TEST_CASE("the runtime runs differentiated graph filters and spectral norms",
+          "[runtime]") {
+  const std::string spec = R"(
+fn e(v, s, t, st) = lipschitz(v) + sqnorm(graph_filter(s, v, t)) + sqnorm(tanh(st @ v))
+fn et(t, s, v) = sqnorm(graph_filter(s, v, t))
+problem graphs(n: int, f: int) {
+  data  x : mat[n, f]
+  given S : mat[n, n]
+  var   y : mat[n, f]
+  minimize 0.5 * sqnorm(x - y)
+}
+unrolled adj(layers = 2) solves graphs(n = 4, f = 3) {
+  init  y = x
+  param taps  : vec[3] per layer = normal(0, 0.5)
+  param stack : tensor[2, 3, n] per layer = normal(0, 0.5)
+  step {
+    a = y - 0.05 * grad(e, y, S, taps, stack)
+    y = a * (1 + 0.01 * sum(grad(et, taps, S, a)))
+  }
+}
+)";
+  torch::manual_seed(0);
+  checkAgainstEvaluator(
+      spec, {{"x", torch::randn({3, 4, 3})}, {"S", torch::rand({4, 4}) / 4}}, 3,
+      1e-4);
+}
+
 TEST_CASE("the runtime runs SURF's layers with fresh minibatches",
           "[runtime]") {
   auto algs =

@@ -74,3 +74,36 @@ unroll.algorithm @a solves "p" layers(3) {
     unroll.yield %s : tensor<f32>
   }
 }
+
+// -----
+
+func.func @f(%x: tensor<2x4x4xf32>, %g: tensor<3x4x4xf32>) {
+  // expected-error@+1 {{'unroll.conv2d_kernel_adjoint' op needs x [ci, h, w], g [co, h, w] and returns [co, ci, kh, kw] with odd kh, kw}}
+  %k = unroll.conv2d_kernel_adjoint %x, %g : tensor<2x4x4xf32>, tensor<3x4x4xf32> -> tensor<3x2x2x2xf32>
+  return
+}
+
+// -----
+
+func.func @f(%g: tensor<3x4x4xf32>, %k: tensor<2x2x3x3xf32>) {
+  // expected-error@+2 {{conv2d_transpose needs [co, h, w] and [co, ci, kh, kw] with odd kh, kw}}
+  // expected-error@+1 {{'unroll.conv2d_transpose' op failed to infer returned types}}
+  %x = unroll.conv2d_transpose %g, %k : tensor<3x4x4xf32>, tensor<2x2x3x3xf32> -> tensor<2x4x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3xf32>) {
+  // expected-error@+1 {{'unroll.reshape' op cannot reshape 'tensor<2x3xf32>' to 'tensor<5xf32>'}}
+  %r = unroll.reshape %x : tensor<2x3xf32> -> tensor<5xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x3x4xf32>) {
+  // expected-error@+1 {{'unroll.lipschitz_grad' op takes a matrix}}
+  %r = unroll.lipschitz_grad %x : tensor<2x3x4xf32>
+  return
+}
