@@ -22,6 +22,19 @@ namespace unroll::ir {
 mlir::RankedTensorType tensorType(mlir::MLIRContext *ctx,
                                   llvm::ArrayRef<int64_t> shape);
 
+/// The f32 tensor of unknown rank: arguments and results inside generic
+/// functions, until infer-shapes.
+mlir::Type unrankedTensor(mlir::MLIRContext *ctx);
+
+/// Whether `t` is an unranked tensor type.
+bool isUnranked(mlir::Type t);
+
+/// Equal, or one of them unranked (not known yet).
+bool compatibleTypes(mlir::Type a, mlir::Type b);
+
+/// Whether an operand, result or block argument of `op` is unranked.
+bool hasUnrankedTypes(mlir::Operation *op);
+
 /// NumPy broadcasting of two static shapes; fails if they are incompatible.
 mlir::FailureOr<llvm::SmallVector<int64_t>>
 broadcastShapes(llvm::ArrayRef<int64_t> a, llvm::ArrayRef<int64_t> b);

@@ -10,7 +10,16 @@ include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 
-def Unroll_Tensor : RankedTensorOf<[F32]>;
+// Ranked once shapes are inferred; unranked inside generic functions and
+// right after they are inlined (see the specialize and infer-shapes passes).
+def Unroll_Tensor : TensorOf<[F32]>;
+
+// Result types inferred from the operands; an unranked result is compatible
+// with any inferred one until infer-shapes runs.
+defvar Unroll_Infers = DeclareOpInterfaceMethods<InferTypeOpInterface>;
+defvar Unroll_Compatible = [{
+  static bool isCompatibleReturnTypes(::mlir::TypeRange l, ::mlir::TypeRange r);
+}];
 
 //===----------------------------------------------------------------------===//
 // Structure
@@ -91,7 +100,8 @@ def Unroll_LayerOp : Unroll_Op<"layer",
 }
 
 def Unroll_GradOp : Unroll_Op<"grad",
-    [SingleBlockImplicitTerminator<"YieldOp">]> {
+    [SingleBlockImplicitTerminator<"YieldOp">, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "gradient of a scalar function with respect to its first argument";
   let description = [{
     The body is the function: its block arguments mirror the operands, and it
@@ -265,7 +275,8 @@ def Unroll_EyeOp : Unroll_Op<"eye", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 class Unroll_BinaryOp<string mnemonic> : Unroll_Op<mnemonic,
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "elementwise " # mnemonic # " with broadcasting";
   let arguments = (ins Unroll_Tensor:$lhs, Unroll_Tensor:$rhs);
   let results = (outs Unroll_Tensor:$result);
@@ -291,7 +302,8 @@ def Unroll_UnaryOp : Unroll_Op<"unary", [Pure, SameOperandsAndResultType]> {
 }
 
 def Unroll_MatmulOp : Unroll_Op<"matmul",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "matrix product, as the DSL's @";
   let arguments = (ins Unroll_Tensor:$lhs, Unroll_Tensor:$rhs);
   let results = (outs Unroll_Tensor:$result);
@@ -301,14 +313,16 @@ def Unroll_MatmulOp : Unroll_Op<"matmul",
 }
 
 def Unroll_TransposeOp : Unroll_Op<"transpose",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "swaps the last two axes";
   let arguments = (ins Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);
   let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
 }
 
-def Unroll_ReduceOp : Unroll_Op<"reduce", [Pure]> {
+def Unroll_ReduceOp : Unroll_Op<"reduce", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "sum, mean, norm, norm1 or sqnorm, over all or one axis";
   let arguments = (ins StrAttr:$kind, Unroll_Tensor:$operand,
                        OptionalAttr<I64Attr>:$axis);
@@ -318,7 +332,8 @@ def Unroll_ReduceOp : Unroll_Op<"reduce", [Pure]> {
 }
 
 def Unroll_OuterOp : Unroll_Op<"outer",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "outer product of two vectors";
   let arguments = (ins Unroll_Tensor:$lhs, Unroll_Tensor:$rhs);
   let results = (outs Unroll_Tensor:$result);
@@ -344,7 +359,8 @@ def Unroll_SumToOp : Unroll_Op<"sum_to", [Pure]> {
 }
 
 def Unroll_ConcatOp : Unroll_Op<"concat",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "joins two tensors along an axis";
   let arguments = (ins Unroll_Tensor:$lhs, Unroll_Tensor:$rhs, I64Attr:$axis);
   let results = (outs Unroll_Tensor:$result);
@@ -361,8 +377,35 @@ def Unroll_SliceOp : Unroll_Op<"slice", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Unroll_HalfOp : Unroll_Op<"half", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
+  let summary = "the first or second half of a tensor along axis 0";
+  let description = [{
+    Made by IR generation for `first_half` and `second_half`, whose slice
+    bounds depend on the operand's shape; infer-shapes turns it into an
+    `unroll.slice` once that shape is known.
+  }];
+  let arguments = (ins StrAttr:$which, Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$which $operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_AppendOnesOp : Unroll_Op<"append_ones", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
+  let summary = "appends a column of ones along the last axis (a bias input)";
+  let description = [{
+    Made by IR generation for `append_ones`; infer-shapes turns it into an
+    `unroll.fill` and an `unroll.concat` once the operand's shape is known.
+  }];
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
+}
+
 def Unroll_Squeeze2dOp : Unroll_Op<"squeeze2d",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "[c, h, w] -> [4c, h/2, w/2]: 2x2 pixel blocks into channels";
   let arguments = (ins Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);
@@ -370,7 +413,8 @@ def Unroll_Squeeze2dOp : Unroll_Op<"squeeze2d",
 }
 
 def Unroll_Unsqueeze2dOp : Unroll_Op<"unsqueeze2d",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "[4c, h, w] -> [c, 2h, 2w]: the inverse of squeeze2d";
   let arguments = (ins Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);
@@ -378,7 +422,8 @@ def Unroll_Unsqueeze2dOp : Unroll_Op<"unsqueeze2d",
 }
 
 def Unroll_Conv2dOp : Unroll_Op<"conv2d",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "2-D convolution, stride 1, zero 'same' padding";
   let arguments = (ins Unroll_Tensor:$input, Unroll_Tensor:$kernel);
   let results = (outs Unroll_Tensor:$result);
@@ -389,7 +434,8 @@ def Unroll_Conv2dOp : Unroll_Op<"conv2d",
 }
 
 def Unroll_Conv2dTransposeOp : Unroll_Op<"conv2d_transpose",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "the adjoint of conv2d in its input";
   let description = [{
     `r[c, i, j] = sum_{o, u, v} k[o, c, u, v] g[o, i - u + kh/2, j - v + kw/2]`
@@ -429,7 +475,8 @@ def Unroll_ReshapeOp : Unroll_Op<"reshape", [Pure]> {
 }
 
 def Unroll_Conv1x1Op : Unroll_Op<"conv1x1",
-    [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "mixes channels with a matrix at every pixel";
   let arguments = (ins Unroll_Tensor:$input, Unroll_Tensor:$weight);
   let results = (outs Unroll_Tensor:$result);
@@ -447,7 +494,8 @@ def Unroll_InverseOp : Unroll_Op<"inverse", [Pure, SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
-def Unroll_LogSumExpOp : Unroll_Op<"logsumexp", [Pure]> {
+def Unroll_LogSumExpOp : Unroll_Op<"logsumexp", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "log of the sum of exponentials along an axis";
   let arguments = (ins Unroll_Tensor:$operand, I64Attr:$axis);
   let results = (outs Unroll_Tensor:$result);
@@ -463,7 +511,8 @@ def Unroll_SoftmaxOp : Unroll_Op<"softmax", [Pure, SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
-def Unroll_GraphFilterOp : Unroll_Op<"graph_filter", [Pure]> {
+def Unroll_GraphFilterOp : Unroll_Op<"graph_filter", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "polynomial graph filter: sum_k h_k S^k x";
   let description = [{
     S is the graph shift operator [n, n]; x has one row per node (axis 0);
@@ -479,7 +528,8 @@ def Unroll_GraphFilterOp : Unroll_Op<"graph_filter", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Unroll_MinibatchOp : Unroll_Op<"minibatch"> {
+def Unroll_MinibatchOp : Unroll_Op<"minibatch", [Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "a fresh random sample of `size` along axis 1, shared by all operands";
   let arguments = (ins Variadic<Unroll_Tensor>:$operands, I64Attr:$size);
   let results = (outs Variadic<Unroll_Tensor>:$results);
@@ -489,7 +539,8 @@ def Unroll_MinibatchOp : Unroll_Op<"minibatch"> {
   let hasVerifier = 1;
 }
 
-def Unroll_LipschitzOp : Unroll_Op<"lipschitz", [Pure]> {
+def Unroll_LipschitzOp : Unroll_Op<"lipschitz", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "the squared spectral norm ||D||_2^2 of a matrix";
   let arguments = (ins Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);

@@ -495,7 +495,7 @@ struct DifferentiatePass
       result = adj.get(grad.getArgs()[0]);
     }
     if (!result) // the function does not depend on the argument
-      result = adj.fill(adj.scalar(0), grad.getType());
+      result = adj.fill(adj.scalar(0), cast<RankedTensorType>(grad.getType()));
     grad.replaceAllUsesWith(result);
     grad.erase();
     return success();
