@@ -2,6 +2,8 @@
 
 #include "compiler/passes/Differentiate.h"
 #include "compiler/passes/FuseElementwise.h"
+#include "compiler/passes/InferShapes.h"
+#include "compiler/passes/Specialize.h"
 #include "compiler/passes/UnrollLayers.h"
 
 #include "mlir/Pass/PassManager.h"
@@ -21,12 +23,21 @@ mlir::LogicalResult runPipeline(mlir::ModuleOp module, bool printAfterAll,
           return false;
         });
   }
+  pm.addPass(createSpecializePass());
+  pm.addPass(createInferShapesPass());
   pm.addPass(createDifferentiatePass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   pm.addPass(createUnrollLayersPass());
   if (fuse)
     pm.addPass(createFuseElementwisePass());
+  return pm.run(module);
+}
+
+mlir::LogicalResult runSpecialization(mlir::ModuleOp module) {
+  mlir::PassManager pm(module.getContext());
+  pm.addPass(createSpecializePass());
+  pm.addPass(createInferShapesPass());
   return pm.run(module);
 }
 

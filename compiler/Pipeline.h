@@ -1,6 +1,7 @@
 #pragma once
-// The middle end in order: differentiate, canonicalize, CSE, unroll-layers,
-// and (for code generation) fuse-elementwise.
+// The middle end in order: specialize, infer-shapes, differentiate,
+// canonicalize, CSE, unroll-layers, and (for code generation)
+// fuse-elementwise.
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -12,5 +13,9 @@ namespace unroll::compiler {
 /// locations are DSL source locations).
 mlir::LogicalResult runPipeline(mlir::ModuleOp module, bool printAfterAll,
                                 bool fuse = false);
+
+/// Only the first two passes: the IR with every function call inlined and
+/// every shape static, still with one step and explicit unroll.grad ops.
+mlir::LogicalResult runSpecialization(mlir::ModuleOp module);
 
 } // namespace unroll::compiler

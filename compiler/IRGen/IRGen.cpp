@@ -2,15 +2,19 @@
 
 #include "compiler/dialect/UnrollDialect.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Transforms/RegionUtils.h"
 
+#include "llvm/ADT/SetVector.h"
 #include <algorithm>
 #include <cassert>
 #include <deque>
 #include <functional>
 #include <optional>
 #include <set>
+#include <tuple>
 
 namespace unroll::compiler {
 
@@ -50,9 +54,13 @@ public:
 
   mlir::OwningOpRef<mlir::ModuleOp> run() {
     auto module = mlir::ModuleOp::create(loc(SourceLoc{}));
+    module_ = module;
     b_.setInsertionPointToEnd(module.getBody());
-    for (auto &u : fe_.main->ast->unrolleds)
+    for (auto &u : fe_.main->ast->unrolleds) {
+      // Functions capture the algorithm's values: one set per algorithm.
+      outlined_.clear();
       genUnrolled(*u);
+    }
     return module;
   }
 
@@ -894,6 +902,20 @@ private:
     return b_.create<Op>(l, types[0], operands...);
   }
 
+  /// Creates an op with attributes whose result types are inferred (from
+  /// operands that may be unranked inside a generic function).
+  template <typename Op, typename... Args>
+  Op createInferred(mlir::Location l, unsigned results, Args &&...args) {
+    llvm::SmallVector<mlir::Type> types(results, ir::unrankedTensor(&ctx_));
+    auto op =
+        b_.create<Op>(l, mlir::TypeRange(types), std::forward<Args>(args)...);
+    if (mlir::failed(ir::inferResultTypes(op)))
+      throw InternalError("IR generation: front end and dialect disagree on "
+                          "the shapes of '" +
+                          Op::getOperationName().str() + "'");
+    return op;
+  }
+
   GenValue genCall(const CallExpr &c) {
     mlir::Location l = loc(c.loc);
     if (const FnDecl *fn = fe_.sema->calleeOf(&c))
@@ -937,20 +959,15 @@ private:
     if (n == "sum" || n == "mean" || n == "norm" || n == "norm1" ||
         n == "sqnorm") {
       Value x = arg(0);
-      auto shape = llvm::to_vector(
-          mlir::cast<mlir::RankedTensorType>(x.getType()).getShape());
       mlir::IntegerAttr axis;
-      llvm::SmallVector<int64_t> out;
       if (c.args.size() == 2) {
         GenValue ax = gen(*c.args[1].value);
         if (!ax.integer)
           fail(c.args[1].value->loc, "axis must be a constant");
         axis = b_.getI64IntegerAttr(*ax.integer);
-        out = shape;
-        out.erase(out.begin() + *ax.integer);
       }
       return GenValue{
-          b_.create<ir::ReduceOp>(l, ir::tensorType(&ctx_, out), n, x, axis),
+          createInferred<ir::ReduceOp>(l, 1, b_.getStringAttr(n), x, axis),
           std::nullopt};
     }
     if (n == "squeeze2d")
@@ -972,25 +989,18 @@ private:
       GenValue ax = gen(*c.args[2].value);
       if (!ax.integer)
         fail(c.args[2].value->loc, "axis must be a constant");
-      // Sema checked the shapes; the result grows along the axis.
-      auto tx = mlir::cast<mlir::RankedTensorType>(x.getType());
-      auto ty = mlir::cast<mlir::RankedTensorType>(y.getType());
-      llvm::SmallVector<int64_t> shape(tx.getShape());
-      shape[*ax.integer] += ty.getShape()[*ax.integer];
-      llvm::SmallVector<mlir::Type> types{ir::tensorType(&ctx_, shape)};
-      auto axis = b_.getI64IntegerAttr(*ax.integer);
-      return GenValue{b_.create<ir::ConcatOp>(l, types[0], x, y, axis),
+      return GenValue{createInferred<ir::ConcatOp>(
+                          l, 1, x, y, b_.getI64IntegerAttr(*ax.integer)),
                       std::nullopt};
     }
     if (n == "first_half" || n == "second_half") {
+      // The slice bounds depend on the shape: a half op until infer-shapes.
       Value x = arg(0);
-      auto t = mlir::cast<mlir::RankedTensorType>(x.getType());
-      llvm::SmallVector<int64_t> shape(t.getShape());
-      shape[0] /= 2;
-      return GenValue{b_.create<ir::SliceOp>(l, ir::tensorType(&ctx_, shape), x,
-                                             0,
-                                             n == "first_half" ? 0 : shape[0]),
-                      std::nullopt};
+      return GenValue{
+          createInferred<ir::HalfOp>(
+              l, 1, b_.getStringAttr(n == "first_half" ? "first" : "second"),
+              x),
+          std::nullopt};
     }
     if (n == "logsumexp" || n == "softmax") {
       Value x = arg(0);
@@ -1000,29 +1010,15 @@ private:
       auto axis = b_.getI64IntegerAttr(*ax.integer);
       if (n == "softmax")
         return GenValue{b_.create<ir::SoftmaxOp>(l, x, axis), std::nullopt};
-      llvm::SmallVector<int64_t> shape(
-          mlir::cast<mlir::RankedTensorType>(x.getType()).getShape());
-      shape.erase(shape.begin() + *ax.integer);
-      return GenValue{
-          b_.create<ir::LogSumExpOp>(l, ir::tensorType(&ctx_, shape), x, axis),
-          std::nullopt};
-    }
-    if (n == "append_ones") {
-      // concat(x, ones) along the last axis: a bias column.
-      Value x = arg(0);
-      auto t = mlir::cast<mlir::RankedTensorType>(x.getType());
-      llvm::SmallVector<int64_t> ones(t.getShape()), out(t.getShape());
-      ones.back() = 1;
-      out.back() += 1;
-      Value one =
-          b_.create<ir::FillOp>(l, ir::tensorType(&ctx_, ones), constant(1, l));
-      return GenValue{b_.create<ir::ConcatOp>(l, ir::tensorType(&ctx_, out), x,
-                                              one, t.getRank() - 1),
+      return GenValue{createInferred<ir::LogSumExpOp>(l, 1, x, axis),
                       std::nullopt};
     }
+    if (n == "append_ones") // a bias column; its shape depends on x's
+      return GenValue{createInferred<ir::AppendOnesOp>(l, 1, arg(0)),
+                      std::nullopt};
     if (n == "graph_filter") {
       Value S = arg(0), x = arg(1), h = arg(2);
-      return GenValue{b_.create<ir::GraphFilterOp>(l, x.getType(), S, x, h),
+      return GenValue{createInferred<ir::GraphFilterOp>(l, 1, S, x, h),
                       std::nullopt};
     }
     if (n == "minibatch") {
@@ -1030,16 +1026,10 @@ private:
       if (!size.integer)
         fail(c.args[0].value->loc, "the batch size must be a constant");
       llvm::SmallVector<Value> ins;
-      llvm::SmallVector<mlir::Type> outs;
-      for (size_t i = 1; i < c.args.size(); ++i) {
-        Value v = arg(i);
-        llvm::SmallVector<int64_t> shape(
-            mlir::cast<mlir::RankedTensorType>(v.getType()).getShape());
-        shape[1] = *size.integer;
-        ins.push_back(v);
-        outs.push_back(ir::tensorType(&ctx_, shape));
-      }
-      auto op = b_.create<ir::MinibatchOp>(l, outs, ins, *size.integer);
+      for (size_t i = 1; i < c.args.size(); ++i)
+        ins.push_back(arg(i));
+      auto op = createInferred<ir::MinibatchOp>(
+          l, static_cast<unsigned>(ins.size()), ins, *size.integer);
       GenValue r;
       for (Value v : op.getResults())
         r.tuple.push_back(v);
@@ -1130,19 +1120,73 @@ private:
     return inlineFn(fn, args, c.loc);
   }
 
+  /// A call of `fn`. Functions whose arguments are tensors and constants
+  /// and whose result is a tensor become one generic `func.func` per
+  /// module instance and constant arguments (tensor arguments unranked),
+  /// called with `unroll.call`; the specialize pass inlines them and
+  /// infer-shapes gives them the shapes of each call site. Others (taking
+  /// modules or returning constants or tuples) are inlined here.
   GenValue inlineFn(const FnDecl &fn, const std::vector<GenValue> &args,
                     SourceLoc site) {
-    // A method sees its module's names; other functions the algorithm's.
-    const std::map<std::string, GenValue> *base = nullptr;
+    const std::map<std::string, GenValue> *base = methodScope(fn);
+    FnKey key{&fn, base, {}, false};
+    bool generic = true;
+    for (const GenValue &a : args) {
+      if (a.module || !a.tuple.empty() || (!a.v && !a.integer)) {
+        generic = false;
+        break;
+      }
+      key.constants.push_back(a.v ? std::nullopt : a.integer);
+    }
+    if (generic) {
+      // A body that reads the layer index `l` is only valid in a layer.
+      auto it = outlined_.find(key);
+      if (it == outlined_.end() && layerIndex_) {
+        key.layered = true;
+        it = outlined_.find(key);
+      }
+      if (it == outlined_.end()) {
+        Outlined o = outline(fn, args, base);
+        key.layered = o.layered;
+        it = outlined_.emplace(key, o).first;
+      }
+      if (it->second.fn) {
+        llvm::SmallVector<Value> operands;
+        for (const GenValue &a : args)
+          if (a.v)
+            operands.push_back(a.v);
+        operands.append(it->second.captures);
+        mlir::func::FuncOp f = it->second.fn;
+        auto call =
+            b_.create<ir::CallOp>(loc(site), f.getFunctionType().getResult(0),
+                                  f.getSymName(), operands);
+        return GenValue{call.getResult(), std::nullopt};
+      }
+    }
+    callSites_.push_back(loc(site));
+    GenValue r = fnBody(fn, args, base);
+    callSites_.pop_back();
+    return r;
+  }
+
+  /// A method sees its module's names; other functions the algorithm's.
+  const std::map<std::string, GenValue> *methodScope(const FnDecl &fn) {
     if (currentModule_)
       for (auto &meth : currentModule_->decl->methods)
         if (meth.get() == &fn)
-          base = &currentModule_->env;
+          return &currentModule_->env;
+    return nullptr;
+  }
+
+  /// The body of `fn` with its parameters bound to `args`, generated where
+  /// the builder is.
+  GenValue fnBody(const FnDecl &fn, const std::vector<GenValue> &args,
+                  const std::map<std::string, GenValue> *base) {
     std::vector<std::pair<std::string, GenValue>> bound;
     for (size_t i = 0; i < fn.params.size() && i < args.size(); ++i)
       bound.emplace_back(fn.params[i].name, args[i]);
-    return inlined(
-        bound, site,
+    return scoped(
+        bound,
         [&] {
           if (fn.body)
             return gen(*fn.body);
@@ -1157,14 +1201,74 @@ private:
         base);
   }
 
+  struct Outlined {
+    mlir::func::FuncOp fn; // null: the function must be inlined
+    llvm::SmallVector<Value> captures;
+    bool layered = false; // reads the layer index
+  };
+
+  /// `fn` as a generic function: tensor arguments unranked, constants
+  /// folded in, and the algorithm-level values it reads (problem data,
+  /// parameters, lets) passed as trailing arguments.
+  Outlined outline(const FnDecl &fn, const std::vector<GenValue> &args,
+                   const std::map<std::string, GenValue> *base) {
+    mlir::OpBuilder::InsertionGuard guard(b_);
+    std::vector<mlir::Location> sites;
+    sites.swap(callSites_); // the body's locations are its own lines
+    b_.setInsertionPointToEnd(module_.getBody());
+    llvm::SmallVector<mlir::Type> argTypes;
+    for (const GenValue &a : args)
+      if (a.v)
+        argTypes.push_back(ir::unrankedTensor(&ctx_));
+    std::string name = fn.name;
+    if (base)
+      name = currentModule_->decl->name + "." + fn.name;
+    if (int n = fnNames_[name]++)
+      name += "_" + std::to_string(n);
+    auto f = b_.create<mlir::func::FuncOp>(
+        loc(fn.loc), name, mlir::FunctionType::get(&ctx_, argTypes, {}));
+    f.setPrivate();
+    mlir::Block *entry = f.addEntryBlock();
+    b_.setInsertionPointToEnd(entry);
+    std::vector<GenValue> bodyArgs;
+    unsigned k = 0;
+    for (const GenValue &a : args)
+      bodyArgs.push_back(a.v ? GenValue{entry->getArgument(k++), std::nullopt}
+                             : a);
+    GenValue r = fnBody(fn, bodyArgs, base);
+    sites.swap(callSites_);
+    if (!r.v) {
+      f.erase();
+      return {};
+    }
+    b_.create<mlir::func::ReturnOp>(loc(fn.loc), r.v);
+    // Values the body reads from the algorithm (not an ancestor of the
+    // function, so getUsedValuesDefinedAbove would miss them).
+    llvm::SetVector<Value> captured;
+    f.getBody().walk([&](mlir::Operation *op) {
+      for (Value v : op->getOperands())
+        if (!f.getBody().isAncestor(v.getParentRegion()))
+          captured.insert(v);
+    });
+    Outlined o{f, {}, false};
+    f.walk([&](ir::LayerIndexOp) { o.layered = true; });
+    for (Value c : captured) {
+      Value a = entry->addArgument(c.getType(), c.getLoc());
+      mlir::replaceAllUsesInRegionWith(c, a, f.getBody());
+      o.captures.push_back(c);
+    }
+    f.setType(mlir::FunctionType::get(&ctx_, entry->getArgumentTypes(),
+                                      {r.v.getType()}));
+    return o;
+  }
+
   /// Runs `body` in a scope holding `bound` on top of the algorithm-level
   /// names (Sema has checked that names resolve lexically), never the
-  /// caller's locals; ops get call-site locations through `site`.
+  /// caller's locals.
   template <typename F>
-  GenValue inlined(const std::vector<std::pair<std::string, GenValue>> &bound,
-                   SourceLoc site, F body,
-                   const std::map<std::string, GenValue> *base = nullptr) {
-    callSites_.push_back(loc(site));
+  GenValue scoped(const std::vector<std::pair<std::string, GenValue>> &bound,
+                  F body,
+                  const std::map<std::string, GenValue> *base = nullptr) {
     std::vector<std::map<std::string, GenValue>> callerEnv;
     callerEnv.swap(env_);
     env_.push_back(base ? *base : callerEnv.front());
@@ -1173,9 +1277,35 @@ private:
       bind(n, v);
     GenValue r = body();
     env_.swap(callerEnv);
+    return r;
+  }
+
+  /// `scoped`, with the ops located at call site `site`.
+  template <typename F>
+  GenValue inlined(const std::vector<std::pair<std::string, GenValue>> &bound,
+                   SourceLoc site, F body) {
+    callSites_.push_back(loc(site));
+    GenValue r = scoped(bound, body);
     callSites_.pop_back();
     return r;
   }
+
+  /// What makes a generic function differ: the function, the module
+  /// instance whose names it sees, its constant arguments (nullopt for a
+  /// tensor) and, for a body that reads `l`, that it is the layer index.
+  struct FnKey {
+    const FnDecl *fn;
+    const void *scope;
+    std::vector<std::optional<long long>> constants;
+    bool layered;
+    bool operator<(const FnKey &o) const {
+      return std::tie(fn, scope, constants, layered) <
+             std::tie(o.fn, o.scope, o.constants, o.layered);
+    }
+  };
+  std::map<FnKey, Outlined> outlined_;
+  std::map<std::string, int> fnNames_;
+  mlir::ModuleOp module_;
 
   std::map<std::string, Value> stepLocals_, finalState_;
   std::deque<ModuleVal> modules_;
@@ -1194,6 +1324,7 @@ mlir::OwningOpRef<mlir::ModuleOp> generateIR(mlir::MLIRContext &ctx,
                                              const Frontend &fe) {
   assert(fe.ok() && "generateIR needs a spec that checked cleanly");
   ctx.getOrLoadDialect<ir::UnrollDialect>();
+  ctx.getOrLoadDialect<mlir::func::FuncDialect>();
   IRGen gen(ctx, fe);
   mlir::OwningOpRef<mlir::ModuleOp> module;
   try {

@@ -11,8 +11,10 @@
 namespace unroll::compiler {
 
 /// Generates one `unroll.algorithm` per `unrolled` declaration of the main
-/// file, with stdlib and problem functions inlined and every op located at
-/// its DSL source (FileLineColLoc). `fe` must have checked without errors.
+/// file, and one generic `func.func` per DSL function it calls (called with
+/// `unroll.call`; the specialize and infer-shapes passes inline them and
+/// give every value a static shape), with every op located at its DSL
+/// source (FileLineColLoc). `fe` must have checked without errors.
 /// Constructs IR generation does not cover yet are reported through the
 /// front end's diagnostics with their location; the result is then null.
 mlir::OwningOpRef<mlir::ModuleOp> generateIR(mlir::MLIRContext &ctx,

@@ -2,9 +2,30 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "llvm/ADT/StringSwitch.h"
 
 using namespace mlir;
+
+/// `: T` for an op whose result has its operand's type, `: T -> R` while
+/// the result is not known yet (unranked, after a generic function is
+/// inlined and before infer-shapes).
+static ParseResult parseSameOrResult(OpAsmParser &parser, Type &operand,
+                                     Type &result) {
+  if (parser.parseType(operand))
+    return failure();
+  result = operand;
+  if (succeeded(parser.parseOptionalArrow()))
+    return parser.parseType(result);
+  return success();
+}
+
+static void printSameOrResult(OpAsmPrinter &printer, Operation *, Type operand,
+                              Type result) {
+  printer << operand;
+  if (result != operand)
+    printer << " -> " << result;
+}
 
 #include "compiler/dialect/UnrollDialect.cpp.inc"
 
@@ -41,6 +62,21 @@ bool hasUnrankedTypes(Operation *op) {
       if (llvm::any_of(b.getArguments(), unranked))
         return true;
   return false;
+}
+
+LogicalResult inferResultTypes(Operation *op) {
+  auto iface = dyn_cast<InferTypeOpInterface>(op);
+  if (!iface)
+    return op->emitOpError("does not infer its result types");
+  SmallVector<Type> types;
+  if (failed(iface.inferReturnTypes(
+          op->getContext(), op->getLoc(), op->getOperands(),
+          op->getDiscardableAttrDictionary(), op->getPropertiesStorage(),
+          op->getRegions(), types)))
+    return failure();
+  for (auto [r, t] : llvm::zip(op->getResults(), types))
+    r.setType(t);
+  return success();
 }
 
 FailureOr<llvm::SmallVector<int64_t>> broadcastShapes(ArrayRef<int64_t> a,
@@ -218,10 +254,12 @@ LogicalResult LipschitzOp::inferReturnTypes(MLIRContext *ctx,
   return success();
 }
 
-LogicalResult GraphFilterOp::inferReturnTypes(
-    MLIRContext *ctx, std::optional<Location> loc, ValueRange operands,
-    DictionaryAttr, OpaqueProperties, RegionRange,
-    SmallVectorImpl<Type> &inferred) {
+LogicalResult GraphFilterOp::inferReturnTypes(MLIRContext *ctx,
+                                              std::optional<Location> loc,
+                                              ValueRange operands,
+                                              DictionaryAttr, OpaqueProperties,
+                                              RegionRange,
+                                              SmallVectorImpl<Type> &inferred) {
   if (operands.size() != 3)
     return emitOptionalError(loc, "graph_filter takes S, x and h");
   inferred.push_back(operands[1].getType());
@@ -276,10 +314,12 @@ LogicalResult HalfOp::inferReturnTypes(MLIRContext *ctx,
   return success();
 }
 
-LogicalResult AppendOnesOp::inferReturnTypes(
-    MLIRContext *ctx, std::optional<Location> loc, ValueRange operands,
-    DictionaryAttr, OpaqueProperties, RegionRange,
-    SmallVectorImpl<Type> &inferred) {
+LogicalResult AppendOnesOp::inferReturnTypes(MLIRContext *ctx,
+                                             std::optional<Location> loc,
+                                             ValueRange operands,
+                                             DictionaryAttr, OpaqueProperties,
+                                             RegionRange,
+                                             SmallVectorImpl<Type> &inferred) {
   if (unrankedResult(ctx, operands, inferred))
     return success();
   llvm::SmallVector<int64_t> s(shapeOf(operands[0]));
@@ -289,6 +329,23 @@ LogicalResult AppendOnesOp::inferReturnTypes(
   inferred.push_back(tensorType(ctx, s));
   return success();
 }
+
+// Elementwise or square-matrix maps: the result has the operand's type.
+#define UNROLL_INFER_SAME(Op)                                                  \
+  LogicalResult Op::inferReturnTypes(                                          \
+      MLIRContext *, std::optional<Location> loc, ValueRange operands,         \
+      DictionaryAttr, OpaqueProperties, RegionRange,                           \
+      SmallVectorImpl<Type> &inferred) {                                       \
+    if (operands.size() != 1)                                                  \
+      return emitOptionalError(loc, "takes one operand");                      \
+    inferred.push_back(operands[0].getType());                                 \
+    return success();                                                          \
+  }
+UNROLL_INFER_SAME(UnaryOp)
+UNROLL_INFER_SAME(InverseOp)
+UNROLL_INFER_SAME(SoftmaxOp)
+UNROLL_INFER_SAME(LipschitzGradOp)
+#undef UNROLL_INFER_SAME
 
 #define UNROLL_COMPATIBLE(Op)                                                  \
   bool Op::isCompatibleReturnTypes(TypeRange l, TypeRange r) {                 \
@@ -318,6 +375,10 @@ UNROLL_COMPATIBLE(MinibatchOp)
 UNROLL_COMPATIBLE(GradOp)
 UNROLL_COMPATIBLE(HalfOp)
 UNROLL_COMPATIBLE(AppendOnesOp)
+UNROLL_COMPATIBLE(UnaryOp)
+UNROLL_COMPATIBLE(InverseOp)
+UNROLL_COMPATIBLE(SoftmaxOp)
+UNROLL_COMPATIBLE(LipschitzGradOp)
 #undef UNROLL_COMPATIBLE
 
 //===----------------------------------------------------------------------===//
@@ -724,7 +785,8 @@ LogicalResult GradOp::verify() {
       return emitOpError("operand and body argument types differ");
   auto yield = cast<YieldOp>(b.getTerminator());
   if (yield.getValues().size() != 1 ||
-      !compatibleTypes(yield.getValues()[0].getType(), tensorType(getContext(), {})))
+      !compatibleTypes(yield.getValues()[0].getType(),
+                       tensorType(getContext(), {})))
     return emitOpError("body must yield one scalar");
   return success();
 }
@@ -837,6 +899,27 @@ LogicalResult HalfOp::verify() {
   if (getWhich() != "first" && getWhich() != "second")
     return emitOpError("which must be 'first' or 'second', got '")
            << getWhich() << "'";
+  return success();
+}
+
+LogicalResult CallOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  auto fn = symbols.lookupNearestSymbolFrom<FunctionOpInterface>(
+      *this, getCalleeAttr());
+  if (!fn)
+    return emitOpError("calls @") << getCallee() << ", which is not a function";
+  ArrayRef<Type> params = fn.getArgumentTypes(), results = fn.getResultTypes();
+  if (params.size() != getOperands().size() || results.size() != 1)
+    return emitOpError("@") << getCallee() << " takes " << params.size()
+                            << " arguments and returns " << results.size()
+                            << " values; the call passes "
+                            << getOperands().size() << " and expects one";
+  for (auto [p, v] : llvm::zip(params, getOperands()))
+    if (!compatibleTypes(p, v.getType()))
+      return emitOpError("passes ")
+             << v.getType() << " for a parameter of type " << p;
+  if (!compatibleTypes(results[0], getType()))
+    return emitOpError("expects ")
+           << getType() << " from a function returning " << results[0];
   return success();
 }
 

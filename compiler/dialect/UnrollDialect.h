@@ -7,6 +7,7 @@
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/IR/RegionKindInterface.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Interfaces/CallInterfaces.h"
 #include "mlir/Interfaces/ControlFlowInterfaces.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -34,6 +35,11 @@ bool compatibleTypes(mlir::Type a, mlir::Type b);
 
 /// Whether an operand, result or block argument of `op` is unranked.
 bool hasUnrankedTypes(mlir::Operation *op);
+
+/// Recomputes the result types of an op that infers them
+/// (InferTypeOpInterface) from its current operands and attributes. Fails,
+/// with the reason emitted at the op, if the operands do not fit.
+mlir::LogicalResult inferResultTypes(mlir::Operation *op);
 
 /// NumPy broadcasting of two static shapes; fails if they are incompatible.
 mlir::FailureOr<llvm::SmallVector<int64_t>>

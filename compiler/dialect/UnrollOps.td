@@ -5,6 +5,7 @@
 
 include "UnrollDialect.td"
 include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/CallInterfaces.td"
 include "mlir/IR/RegionKindInterface.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
@@ -116,6 +117,22 @@ def Unroll_GradOp : Unroll_Op<"grad",
     `(` $args `)` attr-dict `:` functional-type($args, $result) $body
   }];
   let hasVerifier = 1;
+}
+
+def Unroll_CallOp : Unroll_Op<"call",
+    [DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "a call of a DSL function, inlined by the specialize pass";
+  let description = [{
+    The callee is a `func.func` whose body is generic: its tensor
+    arguments may be unranked, so an argument may have any type compatible
+    with the parameter's (unlike `func.call`, which requires equal types).
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$callee,
+                       Variadic<Unroll_Tensor>:$operands);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $callee `(` $operands `)` attr-dict `:` functional-type($operands, $result)
+  }];
 }
 
 //===----------------------------------------------------------------------===//
@@ -293,11 +310,14 @@ def Unroll_PowOp : Unroll_BinaryOp<"pow">;
 def Unroll_MaxOp : Unroll_BinaryOp<"max">;
 def Unroll_MinOp : Unroll_BinaryOp<"min">;
 
-def Unroll_UnaryOp : Unroll_Op<"unary", [Pure, SameOperandsAndResultType]> {
+def Unroll_UnaryOp : Unroll_Op<"unary", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "an elementwise function: neg, abs, sign, relu, exp, ...";
   let arguments = (ins StrAttr:$fn, Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);
-  let assemblyFormat = "$fn $operand attr-dict `:` type($operand)";
+  let assemblyFormat = [{
+    $fn $operand attr-dict `:` custom<SameOrResult>(type($operand), type($result))
+  }];
   let hasVerifier = 1;
 }
 
@@ -486,11 +506,14 @@ def Unroll_Conv1x1Op : Unroll_Op<"conv1x1",
   }];
 }
 
-def Unroll_InverseOp : Unroll_Op<"inverse", [Pure, SameOperandsAndResultType]> {
+def Unroll_InverseOp : Unroll_Op<"inverse", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "inverse of a square matrix";
   let arguments = (ins Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);
-  let assemblyFormat = "$operand attr-dict `:` type($operand)";
+  let assemblyFormat = [{
+    $operand attr-dict `:` custom<SameOrResult>(type($operand), type($result))
+  }];
   let hasVerifier = 1;
 }
 
@@ -503,11 +526,14 @@ def Unroll_LogSumExpOp : Unroll_Op<"logsumexp", [Pure, Unroll_Infers]> {
   let hasVerifier = 1;
 }
 
-def Unroll_SoftmaxOp : Unroll_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+def Unroll_SoftmaxOp : Unroll_Op<"softmax", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "softmax along an axis";
   let arguments = (ins Unroll_Tensor:$operand, I64Attr:$axis);
   let results = (outs Unroll_Tensor:$result);
-  let assemblyFormat = "$operand attr-dict `:` type($operand)";
+  let assemblyFormat = [{
+    $operand attr-dict `:` custom<SameOrResult>(type($operand), type($result))
+  }];
   let hasVerifier = 1;
 }
 
@@ -549,11 +575,14 @@ def Unroll_LipschitzOp : Unroll_Op<"lipschitz", [Pure, Unroll_Infers]> {
 }
 
 def Unroll_LipschitzGradOp : Unroll_Op<"lipschitz_grad",
-    [Pure, SameOperandsAndResultType]> {
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
   let summary = "the gradient of lipschitz(D): 2 D v v^T, v the top right singular vector";
   let arguments = (ins Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);
-  let assemblyFormat = "$operand attr-dict `:` type($operand)";
+  let assemblyFormat = [{
+    $operand attr-dict `:` custom<SameOrResult>(type($operand), type($result))
+  }];
   let hasVerifier = 1;
 }
 

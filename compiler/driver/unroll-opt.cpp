@@ -3,6 +3,8 @@
 #include "compiler/dialect/UnrollDialect.h"
 #include "compiler/passes/Differentiate.h"
 #include "compiler/passes/FuseElementwise.h"
+#include "compiler/passes/InferShapes.h"
+#include "compiler/passes/Specialize.h"
 #include "compiler/passes/UnrollLayers.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -12,10 +14,13 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  // func is for tests that wrap unroll ops in functions.
+  // func holds the generic DSL functions that specialize inlines (and wraps
+  // unroll ops in tests).
   registry.insert<unroll::ir::UnrollDialect, mlir::func::FuncDialect>();
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
+  unroll::compiler::registerSpecializePass();
+  unroll::compiler::registerInferShapesPass();
   unroll::compiler::registerUnrollLayersPass();
   unroll::compiler::registerDifferentiatePass();
   unroll::compiler::registerFuseElementwisePass();

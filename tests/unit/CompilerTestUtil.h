@@ -27,6 +27,9 @@ inline mlir::OwningOpRef<mlir::ModuleOp> compileSpec(const std::string &text,
   if (module && pipeline &&
       mlir::failed(compiler::runPipeline(*module, /*printAfterAll=*/false)))
     return nullptr;
+  // Without the pipeline: still with static shapes and no calls.
+  if (module && !pipeline && mlir::failed(compiler::runSpecialization(*module)))
+    return nullptr;
   return module;
 }
 
