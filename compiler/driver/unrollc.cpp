@@ -233,24 +233,25 @@ int evalCommand(const std::string &runDir, const std::vector<double> &ood,
   return rc;
 }
 
-int exportCommand(const std::string &runDir, compiler::ExportOptions opts) {
+/// A run's plan and trained parameters (as Halide buffers, which the
+/// generated code embeds); false after printing why not.
+bool loadRun(const std::string &runDir, nlohmann::json &plan,
+             std::map<std::string, Halide::Buffer<float>> &params) {
   std::ifstream planFile(std::filesystem::path(runDir) / "plan.json");
   if (!planFile) {
     std::cerr << "error: '" << runDir
               << "' is not a run directory (no plan.json)\n";
-    return 1;
+    return false;
   }
-  nlohmann::json plan = nlohmann::json::parse(planFile, nullptr, false);
+  plan = nlohmann::json::parse(planFile, nullptr, false);
   if (plan.is_discarded()) {
     std::cerr << "error: '" << runDir << "/plan.json' is not valid JSON\n";
-    return 1;
+    return false;
   }
   driver::RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
-    return 1;
-  // The runtime reads and checks the checkpoint; the weights become Halide
-  // buffers that the generated code embeds.
-  std::map<std::string, Halide::Buffer<float>> params;
+    return false;
+  // The runtime reads and checks the checkpoint.
   auto collect = [](void *ctx, const char *name, int32_t rank,
                     const int64_t *sizes, const float *data) {
     auto &out =
@@ -265,11 +266,23 @@ int exportCommand(const std::string &runDir, compiler::ExportOptions opts) {
   std::string err;
   if (rt->readParams(runDir, collect, &params, err) != 0) {
     std::cerr << "error: " << err << "\n";
-    return 1;
+    return false;
   }
+  return true;
+}
+
+int exportCommand(const std::string &runDir, compiler::ExportOptions opts,
+                  const std::string &exe) {
+  nlohmann::json plan;
+  std::map<std::string, Halide::Buffer<float>> params;
+  if (!loadRun(runDir, plan, params))
+    return 1;
   opts.runDir = runDir;
   try {
-    compiler::exportModel(plan, params, opts, std::cerr);
+    if (exe.empty())
+      compiler::exportModel(plan, params, opts, std::cerr);
+    else
+      compiler::buildExecutable(plan, params, exe, opts, std::cerr);
   } catch (const compiler::ExportError &e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
@@ -371,6 +384,19 @@ int run(int argc, char **argv) {
   exp->add_option("--name", exportOpts.name,
                   "C prefix of the API (default: the algorithm's name)");
 
+  auto *build = app.add_subcommand(
+      "build", "compile a trained run into a standalone program that reads "
+               "and writes .npy files");
+  std::string buildRun, buildExe;
+  compiler::ExportOptions buildOpts;
+  build->add_option("run_dir", buildRun, "run directory")->required();
+  build->add_option("-o,--out", buildExe, "the executable to write")
+      ->required();
+  build->add_option("--target", buildOpts.target, "host (the default)");
+  build->add_option("--name", buildOpts.name,
+                    "C prefix of the model inside (default: the algorithm's "
+                    "name)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -395,7 +421,9 @@ int run(int argc, char **argv) {
   if (*train)
     return trainCommand(trainSpec, co, out, resume, cacheDir, device, backend);
   if (*exp)
-    return exportCommand(exportRun, exportOpts);
+    return exportCommand(exportRun, exportOpts, "");
+  if (*build)
+    return exportCommand(buildRun, buildOpts, buildExe);
   if (*eval)
     return evalCommand(runDir, ood, perturb, baseline, cacheDir, device,
                        backend);

@@ -213,9 +213,10 @@ std::string cmakeConfig(const std::string &n) {
 
 } // namespace
 
-void exportModel(const nlohmann::json &plan,
-                 const std::map<std::string, Halide::Buffer<float>> &params,
-                 const ExportOptions &opts, std::ostream &log) {
+ExportSummary
+exportModel(const nlohmann::json &plan,
+            const std::map<std::string, Halide::Buffer<float>> &params,
+            const ExportOptions &opts, std::ostream &log) {
   if (opts.target != "host")
     throw ExportError("target '" + opts.target +
                       "' is not supported yet; use --target host");
@@ -318,6 +319,16 @@ void exportModel(const nlohmann::json &plan,
   log << "export: wrote " << (inc / (n + ".h")).string() << ", "
       << staticLib.string() << ", " << (lib / ("lib" + n + ".so")).string()
       << " and " << (cmake / (n + "Config.cmake")).string() << "\n";
+  ExportSummary summary;
+  summary.name = n;
+  for (const InferenceInput &in : pipe.inputs)
+    summary.inputs.push_back(
+        {in.name, identifier(in.name), in.shape, in.batched});
+  summary.stateShape = shape;
+  summary.layers = L;
+  summary.includeDir = inc.string();
+  summary.staticLibrary = staticLib.string();
+  return summary;
 }
 
 } // namespace unroll::compiler

@@ -13,6 +13,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace unroll::compiler {
 
@@ -26,11 +27,37 @@ struct ExportOptions {
   std::string runDir;
 };
 
+/// What an export produced: enough to write a program against it.
+struct ExportSummary {
+  std::string name; ///< the C prefix
+  struct Input {
+    std::string name, identifier;
+    std::vector<int64_t> shape; ///< per instance when batched
+    bool batched = false;
+  };
+  std::vector<Input> inputs; ///< in the order of NAME_run's arguments
+  std::vector<int64_t> stateShape;
+  int64_t layers = 0;
+  std::string includeDir, staticLibrary;
+};
+
 /// Lowers, compiles and packages the trained algorithm of `plan` with
 /// parameters `params` (checkpoint names). Needs a C compiler (`cc`) and
 /// `ar` on the PATH. Throws ExportError.
-void exportModel(const nlohmann::json &plan,
-                 const std::map<std::string, Halide::Buffer<float>> &params,
-                 const ExportOptions &opts, std::ostream &log);
+ExportSummary
+exportModel(const nlohmann::json &plan,
+            const std::map<std::string, Halide::Buffer<float>> &params,
+            const ExportOptions &opts, std::ostream &log);
+
+/// `unrollc build RUN_DIR -o EXE`: exports into a scratch directory and
+/// links a standalone executable against the static library. It reads
+/// the inputs from .npy files (float32 or float64, C order, batch first
+/// for per-instance inputs) and writes the final state, and optionally
+/// every layer's, as float32 .npy; it needs no LibTorch, MLIR or Halide.
+/// Throws ExportError.
+void buildExecutable(const nlohmann::json &plan,
+                     const std::map<std::string, Halide::Buffer<float>> &params,
+                     const std::string &exePath, const ExportOptions &opts,
+                     std::ostream &log);
 
 } // namespace unroll::compiler

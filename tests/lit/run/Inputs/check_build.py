@@ -1,0 +1,120 @@
+"""Runs a program made by `unrollc build` on .npy inputs and checks its
+outputs against LISTA's layers computed here, in float64, from the run's
+checkpoint (no numpy: .npy and safetensors are read by hand).
+
+usage: check_build.py RUN_DIR EXE WORK_DIR"""
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+
+run_dir, exe, work = sys.argv[1:4]
+
+
+def write_npy(path, shape, values, dtype="<f4"):
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (
+        dtype, "".join("%d, " % s for s in shape).rstrip(" ") if len(shape) > 1
+        else "%d," % shape[0])
+    pad = (64 - (10 + len(header) + 1) % 64) % 64
+    header += " " * pad + "\n"
+    fmt = "<%d%s" % (len(values), "f" if dtype == "<f4" else "d")
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)))
+        f.write(header.encode())
+        f.write(struct.pack(fmt, *values))
+
+
+def read_npy(path):
+    data = open(path, "rb").read()
+    assert data[:6] == b"\x93NUMPY", path
+    n = struct.unpack("<H", data[8:10])[0]
+    header = data[10:10 + n].decode()
+    assert "'descr': '<f4'" in header, header
+    shape = tuple(int(s) for s in header.split("(")[1].split(")")[0].split(",")
+                  if s.strip())
+    count = math.prod(shape)
+    return shape, struct.unpack("<%df" % count, data[10 + n:10 + n + 4 * count])
+
+
+def read_params(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k.startswith("param.") and v["dtype"] == "F32":
+            a, b = v["data_offsets"]
+            out[k] = (v["shape"], struct.unpack(
+                "<%df" % ((b - a) // 4), data[8 + n + a:8 + n + b]))
+    return out
+
+
+params = read_params(os.path.join(run_dir, "best.safetensors"))
+L = 1 + max(int(k.split(".")[2]) for k in params if k.startswith("param.Wu."))
+(d, p), _ = params["param.Wu.1"]
+B = 3
+x = [math.sin(0.3 * i) for i in range(B * p)]
+y0 = [0.1 * math.cos(0.7 * i) for i in range(B * d)]
+write_npy(os.path.join(work, "x.npy"), (B, p), x, "<f8")  # float64 on purpose
+write_npy(os.path.join(work, "y0.npy"), (B, d), y0)
+
+
+def run(*args):
+    r = subprocess.run([exe, *args], capture_output=True, text=True)
+    return r.returncode, r.stdout + r.stderr
+
+
+rc, text = run("-o", os.path.join(work, "out.npy"), "--layers",
+               os.path.join(work, "layers.npy"),
+               "x=" + os.path.join(work, "x.npy"),
+               "y0=" + os.path.join(work, "y0.npy"))
+print("run:", rc, text.strip().split(": ", 1)[1])
+out_shape, out = read_npy(os.path.join(work, "out.npy"))
+layers_shape, layers = read_npy(os.path.join(work, "layers.npy"))
+print("output shape", out_shape, "layers shape", layers_shape)
+
+# LISTA in float64: y <- soft_threshold(Wu x + We y, beta), per layer.
+worst = 0.0
+for b in range(B):
+    y = [float(v) for v in struct.unpack("<%df" % d, struct.pack(
+        "<%df" % d, *y0[b * d:(b + 1) * d]))]
+    xb = x[b * p:(b + 1) * p]
+    for l in range(1, L):
+        _, Wu = params["param.Wu.%d" % l]
+        _, We = params["param.We.%d" % l]
+        _, beta = params["param.beta.%d" % l]
+        z = [sum(Wu[i * p + j] * xb[j] for j in range(p)) +
+             sum(We[i * d + j] * y[j] for j in range(d)) for i in range(d)]
+        y = [math.copysign(max(abs(v) - beta[i], 0.0), v) for i, v in enumerate(z)]
+        got = layers[(b * L + l) * d:(b * L + l + 1) * d]
+        worst = max(worst, max(abs(g - w) for g, w in zip(got, y)))
+    worst = max(worst, max(abs(g - w) for g, w in zip(out[b * d:(b + 1) * d], y)))
+print("largest difference from float64 LISTA: %s" %
+      ("below 1e-4" if worst < 1e-4 else "%g" % worst))
+
+# Bad input: a clear message and exit status 1, never a crash.
+write_npy(os.path.join(work, "short.npy"), (B, p - 1), [0.0] * (B * (p - 1)))
+write_npy(os.path.join(work, "two.npy"), (2, d), [0.0] * (2 * d))
+open(os.path.join(work, "junk.npy"), "w").write("not an array")
+cases = {
+    "missing input": ("-o", os.path.join(work, "o.npy"),
+                      "x=" + os.path.join(work, "x.npy")),
+    "wrong shape": ("-o", os.path.join(work, "o.npy"),
+                    "x=" + os.path.join(work, "short.npy"),
+                    "y0=" + os.path.join(work, "y0.npy")),
+    "batch mismatch": ("-o", os.path.join(work, "o.npy"),
+                       "x=" + os.path.join(work, "x.npy"),
+                       "y0=" + os.path.join(work, "two.npy")),
+    "not npy": ("-o", os.path.join(work, "o.npy"),
+                "x=" + os.path.join(work, "junk.npy"),
+                "y0=" + os.path.join(work, "y0.npy")),
+    "unknown input": ("-o", os.path.join(work, "o.npy"), "z=1"),
+}
+for name, args in cases.items():
+    rc, text = run(*args)
+    last = [l for l in text.splitlines() if "error:" in l][-1]
+    print("%s: exit %d: %s" % (name, rc, last.split("error: ", 1)[1]
+                               .replace(work + "/", "")))
+print("no output written on error:", not os.path.exists(os.path.join(work, "o.npy")))
