@@ -5,11 +5,9 @@
 //
 // SPEC defaults to examples/lista.unroll; --set edits it as `unrollc train`
 // does (the paper's size: --set p=1024 --set d=1228 --set batch=512).
-#include "compiler/IRGen/IRGen.h"
-#include "compiler/Pipeline.h"
+#include "BenchUtil.h"
+
 #include "compiler/kernels/KernelJIT.h"
-#include "compiler/plan/PlanLowering.h"
-#include "dsl/Frontend.h"
 #include "runtime/BuildInfo.h"
 #include "runtime/Data.h"
 #include "runtime/Trainer.h"
@@ -20,31 +18,9 @@
 #include <string>
 #include <vector>
 
-#ifndef UNROLL_SOURCE_DIR
-#define UNROLL_SOURCE_DIR "."
-#endif
-
 using namespace unroll;
 
 namespace {
-
-nlohmann::json compilePlan(const std::string &spec,
-                           const std::vector<std::string> &settings) {
-  dsl::FrontendOptions opts;
-  opts.libraryPath = dsl::defaultLibraryPath();
-  opts.settings = settings;
-  auto fe = dsl::runFrontend(spec, nullptr, opts, std::cerr);
-  if (!fe->ok())
-    std::exit(1);
-  mlir::MLIRContext ctx;
-  auto module = compiler::generateIR(ctx, *fe);
-  if (!module || mlir::failed(compiler::runPipeline(*module, false, true)))
-    std::exit(1);
-  auto plan = compiler::lowerToPlan(*module);
-  if (mlir::failed(plan))
-    std::exit(1);
-  return *plan;
-}
 
 /// Milliseconds per training step (forward, loss, constraints, backward,
 /// Adam) over `steps` steps after one warm-up step.
@@ -90,7 +66,7 @@ int main(int argc, char **argv) {
     }
   }
   runtime::useAllCores();
-  nlohmann::json plan = compilePlan(spec, settings);
+  nlohmann::json plan = bench::compilePlan(spec, settings);
   auto algs = runtime::parsePlan(plan.dump());
   const runtime::Algorithm &alg = algs[0];
   const nlohmann::json &train = alg.json["train"];

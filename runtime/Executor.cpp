@@ -345,6 +345,10 @@ void Executor::run(const json &op) {
   if (name == "matmul") {
     Tensor x = a[0].t, y = a[1].t;
     bool lv = rank(a[0]) == 1, rv = rank(a[1]) == 1;
+    // A shared matrix times one vector per instance (W @ y in every LISTA
+    // or ISTA layer): one GEMM, y [B, k] @ W^T, instead of B products.
+    if (!a[0].batched && a[1].batched && rank(a[0]) == 2 && rv)
+      return set(torch::matmul(y, x.t()), true);
     if (lv)
       x = x.unsqueeze(-2);
     if (rv)

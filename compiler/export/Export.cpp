@@ -255,9 +255,19 @@ exportModel(const nlohmann::json &plan,
   const int lanes = target.natural_vector_size<float>();
   for (size_t k = 1; k < pipe.states.size(); ++k) {
     Func f = pipe.states[k][0];
-    f.compute_root().parallel(f.args().back());
+    // Tasks of 16 instances: one row each is too little work per task.
+    f.compute_root().parallel(f.args().back(), 16);
     f.vectorize(f.args()[0], lanes, Halide::TailStrategy::GuardWithIf);
   }
+  for (auto &schedule : pipe.schedules)
+    schedule(target);
+  // The outputs: vectorised copies, one unrolled case per layer (no chain
+  // of selects), parallel over the batch.
+  final.vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf).parallel(b);
+  all.bound(l, 0, static_cast<int>(L + 1))
+      .unroll(l)
+      .vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
+      .parallel(b);
   for (Func f : pipe.reductions) {
     f.compute_root();
     if (f.args().size() > 1)

@@ -9,6 +9,7 @@
 
 #include <Halide.h>
 
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -43,6 +44,9 @@ struct InferencePipeline {
   std::vector<std::vector<Halide::Func>> states;
   /// Funcs with reductions (matrix products), for schedules.
   std::vector<Halide::Func> reductions;
+  /// Schedules that products lowered as GEMMs bring along, to apply for
+  /// the target being compiled for.
+  std::vector<std::function<void(const Halide::Target &)>> schedules;
 };
 
 /// Lowers the trained algorithm of `plan` with parameter values `params`,
