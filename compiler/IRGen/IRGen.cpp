@@ -351,7 +351,7 @@ private:
     return nullptr;
   }
 
-  /// m.method(args): inlined with the module's names in scope. A repeated
+  /// m.method(args): a call that sees the module's names. A repeated
   /// member runs its copies in order, `inverse` in reverse order.
   GenValue callMethod(ModuleVal *m, const std::string &method,
                       std::vector<GenValue> args, SourceLoc site) {
@@ -372,7 +372,7 @@ private:
            "module '" + m->decl->name + "' has no method '" + method + "'");
     ModuleVal *saved = currentModule_;
     currentModule_ = m;
-    GenValue r = inlineFn(*fn, args, site);
+    GenValue r = callFn(*fn, args, site);
     currentModule_ = saved;
     return r;
   }
@@ -680,7 +680,7 @@ private:
       if (!ref.fn && !ref.objective)
         fail(g.loc, "IR generation supports named functions here only");
       if (form == "objective") {
-        measure = tensor(ref.fn ? inlineFn(*ref.fn, {q}, c.loc)
+        measure = tensor(ref.fn ? callFn(*ref.fn, {q}, c.loc)
                                 : inlineObjective(*ref.objective, {q}, c.loc),
                          c.loc);
       } else {
@@ -919,7 +919,7 @@ private:
   GenValue genCall(const CallExpr &c) {
     mlir::Location l = loc(c.loc);
     if (const FnDecl *fn = fe_.sema->calleeOf(&c))
-      return inlineCall(*fn, c);
+      return genFnCall(*fn, c);
     auto argsOf = [&] {
       std::vector<GenValue> args;
       for (const Arg &a : c.args)
@@ -1052,7 +1052,7 @@ private:
     fail(c.loc, "IR generation does not support '" + n + "' yet");
   }
 
-  /// grad(g, x, extra...): an unroll.grad whose body is g, inlined, with
+  /// grad(g, x, extra...): an unroll.grad whose body calls g, with
   /// its arguments bound to the body's block arguments.
   GenValue genGrad(const CallExpr &c) {
     const Expr &fnExpr = *c.args[0].value;
@@ -1068,7 +1068,8 @@ private:
     return GenValue{gradOf(ref, operands, c.loc), std::nullopt};
   }
 
-  /// An unroll.grad of `ref` at `operands`, its body the inlined function.
+  /// An unroll.grad of `ref` at `operands`, its body a call of the function
+  /// (the objective is inlined).
   Value gradOf(const Sema::FunctionRef &ref, llvm::ArrayRef<Value> operands,
                SourceLoc site) {
     mlir::Location l = loc(site);
@@ -1079,7 +1080,7 @@ private:
     std::vector<GenValue> args;
     for (Value v : body->getArguments())
       args.push_back(GenValue{v, std::nullopt});
-    GenValue r = ref.fn ? inlineFn(*ref.fn, args, site)
+    GenValue r = ref.fn ? callFn(*ref.fn, args, site)
                         : inlineObjective(*ref.objective, args, site);
     b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, site)});
     return grad.getResult();
@@ -1096,9 +1097,9 @@ private:
     return inlined(bound, site, [&] { return gen(*pd.objective); });
   }
 
-  /// Calls are inlined: the DSL has no recursion, and the IR is specialised
-  /// to the argument shapes anyway.
-  GenValue inlineCall(const FnDecl &fn, const CallExpr &c) {
+  /// `f(args)` for a DSL function: arguments matched to parameters by
+  /// position or name, defaults filled in.
+  GenValue genFnCall(const FnDecl &fn, const CallExpr &c) {
     std::vector<GenValue> args(fn.params.size());
     std::vector<bool> given(fn.params.size(), false);
     size_t pos = 0;
@@ -1117,7 +1118,7 @@ private:
     for (size_t i = 0; i < fn.params.size(); ++i)
       if (!given[i])
         args[i] = gen(*fn.params[i].defaultValue);
-    return inlineFn(fn, args, c.loc);
+    return callFn(fn, args, c.loc);
   }
 
   /// A call of `fn`. Functions whose arguments are tensors and constants
@@ -1126,8 +1127,8 @@ private:
   /// called with `unroll.call`; the specialize pass inlines them and
   /// infer-shapes gives them the shapes of each call site. Others (taking
   /// modules or returning constants or tuples) are inlined here.
-  GenValue inlineFn(const FnDecl &fn, const std::vector<GenValue> &args,
-                    SourceLoc site) {
+  GenValue callFn(const FnDecl &fn, const std::vector<GenValue> &args,
+                  SourceLoc site) {
     const std::map<std::string, GenValue> *base = methodScope(fn);
     FnKey key{&fn, base, {}, false};
     bool generic = true;
