@@ -10,6 +10,7 @@
 #include "compiler/IRGen/IRGen.h"
 #include "compiler/Pipeline.h"
 #include "compiler/export/Export.h"
+#include "compiler/kernels/CudaKernels.h"
 #include "compiler/kernels/HalideKernels.h"
 #include "compiler/kernels/KernelJIT.h"
 #include "compiler/plan/PlanLowering.h"
@@ -127,8 +128,13 @@ int emit(const std::string &stage, const std::string &file,
     return 0;
   }
   // Kernels are generated from the runtime program's fused ops.
-  bool ok = compile(stage == "kernels" ? "plan" : stage, file, co,
+  bool fromPlan = stage == "kernels" || stage == "ptx";
+  bool ok = compile(fromPlan ? "plan" : stage, file, co,
                     [&](mlir::ModuleOp module, const nlohmann::json *plan) {
+                      if (plan && stage == "ptx") {
+                        compiler::printPtx(*plan, std::cout);
+                        return;
+                      }
                       if (plan && stage == "kernels") {
                         compiler::printKernels(*plan, std::cout);
                         return;
@@ -300,8 +306,8 @@ int run(int argc, char **argv) {
   app.add_option("-I,--lib", includes,
                  "extra directory to search for imported libraries");
   app.add_option("--emit", stage, "print one stage and stop")
-      ->check(
-          CLI::IsMember({"ast", "mlir", "mlir-unrolled", "plan", "kernels"}));
+      ->check(CLI::IsMember(
+          {"ast", "mlir", "mlir-unrolled", "plan", "kernels", "ptx"}));
   app.add_option("file", file, "spec file (with --emit)");
   bool locations = false;
   bool printAfterAll = false;

@@ -40,3 +40,13 @@ except (OSError, subprocess.SubprocessError):
     version = ""
 if "CUDA available" in version:
     config.available_features.add("cuda")
+
+# ptxas assembles the generated PTX where the CUDA toolkit is installed
+# (tests/lit/kernels/ptxas.unroll); elsewhere that test is UNSUPPORTED.
+import shutil
+ptxas = shutil.which("ptxas") or (
+    "/usr/local/cuda/bin/ptxas"
+    if os.path.exists("/usr/local/cuda/bin/ptxas") else None)
+if ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))

@@ -1,0 +1,29 @@
+#pragma once
+// The fused kernels of a runtime program for the CUDA target: each forward
+// and adjoint pipeline scheduled one GPU thread per element and compiled by
+// Halide's NVPTX backend to PTX. Needs no GPU and no CUDA toolkit (ptxas,
+// where installed, can check the result: tests/lit/kernels/ptxas.unroll).
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace unroll::compiler {
+
+/// One PTX module: a kernel's forward pipeline or one operand's adjoint.
+struct PtxModule {
+  std::string name; ///< "k0_forward", "k0_adjoint1", ...
+  std::string ptx;  ///< the module's text, `.version` first
+};
+
+/// PTX for every distinct fused kernel of `plan`, for compute capability
+/// `capability` (one of Halide's: 30, 32, 35, 50, 61, 70, 75, 80, 86).
+/// Throws InternalError if Halide produces no PTX.
+std::vector<PtxModule> buildPtx(const nlohmann::json &plan,
+                                int capability = 75);
+
+/// `--emit=ptx`: each module after a `// unroll kernel NAME` line.
+void printPtx(const nlohmann::json &plan, std::ostream &os);
+
+} // namespace unroll::compiler
