@@ -1,5 +1,7 @@
 #include "compiler/export/Export.h"
 
+#include "compiler/kernels/CudaKernels.h"
+
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -217,9 +219,10 @@ ExportSummary
 exportModel(const nlohmann::json &plan,
             const std::map<std::string, Halide::Buffer<float>> &params,
             const ExportOptions &opts, std::ostream &log) {
-  if (opts.target != "host")
+  const bool gpu = opts.target == "host-cuda";
+  if (opts.target != "host" && !gpu)
     throw ExportError("target '" + opts.target +
-                      "' is not supported yet; use --target host");
+                      "' is not supported; use --target host or host-cuda");
   InferencePipeline pipe = lowerForInference(plan, params);
   if (pipe.stateNames.size() != 1)
     throw ExportError("export supports algorithms with one state variable "
@@ -230,7 +233,11 @@ exportModel(const nlohmann::json &plan,
       identifier(opts.name.empty() ? pipe.algorithm : opts.name);
   const std::vector<int64_t> &shape = pipe.stateShapes[0];
   const int64_t L = static_cast<int64_t>(pipe.states.size()) - 1;
-  const Halide::Target target = Halide::get_host_target();
+  // host-cuda: the layers run as CUDA kernels (PTX for compute capability
+  // 7.5 inside the library), the arrays stay in host memory and Halide's
+  // runtime copies them to and from the GPU.
+  const Halide::Target target =
+      gpu ? cudaTarget(75, /*hostFeatures=*/true) : Halide::get_host_target();
 
   // Outputs: the final state, and every layer's stacked on a layer axis.
   std::vector<Var> vs;
@@ -250,33 +257,52 @@ exportModel(const nlohmann::json &plan,
     e = Halide::select(l == static_cast<int>(k), pipe.states[k][0](at), e);
   all(layerArgs) = e;
 
+  if (gpu) {
+    for (size_t k = 1; k < pipe.states.size(); ++k) {
+      pipe.states[k][0].compute_root();
+      scheduleForGpu(pipe.states[k][0]);
+    }
+    for (auto &schedule : pipe.schedules)
+      schedule(target);
+    for (Func f : pipe.reductions) {
+      f.compute_root();
+      scheduleForGpu(f);
+    }
+    scheduleForGpu(final);
+    all.bound(l, 0, static_cast<int>(L + 1));
+    scheduleForGpu(all);
+  }
   // Layer outputs and products once each, vectorised, parallel over the
   // batch.
   const int lanes = target.natural_vector_size<float>();
-  for (size_t k = 1; k < pipe.states.size(); ++k) {
+  for (size_t k = 1; !gpu && k < pipe.states.size(); ++k) {
     Func f = pipe.states[k][0];
     // Tasks of 16 instances: one row each is too little work per task.
     f.compute_root().parallel(f.args().back(), 16);
     f.vectorize(f.args()[0], lanes, Halide::TailStrategy::GuardWithIf);
   }
-  for (auto &schedule : pipe.schedules)
-    schedule(target);
-  // The outputs: vectorised copies, one unrolled case per layer (no chain
-  // of selects), parallel over the batch.
-  final.vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf).parallel(b);
-  all.bound(l, 0, static_cast<int>(L + 1))
-      .unroll(l)
-      .vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
-      .parallel(b);
-  for (Func f : pipe.reductions) {
-    f.compute_root();
-    if (f.args().size() > 1)
-      f.parallel(f.args().back());
+  if (!gpu) {
+    for (auto &schedule : pipe.schedules)
+      schedule(target);
+    // The outputs: vectorised copies, one unrolled case per layer (no
+    // chain of selects), parallel over the batch.
+    final.vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
+        .parallel(b);
+    all.bound(l, 0, static_cast<int>(L + 1))
+        .unroll(l)
+        .vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
+        .parallel(b);
+    for (Func f : pipe.reductions) {
+      f.compute_root();
+      if (f.args().size() > 1)
+        f.parallel(f.args().back());
+    }
   }
   if (!pipe.states[0][0].defined())
     throw ExportError("export: the initial state is undefined");
 
-  fs::path out(opts.outDir);
+  // Absolute: the packaging commands run in other directories.
+  fs::path out = fs::absolute(opts.outDir);
   fs::path inc = out / "include", lib = out / "lib",
            cmake = out / "lib" / "cmake" / n, build = out / "build";
   std::error_code ec;

@@ -19,7 +19,8 @@ namespace unroll::compiler {
 
 struct ExportOptions {
   std::string outDir;
-  /// "host" (the machine's CPU); other targets are refused for now.
+  /// "host" (the machine's CPU) or "host-cuda" (layers as CUDA kernels,
+  /// PTX for compute capability 7.5; arrays stay in host memory).
   std::string target = "host";
   /// C identifier prefix; default: the algorithm's name.
   std::string name;

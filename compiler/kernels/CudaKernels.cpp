@@ -14,9 +14,7 @@ namespace unroll::compiler {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-Halide::Target cudaTarget(int capability) {
+Halide::Target cudaTarget(int capability, bool hostFeatures) {
   static const std::map<int, Halide::Target::Feature> features{
       {30, Halide::Target::CUDACapability30},
       {32, Halide::Target::CUDACapability32},
@@ -31,14 +29,13 @@ Halide::Target cudaTarget(int capability) {
   if (it == features.end())
     throw dsl::InternalError("no CUDA capability " +
                              std::to_string(capability) + " in Halide");
-  // The host part only launches kernels: no CPU features needed.
-  return Halide::Target("x86-64-linux")
-      .with_feature(Halide::Target::CUDA)
-      .with_feature(it->second);
+  // For PTX alone the host part only launches kernels: no CPU features.
+  Halide::Target host =
+      hostFeatures ? Halide::get_host_target() : Halide::Target("x86-64-linux");
+  return host.with_feature(Halide::Target::CUDA).with_feature(it->second);
 }
 
-/// Every element one GPU thread, in blocks of 256 over all axes fused.
-void scheduleForGpu(Halide::Func f) {
+Halide::Var scheduleForGpu(Halide::Func f) {
   std::vector<Halide::Var> v = f.args();
   Halide::Var all = v[0];
   for (size_t k = 1; k < v.size(); ++k) {
@@ -48,7 +45,10 @@ void scheduleForGpu(Halide::Func f) {
   }
   Halide::Var block("block"), thread("thread");
   f.gpu_tile(all, block, thread, 256, Halide::TailStrategy::GuardWithIf);
+  return thread;
 }
+
+namespace {
 
 /// The PTX modules Halide embedded in a static library (NUL-terminated
 /// texts starting with `.version`).

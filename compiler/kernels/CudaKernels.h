@@ -6,10 +6,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <Halide.h>
+
 #include <string>
 #include <vector>
 
 namespace unroll::compiler {
+
+/// Schedules `f` one GPU thread per element: all its axes fused, in blocks
+/// of 256 threads. Returns the thread variable (to compute_at inside).
+Halide::Var scheduleForGpu(Halide::Func f);
+
+/// The Halide target for CUDA compute capability `capability` on this host.
+Halide::Target cudaTarget(int capability = 75, bool hostFeatures = false);
 
 /// One PTX module: a kernel's forward pipeline or one operand's adjoint.
 struct PtxModule {

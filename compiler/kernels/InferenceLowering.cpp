@@ -1,5 +1,7 @@
 #include "compiler/kernels/InferenceLowering.h"
 
+#include "compiler/kernels/CudaKernels.h"
+
 #include "compiler/kernels/HalideKernels.h"
 
 #include <algorithm>
@@ -334,6 +336,17 @@ private:
     acc(i, b) += wt(i, r) * y.f(r, b);
     out(i, b) = acc(i, b);
     schedules_.push_back([=](const Halide::Target &t) mutable {
+      if (t.has_gpu_feature()) {
+        // One GPU thread per output, summing over k on its own.
+        if (!constant) {
+          wt.compute_root();
+          scheduleForGpu(wt);
+        }
+        out.compute_root();
+        Var thread = scheduleForGpu(out);
+        acc.compute_at(out, thread);
+        return;
+      }
       const int vec = t.natural_vector_size<float>();
       const auto guard = Halide::TailStrategy::GuardWithIf;
       Var io("io"), ii("ii"), bo("bo"), bi("bi");
