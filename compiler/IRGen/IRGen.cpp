@@ -886,34 +886,21 @@ private:
     return GenValue{r, std::nullopt};
   }
 
-  /// Creates an op whose result type is inferred from its operands. Sema has
-  /// already checked the shapes, so a failure here is a compiler bug, and
-  /// it must not reach the builder (which would abort).
-  template <typename Op, typename... Operands>
-  Value create(mlir::Location l, Operands... operands) {
-    llvm::SmallVector<mlir::Type> types;
-    llvm::SmallVector<Value> ops{operands...}; // ValueRange would dangle
-    if (mlir::failed(Op::inferReturnTypes(
-            &ctx_, std::nullopt, ops, mlir::DictionaryAttr(),
-            mlir::OpaqueProperties(nullptr), mlir::RegionRange(), types)))
-      throw InternalError("IR generation: front end and dialect disagree on "
-                          "the shapes of '" +
-                          Op::getOperationName().str() + "'");
-    return b_.create<Op>(l, types[0], operands...);
-  }
-
-  /// Creates an op with attributes whose result types are inferred (from
-  /// operands that may be unranked inside a generic function).
+  /// Creates an op whose result type is inferred from its operands and
+  /// attributes (unranked inside a generic function). Sema has already
+  /// checked the shapes, so a failure here is a compiler bug.
   template <typename Op, typename... Args>
-  Op createInferred(mlir::Location l, unsigned results, Args &&...args) {
-    llvm::SmallVector<mlir::Type> types(results, ir::unrankedTensor(&ctx_));
-    auto op =
-        b_.create<Op>(l, mlir::TypeRange(types), std::forward<Args>(args)...);
+  Value create(mlir::Location l, Args &&...args) {
+    auto op = b_.create<Op>(l, ir::unrankedTensor(&ctx_),
+                            std::forward<Args>(args)...);
+    inferOrFail(op);
+    return op.getResult();
+  }
+  void inferOrFail(mlir::Operation *op) {
     if (mlir::failed(ir::inferResultTypes(op)))
       throw InternalError("IR generation: front end and dialect disagree on "
                           "the shapes of '" +
-                          Op::getOperationName().str() + "'");
-    return op;
+                          op->getName().getStringRef().str() + "'");
   }
 
   GenValue genCall(const CallExpr &c) {
@@ -966,9 +953,8 @@ private:
           fail(c.args[1].value->loc, "axis must be a constant");
         axis = b_.getI64IntegerAttr(*ax.integer);
       }
-      return GenValue{
-          createInferred<ir::ReduceOp>(l, 1, b_.getStringAttr(n), x, axis),
-          std::nullopt};
+      return GenValue{create<ir::ReduceOp>(l, b_.getStringAttr(n), x, axis),
+                      std::nullopt};
     }
     if (n == "squeeze2d")
       return GenValue{create<ir::Squeeze2dOp>(l, arg(0)), std::nullopt};
@@ -989,17 +975,16 @@ private:
       GenValue ax = gen(*c.args[2].value);
       if (!ax.integer)
         fail(c.args[2].value->loc, "axis must be a constant");
-      return GenValue{createInferred<ir::ConcatOp>(
-                          l, 1, x, y, b_.getI64IntegerAttr(*ax.integer)),
-                      std::nullopt};
+      return GenValue{
+          create<ir::ConcatOp>(l, x, y, b_.getI64IntegerAttr(*ax.integer)),
+          std::nullopt};
     }
     if (n == "first_half" || n == "second_half") {
       // The slice bounds depend on the shape: a half op until infer-shapes.
       Value x = arg(0);
       return GenValue{
-          createInferred<ir::HalfOp>(
-              l, 1, b_.getStringAttr(n == "first_half" ? "first" : "second"),
-              x),
+          create<ir::HalfOp>(
+              l, b_.getStringAttr(n == "first_half" ? "first" : "second"), x),
           std::nullopt};
     }
     if (n == "logsumexp" || n == "softmax") {
@@ -1010,16 +995,13 @@ private:
       auto axis = b_.getI64IntegerAttr(*ax.integer);
       if (n == "softmax")
         return GenValue{b_.create<ir::SoftmaxOp>(l, x, axis), std::nullopt};
-      return GenValue{createInferred<ir::LogSumExpOp>(l, 1, x, axis),
-                      std::nullopt};
+      return GenValue{create<ir::LogSumExpOp>(l, x, axis), std::nullopt};
     }
     if (n == "append_ones") // a bias column; its shape depends on x's
-      return GenValue{createInferred<ir::AppendOnesOp>(l, 1, arg(0)),
-                      std::nullopt};
+      return GenValue{create<ir::AppendOnesOp>(l, arg(0)), std::nullopt};
     if (n == "graph_filter") {
       Value S = arg(0), x = arg(1), h = arg(2);
-      return GenValue{createInferred<ir::GraphFilterOp>(l, 1, S, x, h),
-                      std::nullopt};
+      return GenValue{create<ir::GraphFilterOp>(l, S, x, h), std::nullopt};
     }
     if (n == "minibatch") {
       GenValue size = gen(*c.args[0].value);
@@ -1028,8 +1010,11 @@ private:
       llvm::SmallVector<Value> ins;
       for (size_t i = 1; i < c.args.size(); ++i)
         ins.push_back(arg(i));
-      auto op = createInferred<ir::MinibatchOp>(
-          l, static_cast<unsigned>(ins.size()), ins, *size.integer);
+      // One result per operand: the types to start from, then inferred.
+      llvm::SmallVector<mlir::Type> types(ins.size(),
+                                          ir::unrankedTensor(&ctx_));
+      auto op = b_.create<ir::MinibatchOp>(l, types, ins, *size.integer);
+      inferOrFail(op);
       GenValue r;
       for (Value v : op.getResults())
         r.tuple.push_back(v);

@@ -52,14 +52,16 @@ bool compatibleTypes(Type a, Type b) {
   return a == b || isUnranked(a) || isUnranked(b);
 }
 
+bool anyUnranked(ValueRange values) {
+  return llvm::any_of(values, [](Value v) { return isUnranked(v.getType()); });
+}
+
 bool hasUnrankedTypes(Operation *op) {
-  auto unranked = [](Value v) { return isUnranked(v.getType()); };
-  if (llvm::any_of(op->getOperands(), unranked) ||
-      llvm::any_of(op->getResults(), unranked))
+  if (anyUnranked(op->getOperands()) || anyUnranked(op->getResults()))
     return true;
   for (Region &r : op->getRegions())
     for (Block &b : r)
-      if (llvm::any_of(b.getArguments(), unranked))
+      if (anyUnranked(b.getArguments()))
         return true;
   return false;
 }
@@ -124,10 +126,23 @@ ArrayRef<int64_t> shapeOf(Value v) {
 /// result until infer-shapes runs.
 bool unrankedResult(MLIRContext *ctx, ValueRange operands,
                     SmallVectorImpl<Type> &inferred) {
-  if (llvm::none_of(operands, [](Value v) { return isUnranked(v.getType()); }))
+  if (!anyUnranked(operands))
     return false;
   inferred.push_back(unrankedTensor(ctx));
   return true;
+}
+
+/// The operand's shape without `axis` (a reduction along it).
+LogicalResult inferDroppingAxis(MLIRContext *ctx, std::optional<Location> loc,
+                                Value operand, int64_t axis, StringRef what,
+                                SmallVectorImpl<Type> &inferred) {
+  llvm::SmallVector<int64_t> out(shapeOf(operand));
+  if (axis < 0 || axis >= static_cast<int64_t>(out.size()))
+    return emitOptionalError(loc, what, ": axis ", axis, " out of range for ",
+                             operand.getType());
+  out.erase(out.begin() + axis);
+  inferred.push_back(tensorType(ctx, out));
+  return success();
 }
 
 bool compatibleRanges(TypeRange l, TypeRange r) {
@@ -216,14 +231,8 @@ LogicalResult ReduceOp::inferReturnTypes(MLIRContext *ctx,
   }
   if (unrankedResult(ctx, operands, inferred))
     return success();
-  llvm::SmallVector<int64_t> out(shapeOf(operands[0]));
-  int64_t ax = static_cast<int64_t>(*axis);
-  if (ax < 0 || ax >= static_cast<int64_t>(out.size()))
-    return emitOptionalError(loc, "reduce: axis ", ax, " out of range for ",
-                             operands[0].getType());
-  out.erase(out.begin() + ax);
-  inferred.push_back(tensorType(ctx, out));
-  return success();
+  return inferDroppingAxis(ctx, loc, operands[0], static_cast<int64_t>(*axis),
+                           "reduce", inferred);
 }
 
 LogicalResult LogSumExpOp::inferReturnTypes(MLIRContext *ctx,
@@ -235,14 +244,9 @@ LogicalResult LogSumExpOp::inferReturnTypes(MLIRContext *ctx,
   if (unrankedResult(ctx, operands, inferred))
     return success();
   LogSumExpOp::Adaptor adaptor(operands, attrs, props);
-  llvm::SmallVector<int64_t> out(shapeOf(operands[0]));
-  int64_t ax = static_cast<int64_t>(adaptor.getAxis());
-  if (ax < 0 || ax >= static_cast<int64_t>(out.size()))
-    return emitOptionalError(loc, "logsumexp: axis ", ax, " out of range for ",
-                             operands[0].getType());
-  out.erase(out.begin() + ax);
-  inferred.push_back(tensorType(ctx, out));
-  return success();
+  return inferDroppingAxis(ctx, loc, operands[0],
+                           static_cast<int64_t>(adaptor.getAxis()), "logsumexp",
+                           inferred);
 }
 
 LogicalResult LipschitzOp::inferReturnTypes(MLIRContext *ctx,

@@ -33,6 +33,9 @@ bool isUnranked(mlir::Type t);
 /// Equal, or one of them unranked (not known yet).
 bool compatibleTypes(mlir::Type a, mlir::Type b);
 
+/// Whether any of `values` is unranked.
+bool anyUnranked(mlir::ValueRange values);
+
 /// Whether an operand, result or block argument of `op` is unranked.
 bool hasUnrankedTypes(mlir::Operation *op);
 

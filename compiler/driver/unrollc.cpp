@@ -285,9 +285,13 @@ int exportCommand(const std::string &runDir, compiler::ExportOptions opts,
     return 1;
   opts.runDir = runDir;
   try {
-    if (exe.empty())
-      compiler::exportModel(plan, params, opts, std::cerr);
-    else
+    if (exe.empty()) {
+      compiler::ExportSummary m =
+          compiler::exportModel(plan, params, opts, std::cerr);
+      std::cerr << "export: wrote " << m.includeDir << "/" << m.name << ".h, "
+                << m.staticLibrary << ", " << m.sharedLibrary << " and "
+                << m.cmakeConfig << "\n";
+    } else
       compiler::buildExecutable(plan, params, exe, opts, std::cerr);
   } catch (const compiler::ExportError &e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -354,34 +354,16 @@ private:
           }
       return set(op, r);
     }
-    if (auto cv = dyn_cast<ir::Conv2dOp>(op)) {
-      const Tensor &x = get(cv.getInput()), &k = get(cv.getKernel());
-      int64_t CO = k.shape[0], CI = k.shape[1], KH = k.shape[2],
-              KW = k.shape[3], H = x.shape[1], W = x.shape[2];
+    if (isa<ir::Conv2dOp, ir::Conv2dTransposeOp, ir::Conv2dKernelAdjointOp>(
+            op)) {
+      // One loop over every tap of the convolution y = conv2d(x, k); the
+      // op and its two adjoints differ only in what they accumulate.
+      const Tensor &a = get(op.getOperand(0)), &b = get(op.getOperand(1));
+      bool kernelAdjoint = isa<ir::Conv2dKernelAdjointOp>(op);
+      const std::vector<int64_t> &ks = kernelAdjoint ? out : b.shape;
+      int64_t CO = ks[0], CI = ks[1], KH = ks[2], KW = ks[3], H = a.shape[1],
+              W = a.shape[2];
       Tensor r = zeros(out);
-      for (int64_t o = 0; o < CO; ++o)
-        for (int64_t i = 0; i < H; ++i)
-          for (int64_t j = 0; j < W; ++j) {
-            double acc = 0;
-            for (int64_t c = 0; c < CI; ++c)
-              for (int64_t u = 0; u < KH; ++u)
-                for (int64_t v = 0; v < KW; ++v) {
-                  int64_t yi = i + u - KH / 2, xj = j + v - KW / 2;
-                  if (yi < 0 || yi >= H || xj < 0 || xj >= W)
-                    continue;
-                  acc += k.data[((o * CI + c) * KH + u) * KW + v] *
-                         x.data[(c * H + yi) * W + xj];
-                }
-            r.data[(o * H + i) * W + j] = acc;
-          }
-      return set(op, r);
-    }
-    if (auto ct = dyn_cast<ir::Conv2dTransposeOp>(op)) {
-      const Tensor &g = get(ct.getInput()), &k = get(ct.getKernel());
-      int64_t CO = k.shape[0], CI = k.shape[1], KH = k.shape[2],
-              KW = k.shape[3], H = g.shape[1], W = g.shape[2];
-      Tensor r = zeros(out);
-      // Scatter each output pixel back along the taps that read it.
       for (int64_t o = 0; o < CO; ++o)
         for (int64_t i = 0; i < H; ++i)
           for (int64_t j = 0; j < W; ++j)
@@ -391,32 +373,16 @@ private:
                   int64_t yi = i + u - KH / 2, xj = j + v - KW / 2;
                   if (yi < 0 || yi >= H || xj < 0 || xj >= W)
                     continue;
-                  r.data[(c * H + yi) * W + xj] +=
-                      k.data[((o * CI + c) * KH + u) * KW + v] *
-                      g.data[(o * H + i) * W + j];
+                  int64_t kIdx = ((o * CI + c) * KH + u) * KW + v;
+                  int64_t xIdx = (c * H + yi) * W + xj;
+                  int64_t yIdx = (o * H + i) * W + j;
+                  if (isa<ir::Conv2dOp>(op)) // x = a, k = b
+                    r.data[yIdx] += b.data[kIdx] * a.data[xIdx];
+                  else if (kernelAdjoint) // x = a, dy = b
+                    r.data[kIdx] += b.data[yIdx] * a.data[xIdx];
+                  else // dy = a, k = b: back along the taps that read x
+                    r.data[xIdx] += b.data[kIdx] * a.data[yIdx];
                 }
-      return set(op, r);
-    }
-    if (auto ka = dyn_cast<ir::Conv2dKernelAdjointOp>(op)) {
-      const Tensor &x = get(ka.getInput()), &g = get(ka.getAdjoint());
-      int64_t CO = out[0], CI = out[1], KH = out[2], KW = out[3],
-              H = x.shape[1], W = x.shape[2];
-      Tensor r = zeros(out);
-      for (int64_t o = 0; o < CO; ++o)
-        for (int64_t c = 0; c < CI; ++c)
-          for (int64_t u = 0; u < KH; ++u)
-            for (int64_t v = 0; v < KW; ++v) {
-              double acc = 0;
-              for (int64_t i = 0; i < H; ++i)
-                for (int64_t j = 0; j < W; ++j) {
-                  int64_t yi = i + u - KH / 2, xj = j + v - KW / 2;
-                  if (yi < 0 || yi >= H || xj < 0 || xj >= W)
-                    continue;
-                  acc += g.data[(o * H + i) * W + j] *
-                         x.data[(c * H + yi) * W + xj];
-                }
-              r.data[((o * CI + c) * KH + u) * KW + v] = acc;
-            }
       return set(op, r);
     }
     if (auto rs = dyn_cast<ir::ReshapeOp>(op)) {

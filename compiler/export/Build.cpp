@@ -385,12 +385,8 @@ void buildExecutable(const nlohmann::json &plan,
 
   ExportOptions eo = opts;
   eo.outDir = (scratch / "export").string();
-  // Only the compile line of the export's log: its files are scratch.
-  std::ostringstream exportLog;
-  ExportSummary m = exportModel(plan, params, eo, exportLog);
-  std::string first = exportLog.str();
-  log << "build"
-      << first.substr(first.find(':'), first.find('\n') + 1 - first.find(':'));
+  eo.command = "build";
+  ExportSummary m = exportModel(plan, params, eo, log);
   fs::path main = scratch / "main.c";
   {
     std::ofstream out(main);

@@ -257,46 +257,41 @@ exportModel(const nlohmann::json &plan,
     e = Halide::select(l == static_cast<int>(k), pipe.states[k][0](at), e);
   all(layerArgs) = e;
 
-  if (gpu) {
-    for (size_t k = 1; k < pipe.states.size(); ++k) {
-      pipe.states[k][0].compute_root();
-      scheduleForGpu(pipe.states[k][0]);
-    }
-    for (auto &schedule : pipe.schedules)
-      schedule(target);
-    for (Func f : pipe.reductions) {
-      f.compute_root();
-      scheduleForGpu(f);
-    }
-    scheduleForGpu(final);
-    all.bound(l, 0, static_cast<int>(L + 1));
-    scheduleForGpu(all);
-  }
-  // Layer outputs and products once each, vectorised, parallel over the
-  // batch.
+  // Layer outputs and products once each: on the CPU vectorised and
+  // parallel over the batch, on the GPU one thread per element.
   const int lanes = target.natural_vector_size<float>();
-  for (size_t k = 1; !gpu && k < pipe.states.size(); ++k) {
+  for (size_t k = 1; k < pipe.states.size(); ++k) {
     Func f = pipe.states[k][0];
+    f.compute_root();
+    if (gpu) {
+      scheduleForGpu(f);
+      continue;
+    }
     // Tasks of 16 instances: one row each is too little work per task.
-    f.compute_root().parallel(f.args().back(), 16);
+    f.parallel(f.args().back(), 16);
     f.vectorize(f.args()[0], lanes, Halide::TailStrategy::GuardWithIf);
   }
-  if (!gpu) {
-    for (auto &schedule : pipe.schedules)
-      schedule(target);
-    // The outputs: vectorised copies, one unrolled case per layer (no
-    // chain of selects), parallel over the batch.
+  for (auto &schedule : pipe.schedules)
+    schedule(target);
+  for (Func f : pipe.reductions) {
+    f.compute_root();
+    if (gpu)
+      scheduleForGpu(f);
+    else if (f.args().size() > 1)
+      f.parallel(f.args().back());
+  }
+  all.bound(l, 0, static_cast<int>(L + 1));
+  if (gpu) {
+    scheduleForGpu(final);
+    scheduleForGpu(all);
+  } else {
+    // Vectorised copies, one unrolled case per layer (no chain of
+    // selects), parallel over the batch.
     final.vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
         .parallel(b);
-    all.bound(l, 0, static_cast<int>(L + 1))
-        .unroll(l)
+    all.unroll(l)
         .vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
         .parallel(b);
-    for (Func f : pipe.reductions) {
-      f.compute_root();
-      if (f.args().size() > 1)
-        f.parallel(f.args().back());
-    }
   }
   if (!pipe.states[0][0].defined())
     throw ExportError("export: the initial state is undefined");
@@ -314,21 +309,13 @@ exportModel(const nlohmann::json &plan,
   std::vector<Halide::Argument> args;
   for (const InferenceInput &in : pipe.inputs)
     args.push_back(in.param);
-  log << "export: compiling " << pipe.algorithm << " (" << L
+  log << opts.command << ": compiling " << pipe.algorithm << " (" << L
       << " layers) with Halide for " << target.to_string() << "\n";
   Halide::Pipeline p({final, all});
   std::string prefix = (build / ("lib" + n + "_halide")).string();
   p.compile_to_static_library(prefix, args, n + "_halide", target);
 
-  writeText(inc / (n + ".h"), header(
-                                  n, pipe, L,
-                                  [&] {
-                                    int64_t s = 1;
-                                    for (int64_t x : shape)
-                                      s *= x;
-                                    return s;
-                                  }(),
-                                  opts.runDir));
+  writeText(inc / (n + ".h"), header(n, pipe, L, elements(shape), opts.runDir));
   writeText(build / (n + ".c"), wrapper(n, pipe, shape, L));
   writeText(cmake / (n + "Config.cmake"), cmakeConfig(n));
 
@@ -352,9 +339,6 @@ exportModel(const nlohmann::json &plan,
           (build / (n + ".o")).string() + "' -Wl,--whole-archive '" + prefix +
           ".a' -Wl,--no-whole-archive -lpthread -ldl -lm",
       logFile);
-  log << "export: wrote " << (inc / (n + ".h")).string() << ", "
-      << staticLib.string() << ", " << (lib / ("lib" + n + ".so")).string()
-      << " and " << (cmake / (n + "Config.cmake")).string() << "\n";
   ExportSummary summary;
   summary.name = n;
   for (const InferenceInput &in : pipe.inputs)
@@ -364,6 +348,8 @@ exportModel(const nlohmann::json &plan,
   summary.layers = L;
   summary.includeDir = inc.string();
   summary.staticLibrary = staticLib.string();
+  summary.sharedLibrary = (lib / ("lib" + n + ".so")).string();
+  summary.cmakeConfig = (cmake / (n + "Config.cmake")).string();
   return summary;
 }
 

@@ -26,6 +26,8 @@ struct ExportOptions {
   std::string name;
   /// Where the run came from, written into the header's comment.
   std::string runDir;
+  /// The command the progress lines are prefixed with.
+  std::string command = "export";
 };
 
 /// What an export produced: enough to write a program against it.
@@ -39,7 +41,7 @@ struct ExportSummary {
   std::vector<Input> inputs; ///< in the order of NAME_run's arguments
   std::vector<int64_t> stateShape;
   int64_t layers = 0;
-  std::string includeDir, staticLibrary;
+  std::string includeDir, staticLibrary, sharedLibrary, cmakeConfig;
 };
 
 /// Lowers, compiles and packages the trained algorithm of `plan` with

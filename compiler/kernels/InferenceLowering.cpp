@@ -353,7 +353,7 @@ private:
       if (!constant)
         wt.compute_root().vectorize(i, vec, guard);
       // Parallel over blocks of instances. (Also splitting the rows among
-      // threads helps a batch of one at the paper's size but cost 1.5x at
+      // threads helps a batch of one at the paper's size but cost 1.7x at
       // batch 4096 on the 2-core VM; see docs/performance.md.)
       out.compute_root()
           .tile(i, b, io, bo, ii, bi, 2 * vec, 8, guard)

@@ -216,9 +216,7 @@ public:
       return success();
     }
     if (auto e = dyn_cast<ir::ExpandOp>(op)) {
-      accumulate(e.getOperand(),
-                 b_.create<ir::ReduceOp>(loc_, typeOf(e.getOperand()), "sum", g,
-                                         e.getAxisAttr()));
+      accumulate(e.getOperand(), sumAxis(g, e.getAxis()));
       return success();
     }
     if (auto s = dyn_cast<ir::SumToOp>(op)) {
@@ -297,13 +295,9 @@ public:
     if (auto sm = dyn_cast<ir::SoftmaxOp>(op)) {
       // s * (g - sum(g * s, axis)), the sum broadcast back along the axis.
       Value x = sm.getOperand();
-      auto t = typeOf(x);
-      llvm::SmallVector<int64_t> reduced(t.getShape());
-      reduced.erase(reduced.begin() + sm.getAxis());
-      Value dot =
-          b_.create<ir::ReduceOp>(loc_, tensorType(b_.getContext(), reduced),
-                                  "sum", mul(g, r), sm.getAxisAttr());
-      Value back = b_.create<ir::ExpandOp>(loc_, t, dot, sm.getAxisAttr());
+      Value dot = sumAxis(mul(g, r), sm.getAxis());
+      Value back =
+          b_.create<ir::ExpandOp>(loc_, typeOf(x), dot, sm.getAxisAttr());
       accumulate(x, mul(r, sub(g, back)));
       return success();
     }

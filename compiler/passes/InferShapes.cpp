@@ -12,10 +12,6 @@ namespace {
 
 using namespace mlir;
 
-bool anyUnranked(ValueRange vs) {
-  return llvm::any_of(vs, [](Value v) { return ir::isUnranked(v.getType()); });
-}
-
 struct InferShapesPass
     : public PassWrapper<InferShapesPass, OperationPass<ModuleOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(InferShapesPass)
@@ -63,22 +59,21 @@ struct InferShapesPass
           return failure();
     if (isa<ir::ParamOp, ir::StateOp>(op))
       broadcastInit(op);
-    if (!anyUnranked(op.getResults()))
-      return resolve(op);
-    if (anyUnranked(op.getOperands()))
-      return op.emitError("infer-shapes: an operand's shape is unknown");
-    if (isa<InferTypeOpInterface>(op)) {
+    if (ir::anyUnranked(op.getResults())) {
+      if (ir::anyUnranked(op.getOperands()))
+        return op.emitError("infer-shapes: an operand's shape is unknown");
+      if (!isa<InferTypeOpInterface>(op))
+        return op.emitError("infer-shapes: cannot infer the result shape of '")
+               << op.getName() << "'";
       if (failed(ir::inferResultTypes(&op)))
         return failure();
-    } else {
-      return op.emitError("infer-shapes: cannot infer the result shape of '")
-             << op.getName() << "'";
     }
-    return resolve(op);
+    resolve(op);
+    return success();
   }
 
   /// `half` and `append_ones` as the plain ops they stand for.
-  LogicalResult resolve(Operation &op) {
+  void resolve(Operation &op) {
     OpBuilder b(&op);
     Location loc = op.getLoc();
     if (auto h = dyn_cast<ir::HalfOp>(op)) {
@@ -101,7 +96,6 @@ struct InferShapesPass
       a.replaceAllUsesWith(joined);
       a.erase();
     }
-    return success();
   }
 
   /// `param W : mat[n, n] = f(...)` where f returned a scalar: broadcast,
