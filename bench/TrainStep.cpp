@@ -2,7 +2,12 @@
 // LibTorch eager, measured in the same run on the same data.
 //
 //   build/bench/unroll-bench-train-step [SPEC] [--set k=v ...] [--steps N]
+//       [--rounds R] [--only eager|compiled] [--profile TRACE.json]
 //
+// --profile writes LibTorch's profiler trace (chrome://tracing format) of
+// the timed steps; --only runs one of the two backends (for profilers).
+// Without --only, R rounds (default 5) alternate eager and compiled and the
+// medians are compared.
 // SPEC defaults to examples/lista.unroll; --set edits it as `unrollc train`
 // does (the paper's size: --set p=1024 --set d=1228 --set batch=512).
 #include "BenchUtil.h"
@@ -12,9 +17,13 @@
 #include "runtime/Data.h"
 #include "runtime/Trainer.h"
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,7 +35,7 @@ namespace {
 /// Adam) over `steps` steps after one warm-up step.
 double msPerStep(const runtime::Algorithm &alg, const runtime::Split &data,
                  const torch::Tensor &ystar, const runtime::TrainOptions &to,
-                 const unroll_kernels *kernels) {
+                 const unroll_kernels *kernels, const std::string &trace) {
   runtime::Executor ex(alg);
   ex.setKernels(kernels);
   ex.bindInputs(data.inputs);
@@ -34,11 +43,17 @@ double msPerStep(const runtime::Algorithm &alg, const runtime::Split &data,
   runtime::PrimalDual pd(ex, to);
   int64_t step = 0;
   std::chrono::steady_clock::time_point start;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
   pd.epoch(0, data, ystar, [&](const runtime::BatchProgress &) {
-    if (step++ == 0)
+    if (step++ == 0) {
+      if (!trace.empty())
+        profile =
+            std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
       start = std::chrono::steady_clock::now(); // after the warm-up step
+    }
     return true;
   });
+  profile.reset();
   double ms = std::chrono::duration<double, std::milli>(
                   std::chrono::steady_clock::now() - start)
                   .count();
@@ -51,17 +66,26 @@ int main(int argc, char **argv) {
   std::string spec = std::string(UNROLL_SOURCE_DIR) + "/examples/lista.unroll";
   std::vector<std::string> settings;
   int64_t steps = 20;
+  int64_t rounds = 5;
+  std::string only, trace;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--set" && i + 1 < argc)
       settings.push_back(argv[++i]);
     else if (a == "--steps" && i + 1 < argc)
       steps = std::stoll(argv[++i]);
+    else if (a == "--rounds" && i + 1 < argc)
+      rounds = std::max<int64_t>(1, std::stoll(argv[++i]));
+    else if (a == "--only" && i + 1 < argc)
+      only = argv[++i];
+    else if (a == "--profile" && i + 1 < argc)
+      trace = argv[++i];
     else if (!a.empty() && a[0] != '-')
       spec = a;
     else {
       std::cerr << "usage: " << argv[0]
-                << " [SPEC] [--set key=value ...] [--steps N]\n";
+                << " [SPEC] [--set key=value ...] [--steps N] [--rounds R] [--only "
+                   "eager|compiled] [--profile TRACE.json]\n";
       return 1;
     }
   }
@@ -98,10 +122,32 @@ int main(int argc, char **argv) {
               static_cast<long long>(d), static_cast<long long>(to.batch),
               static_cast<long long>(alg.layerCount), jit.size(),
               torch::get_num_threads(), static_cast<long long>(steps));
-  double eager = msPerStep(alg, data, ystar, to, nullptr);
-  double compiled = msPerStep(alg, data, ystar, to, jit.abi());
-  std::printf("eager    %8.2f ms/step\ncompiled %8.2f ms/step\n"
+  if (!only.empty()) {
+    if (only != "eager" && only != "compiled") {
+      std::cerr << "--only takes eager or compiled, not '" << only << "'\n";
+      return 1;
+    }
+    double ms = msPerStep(alg, data, ystar, to,
+                          only == "eager" ? nullptr : jit.abi(), trace);
+    std::printf("%-8s %8.2f ms/step\n", only.c_str(), ms);
+    return 0;
+  }
+  // Alternating rounds, medians: this VM's speed drifts by 20% within a
+  // minute, which a single eager-then-compiled pair would read as a ratio.
+  std::vector<double> eager, compiled;
+  for (int64_t r = 0; r < rounds; ++r) {
+    eager.push_back(msPerStep(alg, data, ystar, to, nullptr, ""));
+    compiled.push_back(msPerStep(alg, data, ystar, to, jit.abi(),
+                                 r + 1 == rounds ? trace : std::string()));
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  double e = median(eager), c = median(compiled);
+  std::printf("eager    %8.2f ms/step (median of %lld rounds)\n"
+              "compiled %8.2f ms/step\n"
               "speed-up (eager / compiled): %.2fx\n",
-              eager, compiled, eager / compiled);
+              e, static_cast<long long>(rounds), c, e / c);
   return 0;
 }

@@ -187,11 +187,13 @@ ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
     torch::NoGradGuard noGrad;
     Tensor t;
     if (s.value("random", false)) {
-      // Each instance draws its own initial state.
-      std::vector<Tensor> draws;
-      for (int64_t i = 0; i < batch_; ++i)
-        draws.push_back(body(s["init"], {})[0].t);
-      t = torch::stack(draws);
+      // Each instance draws its own initial state: random ops in the body
+      // draw one value per instance at once (running the body once per
+      // instance cost about 1 ms of a 10 ms LISTA training step).
+      drawPerInstance_ = true;
+      RValue v = body(s["init"], {})[0];
+      drawPerInstance_ = false;
+      t = v.batched ? v.t : perInstance(v.t, batch_).clone();
     } else {
       RValue v = body(s["init"], {})[0];
       t = v.batched ? v.t : perInstance(v.t, batch_).clone();
@@ -292,13 +294,18 @@ void Executor::run(const json &op) {
     return set(a[0].t.expand(shape), false);
   }
   if (name == "random") {
-    Tensor s = (op["distribution"] == "normal" ? torch::randn(shape, gen_)
-                                               : torch::rand(shape, gen_))
+    std::vector<int64_t> drawn = shape;
+    if (drawPerInstance_)
+      drawn.insert(drawn.begin(), batch_);
+    Tensor s = (op["distribution"] == "normal" ? torch::randn(drawn, gen_)
+                                               : torch::rand(drawn, gen_))
                    .to(device_);
-    Tensor lo = a[0].t, hi = a[1].t;
+    int64_t r = static_cast<int64_t>(shape.size());
+    Tensor lo = alignBatched(a[0], r), hi = alignBatched(a[1], r);
+    bool batched = drawPerInstance_ || anyBatched;
     if (op["distribution"] == "normal")
-      return set(lo + hi * s, false);
-    return set(lo + (hi - lo) * s, false);
+      return set(lo + hi * s, batched);
+    return set(lo + (hi - lo) * s, batched);
   }
   if (name == "unary") {
     const std::string fn = op["fn"];

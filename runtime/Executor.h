@@ -77,6 +77,9 @@ private:
   std::map<int64_t, RValue> env_;
   std::map<int64_t, torch::Tensor> params_;
   double layerIndex_ = 0;
+  /// Set while a random initial state is drawn: `random` ops then draw
+  /// [batch, shape], one value per instance.
+  bool drawPerInstance_ = false;
   torch::Generator gen_;
   torch::Device device_ = torch::kCPU;
   const unroll_kernels *kernels_ = nullptr;

@@ -148,12 +148,35 @@ PrimalDual::~PrimalDual() = default;
 
 namespace {
 
+/// Whether every tensor is finite, in one synchronisation: a NaN or Inf
+/// anywhere makes its sum non-finite. A sum can also overflow from finite
+/// values, so a "no" is confirmed tensor by tensor.
+bool allFinite(const std::vector<Tensor> &ts) {
+  if (ts.empty())
+    return true;
+  torch::NoGradGuard noGrad;
+  std::vector<Tensor> sums;
+  for (const Tensor &t : ts)
+    sums.push_back(t.sum().to(torch::kFloat64));
+  if (torch::isfinite(torch::stack(sums)).all().item<bool>())
+    return true;
+  for (const Tensor &t : ts)
+    if (!torch::isfinite(t).all().item<bool>())
+      return false;
+  return true;
+}
+
 /// Names the first layer whose state is not finite, if any.
 void checkFinite(const json &alg, const ForwardResult &fw, uint64_t step,
                  int64_t epoch, int64_t batch) {
+  std::vector<Tensor> all;
+  for (size_t l = 1; l < fw.states.size(); ++l)
+    all.insert(all.end(), fw.states[l].begin(), fw.states[l].end());
+  if (allFinite(all))
+    return;
   for (size_t l = 1; l < fw.states.size(); ++l)
     for (size_t i = 0; i < fw.states[l].size(); ++i)
-      if (!torch::isfinite(fw.states[l][i]).all().item<bool>())
+      if (!allFinite({fw.states[l][i]}))
         throw DivergedError(
             "layer " + std::to_string(l) + " produced NaN or Inf in state '" +
             alg["states"][i]["name"].get<std::string>() + "' at step " +
@@ -207,26 +230,44 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
                           std::to_string(e + 1) + ", batch " +
                           std::to_string(b + 1) + ")");
     st.loss += lossValue;
-    Tensor lagrangian = loss;
+    // Every constraint's mean over the batch, read back in one transfer.
+    std::vector<std::pair<size_t, int64_t>> where;
+    std::vector<Tensor> means;
     for (size_t c = 0; c < nc; ++c)
       for (const LayerConstraint &lc : constraintValues(ex_, fw, c)) {
-        double &lam = lambda_[c][lc.layer - 1];
-        Tensor mean = lc.value.mean();
-        double m = mean.item<double>();
-        violSum[c][lc.layer - 1] += m;
-        if (opts_.constrained)
-          lagrangian = lagrangian + lam * mean;
-        if (opts_.constrained && !opts_.dualEveryEpoch)
-          lam = std::max(0.0, lam + opts_.dualLr * m);
+        where.emplace_back(c, lc.layer - 1);
+        means.push_back(lc.value.mean());
       }
+    Tensor lagrangian = loss;
+    if (!means.empty()) {
+      Tensor stacked = torch::stack(means);
+      Tensor host =
+          stacked.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+      const double *hostMeans = host.data_ptr<double>();
+      std::vector<double> lams;
+      for (size_t i = 0; i < where.size(); ++i) {
+        auto [c, l] = where[i];
+        double m = hostMeans[i];
+        violSum[c][l] += m;
+        lams.push_back(lambda_[c][l]);
+        if (opts_.constrained && !opts_.dualEveryEpoch)
+          lambda_[c][l] = std::max(0.0, lambda_[c][l] + opts_.dualLr * m);
+      }
+      // lambda as it was before this step's dual update weighs the step.
+      if (opts_.constrained)
+        lagrangian =
+            lagrangian + (torch::tensor(lams, stacked.options()) * stacked).sum();
+    }
     adam_->zero_grad();
     lagrangian.backward();
     adam_->step();
+    std::vector<Tensor> params;
     for (const json &p : alg["params"])
-      if (!torch::isfinite(ex_.params().at(p["id"].get<int64_t>()))
-               .all()
-               .item<bool>())
-        throw DivergedError(
+      params.push_back(ex_.params().at(p["id"].get<int64_t>()));
+    if (!allFinite(params))
+      for (const json &p : alg["params"])
+        if (!allFinite({ex_.params().at(p["id"].get<int64_t>())}))
+          throw DivergedError(
             "parameter '" + p["name"].get<std::string>() + "'" +
             (p.contains("layer")
                  ? " of layer " + std::to_string(p["layer"].get<int64_t>())

@@ -27,6 +27,8 @@ private:
                  const unroll_tensor *dresult, const unroll_tensor *out,
                  char *err, int32_t errSize);
 
+  /// Passed to every call: without it each realize re-reads the host.
+  Halide::Target target_;
   std::map<int64_t, FusedKernel> kernels_;
   unroll_kernels abi_{};
 };
