@@ -83,9 +83,10 @@ int main(int argc, char **argv) {
     else if (!a.empty() && a[0] != '-')
       spec = a;
     else {
-      std::cerr << "usage: " << argv[0]
-                << " [SPEC] [--set key=value ...] [--steps N] [--rounds R] [--only "
-                   "eager|compiled] [--profile TRACE.json]\n";
+      std::cerr
+          << "usage: " << argv[0]
+          << " [SPEC] [--set key=value ...] [--steps N] [--rounds R] [--only "
+             "eager|compiled] [--profile TRACE.json]\n";
       return 1;
     }
   }

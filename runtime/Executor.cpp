@@ -25,18 +25,22 @@ unroll_tensor view(const Tensor &t) {
   return v;
 }
 
+/// Runs `kernel` with `operand` (UNROLL_KERNEL_VALUE, an operand's index or
+/// UNROLL_KERNEL_ALL_ADJOINTS) into `outs`.
 void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
           const std::vector<Tensor> &operands, const Tensor *dresult,
-          const Tensor &out) {
-  std::vector<unroll_tensor> in;
+          const std::vector<Tensor> &outs) {
+  std::vector<unroll_tensor> in, o;
   for (const Tensor &t : operands)
     in.push_back(view(t));
-  unroll_tensor d{}, o = view(out);
+  for (const Tensor &t : outs)
+    o.push_back(view(t));
+  unroll_tensor d{};
   if (dresult)
     d = view(*dresult);
   char err[1024] = {0};
   if (k.run(k.ctx, kernel, operand, in.data(), static_cast<int32_t>(in.size()),
-            dresult ? &d : nullptr, &o, err, sizeof err) != 0)
+            dresult ? &d : nullptr, o.data(), err, sizeof err) != 0)
     throw PlanError(std::string("generated kernel ") + std::to_string(kernel) +
                     " failed: " + err);
 }
@@ -55,7 +59,7 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
       plain.push_back(t.detach());
     Tensor out = torch::empty(operands[0].sizes(),
                               operands[0].options().requires_grad(false));
-    call(*k, kernel, -1, plain, nullptr, out);
+    call(*k, kernel, UNROLL_KERNEL_VALUE, plain, nullptr, {out});
     ctx->save_for_backward(operands.vec());
     ctx->saved_data["kernel"] = kernel;
     ctx->saved_data["provider"] = provider;
@@ -73,16 +77,15 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
     for (const Tensor &t : operands)
       plain.push_back(t.detach());
     Tensor dres = grads[0].contiguous();
+    // Every operand's adjoint in one call (one pass over the data); those
+    // autograd does not need are dropped.
+    std::vector<Tensor> gs;
+    for (size_t i = 0; i < operands.size(); ++i)
+      gs.push_back(torch::empty(dres.sizes(), dres.options()));
+    call(*k, kernel, UNROLL_KERNEL_ALL_ADJOINTS, plain, &dres, gs);
     torch::autograd::variable_list out;
-    for (size_t i = 0; i < operands.size(); ++i) {
-      if (!ctx->needs_input_grad(i)) {
-        out.emplace_back();
-        continue;
-      }
-      Tensor g = torch::empty(dres.sizes(), dres.options());
-      call(*k, kernel, static_cast<int32_t>(i), plain, &dres, g);
-      out.push_back(g);
-    }
+    for (size_t i = 0; i < operands.size(); ++i)
+      out.push_back(ctx->needs_input_grad(i) ? gs[i] : Tensor());
     out.emplace_back(); // kernel
     out.emplace_back(); // provider
     return out;

@@ -24,11 +24,18 @@ typedef struct unroll_tensor {
   int64_t strides[UNROLL_MAX_RANK];
 } unroll_tensor;
 
+/// `operand` value asking a kernel for its value.
+#define UNROLL_KERNEL_VALUE (-1)
+/// `operand` value asking a kernel for every operand's adjoint in one pass:
+/// `out` then points to `n_operands` tensors, one per operand.
+#define UNROLL_KERNEL_ALL_ADJOINTS (-2)
+
 /// Runs generated kernel number `kernel` (the plan's "kernel" of a fused
-/// op): with `operand` < 0 its value, else the adjoint of operand `operand`
-/// given the result's adjoint `dresult`. Operands, `dresult` and `out` all
-/// have the result's full shape (batch first); `out` is dense. Returns 0,
-/// or non-zero with a NUL-terminated message in `err`.
+/// op): with `operand` UNROLL_KERNEL_VALUE its value; with `operand` >= 0
+/// the adjoint of that operand given the result's adjoint `dresult`; with
+/// UNROLL_KERNEL_ALL_ADJOINTS all of them. Operands, `dresult` and `out`
+/// all have the result's full shape (batch first); `out` is dense. Returns
+/// 0, or non-zero with a NUL-terminated message in `err`.
 typedef int (*unroll_kernel_fn)(void *ctx, int64_t kernel, int32_t operand,
                                 const unroll_tensor *operands,
                                 int32_t n_operands,
@@ -44,7 +51,7 @@ typedef struct unroll_kernels {
 } unroll_kernels;
 
 /// Version of this C interface; the driver refuses a library with another.
-#define UNROLL_RUNTIME_ABI_VERSION 4
+#define UNROLL_RUNTIME_ABI_VERSION 5
 UNROLL_RUNTIME_API int unroll_runtime_abi_version(void);
 
 /// Writes a NUL-terminated description of the LibTorch in use (after

@@ -255,8 +255,8 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
       }
       // lambda as it was before this step's dual update weighs the step.
       if (opts_.constrained)
-        lagrangian =
-            lagrangian + (torch::tensor(lams, stacked.options()) * stacked).sum();
+        lagrangian = lagrangian +
+                     (torch::tensor(lams, stacked.options()) * stacked).sum();
     }
     adam_->zero_grad();
     lagrangian.backward();
@@ -268,12 +268,13 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
       for (const json &p : alg["params"])
         if (!allFinite({ex_.params().at(p["id"].get<int64_t>())}))
           throw DivergedError(
-            "parameter '" + p["name"].get<std::string>() + "'" +
-            (p.contains("layer")
-                 ? " of layer " + std::to_string(p["layer"].get<int64_t>())
-                 : std::string()) +
-            " became NaN or Inf at step " + std::to_string(step) + " (epoch " +
-            std::to_string(e + 1) + ", batch " + std::to_string(b + 1) + ")");
+              "parameter '" + p["name"].get<std::string>() + "'" +
+              (p.contains("layer")
+                   ? " of layer " + std::to_string(p["layer"].get<int64_t>())
+                   : std::string()) +
+              " became NaN or Inf at step " + std::to_string(step) +
+              " (epoch " + std::to_string(e + 1) + ", batch " +
+              std::to_string(b + 1) + ")");
     if (onBatch && !onBatch({e, b, batches, step, lossValue}))
       return std::nullopt;
   }

@@ -59,12 +59,23 @@ JitKernels::JitKernels(const nlohmann::json &plan)
     schedule(k.forward, target_);
     k.forward.jit_handlers().custom_do_par_for = parallelFor;
     k.forward.compile_jit(target_);
+    // Every operand's adjoint as one Tuple-valued Func: one call and one
+    // pass over the data where a call per operand recomputed the forward
+    // expression each time.
+    Halide::Func all(k.name + "_adjoints");
+    std::vector<Halide::Var> vars = k.forward.args();
+    std::vector<Halide::Expr> at(vars.begin(), vars.end()), parts;
     for (Halide::Func &g : k.gradInputs) {
-      schedule(g, target_);
-      g.jit_handlers().custom_do_par_for = parallelFor;
-      g.compile_jit(target_);
+      if (g.has_update_definition())
+        g.compute_at(all, vars.back());
+      parts.push_back(g(at));
     }
+    all(vars) = Halide::Tuple(parts);
+    schedule(all, target_);
+    all.jit_handlers().custom_do_par_for = parallelFor;
+    all.compile_jit(target_);
     int64_t id = k.id;
+    adjoints_.emplace(id, all);
     kernels_.emplace(id, std::move(k));
   }
   abi_.run = &JitKernels::run;
@@ -82,9 +93,13 @@ int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
     return 1;
   }
   FusedKernel &k = it->second;
-  if (nOperands != static_cast<int32_t>(k.inputs.size()) ||
-      out->rank != k.rank || operand >= nOperands ||
-      (operand >= 0 && !dresult)) {
+  const int32_t nOut = operand == UNROLL_KERNEL_ALL_ADJOINTS ? nOperands : 1;
+  bool outRanks = true;
+  for (int32_t i = 0; i < nOut; ++i)
+    outRanks &= out[i].rank == k.rank;
+  if (nOperands != static_cast<int32_t>(k.inputs.size()) || !outRanks ||
+      operand >= nOperands || operand < UNROLL_KERNEL_ALL_ADJOINTS ||
+      (operand != UNROLL_KERNEL_VALUE && !dresult)) {
     fail("kernel " + k.name + " called with the wrong operands", err, errSize);
     return 1;
   }
@@ -99,12 +114,24 @@ int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
       }
       k.inputs[i].set(view(operands[i]));
     }
-    Halide::Buffer<float> o = view(*out);
-    if (operand < 0) {
+    if (operand == UNROLL_KERNEL_VALUE) {
+      Halide::Buffer<float> o = view(*out);
       k.forward.realize(o, self->target_);
     } else {
+      // One adjoint alone is computed with the others into scratch.
+      std::vector<Halide::Buffer<>> outs;
+      for (int32_t i = 0; i < nOperands; ++i) {
+        if (operand == UNROLL_KERNEL_ALL_ADJOINTS)
+          outs.push_back(view(out[i]));
+        else if (i == operand)
+          outs.push_back(view(*out));
+        else
+          outs.push_back(Halide::Buffer<float>::make_with_shape_of(
+              Halide::Buffer<float>(view(*out))));
+      }
       k.gradOutput.set(view(*dresult));
-      k.gradInputs[operand].realize(o, self->target_);
+      Halide::Realization r(outs);
+      self->adjoints_.at(kernel).realize(r, self->target_);
     }
   } catch (const Halide::Error &e) {
     fail("kernel " + k.name + ": " + e.what(), err, errSize);

@@ -30,6 +30,8 @@ private:
   /// Passed to every call: without it each realize re-reads the host.
   Halide::Target target_;
   std::map<int64_t, FusedKernel> kernels_;
+  /// Per kernel, every operand's adjoint as one Tuple-valued Func.
+  std::map<int64_t, Halide::Func> adjoints_;
   unroll_kernels abi_{};
 };
 

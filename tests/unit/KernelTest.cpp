@@ -14,6 +14,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 using namespace unroll;
 using nlohmann::json;
 
@@ -72,6 +74,21 @@ void checkKernels(const std::string &spec, int64_t batch) {
       }
   REQUIRE(fusedJson.size() == kernels.size());
 
+  // The same kernels through the runtime's C interface, as training calls
+  // them: every adjoint in one call, and one operand's alone.
+  compiler::JitKernels jit(plan);
+  const unroll_kernels &abi = *jit.abi();
+  auto cview = [](const torch::Tensor &t) {
+    unroll_tensor v{};
+    v.data = t.data_ptr<float>();
+    v.rank = static_cast<int32_t>(t.dim());
+    for (int64_t d = 0; d < t.dim(); ++d) {
+      v.sizes[d] = t.size(d);
+      v.strides[d] = t.stride(d);
+    }
+    return v;
+  };
+
   torch::manual_seed(5);
   for (size_t k = 0; k < kernels.size(); ++k) {
     INFO("kernel " << k);
@@ -125,6 +142,34 @@ void checkKernels(const std::string &spec, int64_t batch) {
                                   : g.sum(0).sum_to_size(eagerIn[i].sizes());
       REQUIRE(eagerIn[i].grad().defined());
       CHECK(torch::allclose(reduced, eagerIn[i].grad(), 1e-4, 1e-5));
+    }
+
+    std::vector<unroll_tensor> in;
+    for (const torch::Tensor &t : expanded)
+      in.push_back(cview(t));
+    unroll_tensor d = cview(dout);
+    std::vector<torch::Tensor> all;
+    std::vector<unroll_tensor> outs;
+    for (size_t i = 0; i < expanded.size(); ++i) {
+      all.push_back(torch::full(full, std::nanf("")));
+      outs.push_back(cview(all.back()));
+    }
+    char err[512] = {0};
+    REQUIRE(abi.run(abi.ctx, kern.id, UNROLL_KERNEL_ALL_ADJOINTS, in.data(),
+                    static_cast<int32_t>(in.size()), &d, outs.data(), err,
+                    sizeof err) == 0);
+    for (size_t i = 0; i < expanded.size(); ++i) {
+      INFO("operand " << i << ", all adjoints in one call");
+      torch::Tensor reduced =
+          args[i].batched ? all[i].sum_to_size(eagerIn[i].sizes())
+                          : all[i].sum(0).sum_to_size(eagerIn[i].sizes());
+      CHECK(torch::allclose(reduced, eagerIn[i].grad(), 1e-4, 1e-5));
+      torch::Tensor one = torch::full(full, std::nanf(""));
+      unroll_tensor o = cview(one);
+      REQUIRE(abi.run(abi.ctx, kern.id, static_cast<int32_t>(i), in.data(),
+                      static_cast<int32_t>(in.size()), &d, &o, err,
+                      sizeof err) == 0);
+      CHECK(torch::equal(one, all[i]));
     }
   }
 }
@@ -183,16 +228,16 @@ train lista {
     const unroll_kernels *inner;
     int forward = 0, backward = 0;
   } counting{jit.abi()};
-  unroll_kernels counted{[](void *ctx, int64_t kernel, int32_t operand,
-                            const unroll_tensor *in, int32_t n,
-                            const unroll_tensor *d, const unroll_tensor *out,
-                            char *err, int32_t size) {
-                           auto *c = static_cast<Counting *>(ctx);
-                           ++(operand < 0 ? c->forward : c->backward);
-                           return c->inner->run(c->inner->ctx, kernel, operand,
-                                                in, n, d, out, err, size);
-                         },
-                         &counting};
+  unroll_kernels counted{
+      [](void *ctx, int64_t kernel, int32_t operand, const unroll_tensor *in,
+         int32_t n, const unroll_tensor *d, const unroll_tensor *out, char *err,
+         int32_t size) {
+        auto *c = static_cast<Counting *>(ctx);
+        ++(operand == UNROLL_KERNEL_VALUE ? c->forward : c->backward);
+        return c->inner->run(c->inner->ctx, kernel, operand, in, n, d, out, err,
+                             size);
+      },
+      &counting};
   for (int compiled = 0; compiled < 2; ++compiled) {
     runtime::Executor ex(algs[0]);
     if (compiled)
