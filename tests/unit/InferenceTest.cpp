@@ -34,7 +34,11 @@ torch::Tensor toTorch(const Halide::Buffer<float> &b,
   return t;
 }
 
-void checkForward(const std::string &spec, int64_t batch) {
+/// Checks every layer's state against the runtime's forward; with
+/// `scheduled`, the products get the schedules export gives them for the
+/// host (the small-batch specialisation, panels of a large W).
+void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
+                  int64_t d = 10, bool scheduled = false) {
   mlir::MLIRContext ctx;
   std::ostringstream err;
   auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/false);
@@ -46,7 +50,7 @@ void checkForward(const std::string &spec, int64_t batch) {
   auto algs = runtime::parsePlan(plan->dump());
 
   runtime::Executor ex(algs[0]);
-  auto g = runtime::syntheticSparse(batch, 6, 10, 0.3, 0.01, 2);
+  auto g = runtime::syntheticSparse(batch, p, d, 0.3, 0.01, 2);
   std::map<std::string, torch::Tensor> inputs{{"x", g.x}, {"D", g.D}};
   ex.bindInputs(inputs);
   ex.initParams(4);
@@ -57,6 +61,9 @@ void checkForward(const std::string &spec, int64_t batch) {
     params[runtime::PrimalDual::paramKey(p)] =
         toHalide(ex.params().at(p["id"].get<int64_t>()));
   compiler::InferencePipeline pipe = compiler::lowerForInference(*plan, params);
+  if (scheduled)
+    for (auto &schedule : pipe.schedules)
+      schedule(Halide::get_jit_target_from_environment());
 
   std::vector<Halide::Buffer<float>> keep;
   for (compiler::InferenceInput &in : pipe.inputs) {
@@ -81,6 +88,16 @@ void checkForward(const std::string &spec, int64_t batch) {
 TEST_CASE("LISTA's forward as one Halide pipeline matches LibTorch",
           "[inference]") {
   checkForward(test::tinyLista(6, 10, 3), 5);
+}
+
+TEST_CASE("scheduled products match LibTorch below, at and above a block "
+          "of instances, with row tiles that do not divide the rows",
+          "[inference]") {
+  for (int64_t batch : {1, 3, 8, 13}) {
+    INFO("batch " << batch);
+    checkForward(test::tinyLista(6, 10, 2), batch, 6, 10, true);
+    checkForward(test::tinyLista(8, 300, 2), batch, 8, 300, true);
+  }
 }
 
 TEST_CASE("a random initial state becomes an input of the pipeline",
