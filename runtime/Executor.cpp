@@ -5,9 +5,7 @@ namespace unroll::runtime {
 using nlohmann::json;
 using torch::Tensor;
 
-namespace {
-
-unroll_tensor view(const Tensor &t) {
+unroll_tensor kernelView(const Tensor &t) {
   if (t.dim() > UNROLL_MAX_RANK)
     throw PlanError("a fused op of rank " + std::to_string(t.dim()) +
                     " exceeds the kernels' limit of " +
@@ -25,6 +23,8 @@ unroll_tensor view(const Tensor &t) {
   return v;
 }
 
+namespace {
+
 /// Runs `kernel` with `operand` (UNROLL_KERNEL_VALUE, an operand's index or
 /// UNROLL_KERNEL_ALL_ADJOINTS) into `outs`.
 void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
@@ -32,12 +32,12 @@ void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
           const std::vector<Tensor> &outs) {
   std::vector<unroll_tensor> in, o;
   for (const Tensor &t : operands)
-    in.push_back(view(t));
+    in.push_back(kernelView(t));
   for (const Tensor &t : outs)
-    o.push_back(view(t));
+    o.push_back(kernelView(t));
   unroll_tensor d{};
   if (dresult)
-    d = view(*dresult);
+    d = kernelView(*dresult);
   char err[1024] = {0};
   if (k.run(k.ctx, kernel, operand, in.data(), static_cast<int32_t>(in.size()),
             dresult ? &d : nullptr, o.data(), err, sizeof err) != 0)
@@ -189,18 +189,19 @@ ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
   for (const json &s : alg_.json["states"]) {
     torch::NoGradGuard noGrad;
     Tensor t;
-    if (s.value("random", false)) {
-      // Each instance draws its own initial state: random ops in the body
-      // draw one value per instance at once (running the body once per
-      // instance cost about 1 ms of a 10 ms LISTA training step).
-      drawPerInstance_ = true;
-      RValue v = body(s["init"], {})[0];
+    // A random initial state: each instance draws its own, all at once
+    // (running the body once per instance cost about 1 ms of a 10 ms LISTA
+    // training step). Reset even if the body throws.
+    drawPerInstance_ = s.value("random", false);
+    RValue v;
+    try {
+      v = body(s["init"], {})[0];
+    } catch (...) {
       drawPerInstance_ = false;
-      t = v.batched ? v.t : perInstance(v.t, batch_).clone();
-    } else {
-      RValue v = body(s["init"], {})[0];
-      t = v.batched ? v.t : perInstance(v.t, batch_).clone();
+      throw;
     }
+    drawPerInstance_ = false;
+    t = v.batched ? v.t : perInstance(v.t, batch_).clone();
     env_[s["id"].get<int64_t>()] = RValue{t, true};
     state.push_back(t);
   }

@@ -27,6 +27,11 @@ struct ForwardResult {
   std::map<std::string, std::vector<torch::Tensor>> probes;
 };
 
+/// The C interface's view of a CPU float32 tensor (no copy), as generated
+/// kernels take it; throws PlanError for a rank above UNROLL_MAX_RANK or a
+/// tensor on another device.
+unroll_tensor kernelView(const torch::Tensor &t);
+
 class Executor {
 public:
   explicit Executor(Algorithm alg) : alg_(std::move(alg)) {}

@@ -126,8 +126,7 @@ int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
         else if (i == operand)
           outs.push_back(view(*out));
         else
-          outs.push_back(Halide::Buffer<float>::make_with_shape_of(
-              Halide::Buffer<float>(view(*out))));
+          outs.push_back(Halide::Buffer<float>::make_with_shape_of(view(*out)));
       }
       k.gradOutput.set(view(*dresult));
       Halide::Realization r(outs);

@@ -36,7 +36,7 @@ torch::Tensor toTorch(const Halide::Buffer<float> &b,
 
 /// Checks every layer's state against the runtime's forward; with
 /// `scheduled`, the products get the schedules export gives them for the
-/// host (the small-batch specialisation, panels of a large W).
+/// host (register-blocked tiles of rows by instances).
 void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
                   int64_t d = 10, bool scheduled = false) {
   mlir::MLIRContext ctx;

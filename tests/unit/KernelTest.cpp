@@ -78,16 +78,6 @@ void checkKernels(const std::string &spec, int64_t batch) {
   // them: every adjoint in one call, and one operand's alone.
   compiler::JitKernels jit(plan);
   const unroll_kernels &abi = *jit.abi();
-  auto cview = [](const torch::Tensor &t) {
-    unroll_tensor v{};
-    v.data = t.data_ptr<float>();
-    v.rank = static_cast<int32_t>(t.dim());
-    for (int64_t d = 0; d < t.dim(); ++d) {
-      v.sizes[d] = t.size(d);
-      v.strides[d] = t.stride(d);
-    }
-    return v;
-  };
 
   torch::manual_seed(5);
   for (size_t k = 0; k < kernels.size(); ++k) {
@@ -146,13 +136,13 @@ void checkKernels(const std::string &spec, int64_t batch) {
 
     std::vector<unroll_tensor> in;
     for (const torch::Tensor &t : expanded)
-      in.push_back(cview(t));
-    unroll_tensor d = cview(dout);
+      in.push_back(runtime::kernelView(t));
+    unroll_tensor d = runtime::kernelView(dout);
     std::vector<torch::Tensor> all;
     std::vector<unroll_tensor> outs;
     for (size_t i = 0; i < expanded.size(); ++i) {
       all.push_back(torch::full(full, std::nanf("")));
-      outs.push_back(cview(all.back()));
+      outs.push_back(runtime::kernelView(all.back()));
     }
     char err[512] = {0};
     REQUIRE(abi.run(abi.ctx, kern.id, UNROLL_KERNEL_ALL_ADJOINTS, in.data(),
@@ -165,7 +155,7 @@ void checkKernels(const std::string &spec, int64_t batch) {
                           : all[i].sum(0).sum_to_size(eagerIn[i].sizes());
       CHECK(torch::allclose(reduced, eagerIn[i].grad(), 1e-4, 1e-5));
       torch::Tensor one = torch::full(full, std::nanf(""));
-      unroll_tensor o = cview(one);
+      unroll_tensor o = runtime::kernelView(one);
       REQUIRE(abi.run(abi.ctx, kern.id, static_cast<int32_t>(i), in.data(),
                       static_cast<int32_t>(in.size()), &d, &o, err,
                       sizeof err) == 0);
