@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
 
 namespace unroll::compiler {
 
@@ -15,6 +16,15 @@ using Halide::Var;
 using nlohmann::json;
 
 namespace {
+
+/// Below this batch size a product's tiles of rows are shared among the
+/// threads instead of its blocks of instances, which are too few to keep
+/// the threads busy.
+constexpr int kRowParallelBatch = 32;
+
+/// Rows of a product's tile, and of the panels constant weights are packed
+/// into: two AVX-512 vectors.
+constexpr int kPanelRows = 32;
 
 /// A value while lowering: a Func over its axes (innermost first) and, if
 /// per instance, the batch axis last.
@@ -117,6 +127,9 @@ public:
       }
     for (auto &r : randomStates_)
       out.inputs.push_back(r);
+    for (const InferenceInput &in : out.inputs)
+      if (in.batched && !batch_->defined())
+        *batch_ = in.param.dim(static_cast<int>(in.shape.size())).extent();
     out.reductions = reductions_;
     out.schedules = schedules_;
     return out;
@@ -311,37 +324,44 @@ private:
   }
 
   /// W [m, k] @ y [k] for every instance: a GEMM over the batch, written
-  /// with the weights transposed (i contiguous) and an explicit update so
-  /// that it can be register-blocked: tiles of 2 vectors of outputs by 4
-  /// instances accumulate in registers across the whole k loop.
+  /// so that it can be register-blocked. W is packed into panels of
+  /// kPanelRows rows, each stored k-major (zero rows pad the last), and a
+  /// tile of one panel's rows by 8 instances accumulates in registers over
+  /// the whole k loop while it streams its panel contiguously.
   HV matrixTimesVectors(const HV &w, const HV &y,
                         const std::vector<int64_t> &shape) {
-    Var i("i"), b("b"), kk("kk");
-    Halide::RDom r(0, static_cast<int>(w.shape[1]), "r");
-    Func wt("wt"), acc("acc"), out("product");
+    Var i("i"), b("b"), kk("kk"), row("row"), panel("panel");
+    const int m = static_cast<int>(w.shape[0]);
+    const int k = static_cast<int>(w.shape[1]);
+    const int panels = (m + kPanelRows - 1) / kPanelRows;
+    Halide::RDom r(0, k, "r");
+    Func packed("packed"), acc("acc"), out("product");
     bool constant = w.constant.defined();
     if (constant) {
-      // Trained weights are constants: transposed once, here.
+      // Trained weights are constants: packed once, here.
       const Halide::Buffer<float> &src = w.constant;
-      int m = src.dim(1).extent(), k = src.dim(0).extent();
-      Halide::Buffer<float> t(m, k);
-      for (int c = 0; c < k; ++c)
-        for (int row = 0; row < m; ++row)
-          t(row, c) = src(c, row);
-      wt(i, kk) = t(i, kk);
+      Halide::Buffer<float> buf(kPanelRows, k, panels);
+      buf.fill(0.0f);
+      for (int n = 0; n < m; ++n)
+        for (int c = 0; c < k; ++c)
+          buf(n % kPanelRows, c, n / kPanelRows) = src(c, n);
+      packed(row, kk, panel) = buf(row, kk, panel);
     } else {
-      wt(i, kk) = w.f(kk, i);
+      // The padding rows repeat the last row; their sums are never stored.
+      packed(row, kk, panel) =
+          w.f(kk, Halide::min(panel * kPanelRows + row, m - 1));
     }
-    acc(i, b) = 0.0f;
-    acc(i, b) += wt(i, r) * y.f(r, b);
-    out(i, b) = acc(i, b);
+    acc(row, b, panel) = 0.0f;
+    acc(row, b, panel) += packed(row, r, panel) * y.f(r, b);
+    out(i, b) = acc(i % kPanelRows, b, i / kPanelRows);
+    std::shared_ptr<Expr> batch = batch_;
     schedules_.push_back([=](const Halide::Target &t) mutable {
+      if (!constant)
+        packed.compute_root().bound(panel, 0, panels);
       if (t.has_gpu_feature()) {
         // One GPU thread per output, summing over k on its own.
-        if (!constant) {
-          wt.compute_root();
-          scheduleForGpu(wt);
-        }
+        if (!constant)
+          scheduleForGpu(packed);
         out.compute_root();
         Var thread = scheduleForGpu(out);
         acc.compute_at(out, thread);
@@ -351,25 +371,33 @@ private:
       const auto guard = Halide::TailStrategy::GuardWithIf;
       Var io("io"), ii("ii"), bo("bo"), bi("bi");
       if (!constant)
-        wt.compute_root().vectorize(i, vec, guard);
-      // Parallel over blocks of instances. (Also splitting the rows among
-      // threads helps a batch of one at the paper's size but cost 1.7x at
-      // batch 4096 on the 2-core VM; see docs/performance.md.)
+        packed.vectorize(row, vec).parallel(panel);
+      // Tiles start at multiples of kPanelRows: one tile, one panel.
       out.compute_root()
-          .tile(i, b, io, bo, ii, bi, 2 * vec, 8, guard)
+          .tile(i, b, io, bo, ii, bi, kPanelRows, 8, guard)
           .vectorize(ii, vec, guard)
           .unroll(ii)
-          .unroll(bi)
-          .parallel(bo);
+          .unroll(bi);
+      // Parallel over blocks of instances, or over the tiles of rows when
+      // there are too few blocks to keep the threads busy.
+      if (batch->defined())
+        out.specialize(*batch < kRowParallelBatch).parallel(io);
+      out.parallel(bo);
+      // A tile's accumulators have the same fixed size in every tile and
+      // every specialisation (the last tiles of rows and instances use part
+      // of it): a constant-size stack array, not a heap allocation sized
+      // per tile.
       acc.compute_at(out, io)
+          .bound_storage(row, kPanelRows)
+          .bound_storage(b, 8)
           .store_in(Halide::MemoryType::Stack)
-          .vectorize(i, vec, guard)
-          .unroll(i)
+          .vectorize(row, vec)
+          .unroll(row)
           .unroll(b);
       acc.update()
-          .reorder(i, b, r.x)
-          .vectorize(i, vec, guard)
-          .unroll(i)
+          .reorder(row, b, r.x, panel)
+          .vectorize(row, vec)
+          .unroll(row)
           .unroll(b);
     });
     return HV{out, shape, true};
@@ -383,6 +411,9 @@ private:
   std::vector<InferenceInput> randomStates_;
   std::vector<Func> reductions_;
   std::vector<std::function<void(const Halide::Target &)>> schedules_;
+  /// The batch size of the exported function, set once its inputs are
+  /// known; the product schedules read it when they are applied.
+  std::shared_ptr<Expr> batch_ = std::make_shared<Expr>();
   std::map<int64_t, HV> values_;
 };
 

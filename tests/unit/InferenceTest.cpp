@@ -93,10 +93,18 @@ TEST_CASE("LISTA's forward as one Halide pipeline matches LibTorch",
 TEST_CASE("scheduled products match LibTorch below, at and above a block "
           "of instances, with row tiles that do not divide the rows",
           "[inference]") {
-  for (int64_t batch : {1, 3, 8, 13}) {
+  // Below 32 instances the tiles of rows are shared among threads, from
+  // 32 the blocks of instances: both specialisations are run.
+  for (int64_t batch : {1, 3, 8, 13, 37}) {
     INFO("batch " << batch);
     checkForward(test::tinyLista(6, 10, 2), batch, 6, 10, true);
     checkForward(test::tinyLista(8, 300, 2), batch, 8, 300, true);
+    // Matrices that are not constants (the given D, and D'), packed into
+    // panels by the pipeline itself.
+    std::string ista = test::tinyLista(8, 300, 2);
+    const std::string step = "Wu @ x + We @ y";
+    ista.replace(ista.find(step), step.size(), "y - D' @ (D @ y - x) * 0.01");
+    checkForward(ista, batch, 8, 300, true);
   }
 }
 
