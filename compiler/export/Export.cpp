@@ -112,6 +112,7 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
   std::string N = upper(n);
   std::ostringstream c;
   c << "#include \"" << n << ".h\"\n#include \"lib" << n << "_halide.h\"\n"
+    << "#include \"lib" << n << "_halide_final.h\"\n"
     << "#include \"HalideRuntime.h\"\n\n#include <stdlib.h>\n#include "
        "<string.h>\n\n"
     << "/* A dense row-major array as a Halide buffer (axes reversed). */\n"
@@ -176,18 +177,18 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
   c << "};\n  const int64_t slayers[] = {batch, " << layers + 1;
   for (int64_t s : stateShape)
     c << ", " << s;
-  c << "};\n  float *scratch = NULL;\n  if (!layers) {\n"
-    << "    scratch = (float *)malloc(sizeof(float) * (size_t)batch * "
-    << (layers + 1) * outSize << ");\n"
-    << "    if (!scratch)\n      return " << N << "_FAILED;\n  }\n"
-    << "  view(&bout, dout, out, " << stateShape.size() + 1 << ", sout);\n"
-    << "  view(&blayers, dlayers, layers ? layers : scratch, "
-    << stateShape.size() + 2 << ", slayers);\n"
-    << "  int rc = " << n << "_halide(";
+  // Without `layers`, the pipeline that computes only the final state:
+  // the other would write every layer to a scratch array.
+  std::string inputs;
   for (int k = 0; k < i; ++k)
-    c << "&b" << k << ", ";
-  c << "&bout, &blayers);\n  free(scratch);\n  return rc == 0 ? " << N
-    << "_OK : " << N << "_FAILED;\n}\n";
+    inputs += "&b" + std::to_string(k) + ", ";
+  c << "};\n  view(&bout, dout, out, " << stateShape.size() + 1 << ", sout);\n"
+    << "  int rc;\n  if (!layers) {\n    rc = " << n << "_halide_final("
+    << inputs << "&bout);\n  } else {\n"
+    << "    view(&blayers, dlayers, layers, " << stateShape.size() + 2
+    << ", slayers);\n    rc = " << n << "_halide(" << inputs
+    << "&bout, &blayers);\n  }\n  return rc == 0 ? " << N << "_OK : " << N
+    << "_FAILED;\n}\n";
   return c.str();
 }
 
@@ -314,6 +315,12 @@ exportModel(const nlohmann::json &plan,
   Halide::Pipeline p({final, all});
   std::string prefix = (build / ("lib" + n + "_halide")).string();
   p.compile_to_static_library(prefix, args, n + "_halide", target);
+  // The same Funcs as a pipeline with the final state only; Halide's
+  // runtime is in the first library already.
+  Halide::Pipeline pf(final);
+  std::string prefixFinal = (build / ("lib" + n + "_halide_final")).string();
+  pf.compile_to_static_library(prefixFinal, args, n + "_halide_final",
+                               target.with_feature(Halide::Target::NoRuntime));
 
   writeText(inc / (n + ".h"), header(n, pipe, L, elements(shape), opts.runDir));
   writeText(build / (n + ".c"), wrapper(n, pipe, shape, L));
@@ -329,14 +336,21 @@ exportModel(const nlohmann::json &plan,
   fs::path objs = build / "objs";
   fs::remove_all(objs, ec);
   fs::create_directories(objs);
-  run("cd '" + objs.string() + "' && ar x '" + prefix + ".a'", logFile);
+  // Each archive into its own folder: their members' names may clash.
+  for (const char *sub : {"all", "final"})
+    fs::create_directories(objs / sub);
+  run("cd '" + (objs / "all").string() + "' && ar x '" + prefix + ".a'",
+      logFile);
+  run("cd '" + (objs / "final").string() + "' && ar x '" + prefixFinal + ".a'",
+      logFile);
   fs::path staticLib = lib / ("lib" + n + ".a");
   fs::remove(staticLib, ec);
   run("ar rcs '" + staticLib.string() + "' '" + (build / (n + ".o")).string() +
-          "' '" + objs.string() + "'/*.o",
+          "' '" + objs.string() + "'/all/*.o '" + objs.string() + "'/final/*.o",
       logFile);
   run("cc -shared -o '" + (lib / ("lib" + n + ".so")).string() + "' '" +
           (build / (n + ".o")).string() + "' -Wl,--whole-archive '" + prefix +
+          ".a' '" + prefixFinal +
           ".a' -Wl,--no-whole-archive -lpthread -ldl -lm",
       logFile);
   ExportSummary summary;

@@ -5,6 +5,7 @@
 #include "compiler/kernels/HalideKernels.h"
 
 #include <algorithm>
+#include <cassert>
 #include <functional>
 #include <memory>
 
@@ -351,8 +352,12 @@ private:
       packed(row, kk, panel) =
           w.f(kk, Halide::min(panel * kPanelRows + row, m - 1));
     }
+    // The instances' vectors interleaved (instance innermost): a tile's
+    // broadcasts of y at one k read one address plus constant offsets.
+    Func yt("yt");
+    yt(b, kk) = y.f(kk, b);
     acc(row, b, panel) = 0.0f;
-    acc(row, b, panel) += packed(row, r, panel) * y.f(r, b);
+    acc(row, b, panel) += packed(row, r, panel) * yt(b, r);
     out(i, b) = acc(i % kPanelRows, b, i / kPanelRows);
     std::shared_ptr<Expr> batch = batch_;
     schedules_.push_back([=](const Halide::Target &t) mutable {
@@ -373,22 +378,33 @@ private:
       if (!constant)
         packed.vectorize(row, vec).parallel(panel);
       // Tiles start at multiples of kPanelRows: one tile, one panel.
-      out.compute_root()
-          .tile(i, b, io, bo, ii, bi, kPanelRows, 8, guard)
-          .vectorize(ii, vec, guard)
-          .unroll(ii)
-          .unroll(bi);
-      // Parallel over blocks of instances, or over the tiles of rows when
-      // there are too few blocks to keep the threads busy.
-      if (batch->defined())
-        out.specialize(*batch < kRowParallelBatch).parallel(io);
+      // From kRowParallelBatch instances on, the last block of instances
+      // shifts inwards (recomputing some) so that every tile has 8 and the
+      // register tile carries no guards; below, it is guarded and the
+      // tiles of rows are shared among the threads instead of the blocks
+      // of instances, which are too few to keep them busy.
+      auto tileRows = [&](Halide::Stage s, Halide::TailStrategy instances) {
+        s.split(i, io, ii, kPanelRows, guard)
+            .split(b, bo, bi, 8, instances)
+            .reorder(ii, bi, io, bo)
+            .vectorize(ii, vec, guard)
+            .unroll(ii)
+            .unroll(bi);
+      };
+      out.compute_root();
+      assert(batch->defined() && "the pipeline's batch size is set in run()");
+      Halide::Stage small = out.specialize(*batch < kRowParallelBatch);
+      tileRows(small, guard);
+      small.parallel(io);
+      tileRows(out, Halide::TailStrategy::ShiftInwards);
       out.parallel(bo);
-      // A tile's accumulators have the same fixed size in every tile and
-      // every specialisation (the last tiles of rows and instances use part
-      // of it): a constant-size stack array, not a heap allocation sized
-      // per tile.
+      // A tile's accumulators cover its whole panel (the padding rows are
+      // zeros or copies) and have the same size in every tile and every
+      // specialisation: a constant-size stack array the compiler keeps in
+      // registers, not a heap allocation sized per tile.
+      yt.compute_at(out, bo).bound_storage(b, 8);
       acc.compute_at(out, io)
-          .bound_storage(row, kPanelRows)
+          .bound(row, 0, kPanelRows)
           .bound_storage(b, 8)
           .store_in(Halide::MemoryType::Stack)
           .vectorize(row, vec)
