@@ -398,11 +398,11 @@ private:
       small.parallel(io);
       tileRows(out, Halide::TailStrategy::ShiftInwards);
       out.parallel(bo);
+      yt.compute_at(out, bo).bound_storage(b, 8);
       // A tile's accumulators cover its whole panel (the padding rows are
       // zeros or copies) and have the same size in every tile and every
       // specialisation: a constant-size stack array the compiler keeps in
       // registers, not a heap allocation sized per tile.
-      yt.compute_at(out, bo).bound_storage(b, 8);
       acc.compute_at(out, io)
           .bound(row, 0, kPanelRows)
           .bound_storage(b, 8)

@@ -4,12 +4,17 @@
 #include "CompilerTestUtil.h"
 #include "RuntimeTestUtil.h"
 
+#include "compiler/kernels/CudaKernels.h"
 #include "compiler/kernels/InferenceLowering.h"
 #include "compiler/plan/PlanLowering.h"
 #include "runtime/Data.h"
 #include "runtime/Trainer.h"
 
 #include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 using namespace unroll;
 using nlohmann::json;
@@ -106,6 +111,52 @@ TEST_CASE("scheduled products match LibTorch below, at and above a block "
     ista.replace(ista.find(step), step.size(), "y - D' @ (D @ y - x) * 0.01");
     checkForward(ista, batch, 8, 300, true);
   }
+}
+
+TEST_CASE("the products' GPU schedules, with constant and run-time "
+          "matrices, compile to CUDA without a GPU",
+          "[inference]") {
+  std::string ista = test::tinyLista(8, 40, 2);
+  const std::string step = "Wu @ x + We @ y";
+  ista.replace(ista.find(step), step.size(),
+               "Wu @ x + We @ y - D' @ (D @ y - x) * 0.01");
+  mlir::MLIRContext ctx;
+  std::ostringstream err;
+  auto module = test::compileSpec(ista, ctx, err, /*pipeline=*/false);
+  INFO(err.str());
+  REQUIRE(module);
+  REQUIRE(mlir::succeeded(compiler::runPipeline(*module, false, true)));
+  auto plan = compiler::lowerToPlan(*module);
+  REQUIRE(mlir::succeeded(plan));
+  auto algs = runtime::parsePlan(plan->dump());
+  runtime::Executor ex(algs[0]);
+  auto g = runtime::syntheticSparse(4, 8, 40, 0.3, 0.01, 2);
+  ex.bindInputs({{"x", g.x}, {"D", g.D}});
+  ex.initParams(4);
+  std::map<std::string, Halide::Buffer<float>> params;
+  for (const json &p : algs[0].json["params"])
+    params[runtime::PrimalDual::paramKey(p)] =
+        toHalide(ex.params().at(p["id"].get<int64_t>()));
+  compiler::InferencePipeline pipe = compiler::lowerForInference(*plan, params);
+  Halide::Target cuda =
+      Halide::get_host_target().with_feature(Halide::Target::CUDA);
+  for (auto &schedule : pipe.schedules)
+    schedule(cuda);
+  Halide::Func final = pipe.states.back()[0];
+  compiler::scheduleForGpu(final);
+  std::vector<Halide::Argument> args;
+  for (const compiler::InferenceInput &in : pipe.inputs)
+    args.push_back(in.param);
+  std::string path =
+      (std::filesystem::temp_directory_path() /
+       ("unroll-inference-cuda-" + std::to_string(getpid()) + ".s"))
+          .string();
+  REQUIRE_NOTHROW(final.compile_to_assembly(path, args, cuda));
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  std::filesystem::remove(path);
+  CHECK(text.find("halide_cuda_run") != std::string::npos);
 }
 
 TEST_CASE("a random initial state becomes an input of the pipeline",
