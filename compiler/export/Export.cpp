@@ -113,8 +113,7 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
   std::ostringstream c;
   c << "#include \"" << n << ".h\"\n#include \"lib" << n << "_halide.h\"\n"
     << "#include \"lib" << n << "_halide_final.h\"\n"
-    << "#include \"HalideRuntime.h\"\n\n#include <stdlib.h>\n#include "
-       "<string.h>\n\n"
+    << "#include \"HalideRuntime.h\"\n\n#include <string.h>\n\n"
     << "/* A dense row-major array as a Halide buffer (axes reversed). */\n"
     << "static void view(halide_buffer_t *b, halide_dimension_t *dims, "
        "const float *data,\n                 int rank, const int64_t *sizes) "

@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <unistd.h>
 
 using namespace unroll;
@@ -39,11 +40,15 @@ torch::Tensor toTorch(const Halide::Buffer<float> &b,
   return t;
 }
 
-/// Checks every layer's state against the runtime's forward; with
-/// `scheduled`, the products get the schedules export gives them for the
-/// host (register-blocked tiles of rows by instances).
-void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
-                  int64_t d = 10, bool scheduled = false) {
+/// A spec lowered for inference with the runtime's initial parameters,
+/// and the executor and inputs (a synthetic batch) they came from.
+struct Lowered {
+  std::unique_ptr<runtime::Executor> ex;
+  std::map<std::string, torch::Tensor> inputs;
+  compiler::InferencePipeline pipe;
+};
+
+Lowered lower(const std::string &spec, int64_t batch, int64_t p, int64_t d) {
   mlir::MLIRContext ctx;
   std::ostringstream err;
   auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/false);
@@ -54,18 +59,36 @@ void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
   REQUIRE(mlir::succeeded(plan));
   auto algs = runtime::parsePlan(plan->dump());
 
-  runtime::Executor ex(algs[0]);
+  Lowered out;
+  out.ex = std::make_unique<runtime::Executor>(algs[0]);
   auto g = runtime::syntheticSparse(batch, p, d, 0.3, 0.01, 2);
-  std::map<std::string, torch::Tensor> inputs{{"x", g.x}, {"D", g.D}};
-  ex.bindInputs(inputs);
-  ex.initParams(4);
-  runtime::ForwardResult fw = ex.forward(9);
-
+  out.inputs = {{"x", g.x}, {"D", g.D}};
+  out.ex->bindInputs(out.inputs);
+  out.ex->initParams(4);
   std::map<std::string, Halide::Buffer<float>> params;
-  for (const json &p : algs[0].json["params"])
-    params[runtime::PrimalDual::paramKey(p)] =
-        toHalide(ex.params().at(p["id"].get<int64_t>()));
-  compiler::InferencePipeline pipe = compiler::lowerForInference(*plan, params);
+  for (const json &param : algs[0].json["params"])
+    params[runtime::PrimalDual::paramKey(param)] =
+        toHalide(out.ex->params().at(param["id"].get<int64_t>()));
+  out.pipe = compiler::lowerForInference(*plan, params);
+  return out;
+}
+
+/// `spec` (a tinyLista) with its layer step's argument of the soft
+/// threshold replaced by `step`.
+std::string withStep(std::string spec, const std::string &step) {
+  const std::string lista = "Wu @ x + We @ y";
+  spec.replace(spec.find(lista), lista.size(), step);
+  return spec;
+}
+
+/// Checks every layer's state against the runtime's forward; with
+/// `scheduled`, the products get the schedules export gives them for the
+/// host (register-blocked tiles of rows by instances).
+void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
+                  int64_t d = 10, bool scheduled = false) {
+  Lowered low = lower(spec, batch, p, d);
+  runtime::ForwardResult fw = low.ex->forward(9);
+  compiler::InferencePipeline &pipe = low.pipe;
   if (scheduled)
     for (auto &schedule : pipe.schedules)
       schedule(Halide::get_jit_target_from_environment());
@@ -73,7 +96,8 @@ void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
   std::vector<Halide::Buffer<float>> keep;
   for (compiler::InferenceInput &in : pipe.inputs) {
     INFO(in.name);
-    torch::Tensor t = in.name == "y0" ? fw.states[0][0] : inputs.at(in.name);
+    torch::Tensor t =
+        in.name == "y0" ? fw.states[0][0] : low.inputs.at(in.name);
     keep.push_back(toHalide(t));
     in.param.set(keep.back());
   }
@@ -106,9 +130,8 @@ TEST_CASE("scheduled products match LibTorch below, at and above a block "
     checkForward(test::tinyLista(8, 300, 2), batch, 8, 300, true);
     // Matrices that are not constants (the given D, and D'), packed into
     // panels by the pipeline itself.
-    std::string ista = test::tinyLista(8, 300, 2);
-    const std::string step = "Wu @ x + We @ y";
-    ista.replace(ista.find(step), step.size(), "y - D' @ (D @ y - x) * 0.01");
+    std::string ista =
+        withStep(test::tinyLista(8, 300, 2), "y - D' @ (D @ y - x) * 0.01");
     checkForward(ista, batch, 8, 300, true);
   }
 }
@@ -116,28 +139,11 @@ TEST_CASE("scheduled products match LibTorch below, at and above a block "
 TEST_CASE("the products' GPU schedules, with constant and run-time "
           "matrices, compile to CUDA without a GPU",
           "[inference]") {
-  std::string ista = test::tinyLista(8, 40, 2);
-  const std::string step = "Wu @ x + We @ y";
-  ista.replace(ista.find(step), step.size(),
-               "Wu @ x + We @ y - D' @ (D @ y - x) * 0.01");
-  mlir::MLIRContext ctx;
-  std::ostringstream err;
-  auto module = test::compileSpec(ista, ctx, err, /*pipeline=*/false);
-  INFO(err.str());
-  REQUIRE(module);
-  REQUIRE(mlir::succeeded(compiler::runPipeline(*module, false, true)));
-  auto plan = compiler::lowerToPlan(*module);
-  REQUIRE(mlir::succeeded(plan));
-  auto algs = runtime::parsePlan(plan->dump());
-  runtime::Executor ex(algs[0]);
-  auto g = runtime::syntheticSparse(4, 8, 40, 0.3, 0.01, 2);
-  ex.bindInputs({{"x", g.x}, {"D", g.D}});
-  ex.initParams(4);
-  std::map<std::string, Halide::Buffer<float>> params;
-  for (const json &p : algs[0].json["params"])
-    params[runtime::PrimalDual::paramKey(p)] =
-        toHalide(ex.params().at(p["id"].get<int64_t>()));
-  compiler::InferencePipeline pipe = compiler::lowerForInference(*plan, params);
+  compiler::InferencePipeline pipe =
+      lower(withStep(test::tinyLista(8, 40, 2),
+                     "Wu @ x + We @ y - D' @ (D @ y - x) * 0.01"),
+            4, 8, 40)
+          .pipe;
   Halide::Target cuda =
       Halide::get_host_target().with_feature(Halide::Target::CUDA);
   for (auto &schedule : pipe.schedules)
