@@ -181,6 +181,15 @@ void Executor::initParams(uint64_t seed) {
   }
 }
 
+void Executor::setParam(int64_t id, Tensor t) {
+  auto it = params_.find(id);
+  if (it == params_.end() || it->second.sizes() != t.sizes())
+    throw PlanError("no parameter " + std::to_string(id) + " of shape " +
+                    c10::str(t.sizes()));
+  it->second = t;
+  env_[id] = RValue{t, false};
+}
+
 ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
   gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
   ForwardResult out;
@@ -281,10 +290,20 @@ void Executor::run(const json &op) {
   };
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
 
-  if (name == "constant")
-    return set(torch::tensor(op["value"].get<double>(), opts), false);
-  if (name == "layer_index")
-    return set(torch::tensor(layerIndex_, opts), false);
+  // Constants and layer indices are made once per executor, not on every
+  // run of their op (each creation is a conversion and a copy).
+  if (name == "constant") {
+    auto [it, fresh] = constants_.try_emplace(op["id"].get<int64_t>());
+    if (fresh)
+      it->second = torch::tensor(op["value"].get<double>(), opts);
+    return set(it->second, false);
+  }
+  if (name == "layer_index") {
+    auto [it, fresh] = layerIndices_.try_emplace(layerIndex_);
+    if (fresh)
+      it->second = torch::tensor(layerIndex_, opts);
+    return set(it->second, false);
+  }
   if (name == "eye")
     return set(torch::eye(shape[0], opts), false);
   if (name == "fill") {

@@ -64,10 +64,18 @@ public:
   }
   /// Where tensors live (CPU by default). Set it before binding inputs and
   /// initialising parameters; inputs of any device are moved there.
-  void setDevice(torch::Device d) { device_ = d; }
+  void setDevice(torch::Device d) {
+    device_ = d;
+    constants_.clear();
+    layerIndices_.clear();
+  }
   /// Runs fused ops with these generated kernels (forward and backward, as
   /// a custom autograd function) instead of their bodies; null: eager.
   void setKernels(const unroll_kernels *k) { kernels_ = k; }
+  const unroll_kernels *kernels() const { return kernels_; }
+  /// Replaces parameter `id` by `t` (a leaf of the same shape, e.g. a view
+  /// into an optimizer's flat buffer).
+  void setParam(int64_t id, torch::Tensor t);
   torch::Device device() const { return device_; }
   /// The layer index seen by unroll.layer_index in bodies run next.
   void setLayerIndex(double l) { layerIndex_ = l; }
@@ -82,6 +90,10 @@ private:
   std::map<int64_t, RValue> env_;
   std::map<int64_t, torch::Tensor> params_;
   double layerIndex_ = 0;
+  /// Scalar tensors of constant ops (by op id) and of layer indices, on
+  /// device_; never modified in place.
+  std::map<int64_t, torch::Tensor> constants_;
+  std::map<double, torch::Tensor> layerIndices_;
   /// Set while a random initial state is drawn: `random` ops then draw
   /// [batch, shape], one value per instance.
   bool drawPerInstance_ = false;

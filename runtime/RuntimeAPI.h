@@ -43,15 +43,39 @@ typedef int (*unroll_kernel_fn)(void *ctx, int64_t kernel, int32_t operand,
                                 const unroll_tensor *out, char *err,
                                 int32_t err_size);
 
+/// One Adam step's constants for unroll_adam_fn; t is the step number
+/// (from 1), the bias corrections are the caller's.
+typedef struct unroll_adam_step {
+  float step_size;  ///< lr / (1 - beta1^t)
+  float bias2_sqrt; ///< sqrt(1 - beta2^t)
+  float beta1, beta2, eps, weight_decay;
+  /// 1 - beta1 and 1 - beta2, rounded from double as LibTorch's are (in
+  /// float, 1 - 0.999f is 1.3e-5 off relative).
+  float one_minus_beta1, one_minus_beta2;
+} unroll_adam_step;
+
+/// Adam's update (LibTorch's, without amsgrad) of every element of the
+/// dense rank-1 `param`, in place, with its moments `exp_avg` and
+/// `exp_avg_sq` (updated in place) and gradient `grad`, all of one length.
+/// Returns 0, or non-zero with a message in `err`.
+typedef int (*unroll_adam_fn)(void *ctx, const unroll_tensor *param,
+                              const unroll_tensor *grad,
+                              const unroll_tensor *exp_avg,
+                              const unroll_tensor *exp_avg_sq,
+                              const unroll_adam_step *h, char *err,
+                              int32_t err_size);
+
 /// Compiled kernels for the fused ops of a program; a null pointer where
 /// one is expected means eager LibTorch execution of the fused bodies.
+/// `adam` may be null (then LibTorch's Adam is used).
 typedef struct unroll_kernels {
   unroll_kernel_fn run;
   void *ctx;
+  unroll_adam_fn adam;
 } unroll_kernels;
 
 /// Version of this C interface; the driver refuses a library with another.
-#define UNROLL_RUNTIME_ABI_VERSION 5
+#define UNROLL_RUNTIME_ABI_VERSION 6
 UNROLL_RUNTIME_API int unroll_runtime_abi_version(void);
 
 /// Writes a NUL-terminated description of the LibTorch in use (after

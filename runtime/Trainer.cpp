@@ -1,7 +1,5 @@
 #include "runtime/Trainer.h"
 
-#include <c10/util/string_utils.h>
-
 namespace unroll::runtime {
 
 using nlohmann::json;
@@ -133,13 +131,12 @@ PrimalDual::PrimalDual(Executor &ex, const TrainOptions &opts)
   const json &alg = ex.algorithm().json;
   if (!alg.contains("loss"))
     throw PlanError("the plan has no loss to train");
-  std::vector<Tensor> params;
-  for (auto &[id, p] : ex.params())
-    params.push_back(p);
-  adam_ = std::make_unique<torch::optim::Adam>(
-      params, torch::optim::AdamOptions(opts.primalLr)
-                  .betas({opts.beta1, opts.beta2})
-                  .weight_decay(opts.weightDecay));
+  AdamSettings s;
+  s.lr = opts.primalLr;
+  s.beta1 = opts.beta1;
+  s.beta2 = opts.beta2;
+  s.weightDecay = opts.weightDecay;
+  adam_ = PrimalAdam::make(ex, s);
   lambda_.assign(alg["constraints"].size(),
                  std::vector<double>(ex.algorithm().layerCount, 0.0));
 }
@@ -258,12 +255,15 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
         lagrangian = lagrangian +
                      (torch::tensor(lams, stacked.options()) * stacked).sum();
     }
-    adam_->zero_grad();
+    adam_->zeroGrad();
     lagrangian.backward();
     adam_->step();
     std::vector<Tensor> params;
-    for (const json &p : alg["params"])
-      params.push_back(ex_.params().at(p["id"].get<int64_t>()));
+    if (Tensor all = adam_->allParams(); all.defined())
+      params.push_back(all);
+    else
+      for (const json &p : alg["params"])
+        params.push_back(ex_.params().at(p["id"].get<int64_t>()));
     if (!allFinite(params))
       for (const json &p : alg["params"])
         if (!allFinite({ex_.params().at(p["id"].get<int64_t>())}))
@@ -296,14 +296,12 @@ void PrimalDual::save(TensorFile &f) const {
     std::string key = paramKey(p);
     const Tensor &t = ex_.params().at(p["id"].get<int64_t>());
     f.tensors[key] = t.detach().clone();
-    auto it =
-        adam_->state().find(c10::guts::to_string(t.unsafeGetTensorImpl()));
-    if (it == adam_->state().end())
+    auto m = adam_->moments(p["id"].get<int64_t>());
+    if (!m)
       continue;
-    auto &s = static_cast<torch::optim::AdamParamState &>(*it->second);
-    f.tensors["adam." + key + ".exp_avg"] = s.exp_avg().clone();
-    f.tensors["adam." + key + ".exp_avg_sq"] = s.exp_avg_sq().clone();
-    f.tensors["adam." + key + ".step"] = torch::tensor(s.step(), torch::kInt64);
+    f.tensors["adam." + key + ".exp_avg"] = m->expAvg.detach().clone();
+    f.tensors["adam." + key + ".exp_avg_sq"] = m->expAvgSq.detach().clone();
+    f.tensors["adam." + key + ".step"] = torch::tensor(m->step, torch::kInt64);
   }
   for (size_t c = 0; c < lambda_.size(); ++c)
     f.tensors["dual.lambda." + std::to_string(c)] =
@@ -332,16 +330,10 @@ void PrimalDual::load(const TensorFile &f) {
     t.copy_(need(key, t.sizes().vec()));
     if (!f.tensors.count("adam." + key + ".step"))
       continue;
-    auto s = std::make_unique<torch::optim::AdamParamState>();
-    s->step(need("adam." + key + ".step", {}).item<int64_t>());
-    s->exp_avg(need("adam." + key + ".exp_avg", t.sizes().vec())
-                   .to(t.device())
-                   .clone());
-    s->exp_avg_sq(need("adam." + key + ".exp_avg_sq", t.sizes().vec())
-                      .to(t.device())
-                      .clone());
-    adam_->state()[c10::guts::to_string(t.unsafeGetTensorImpl())] =
-        std::move(s);
+    adam_->setMoments(p["id"].get<int64_t>(),
+                      {need("adam." + key + ".exp_avg", t.sizes().vec()),
+                       need("adam." + key + ".exp_avg_sq", t.sizes().vec()),
+                       need("adam." + key + ".step", {}).item<int64_t>()});
   }
   for (size_t c = 0; c < lambda_.size(); ++c) {
     const Tensor &l = need("dual.lambda." + std::to_string(c),

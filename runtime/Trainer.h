@@ -4,6 +4,7 @@
 
 #include "runtime/Data.h"
 #include "runtime/Executor.h"
+#include "runtime/Optimizer.h"
 #include "runtime/Safetensors.h"
 
 #include <functional>
@@ -99,7 +100,7 @@ public:
 private:
   Executor &ex_;
   TrainOptions opts_;
-  std::unique_ptr<torch::optim::Adam> adam_;
+  std::unique_ptr<PrimalAdam> adam_;
   std::vector<std::vector<double>> lambda_;
 };
 

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <climits>
 #include <cstring>
 #include <string>
 
@@ -27,6 +28,15 @@ void schedule(Halide::Func f, const Halide::Target &target) {
               Halide::TailStrategy::GuardWithIf);
   if (v.size() > 1)
     f.parallel(v.back());
+}
+
+/// A flat elementwise Func: blocks of 8192 elements among the threads,
+/// vectorised within.
+void scheduleFlat(Halide::Func f, const Halide::Target &target) {
+  Halide::Var i = f.args()[0], block("block"), within("within");
+  f.split(i, block, within, 8192, Halide::TailStrategy::GuardWithIf)
+      .vectorize(within, target.natural_vector_size<float>())
+      .parallel(block);
 }
 
 /// Halide's parallel loops on OpenMP's threads: LibTorch and OpenBLAS use
@@ -78,8 +88,60 @@ JitKernels::JitKernels(const nlohmann::json &plan)
     adjoints_.emplace(id, all);
     kernels_.emplace(id, std::move(k));
   }
+  scheduleFlat(adam_.update, target_);
+  adam_.update.jit_handlers().custom_do_par_for = parallelFor;
+  adam_.update.compile_jit(target_);
   abi_.run = &JitKernels::run;
   abi_.ctx = this;
+  abi_.adam = &JitKernels::adam;
+}
+
+namespace {
+
+/// Whether `t` is a dense rank-1 tensor of `n` elements.
+bool flat(const unroll_tensor &t, int64_t n) {
+  return t.rank == 1 && t.sizes[0] == n && t.strides[0] == 1;
+}
+
+} // namespace
+
+int JitKernels::adam(void *ctx, const unroll_tensor *param,
+                     const unroll_tensor *grad, const unroll_tensor *expAvg,
+                     const unroll_tensor *expAvgSq, const unroll_adam_step *h,
+                     char *err, int32_t errSize) {
+  auto *self = static_cast<JitKernels *>(ctx);
+  const int64_t n = param->sizes[0];
+  if (!flat(*param, n) || !flat(*grad, n) || !flat(*expAvg, n) ||
+      !flat(*expAvgSq, n) || n > INT32_MAX) {
+    fail("the Adam kernel takes dense rank-1 tensors of one length", err,
+         errSize);
+    return 1;
+  }
+  AdamKernel &k = self->adam_;
+  try {
+    k.param.set(view(*param));
+    k.grad.set(view(*grad));
+    k.expAvg.set(view(*expAvg));
+    k.expAvgSq.set(view(*expAvgSq));
+    k.stepSize.set(h->step_size);
+    k.bias2Sqrt.set(h->bias2_sqrt);
+    k.beta1.set(h->beta1);
+    k.beta2.set(h->beta2);
+    k.eps.set(h->eps);
+    k.weightDecay.set(h->weight_decay);
+    k.oneMinusBeta1.set(h->one_minus_beta1);
+    k.oneMinusBeta2.set(h->one_minus_beta2);
+    // In place: every element is read before it is written, by the same
+    // lane.
+    std::vector<Halide::Buffer<>> outs{view(*param), view(*expAvg),
+                                       view(*expAvgSq)};
+    Halide::Realization r(outs);
+    k.update.realize(r, self->target_);
+  } catch (const Halide::Error &e) {
+    fail(std::string("the Adam kernel: ") + e.what(), err, errSize);
+    return 1;
+  }
+  return 0;
 }
 
 int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,

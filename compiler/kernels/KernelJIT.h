@@ -4,6 +4,7 @@
 // so that `unrollc train --backend=compiled` runs every fused op with them.
 
 #include "compiler/kernels/HalideKernels.h"
+#include "compiler/kernels/TrainingKernels.h"
 #include "runtime/RuntimeAPI.h"
 
 #include <map>
@@ -27,8 +28,14 @@ private:
                  const unroll_tensor *dresult, const unroll_tensor *out,
                  char *err, int32_t errSize);
 
+  static int adam(void *ctx, const unroll_tensor *param,
+                  const unroll_tensor *grad, const unroll_tensor *expAvg,
+                  const unroll_tensor *expAvgSq, const unroll_adam_step *h,
+                  char *err, int32_t errSize);
+
   /// Passed to every call: without it each realize re-reads the host.
   Halide::Target target_;
+  AdamKernel adam_;
   std::map<int64_t, FusedKernel> kernels_;
   /// Per kernel, every operand's adjoint as one Tuple-valued Func.
   std::map<int64_t, Halide::Func> adjoints_;

@@ -44,24 +44,10 @@ torch::Tensor expandTo(const torch::Tensor &t, bool batched,
   return x.expand(full);
 }
 
-/// The runtime program of `spec`, fused for code generation.
-json fusedPlan(const std::string &spec) {
-  mlir::MLIRContext ctx;
-  std::ostringstream err;
-  auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/false);
-  INFO(err.str());
-  REQUIRE(module);
-  REQUIRE(mlir::succeeded(
-      compiler::runPipeline(*module, /*printAfterAll=*/false, /*fuse=*/true)));
-  auto plan = compiler::lowerToPlan(*module);
-  REQUIRE(mlir::succeeded(plan));
-  return *plan;
-}
-
 /// Every kernel of `spec`: the Halide kernel and the eager execution of
 /// the same fused op agree in value and gradient.
 void checkKernels(const std::string &spec, int64_t batch) {
-  json plan = fusedPlan(spec);
+  json plan = test::fusedPlanFor(spec);
   auto algs = runtime::parsePlan(plan.dump());
   std::vector<compiler::FusedKernel> kernels = compiler::buildKernels(plan);
   REQUIRE(!kernels.empty());
@@ -191,7 +177,7 @@ unrolled net(layers = 2) solves toy(m = 3, n = 5) {
 TEST_CASE("--emit=kernels shares one kernel among identical layers",
           "[kernels]") {
   std::ostringstream os;
-  compiler::printKernels(fusedPlan(test::tinyLista(6, 10, 3)), os);
+  compiler::printKernels(test::fusedPlanFor(test::tinyLista(6, 10, 3)), os);
   INFO(os.str());
   CHECK(os.str().find("// 1 kernel(s)") == 0);
   CHECK(os.str().find("used by: layer 1, layer 2, layer 3") !=
@@ -200,7 +186,7 @@ TEST_CASE("--emit=kernels shares one kernel among identical layers",
 
 TEST_CASE("compiled and eager backends give the same loss and gradients",
           "[kernels]") {
-  json plan = fusedPlan(test::tinyLista(6, 10, 3, R"(
+  json plan = test::fusedPlanFor(test::tinyLista(6, 10, 3, R"(
 train lista {
   target  ystar = solve(sparse_coding, fista, tol = 1e-6)
   loss    mse(y[L], ystar)
@@ -254,4 +240,71 @@ train lista {
     INFO("parameter " << i);
     CHECK(torch::allclose(grads[0][i], grads[1][i], 1e-4, 1e-6));
   }
+}
+
+TEST_CASE("the compiled Adam step matches LibTorch's", "[kernels]") {
+  json plan = test::fusedPlanFor(test::tinyLista(6, 10, 3));
+  compiler::JitKernels jit(plan);
+  auto algs = runtime::parsePlan(plan.dump());
+  auto g = runtime::syntheticSparse(5, 6, 10, 0.3, 0.01, 4);
+  runtime::AdamSettings s;
+  s.lr = 0.01;
+  s.weightDecay = GENERATE(0.0, 0.05);
+  INFO("weight decay " << s.weightDecay);
+  runtime::Executor eager(algs[0]), compiled(algs[0]);
+  compiled.setKernels(jit.abi());
+  std::unique_ptr<runtime::PrimalAdam> adam[2];
+  runtime::Executor *ex[2] = {&eager, &compiled};
+  for (int i = 0; i < 2; ++i) {
+    ex[i]->bindInputs({{"x", g.x}, {"D", g.D}});
+    ex[i]->initParams(1);
+    adam[i] = runtime::PrimalAdam::make(*ex[i], s);
+  }
+  // The compiled one holds every parameter in one buffer.
+  torch::Tensor all = adam[1]->allParams();
+  REQUIRE(all.defined());
+  CHECK(!adam[0]->allParams().defined());
+  int64_t numel = 0;
+  for (auto &[id, p] : compiled.params()) {
+    const float *at = p.data_ptr<float>();
+    CHECK(at >= all.data_ptr<float>());
+    CHECK(at + p.numel() <= all.data_ptr<float>() + all.numel());
+    numel += p.numel();
+  }
+  CHECK(numel == all.numel());
+  for (int step = 1; step <= 5; ++step) {
+    for (int i = 0; i < 2; ++i) {
+      adam[i]->zeroGrad();
+      // The same gradients for both, by autograd (which accumulates into
+      // the compiled one's flat buffer): a loss weighing every parameter.
+      torch::Tensor loss = torch::zeros({});
+      int64_t k = 0;
+      for (auto &[id, p] : ex[i]->params()) {
+        torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
+            static_cast<uint64_t>(100 * step + k++));
+        loss = loss + (p * torch::randn(p.sizes(), gen)).sum() +
+               (p * p).sum() * step;
+      }
+      loss.backward();
+      adam[i]->step();
+    }
+    for (auto &[id, p] : eager.params()) {
+      INFO("step " << step << ", parameter " << id);
+      const torch::Tensor &q = compiled.params().at(id);
+      CHECK(torch::allclose(p, q, 1e-5, 1e-7));
+      auto m = adam[0]->moments(id), n = adam[1]->moments(id);
+      REQUIRE(m);
+      REQUIRE(n);
+      CHECK(m->step == step);
+      CHECK(n->step == step);
+      CHECK(torch::allclose(m->expAvg, n->expAvg, 1e-5, 1e-8));
+      CHECK(torch::allclose(m->expAvgSq, n->expAvgSq, 1e-5, 1e-10));
+    }
+  }
+  // And the update did move them.
+  runtime::Executor fresh(algs[0]);
+  fresh.bindInputs({{"x", g.x}, {"D", g.D}});
+  fresh.initParams(1);
+  for (auto &[id, p] : fresh.params())
+    CHECK(!torch::allclose(p, compiled.params().at(id), 1e-3, 1e-5));
 }

@@ -2,6 +2,8 @@
 // reference evaluator (float64, one instance at a time) on a small LISTA.
 #include "RuntimeTestUtil.h"
 
+#include "compiler/kernels/KernelJIT.h"
+
 #include <catch2/catch.hpp>
 
 using namespace unroll;
@@ -246,8 +248,14 @@ train u {
   noise y += normal(0, 3 / l)
 }
 )";
-  auto algs = test::planFor(spec);
+  nlohmann::json plan = test::fusedPlanFor(spec);
+  auto algs = runtime::parsePlan(plan.dump());
+  // Compiled and eager draw the same noise.
+  compiler::JitKernels jit(plan);
+  const unroll_kernels *kernels = GENERATE(false, true) ? jit.abi() : nullptr;
+  INFO((kernels ? "compiled" : "eager"));
   runtime::Executor ex(algs[0]);
+  ex.setKernels(kernels);
   ex.bindInputs({{"x", torch::zeros({4, 1000})}});
   ex.initParams(0);
   auto clean = ex.forward(1);
@@ -258,4 +266,16 @@ train u {
   double s2 = (noisy.states[2][0] - noisy.states[1][0]).std().item<double>();
   CHECK(s1 == Approx(3.0).epsilon(0.05));
   CHECK(s2 == Approx(1.5).epsilon(0.05));
+  // Every layer and instance draws its own noise; a seed replays it.
+  torch::Tensor n2 = noisy.states[2][0] - noisy.states[1][0];
+  CHECK(!torch::allclose(noisy.states[1][0] / 3, n2 / 1.5, 0.1, 0.1));
+  CHECK(!torch::allclose(n2[0], n2[1], 0.1, 0.1));
+  CHECK(torch::equal(ex.forward(1, true).states[2][0], noisy.states[2][0]));
+  CHECK(!torch::equal(ex.forward(2, true).states[2][0], noisy.states[2][0]));
+  // Both backends draw the same noise from a seed.
+  runtime::Executor eager(algs[0]);
+  eager.bindInputs({{"x", torch::zeros({4, 1000})}});
+  eager.initParams(0);
+  CHECK(torch::allclose(eager.forward(1, true).states[2][0], noisy.states[2][0],
+                        1e-5, 1e-5));
 }

@@ -22,6 +22,20 @@ inline std::vector<runtime::Algorithm> planFor(const std::string &spec) {
   return runtime::parsePlan(plan->dump());
 }
 
+/// The runtime program of `spec` as JSON, fused for code generation.
+inline nlohmann::json fusedPlanFor(const std::string &spec) {
+  mlir::MLIRContext ctx;
+  std::ostringstream err;
+  auto module = compileSpec(spec, ctx, err, /*pipeline=*/false);
+  INFO(err.str());
+  REQUIRE(module);
+  REQUIRE(mlir::succeeded(
+      compiler::runPipeline(*module, /*printAfterAll=*/false, /*fuse=*/true)));
+  auto plan = compiler::lowerToPlan(*module);
+  REQUIRE(mlir::succeeded(plan));
+  return *plan;
+}
+
 /// A small LISTA: sizes p, d, the layer count and an optional train block.
 inline std::string tinyLista(int p, int d, int layers,
                              const std::string &train = "") {

@@ -2,6 +2,7 @@
 // training of a tiny constrained LISTA.
 #include "RuntimeTestUtil.h"
 
+#include "compiler/kernels/KernelJIT.h"
 #include "runtime/Data.h"
 #include "runtime/Trainer.h"
 
@@ -103,14 +104,18 @@ TEST_CASE("synthetic_sparse data: shapes, unit columns, density, seeds",
 }
 
 namespace {
-/// A trainer over kSpec's tiny LISTA with its FISTA targets.
+/// A trainer over kSpec's tiny LISTA with its FISTA targets, run with
+/// `kernels` (null: eagerly).
 struct Fixture {
   runtime::Executor ex;
   runtime::Split data;
   torch::Tensor ystar;
-  explicit Fixture(const runtime::Algorithm &alg) : ex(alg) {
+  explicit Fixture(const runtime::Algorithm &alg,
+                   const unroll_kernels *kernels = nullptr)
+      : ex(alg) {
     data.inputs = sparseData(64);
     data.size = 64;
+    ex.setKernels(kernels);
     ex.bindInputs(data.inputs);
     ex.initParams(3);
     ystar = runtime::solveTargets(ex, 5000, 1e-9);
@@ -129,10 +134,24 @@ runtime::TrainOptions smallOptions() {
 } // namespace
 
 TEST_CASE("a run resumed from a checkpoint continues exactly", "[trainer]") {
-  auto algs = test::planFor(kSpec);
+  // With training noise, so that its draws must replay too.
+  const std::string spec = test::tinyLista(8, 12, 4, R"(
+train lista {
+  target  ystar = solve(sparse_coding, fista, tol = 1e-6)
+  loss    mse(y[L], ystar)
+  descend distance(y, ystar) by eps = 0.05
+  noise   y += normal(0, 0.01)
+}
+)");
+  nlohmann::json plan = test::fusedPlanFor(spec);
+  auto algs = runtime::parsePlan(plan.dump());
+  // Compiled: fused ops, Adam and noise by the JIT's kernels.
+  compiler::JitKernels jit(plan);
+  const unroll_kernels *kernels = GENERATE(false, true) ? jit.abi() : nullptr;
+  INFO((kernels ? "compiled" : "eager"));
   runtime::TrainOptions opts = smallOptions();
   // Three epochs straight through.
-  Fixture a(algs[0]);
+  Fixture a(algs[0], kernels);
   runtime::PrimalDual pa(a.ex, opts);
   for (int e = 0; e < 3; ++e)
     REQUIRE(pa.epoch(e, a.data, a.ystar));
@@ -141,14 +160,14 @@ TEST_CASE("a run resumed from a checkpoint continues exactly", "[trainer]") {
 
   // One epoch, a checkpoint through a file, then two more in a new process
   // state (fresh executor, optimizer and multipliers).
-  Fixture b(algs[0]);
+  Fixture b(algs[0], kernels);
   runtime::PrimalDual pb(b.ex, opts);
   REQUIRE(pb.epoch(0, b.data, b.ystar));
   runtime::TensorFile ckpt;
   pb.save(ckpt);
   const std::string path = "resume-test.safetensors";
   runtime::writeSafetensors(path, ckpt);
-  Fixture c(algs[0]);
+  Fixture c(algs[0], kernels);
   runtime::PrimalDual pc(c.ex, opts);
   pc.load(runtime::readSafetensors(path));
   std::remove(path.c_str());
