@@ -88,9 +88,10 @@ JitKernels::JitKernels(const nlohmann::json &plan)
     adjoints_.emplace(id, all);
     kernels_.emplace(id, std::move(k));
   }
+  // Compiled by its first realize: about 0.5 s that `eval`, which never
+  // updates parameters, need not pay.
   scheduleFlat(adam_.update, target_);
   adam_.update.jit_handlers().custom_do_par_for = parallelFor;
-  adam_.update.compile_jit(target_);
   abi_.run = &JitKernels::run;
   abi_.ctx = this;
   abi_.adam = &JitKernels::adam;
