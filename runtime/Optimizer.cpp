@@ -58,19 +58,17 @@ private:
 /// gradients and moments; each parameter and its gradient is a view.
 class FusedAdam : public PrimalAdam {
 public:
-  FusedAdam(Executor &ex, const AdamSettings &s) : kernels_(*ex.kernels()) {
+  FusedAdam(Executor &ex, const AdamSettings &s)
+      : kernels_(*ex.kernels()), settings_(s) {
     h_.beta1 = static_cast<float>(s.beta1);
     h_.beta2 = static_cast<float>(s.beta2);
     h_.eps = static_cast<float>(s.eps);
     h_.weight_decay = static_cast<float>(s.weightDecay);
     h_.one_minus_beta1 = static_cast<float>(1 - s.beta1);
     h_.one_minus_beta2 = static_cast<float>(1 - s.beta2);
-    lr_ = s.lr;
-    beta1_ = s.beta1;
-    beta2_ = s.beta2;
     int64_t n = 0;
     for (auto &[id, p] : ex.params()) {
-      slots_[id] = {n, p.sizes().vec()};
+      slots_[id] = {n, p.numel(), p.sizes().vec()};
       n += p.numel();
     }
     auto opts = torch::TensorOptions().dtype(torch::kFloat32);
@@ -96,8 +94,10 @@ public:
   void step() override {
     ++step_;
     double t = static_cast<double>(step_);
-    h_.step_size = static_cast<float>(lr_ / (1 - std::pow(beta1_, t)));
-    h_.bias2_sqrt = static_cast<float>(std::sqrt(1 - std::pow(beta2_, t)));
+    h_.step_size =
+        static_cast<float>(settings_.lr / (1 - std::pow(settings_.beta1, t)));
+    h_.bias2_sqrt =
+        static_cast<float>(std::sqrt(1 - std::pow(settings_.beta2, t)));
     unroll_tensor p = kernelView(params_), g = kernelView(grads_),
                   m = kernelView(expAvg_), v = kernelView(expAvgSq_);
     char err[1024] = {0};
@@ -122,24 +122,22 @@ public:
 
 private:
   struct Slot {
-    int64_t offset;
+    int64_t offset, numel;
     std::vector<int64_t> shape;
   };
 
   /// Parameter `id`'s part of a flat buffer, in the parameter's shape.
   Tensor part(const Tensor &flat, int64_t id) const {
     const Slot &s = slots_.at(id);
-    int64_t numel = 1;
-    for (int64_t d : s.shape)
-      numel *= d;
-    return flat.narrow(0, s.offset, numel).view(s.shape);
+    return flat.narrow(0, s.offset, s.numel).view(s.shape);
   }
 
   const unroll_kernels &kernels_;
+  AdamSettings settings_;
   std::map<int64_t, Slot> slots_;
   Tensor params_, grads_, expAvg_, expAvgSq_;
+  /// The kernel's constants; step() sets the step-dependent two.
   unroll_adam_step h_{};
-  double lr_, beta1_, beta2_;
   int64_t step_ = 0;
 };
 
