@@ -1,5 +1,7 @@
 #include "runtime/Executor.h"
 
+#include <set>
+
 namespace unroll::runtime {
 
 using nlohmann::json;
@@ -45,59 +47,132 @@ void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
                     " failed: " + err);
 }
 
+/// How FusedFunction forms a kernel operand from its inputs.
+enum OperandKind : int64_t {
+  Shared = 0,  // one input, no batch axis
+  Batched = 1, // one input with a leading batch axis
+  Product = 2, // two inputs, W [n, k] and v [B, k]: the operand is v W^T
+};
+
+/// The shape an input of per-instance rank `inRank` (plus a batch axis if
+/// `batched`) has at the kernel's rank `full.size() - 1`, before
+/// broadcasting: size-1 axes where it has none.
+std::vector<int64_t> alignedShape(const Tensor &t, bool batched,
+                                  c10::IntArrayRef full) {
+  std::vector<int64_t> s{batched ? t.size(0) : 1};
+  int64_t inRank = t.dim() - (batched ? 1 : 0);
+  for (int64_t i = inRank; i < static_cast<int64_t>(full.size()) - 1; ++i)
+    s.push_back(1);
+  for (int64_t d = batched ? 1 : 0; d < t.dim(); ++d)
+    s.push_back(t.size(d));
+  return s;
+}
+
 /// A fused op as one node of the autograd graph: the kernel's value
-/// forward, the kernel's operand adjoints backward.
+/// forward, the kernel's operand adjoints backward. Operands that are
+/// products of a shared matrix and a vector per instance (`Wu @ x` in a
+/// LISTA layer) are computed inside, and operands are broadcast inside,
+/// so that neither adds nodes of its own (each costs microseconds
+/// backward, which is most of a small layer's time).
 struct FusedFunction : public torch::autograd::Function<FusedFunction> {
-  // A TensorList (not a std::vector) so that autograd sees every operand
-  // as an input.
+  // A TensorList (not a std::vector) so that autograd sees every input.
+  // `kinds` says how operands come from inputs (OperandKind), `full` is
+  // the kernel's shape [B or 1, shape...].
   static Tensor forward(torch::autograd::AutogradContext *ctx,
-                        at::TensorList operands, int64_t kernel,
-                        int64_t provider) {
-    auto *k = reinterpret_cast<const unroll_kernels *>(provider);
-    std::vector<Tensor> plain;
-    for (const Tensor &t : operands)
-      plain.push_back(t.detach());
-    Tensor out = torch::empty(operands[0].sizes(),
-                              operands[0].options().requires_grad(false));
-    call(*k, kernel, UNROLL_KERNEL_VALUE, plain, nullptr, {out});
-    ctx->save_for_backward(operands.vec());
+                        at::TensorList inputs, int64_t kernel, int64_t provider,
+                        std::vector<int64_t> kinds, std::vector<int64_t> full) {
+    std::vector<Tensor> saved = inputs.vec();
+    size_t in = 0;
+    for (int64_t kind : kinds) {
+      if (kind == Product) {
+        saved.push_back(
+            torch::mm(inputs[in + 1].detach(), inputs[in].detach().t()));
+        in += 2;
+      } else {
+        ++in;
+      }
+    }
+    std::vector<Tensor> operands = kernelOperands(saved, kinds, full);
+    Tensor out = torch::empty(full, inputs[0].options().requires_grad(false));
+    call(*reinterpret_cast<const unroll_kernels *>(provider), kernel,
+         UNROLL_KERNEL_VALUE, operands, nullptr, {out});
+    ctx->save_for_backward(saved);
     ctx->saved_data["kernel"] = kernel;
     ctx->saved_data["provider"] = provider;
+    ctx->saved_data["kinds"] = kinds;
+    ctx->saved_data["full"] = full;
     return out;
+  }
+
+  /// The kernel's operands from the inputs followed by the products.
+  static std::vector<Tensor> kernelOperands(const std::vector<Tensor> &saved,
+                                            const std::vector<int64_t> &kinds,
+                                            c10::IntArrayRef full) {
+    size_t nInputs = 0;
+    for (int64_t kind : kinds)
+      nInputs += kind == Product ? 2 : 1;
+    std::vector<Tensor> operands;
+    size_t in = 0, prod = nInputs;
+    for (int64_t kind : kinds) {
+      Tensor t;
+      bool batched = kind != Shared;
+      if (kind == Product) {
+        t = saved[prod++].detach();
+        in += 2;
+      } else {
+        t = saved[in++].detach();
+      }
+      operands.push_back(
+          t.reshape(alignedShape(t, batched, full)).expand(full));
+    }
+    return operands;
   }
 
   static torch::autograd::variable_list
   backward(torch::autograd::AutogradContext *ctx,
            torch::autograd::variable_list grads) {
-    auto operands = ctx->get_saved_variables();
+    auto saved = ctx->get_saved_variables();
     auto *k = reinterpret_cast<const unroll_kernels *>(
         ctx->saved_data["provider"].toInt());
     int64_t kernel = ctx->saved_data["kernel"].toInt();
-    std::vector<Tensor> plain;
-    for (const Tensor &t : operands)
-      plain.push_back(t.detach());
+    std::vector<int64_t> kinds = ctx->saved_data["kinds"].toIntVector();
+    std::vector<int64_t> full = ctx->saved_data["full"].toIntVector();
+    std::vector<Tensor> operands = kernelOperands(saved, kinds, full);
     Tensor dres = grads[0].contiguous();
-    // Every operand's adjoint in one call (one pass over the data); those
-    // autograd does not need are dropped.
+    // Every operand's adjoint in one call (one pass over the data).
     std::vector<Tensor> gs;
     for (size_t i = 0; i < operands.size(); ++i)
       gs.push_back(torch::empty(dres.sizes(), dres.options()));
-    call(*k, kernel, UNROLL_KERNEL_ALL_ADJOINTS, plain, &dres, gs);
+    call(*k, kernel, UNROLL_KERNEL_ALL_ADJOINTS, operands, &dres, gs);
     torch::autograd::variable_list out;
-    for (size_t i = 0; i < operands.size(); ++i)
-      out.push_back(ctx->needs_input_grad(i) ? gs[i] : Tensor());
-    out.emplace_back(); // kernel
-    out.emplace_back(); // provider
+    size_t in = 0;
+    for (size_t i = 0; i < kinds.size(); ++i) {
+      if (kinds[i] == Product) {
+        // z = v W^T: dW = dz^T v, dv = dz W.
+        Tensor dz = gs[i].reshape({gs[i].size(0), -1});
+        out.push_back(ctx->needs_input_grad(in)
+                          ? torch::mm(dz.t(), saved[in + 1].detach())
+                          : Tensor());
+        out.push_back(ctx->needs_input_grad(in + 1)
+                          ? torch::mm(dz, saved[in].detach())
+                          : Tensor());
+        in += 2;
+        continue;
+      }
+      // Summed over the axes the operand was broadcast along.
+      const Tensor &t = saved[in];
+      out.push_back(
+          ctx->needs_input_grad(in)
+              ? at::sum_to(gs[i], alignedShape(t, kinds[i] == Batched, full))
+                    .reshape(t.sizes())
+              : Tensor());
+      ++in;
+    }
+    for (int j = 0; j < 4; ++j)
+      out.emplace_back(); // kernel, provider, kinds, full
     return out;
   }
 };
-
-/// Runs a generated kernel on expanded operands; differentiable.
-Tensor runKernel(const unroll_kernels &k, int64_t kernel,
-                 const std::vector<Tensor> &operands) {
-  return FusedFunction::apply(at::TensorList(operands), kernel,
-                              reinterpret_cast<int64_t>(&k));
-}
 
 std::vector<int64_t> shapeOf(const json &j) {
   return j.get<std::vector<int64_t>>();
@@ -253,10 +328,45 @@ Tensor Executor::addNoise(const std::string &state, Tensor value) {
         (n["distribution"] == "normal" ? torch::randn(value.sizes(), gen_)
                                        : torch::rand(value.sizes(), gen_))
             .to(device_);
-    value = n["distribution"] == "normal" ? value + a + b * u
-                                          : value + a + (b - a) * u;
+    bool normal = n["distribution"] == "normal";
+    if (a.requires_grad() || b.requires_grad()) {
+      value = normal ? value + a + b * u : value + a + (b - a) * u;
+      continue;
+    }
+    // Shifts and scales that need no gradient (the usual case) make the
+    // draw outside the graph: the state gets one add (one node backward).
+    {
+      torch::NoGradGuard noGrad;
+      u = normal ? u.mul_(b).add_(a) : u.mul_(b - a).add_(a);
+    }
+    value = value + u;
   }
   return value;
+}
+
+const std::set<int64_t> &Executor::absorbedProducts(const json &b) {
+  auto [it, fresh] = absorbedCache_.try_emplace(&b);
+  if (!fresh)
+    return it->second;
+  std::map<int64_t, int> uses;
+  std::map<int64_t, const json *> user;
+  for (const json &op : b["ops"])
+    for (const json &id : op["args"]) {
+      ++uses[id.get<int64_t>()];
+      user[id.get<int64_t>()] = &op;
+    }
+  for (const json &id : b["yield"])
+    ++uses[id.get<int64_t>()];
+  for (const json &op : b["ops"]) {
+    if (op["op"] != "matmul")
+      continue;
+    int64_t id = op["id"].get<int64_t>();
+    auto u = user.find(id);
+    if (uses[id] == 1 && u != user.end() && (*u->second)["op"] == "fused" &&
+        u->second->contains("kernel"))
+      it->second.insert(id);
+  }
+  return it->second;
 }
 
 std::vector<RValue> Executor::body(const json &b,
@@ -266,11 +376,70 @@ std::vector<RValue> Executor::body(const json &b,
     throw PlanError("a plan body gets the wrong number of arguments");
   for (size_t i = 0; i < args.size(); ++i)
     env_[ids[i].get<int64_t>()] = args[i];
-  for (const json &op : b["ops"])
-    run(op);
+  const std::set<int64_t> *outer = absorbed_;
+  absorbed_ = kernels_ ? &absorbedProducts(b) : nullptr;
+  try {
+    for (const json &op : b["ops"])
+      run(op);
+  } catch (...) {
+    absorbed_ = outer;
+    products_.clear();
+    throw;
+  }
+  absorbed_ = outer;
   std::vector<RValue> out;
   for (const json &y : b["yield"])
     out.push_back(get(y.get<int64_t>()));
+  return out;
+}
+
+std::vector<RValue> Executor::bodyStacked(const json &b,
+                                          const std::vector<RValue> &args,
+                                          int64_t copies) {
+  std::set<int64_t> local;
+  for (const json &id : b["args"])
+    local.insert(id.get<int64_t>());
+  std::map<int64_t, RValue> saved;
+  auto tile = [&](const json &id) {
+    int64_t i = id.get<int64_t>();
+    if (local.count(i) || saved.count(i))
+      return;
+    auto it = env_.find(i);
+    if (it == env_.end() || !it->second.batched)
+      return;
+    saved[i] = it->second;
+    const Tensor &t = it->second.t;
+    std::vector<int64_t> full{copies};
+    full.insert(full.end(), t.sizes().begin(), t.sizes().end());
+    std::vector<int64_t> flat(t.sizes().begin(), t.sizes().end());
+    flat[0] *= copies;
+    it->second.t = t.unsqueeze(0).expand(full).reshape(flat);
+  };
+  for (const json &op : b["ops"]) {
+    for (const json &id : op["args"])
+      tile(id);
+    if (op.contains("id"))
+      local.insert(op["id"].get<int64_t>());
+    for (const json &id : op.value("ids", json::array()))
+      local.insert(id.get<int64_t>());
+  }
+  for (const json &id : b["yield"])
+    tile(id);
+  const int64_t batch = batch_;
+  batch_ *= copies;
+  auto restore = [&] {
+    batch_ = batch;
+    for (auto &[id, v] : saved)
+      env_[id] = v;
+  };
+  std::vector<RValue> out;
+  try {
+    out = body(b, args);
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
   return out;
 }
 
@@ -375,6 +544,14 @@ void Executor::run(const json &op) {
   if (name == "matmul") {
     Tensor x = a[0].t, y = a[1].t;
     bool lv = rank(a[0]) == 1, rv = rank(a[1]) == 1;
+    // A product only a fused kernel reads: computed inside its node.
+    if (absorbed_ && absorbed_->count(op["id"].get<int64_t>()) &&
+        !a[0].batched && a[1].batched && rank(a[0]) == 2 && rv &&
+        x.scalar_type() == torch::kFloat32 &&
+        y.scalar_type() == torch::kFloat32) {
+      products_[op["id"].get<int64_t>()] = {x, y};
+      return set(Tensor(), true);
+    }
     // A shared matrix times one vector per instance (W @ y in every LISTA
     // or ISTA layer): one GEMM, y [B, k] @ W^T, instead of B products.
     if (!a[0].batched && a[1].batched && rank(a[0]) == 2 && rv)
@@ -598,17 +775,25 @@ void Executor::run(const json &op) {
   }
   if (name == "fused") {
     if (kernels_ && op.contains("kernel")) {
-      // Every operand at the result's full rank, broadcast by stride 0.
       std::vector<int64_t> full{anyBatched ? batch_ : 1};
       full.insert(full.end(), shape.begin(), shape.end());
-      std::vector<Tensor> operands;
-      for (const RValue &v : a) {
-        Tensor t = v.batched ? alignBatched(v, outRank) : v.t.unsqueeze(0);
-        while (t.dim() < static_cast<int64_t>(full.size()))
-          t = t.unsqueeze(1);
-        operands.push_back(t.to(torch::kFloat32).expand(full));
+      std::vector<Tensor> inputs;
+      std::vector<int64_t> kinds;
+      for (size_t i = 0; i < a.size(); ++i) {
+        auto p = products_.find(op["args"][i].get<int64_t>());
+        if (p != products_.end()) {
+          inputs.push_back(p->second.first);
+          inputs.push_back(p->second.second);
+          kinds.push_back(Product);
+          products_.erase(p);
+          continue;
+        }
+        inputs.push_back(a[i].t.to(torch::kFloat32));
+        kinds.push_back(a[i].batched ? Batched : Shared);
       }
-      Tensor r = runKernel(*kernels_, op["kernel"].get<int64_t>(), operands);
+      Tensor r = FusedFunction::apply(
+          at::TensorList(inputs), op["kernel"].get<int64_t>(),
+          reinterpret_cast<int64_t>(kernels_), kinds, full);
       return set(anyBatched ? r : r.squeeze(0), anyBatched);
     }
     std::vector<RValue> res = body(op["body"], a);

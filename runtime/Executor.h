@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,12 @@ public:
   /// `args`; values it uses from outside must already be bound.
   std::vector<RValue> body(const nlohmann::json &b,
                            const std::vector<RValue> &args);
+  /// Runs `b` once on `copies` batches stacked along the batch axis (e.g.
+  /// every layer's state): the per-instance values it reads from outside
+  /// are repeated `copies` times for the run, then bound as they were.
+  std::vector<RValue> bodyStacked(const nlohmann::json &b,
+                                  const std::vector<RValue> &args,
+                                  int64_t copies);
   /// Binds a value by plan id (e.g. a target computed by a solver), moved
   /// to the executor's device.
   void bind(int64_t id, RValue v) {
@@ -84,6 +91,9 @@ private:
   RValue get(int64_t id) const;
   void run(const nlohmann::json &op);
   torch::Tensor addNoise(const std::string &state, torch::Tensor value);
+  /// The matmul ops of body `b` whose product only a fused op with a
+  /// kernel reads (found once per body, kept by the body's address).
+  const std::set<int64_t> &absorbedProducts(const nlohmann::json &b);
 
   Algorithm alg_;
   int64_t batch_ = 0;
@@ -100,6 +110,12 @@ private:
   torch::Generator gen_;
   torch::Device device_ = torch::kCPU;
   const unroll_kernels *kernels_ = nullptr;
+  /// With kernels: the absorbable products of the body being run, those
+  /// of every body run so far, and the (matrix, vectors) of products
+  /// deferred to the fused op that reads them.
+  const std::set<int64_t> *absorbed_ = nullptr;
+  std::map<const nlohmann::json *, std::set<int64_t>> absorbedCache_;
+  std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> products_;
   std::map<std::string, std::vector<torch::Tensor>> *probes_ = nullptr;
 };
 

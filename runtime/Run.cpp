@@ -328,9 +328,11 @@ SplitEval evaluateSplit(Executor &ex, const Split &split, const Tensor &ystar,
       l1[l].push_back(y.flatten(1).abs().sum(1));
     }
     if (full)
-      for (size_t c = 0; c < nc; ++c)
-        for (const LayerConstraint &lc : constraintValues(ex, fw, c))
-          cons[c][lc.layer - 1].push_back(lc.value.reshape({n}));
+      for (size_t c = 0; c < nc; ++c) {
+        ConstraintValues cv = constraintValues(ex, fw, c);
+        for (int64_t l = 0; l < cv.values.size(0); ++l)
+          cons[c][cv.firstLayer + l - 1].push_back(cv.values[l]);
+      }
   }
   auto cat = [](std::vector<std::vector<Tensor>> &v) {
     std::vector<Tensor> out;

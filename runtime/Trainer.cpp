@@ -16,6 +16,15 @@ Tensor softThreshold(const Tensor &v, const Tensor &t) {
   return v.sign() * torch::relu(v.abs() - t);
 }
 
+/// Whether a body (or a fused op inside it) reads the layer index.
+bool usesLayerIndex(const json &body) {
+  for (const json &op : body["ops"])
+    if (op["op"] == "layer_index" ||
+        (op.contains("body") && usesLayerIndex(op["body"])))
+      return true;
+  return false;
+}
+
 } // namespace
 
 Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
@@ -87,8 +96,8 @@ Tensor subgradientNorm(Executor &ex, const Tensor &y) {
   return g.flatten(1).norm(2, {1});
 }
 
-std::vector<LayerConstraint>
-constraintValues(Executor &ex, const ForwardResult &fw, size_t c) {
+ConstraintValues constraintValues(Executor &ex, const ForwardResult &fw,
+                                  size_t c) {
   const json &alg = ex.algorithm().json;
   const json &con = alg["constraints"][c];
   const std::string on = con["on"];
@@ -106,17 +115,28 @@ constraintValues(Executor &ex, const ForwardResult &fw, size_t c) {
     }
   if (q.empty())
     q = fw.probes.at(on);
-  std::vector<Tensor> m;
-  for (size_t l = 0; l < q.size(); ++l) {
-    ex.setLayerIndex(static_cast<double>(first + static_cast<int64_t>(l)));
-    m.push_back(ex.body(con["body"], {RValue{q[l], true}})[0].t);
+  const int64_t n = static_cast<int64_t>(q.size());
+  const int64_t batch = q[0].size(0);
+  Tensor m; // [n, batch]
+  if (!usesLayerIndex(con["body"])) {
+    // One run of the body over every layer's instances at once: a few
+    // ops instead of a few per layer (each is an autograd node backward).
+    RValue v = ex.bodyStacked(con["body"], {RValue{torch::cat(q), true}}, n)[0];
+    m = v.batched ? v.t.reshape({n, batch})
+                  : v.t.reshape({1, 1}).expand({n, batch});
+  } else {
+    std::vector<Tensor> rows;
+    for (int64_t l = 0; l < n; ++l) {
+      ex.setLayerIndex(static_cast<double>(first + l));
+      RValue v = ex.body(con["body"], {RValue{q[l], true}})[0];
+      rows.push_back(v.batched ? v.t.reshape({batch})
+                               : v.t.reshape({1}).expand({batch}));
+    }
+    m = torch::stack(rows);
   }
-  std::vector<LayerConstraint> out;
-  for (size_t l = 1; l < m.size(); ++l)
-    out.push_back({first + static_cast<int64_t>(l),
-                   ratio ? m[l] / (m[l - 1] + 1e-12) - (1 - eps)
-                         : m[l] - (1 - eps) * m[l - 1]});
-  return out;
+  Tensor now = m.narrow(0, 1, n - 1), before = m.narrow(0, 0, n - 1);
+  return {first + 1, ratio ? now / (before + 1e-12) - (1 - eps)
+                           : now - (1 - eps) * before};
 }
 
 std::string PrimalDual::paramKey(const json &param) {
@@ -227,17 +247,19 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
                           std::to_string(e + 1) + ", batch " +
                           std::to_string(b + 1) + ")");
     st.loss += lossValue;
-    // Every constraint's mean over the batch, read back in one transfer.
+    // Every constraint's mean over the batch at every layer, read back in
+    // one transfer.
     std::vector<std::pair<size_t, int64_t>> where;
     std::vector<Tensor> means;
-    for (size_t c = 0; c < nc; ++c)
-      for (const LayerConstraint &lc : constraintValues(ex_, fw, c)) {
-        where.emplace_back(c, lc.layer - 1);
-        means.push_back(lc.value.mean());
-      }
+    for (size_t c = 0; c < nc; ++c) {
+      ConstraintValues cv = constraintValues(ex_, fw, c);
+      for (int64_t l = 0; l < cv.values.size(0); ++l)
+        where.emplace_back(c, cv.firstLayer + l - 1);
+      means.push_back(cv.values.mean(1));
+    }
     Tensor lagrangian = loss;
     if (!means.empty()) {
-      Tensor stacked = torch::stack(means);
+      Tensor stacked = means.size() == 1 ? means[0] : torch::cat(means);
       Tensor host =
           stacked.detach().to(torch::kCPU, torch::kFloat64).contiguous();
       const double *hostMeans = host.data_ptr<double>();

@@ -24,17 +24,17 @@ torch::Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
 /// at y ([batch, shape...]), from the plan's solver split.
 torch::Tensor subgradientNorm(Executor &ex, const torch::Tensor &y);
 
-/// One descent constraint at one layer: C_l per instance ([batch]).
-struct LayerConstraint {
-  int64_t layer = 0; // 1..L
-  torch::Tensor value;
+/// One descent constraint at every layer it covers, per instance.
+struct ConstraintValues {
+  int64_t firstLayer = 1; // the layer of row 0 (1..L)
+  torch::Tensor values;   // C_l as [layers, batch]
 };
 
-/// Every layer's C_l of constraint `c` of the plan for a forward pass;
+/// Constraint `c` of the plan at every layer for a forward pass;
 /// constraints on step results start at layer 2 (layer 1 has no
 /// predecessor to compare with).
-std::vector<LayerConstraint>
-constraintValues(Executor &ex, const ForwardResult &fw, size_t c);
+ConstraintValues constraintValues(Executor &ex, const ForwardResult &fw,
+                                  size_t c);
 
 /// Numerical training went wrong (NaN or Inf); the message names the layer
 /// or parameter and the step.

@@ -85,6 +85,38 @@ TEST_CASE("primal-dual training lowers the loss and prices violations",
     CHECK(lam == 0);
 }
 
+TEST_CASE("constraints are evaluated over all layers at once, or layer by "
+          "layer where they read l",
+          "[trainer]") {
+  // g reads the data x (repeated for every layer in one run) and, in the
+  // second spec, the layer index (one run per layer).
+  const bool readsL = GENERATE(false, true);
+  auto algs = test::planFor(
+      test::tinyLista(8, 12, 4,
+                      R"(
+train lista {
+  target  ystar = solve(sparse_coding, fista, tol = 1e-6)
+  loss    mse(y[L], ystar)
+  descend objective(g, y) by eps = 0.1 where g(v) = sqnorm(x - D @ v))" +
+                          std::string(readsL ? " * l" : "") + "\n}\n"));
+  auto data = sparseData(16);
+  runtime::Executor ex(algs[0]);
+  ex.bindInputs(data);
+  ex.initParams(0);
+  runtime::ForwardResult fw = ex.forward(3, /*noise=*/false, /*perturb=*/0.1);
+  runtime::ConstraintValues cv = runtime::constraintValues(ex, fw, 0);
+  CHECK(cv.firstLayer == 1);
+  REQUIRE(cv.values.sizes() == torch::IntArrayRef({4, 16}));
+  auto g = [&](int64_t l) {
+    torch::Tensor r = data["x"] - fw.states[l][0].mm(data["D"].t());
+    return (r * r).sum(1) * (readsL ? static_cast<double>(l) : 1.0);
+  };
+  for (int64_t l = 1; l <= 4; ++l) {
+    INFO("layer " << l);
+    CHECK(torch::allclose(cv.values[l - 1], g(l) - 0.9 * g(l - 1), 1e-4, 1e-5));
+  }
+}
+
 TEST_CASE("synthetic_sparse data: shapes, unit columns, density, seeds",
           "[trainer]") {
   auto a = runtime::syntheticSparse(2000, 8, 12, 0.1, 0.01, 42);
