@@ -150,9 +150,20 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
       if (kinds[i] == Product) {
         // z = v W^T: dW = dz^T v, dv = dz W.
         Tensor dz = gs[i].reshape({gs[i].size(0), -1});
-        out.push_back(ctx->needs_input_grad(in)
-                          ? torch::mm(dz.t(), saved[in + 1].detach())
-                          : Tensor());
+        const Tensor &w = saved[in], &v = saved[in + 1];
+        Tensor wGrad = w.is_leaf() ? w.grad() : Tensor();
+        if (!ctx->needs_input_grad(in)) {
+          out.emplace_back();
+        } else if (wGrad.defined() && !torch::GradMode::is_enabled() &&
+                   wGrad.sizes() == w.sizes() && wGrad.is_contiguous()) {
+          // A parameter whose gradient already exists (an optimizer's flat
+          // buffer between zero_grad and step): the GEMM accumulates into
+          // it, which spares a temporary and the AccumulateGrad add.
+          wGrad.addmm_(dz.t(), v.detach());
+          out.emplace_back();
+        } else {
+          out.push_back(torch::mm(dz.t(), v.detach()));
+        }
         out.push_back(ctx->needs_input_grad(in + 1)
                           ? torch::mm(dz, saved[in].detach())
                           : Tensor());
@@ -324,11 +335,10 @@ Tensor Executor::addNoise(const std::string &state, Tensor value) {
     Tensor a = alignBatched(ab[0], r), b = alignBatched(ab[1], r);
     // Random numbers come from the CPU generator on every device, so that
     // a seed means the same draws on CPU and GPU.
-    Tensor u =
-        (n["distribution"] == "normal" ? torch::randn(value.sizes(), gen_)
-                                       : torch::rand(value.sizes(), gen_))
-            .to(device_);
     bool normal = n["distribution"] == "normal";
+    Tensor u = (normal ? torch::randn(value.sizes(), gen_)
+                       : torch::rand(value.sizes(), gen_))
+                   .to(device_);
     if (a.requires_grad() || b.requires_grad()) {
       value = normal ? value + a + b * u : value + a + (b - a) * u;
       continue;

@@ -223,16 +223,29 @@ train lista {
     if (!ystar.defined())
       ystar = runtime::solveTargets(ex, 5000, 1e-8);
     ex.bind(algs[0].json["targets"][0]["id"].get<int64_t>(), {ystar, true});
-    runtime::ForwardResult fw = ex.forward(3);
-    torch::Tensor loss =
-        ex.body(algs[0].json["loss"], {{fw.states.back()[0], true}})[0]
-            .t.mean();
-    loss.backward();
-    losses.push_back(loss.detach());
-    for (auto &[id, p] : ex.params())
+    // Twice: the second backward accumulates into existing gradients (the
+    // compiled path then adds its weight gradients to them in place).
+    std::vector<torch::Tensor> first;
+    for (int pass = 0; pass < 2; ++pass) {
+      runtime::ForwardResult fw = ex.forward(3);
+      torch::Tensor loss =
+          ex.body(algs[0].json["loss"], {{fw.states.back()[0], true}})[0]
+              .t.mean();
+      loss.backward();
+      if (pass == 0) {
+        losses.push_back(loss.detach());
+        for (auto &[id, p] : ex.params())
+          first.push_back(p.grad().clone());
+      }
+    }
+    size_t i = 0;
+    for (auto &[id, p] : ex.params()) {
+      INFO("parameter " << i);
+      CHECK(torch::allclose(p.grad(), 2 * first[i++], 1e-5, 1e-7));
       grads[compiled].push_back(p.grad().clone());
+    }
   }
-  CHECK(counting.forward == 3); // one fused op per layer
+  CHECK(counting.forward == 6); // one fused op per layer and pass
   CHECK(counting.backward > 0);
   CHECK(torch::allclose(losses[0], losses[1], 1e-5, 1e-7));
   REQUIRE(grads[0].size() == grads[1].size());
