@@ -4,10 +4,14 @@
 //   build/bench/unroll-bench-train-step [SPEC] [--set k=v ...] [--steps N]
 //       [--rounds R] [--only eager|compiled] [--profile TRACE.json]
 //
-// --profile writes LibTorch's profiler trace (chrome://tracing format) of
-// the timed steps; --only runs one of the two backends (for profilers).
-// Without --only, R rounds (default 5) alternate eager and compiled and the
-// medians are compared.
+// Without --only, the two backends train side by side and take turns of
+// four steps (R rounds of N steps, default 5 x 20), and the medians of
+// their step times are compared (the first step of each turn, with the
+// caches just taken by the other backend, is not counted): this VM's speed
+// drifts by 20% or more within seconds, which would otherwise read as a
+// ratio. --only runs one backend
+// for N steps (for profilers); --profile writes LibTorch's profiler trace
+// (chrome://tracing format) of its timed steps.
 // SPEC defaults to examples/lista.unroll; --set edits it as `unrollc train`
 // does (the paper's size: --set p=1024 --set d=1228 --set batch=512).
 #include "BenchUtil.h"
@@ -123,6 +127,10 @@ int main(int argc, char **argv) {
               static_cast<long long>(d), static_cast<long long>(to.batch),
               static_cast<long long>(alg.layerCount), jit.size(),
               torch::get_num_threads(), static_cast<long long>(steps));
+  if (!trace.empty() && only.empty()) {
+    std::cerr << "--profile needs --only eager|compiled\n";
+    return 1;
+  }
   if (!only.empty()) {
     if (only != "eager" && only != "compiled") {
       std::cerr << "--only takes eager or compiled, not '" << only << "'\n";
@@ -133,22 +141,54 @@ int main(int argc, char **argv) {
     std::printf("%-8s %8.2f ms/step\n", only.c_str(), ms);
     return 0;
   }
-  // Alternating rounds, medians: this VM's speed drifts by 20% within a
-  // minute, which a single eager-then-compiled pair would read as a ratio.
-  std::vector<double> eager, compiled;
+  // Step by step in turns, each backend with its own executor and
+  // optimizer; one batch per epoch call, so that a call is one step.
+  std::vector<double> times[2];
   for (int64_t r = 0; r < rounds; ++r) {
-    eager.push_back(msPerStep(alg, data, ystar, to, nullptr, ""));
-    compiled.push_back(msPerStep(alg, data, ystar, to, jit.abi(),
-                                 r + 1 == rounds ? trace : std::string()));
+    std::unique_ptr<runtime::Executor> ex[2];
+    std::unique_ptr<runtime::PrimalDual> pd[2];
+    for (int b = 0; b < 2; ++b) {
+      ex[b] = std::make_unique<runtime::Executor>(alg);
+      ex[b]->setKernels(b ? jit.abi() : nullptr);
+      ex[b]->bindInputs(data.inputs);
+      ex[b]->initParams(to.seed);
+      pd[b] = std::make_unique<runtime::PrimalDual>(*ex[b], to);
+    }
+    // Turns of kTurn steps; the first step of a turn is not timed, as the
+    // other backend's turn has just taken the caches.
+    constexpr int64_t kTurn = 4;
+    for (int64_t first = 0; first <= steps; first += kTurn) {
+      const int64_t last = std::min(first + kTurn - 1, steps);
+      for (int b = 0; b < 2; ++b)
+        for (int64_t s = first; s <= last; ++s) {
+          runtime::Split one;
+          torch::Tensor idx = torch::arange(s * to.batch, (s + 1) * to.batch);
+          for (const nlohmann::json &in : alg.json["inputs"]) {
+            const std::string name = in["name"];
+            const torch::Tensor &t = data.inputs.at(name);
+            one.inputs[name] =
+                in["role"] == "data" ? t.index_select(0, idx) : t;
+          }
+          one.size = to.batch;
+          torch::Tensor target = ystar.index_select(0, idx);
+          auto start = std::chrono::steady_clock::now();
+          pd[b]->epoch(s, one, target);
+          double ms = std::chrono::duration<double, std::milli>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+          if (s > first)
+            times[b].push_back(ms);
+        }
+    }
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  double e = median(eager), c = median(compiled);
-  std::printf("eager    %8.2f ms/step (median of %lld rounds)\n"
+  double e = median(times[0]), c = median(times[1]);
+  std::printf("eager    %8.2f ms/step (median of %zu steps)\n"
               "compiled %8.2f ms/step\n"
               "speed-up (eager / compiled): %.2fx\n",
-              e, static_cast<long long>(rounds), c, e / c);
+              e, times[0].size(), c, e / c);
   return 0;
 }
