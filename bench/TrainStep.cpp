@@ -94,6 +94,10 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  if (steps < 1) {
+    std::cerr << "--steps takes a count of at least 1\n";
+    return 1;
+  }
   runtime::useAllCores();
   nlohmann::json plan = bench::compilePlan(spec, settings);
   auto algs = runtime::parsePlan(plan.dump());
