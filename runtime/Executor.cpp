@@ -128,6 +128,13 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
     return operands;
   }
 
+  /// Whether backward can add to `grad`, the existing gradient of the
+  /// parameter `t`, instead of returning a gradient for autograd to add.
+  static bool inPlace(const Tensor &t, const Tensor &grad) {
+    return grad.defined() && !torch::GradMode::is_enabled() &&
+           grad.sizes() == t.sizes() && grad.is_contiguous();
+  }
+
   static torch::autograd::variable_list
   backward(torch::autograd::AutogradContext *ctx,
            torch::autograd::variable_list grads) {
@@ -154,8 +161,7 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
         Tensor wGrad = w.is_leaf() ? w.grad() : Tensor();
         if (!ctx->needs_input_grad(in)) {
           out.emplace_back();
-        } else if (wGrad.defined() && !torch::GradMode::is_enabled() &&
-                   wGrad.sizes() == w.sizes() && wGrad.is_contiguous()) {
+        } else if (inPlace(w, wGrad)) {
           // A parameter whose gradient already exists (an optimizer's flat
           // buffer between zero_grad and step): the GEMM accumulates into
           // it, which spares a temporary and the AccumulateGrad add.
@@ -172,11 +178,18 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
       }
       // Summed over the axes the operand was broadcast along.
       const Tensor &t = saved[in];
-      out.push_back(
-          ctx->needs_input_grad(in)
-              ? at::sum_to(gs[i], alignedShape(t, kinds[i] == Batched, full))
-                    .reshape(t.sizes())
-              : Tensor());
+      Tensor tGrad = t.is_leaf() ? t.grad() : Tensor();
+      if (!ctx->needs_input_grad(in)) {
+        out.emplace_back();
+      } else if (inPlace(t, tGrad)) {
+        tGrad.add_(at::sum_to(gs[i], alignedShape(t, kinds[i] == Batched, full))
+                       .reshape(t.sizes()));
+        out.emplace_back();
+      } else {
+        out.push_back(
+            at::sum_to(gs[i], alignedShape(t, kinds[i] == Batched, full))
+                .reshape(t.sizes()));
+      }
       ++in;
     }
     for (int j = 0; j < 4; ++j)
