@@ -9,9 +9,9 @@
 // their step times are compared (the first step of each turn, with the
 // caches just taken by the other backend, is not counted): this VM's speed
 // drifts by 20% or more within seconds, which would otherwise read as a
-// ratio. --only runs one backend
-// for N steps (for profilers); --profile writes LibTorch's profiler trace
-// (chrome://tracing format) of its timed steps.
+// ratio. --only runs one backend for N steps (for profilers); --profile
+// writes LibTorch's profiler trace (chrome://tracing format) of its timed
+// steps.
 // SPEC defaults to examples/lista.unroll; --set edits it as `unrollc train`
 // does (the paper's size: --set p=1024 --set d=1228 --set batch=512).
 #include "BenchUtil.h"
@@ -147,6 +147,20 @@ int main(int argc, char **argv) {
   }
   // Step by step in turns, each backend with its own executor and
   // optimizer; one batch per epoch call, so that a call is one step.
+  std::vector<runtime::Split> batches;
+  std::vector<torch::Tensor> targets;
+  for (int64_t s = 0; s <= steps; ++s) {
+    runtime::Split one;
+    torch::Tensor idx = torch::arange(s * to.batch, (s + 1) * to.batch);
+    for (const nlohmann::json &in : alg.json["inputs"]) {
+      const std::string name = in["name"];
+      const torch::Tensor &t = data.inputs.at(name);
+      one.inputs[name] = in["role"] == "data" ? t.index_select(0, idx) : t;
+    }
+    one.size = to.batch;
+    batches.push_back(one);
+    targets.push_back(ystar.index_select(0, idx));
+  }
   std::vector<double> times[2];
   for (int64_t r = 0; r < rounds; ++r) {
     std::unique_ptr<runtime::Executor> ex[2];
@@ -165,18 +179,8 @@ int main(int argc, char **argv) {
       const int64_t last = std::min(first + kTurn - 1, steps);
       for (int b = 0; b < 2; ++b)
         for (int64_t s = first; s <= last; ++s) {
-          runtime::Split one;
-          torch::Tensor idx = torch::arange(s * to.batch, (s + 1) * to.batch);
-          for (const nlohmann::json &in : alg.json["inputs"]) {
-            const std::string name = in["name"];
-            const torch::Tensor &t = data.inputs.at(name);
-            one.inputs[name] =
-                in["role"] == "data" ? t.index_select(0, idx) : t;
-          }
-          one.size = to.batch;
-          torch::Tensor target = ystar.index_select(0, idx);
           auto start = std::chrono::steady_clock::now();
-          pd[b]->epoch(s, one, target);
+          pd[b]->epoch(s, batches[s], targets[s]);
           double ms = std::chrono::duration<double, std::milli>(
                           std::chrono::steady_clock::now() - start)
                           .count();

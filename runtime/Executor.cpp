@@ -54,14 +54,13 @@ enum OperandKind : int64_t {
   Product = 2, // two inputs, W [n, k] and v [B, k]: the operand is v W^T
 };
 
-/// The shape an input of per-instance rank `inRank` (plus a batch axis if
-/// `batched`) has at the kernel's rank `full.size() - 1`, before
-/// broadcasting: size-1 axes where it has none.
-std::vector<int64_t> alignedShape(const Tensor &t, bool batched,
-                                  c10::IntArrayRef full) {
+/// The shape of `t` (with a leading batch axis if `batched`) at per-instance
+/// rank `r`, before broadcasting: [B or 1, 1.., shape], size-1 axes where it
+/// has none.
+std::vector<int64_t> alignedShape(const Tensor &t, bool batched, int64_t r) {
   std::vector<int64_t> s{batched ? t.size(0) : 1};
   int64_t inRank = t.dim() - (batched ? 1 : 0);
-  for (int64_t i = inRank; i < static_cast<int64_t>(full.size()) - 1; ++i)
+  for (int64_t i = inRank; i < r; ++i)
     s.push_back(1);
   for (int64_t d = batched ? 1 : 0; d < t.dim(); ++d)
     s.push_back(t.size(d));
@@ -123,7 +122,9 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
         t = saved[in++].detach();
       }
       operands.push_back(
-          t.reshape(alignedShape(t, batched, full)).expand(full));
+          t.reshape(
+               alignedShape(t, batched, static_cast<int64_t>(full.size()) - 1))
+              .expand(full));
     }
     return operands;
   }
@@ -179,17 +180,17 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
       // Summed over the axes the operand was broadcast along.
       const Tensor &t = saved[in];
       Tensor tGrad = t.is_leaf() ? t.grad() : Tensor();
-      if (!ctx->needs_input_grad(in)) {
-        out.emplace_back();
-      } else if (inPlace(t, tGrad)) {
-        tGrad.add_(at::sum_to(gs[i], alignedShape(t, kinds[i] == Batched, full))
-                       .reshape(t.sizes()));
-        out.emplace_back();
-      } else {
-        out.push_back(
-            at::sum_to(gs[i], alignedShape(t, kinds[i] == Batched, full))
-                .reshape(t.sizes()));
+      Tensor g;
+      if (ctx->needs_input_grad(in))
+        g = at::sum_to(gs[i],
+                       alignedShape(t, kinds[i] == Batched,
+                                    static_cast<int64_t>(full.size()) - 1))
+                .reshape(t.sizes());
+      if (g.defined() && inPlace(t, tGrad)) {
+        tGrad.add_(g);
+        g = Tensor();
       }
+      out.push_back(g);
       ++in;
     }
     for (int j = 0; j < 4; ++j)
@@ -210,12 +211,7 @@ int64_t rank(const RValue &v) { return v.t.dim() - (v.batched ? 1 : 0); }
 Tensor alignBatched(const RValue &v, int64_t r) {
   if (!v.batched || rank(v) == r)
     return v.t;
-  std::vector<int64_t> s{v.t.size(0)};
-  for (int64_t i = rank(v); i < r; ++i)
-    s.push_back(1);
-  for (int64_t d = 1; d < v.t.dim(); ++d)
-    s.push_back(v.t.size(d));
-  return v.t.reshape(s);
+  return v.t.reshape(alignedShape(v.t, true, r));
 }
 
 /// A shared value repeated for `n` instances: [n, shape...] (a view).
@@ -352,17 +348,10 @@ Tensor Executor::addNoise(const std::string &state, Tensor value) {
     Tensor u = (normal ? torch::randn(value.sizes(), gen_)
                        : torch::rand(value.sizes(), gen_))
                    .to(device_);
-    if (a.requires_grad() || b.requires_grad()) {
-      value = normal ? value + a + b * u : value + a + (b - a) * u;
-      continue;
-    }
-    // Shifts and scales that need no gradient (the usual case) make the
-    // draw outside the graph: the state gets one add (one node backward).
-    {
-      torch::NoGradGuard noGrad;
-      u = normal ? u.mul_(b).add_(a) : u.mul_(b - a).add_(a);
-    }
-    value = value + u;
+    // The draw is shifted and scaled first: where the shift and scale need
+    // no gradient (the usual case), the state then gets one add, one node
+    // backward.
+    value = value + (normal ? a + b * u : a + (b - a) * u);
   }
   return value;
 }
@@ -567,18 +556,18 @@ void Executor::run(const json &op) {
   if (name == "matmul") {
     Tensor x = a[0].t, y = a[1].t;
     bool lv = rank(a[0]) == 1, rv = rank(a[1]) == 1;
-    // A product only a fused kernel reads: computed inside its node.
-    if (absorbed_ && absorbed_->count(op["id"].get<int64_t>()) &&
-        !a[0].batched && a[1].batched && rank(a[0]) == 2 && rv &&
-        x.scalar_type() == torch::kFloat32 &&
-        y.scalar_type() == torch::kFloat32) {
-      products_[op["id"].get<int64_t>()] = {x, y};
-      return set(Tensor(), true);
-    }
     // A shared matrix times one vector per instance (W @ y in every LISTA
     // or ISTA layer): one GEMM, y [B, k] @ W^T, instead of B products.
-    if (!a[0].batched && a[1].batched && rank(a[0]) == 2 && rv)
+    if (!a[0].batched && a[1].batched && rank(a[0]) == 2 && rv) {
+      // A product only a fused kernel reads: computed inside its node.
+      if (absorbed_ && absorbed_->count(op["id"].get<int64_t>()) &&
+          x.scalar_type() == torch::kFloat32 &&
+          y.scalar_type() == torch::kFloat32) {
+        products_[op["id"].get<int64_t>()] = {x, y};
+        return set(Tensor(), true);
+      }
       return set(torch::matmul(y, x.t()), true);
+    }
     if (lv)
       x = x.unsqueeze(-2);
     if (rv)

@@ -117,22 +117,26 @@ ConstraintValues constraintValues(Executor &ex, const ForwardResult &fw,
     q = fw.probes.at(on);
   const int64_t n = static_cast<int64_t>(q.size());
   const int64_t batch = q[0].size(0);
+  // The body's value for `rows` layers as [rows, batch] (a shared value
+  // is the same for every instance).
+  auto perLayer = [&](const RValue &v, int64_t rows) {
+    return v.batched ? v.t.reshape({rows, batch})
+                     : v.t.reshape({1, 1}).expand({rows, batch});
+  };
   Tensor m; // [n, batch]
   if (!usesLayerIndex(con["body"])) {
     // One run of the body over every layer's instances at once: a few
     // ops instead of a few per layer (each is an autograd node backward).
-    RValue v = ex.bodyStacked(con["body"], {RValue{torch::cat(q), true}}, n)[0];
-    m = v.batched ? v.t.reshape({n, batch})
-                  : v.t.reshape({1, 1}).expand({n, batch});
+    m = perLayer(
+        ex.bodyStacked(con["body"], {RValue{torch::cat(q), true}}, n)[0], n);
   } else {
     std::vector<Tensor> rows;
     for (int64_t l = 0; l < n; ++l) {
       ex.setLayerIndex(static_cast<double>(first + l));
-      RValue v = ex.body(con["body"], {RValue{q[l], true}})[0];
-      rows.push_back(v.batched ? v.t.reshape({batch})
-                               : v.t.reshape({1}).expand({batch}));
+      rows.push_back(
+          perLayer(ex.body(con["body"], {RValue{q[l], true}})[0], 1));
     }
-    m = torch::stack(rows);
+    m = torch::cat(rows);
   }
   Tensor now = m.narrow(0, 1, n - 1), before = m.narrow(0, 0, n - 1);
   return {first + 1, ratio ? now / (before + 1e-12) - (1 - eps)
