@@ -257,20 +257,10 @@ exportModel(const nlohmann::json &plan,
     e = Halide::select(l == static_cast<int>(k), pipe.states[k][0](at), e);
   all(layerArgs) = e;
 
-  // Layer outputs and products once each: on the CPU vectorised and
-  // parallel over the batch, on the GPU one thread per element.
+  // Layer outputs and products once each (the pipeline's schedules): on
+  // the CPU in register-blocked tiles or vectorised and parallel over the
+  // batch, on the GPU one thread per element.
   const int lanes = target.natural_vector_size<float>();
-  for (size_t k = 1; k < pipe.states.size(); ++k) {
-    Func f = pipe.states[k][0];
-    f.compute_root();
-    if (gpu) {
-      scheduleForGpu(f);
-      continue;
-    }
-    // Tasks of 16 instances: one row each is too little work per task.
-    f.parallel(f.args().back(), 16);
-    f.vectorize(f.args()[0], lanes, Halide::TailStrategy::GuardWithIf);
-  }
   for (auto &schedule : pipe.schedules)
     schedule(target);
   for (Func f : pipe.reductions) {
@@ -311,6 +301,11 @@ exportModel(const nlohmann::json &plan,
     args.push_back(in.param);
   log << opts.command << ": compiling " << pipe.algorithm << " (" << L
       << " layers) with Halide for " << target.to_string() << "\n";
+  if (!gpu && pipe.products > 0)
+    log << opts.command << ": " << pipe.productsInTiles << " of "
+        << pipe.products
+        << " matrix products computed in the tiles of the layer output that "
+           "reads them\n";
   Halide::Pipeline p({final, all});
   std::string prefix = (build / ("lib" + n + "_halide")).string();
   p.compile_to_static_library(prefix, args, n + "_halide", target);

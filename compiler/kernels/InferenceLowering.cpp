@@ -5,9 +5,7 @@
 #include "compiler/kernels/HalideKernels.h"
 
 #include <algorithm>
-#include <cassert>
 #include <functional>
-#include <memory>
 
 namespace unroll::compiler {
 
@@ -35,6 +33,20 @@ struct HV {
   bool batched = false;
   /// The checkpoint's values, when f reads a parameter directly.
   Halide::Buffer<float> constant;
+};
+
+/// The Funcs of one product `W @ y` over the batch (matrixTimesVectors),
+/// kept unscheduled until it is known whether the product gets tiles of its
+/// own or is computed inside the tiles of the layer output that is its
+/// only reader.
+struct Product {
+  int64_t id = -1; ///< the matmul op's
+  Func out, acc, yt, packed;
+  Var row, b, kk, panel;
+  Halide::RDom r;
+  int64_t rows = 0;
+  int panels = 0;
+  bool constant = false; ///< W packed at export time
 };
 
 std::vector<Var> axes(size_t rank) {
@@ -67,6 +79,12 @@ public:
       : alg_(alg), params_(params) {
     for (const json &op : alg["prelude"])
       prelude_[op["id"].get<int64_t>()] = &op;
+    countUses(alg["prelude"], json::array());
+    for (const json &s : alg["states"])
+      if (s.contains("init"))
+        countUses(s["init"]["ops"], s["init"]["yield"]);
+    for (const json &layer : alg["layers"])
+      countUses(layer["body"]["ops"], layer["body"]["yield"]);
   }
 
   InferencePipeline run() {
@@ -99,6 +117,7 @@ public:
       std::vector<HV> args;
       for (const json &id : layer["state"])
         args.push_back(get(id.get<int64_t>()));
+      const size_t firstProduct = products_.size();
       std::vector<HV> res = body(layer["body"], args);
       std::vector<Func> next;
       for (size_t i = 0; i < res.size(); ++i) {
@@ -116,6 +135,14 @@ public:
         v.f = stored;
         values_[layer["results"][i].get<int64_t>()] = v;
         next.push_back(stored);
+        // The products that only this output reads are computed inside
+        // its tiles, not into arrays of their own that it reads back.
+        std::vector<size_t> absorbed;
+        for (size_t p = firstProduct; p < products_.size(); ++p)
+          if (readOnlyBy(products_[p], layer["body"]["ops"],
+                         layer["body"]["yield"][i].get<int64_t>(), v.shape))
+            absorbed.push_back(p);
+        outputs_.push_back({stored, absorbed});
       }
       out.states.push_back(next);
     }
@@ -129,14 +156,176 @@ public:
     for (auto &r : randomStates_)
       out.inputs.push_back(r);
     for (const InferenceInput &in : out.inputs)
-      if (in.batched && !batch_->defined())
-        *batch_ = in.param.dim(static_cast<int>(in.shape.size())).extent();
+      if (in.batched && !batch_.defined())
+        batch_ = in.param.dim(static_cast<int>(in.shape.size())).extent();
     out.reductions = reductions_;
-    out.schedules = schedules_;
+    out.products = products_.size();
+    for (const Output &o : outputs_)
+      out.productsInTiles += o.absorbed.size();
+    out.schedules = schedules();
     return out;
   }
 
 private:
+  /// A layer's stored output and the products computed in its tiles
+  /// (indices into products_).
+  struct Output {
+    Func f;
+    std::vector<size_t> absorbed;
+  };
+
+  void countUses(const json &ops, const json &yield) {
+    for (const json &op : ops)
+      for (const json &a : op["args"])
+        ++uses_[a.get<int64_t>()];
+    for (const json &y : yield)
+      ++uses_[y.get<int64_t>()];
+  }
+
+  int uses(int64_t id) const {
+    auto it = uses_.find(id);
+    return it == uses_.end() ? 0 : it->second;
+  }
+
+  /// Whether `p` is read once, by the value `yielded` of a layer (of
+  /// `shape`) itself or by the elementwise op that computes it, which is
+  /// read by nothing else: then it can be computed in that output's tiles.
+  bool readOnlyBy(const Product &p, const json &ops, int64_t yielded,
+                  const std::vector<int64_t> &shape) const {
+    if (uses(p.id) != 1 || shape != std::vector<int64_t>{p.rows})
+      return false;
+    if (p.id == yielded)
+      return true;
+    if (uses(yielded) != 1)
+      return false;
+    for (const json &op : ops)
+      if (op["id"].get<int64_t>() == yielded) {
+        const std::string name = op["op"];
+        if (name != "fused" && name != "add" && name != "sub" &&
+            name != "mul" && name != "unary")
+          return false;
+        for (const json &a : op["args"])
+          if (a.get<int64_t>() == p.id)
+            return true;
+      }
+    return false;
+  }
+
+  /// Every schedule of the pipeline: the products', then the layer
+  /// outputs'.
+  std::vector<std::function<void(const Halide::Target &)>> schedules() {
+    std::vector<bool> inTiles(products_.size(), false);
+    for (const Output &o : outputs_)
+      for (size_t p : o.absorbed)
+        inTiles[p] = true;
+    std::vector<std::function<void(const Halide::Target &)>> out;
+    Expr batch = batch_;
+    for (size_t p = 0; p < products_.size(); ++p) {
+      Product prod = products_[p];
+      bool absorbed = inTiles[p];
+      out.push_back([prod, absorbed, batch](const Halide::Target &t) mutable {
+        if (t.has_gpu_feature()) {
+          // One GPU thread per output, summing over k on its own.
+          if (!prod.constant) {
+            prod.packed.compute_root().bound(prod.panel, 0, prod.panels);
+            scheduleForGpu(prod.packed);
+          }
+          prod.out.compute_root();
+          Var thread = scheduleForGpu(prod.out);
+          prod.acc.compute_at(prod.out, thread);
+        } else if (!absorbed) {
+          tile(prod.out, {prod}, t, batch);
+        }
+      });
+    }
+    for (const Output &o : outputs_) {
+      Output output = o;
+      std::vector<Product> parts;
+      for (size_t p : o.absorbed)
+        parts.push_back(products_[p]);
+      out.push_back([output, parts, batch](const Halide::Target &t) mutable {
+        Func f = output.f;
+        f.compute_root();
+        if (t.has_gpu_feature()) {
+          scheduleForGpu(f);
+        } else if (!parts.empty()) {
+          tile(f, parts, t, batch);
+        } else {
+          // Tasks of 16 instances: one row each is too little work per
+          // task.
+          f.parallel(f.args().back(), 16);
+          f.vectorize(f.args()[0], t.natural_vector_size<float>(),
+                      Halide::TailStrategy::GuardWithIf);
+        }
+      });
+    }
+    return out;
+  }
+
+  /// Computes `owner` (a vector per instance) in tiles of one panel's rows
+  /// by 8 instances, and inside each tile the sums of `parts` (products
+  /// with the same rows) in registers over their whole k loops, each
+  /// streaming its packed panel.
+  static void tile(Func owner, const std::vector<Product> &parts,
+                   const Halide::Target &t, const Expr &batch) {
+    const int vec = t.natural_vector_size<float>();
+    const auto guard = Halide::TailStrategy::GuardWithIf;
+    Var i = owner.args()[0], b = owner.args()[1];
+    Var io("io"), ii("ii"), bo("bo"), bi("bi");
+    // Tiles start at multiples of kPanelRows: one tile, one panel.
+    // From kRowParallelBatch instances on, the last block of instances
+    // shifts inwards (recomputing some) so that every tile has 8 and the
+    // register tile carries no guards; below, it is guarded and the
+    // tiles of rows are shared among the threads instead of the blocks
+    // of instances, which are too few to keep them busy.
+    auto tileRows = [&](Halide::Stage s, Halide::TailStrategy instances) {
+      s.split(i, io, ii, kPanelRows, guard)
+          .split(b, bo, bi, 8, instances)
+          .reorder(ii, bi, io, bo)
+          .vectorize(ii, vec, guard)
+          .unroll(ii)
+          .unroll(bi);
+    };
+    owner.compute_root();
+    if (batch.defined()) {
+      Halide::Stage small = owner.specialize(batch < kRowParallelBatch);
+      tileRows(small, guard);
+      small.parallel(io);
+      tileRows(owner, Halide::TailStrategy::ShiftInwards);
+      owner.parallel(bo);
+    } else {
+      // No input is per instance (the layers read no data and the initial
+      // state is not drawn): the batch is only the output's extent, which
+      // may be below a block.
+      tileRows(owner, guard);
+      owner.parallel(io);
+    }
+    for (Product p : parts) {
+      if (!p.constant)
+        p.packed.compute_root()
+            .bound(p.panel, 0, p.panels)
+            .vectorize(p.row, vec)
+            .parallel(p.panel);
+      p.yt.compute_at(owner, bo).bound_storage(p.b, 8);
+      // A tile's accumulators cover its whole panel (the padding rows are
+      // zeros or copies) and have the same size in every tile and every
+      // specialisation: a constant-size stack array the compiler keeps in
+      // registers, not a heap allocation sized per tile.
+      p.acc.compute_at(owner, io)
+          .bound(p.row, 0, kPanelRows)
+          .bound_storage(p.b, 8)
+          .store_in(Halide::MemoryType::Stack)
+          .vectorize(p.row, vec)
+          .unroll(p.row)
+          .unroll(p.b);
+      p.acc.update()
+          .reorder(p.row, p.b, p.r.x, p.panel)
+          .vectorize(p.row, vec)
+          .unroll(p.row)
+          .unroll(p.b);
+    }
+  }
+
   InferenceInput makeInput(const std::string &name,
                            const std::vector<int64_t> &shape, bool batched) {
     InferenceInput in;
@@ -266,7 +455,10 @@ private:
         return at(a[0], t, a[0].shape, b);
       });
     } else if (name == "matmul") {
+      size_t before = products_.size();
       r = matmul(a[0], a[1], shape, batched);
+      if (products_.size() > before)
+        products_.back().id = op["id"].get<int64_t>();
     } else if (name == "fused") {
       const json &body = op["body"];
       r = define(shape, batched, [&](auto &idx, Expr b) {
@@ -359,63 +551,20 @@ private:
     acc(row, b, panel) = 0.0f;
     acc(row, b, panel) += packed(row, r, panel) * yt(b, r);
     out(i, b) = acc(i % kPanelRows, b, i / kPanelRows);
-    std::shared_ptr<Expr> batch = batch_;
-    schedules_.push_back([=](const Halide::Target &t) mutable {
-      if (!constant)
-        packed.compute_root().bound(panel, 0, panels);
-      if (t.has_gpu_feature()) {
-        // One GPU thread per output, summing over k on its own.
-        if (!constant)
-          scheduleForGpu(packed);
-        out.compute_root();
-        Var thread = scheduleForGpu(out);
-        acc.compute_at(out, thread);
-        return;
-      }
-      const int vec = t.natural_vector_size<float>();
-      const auto guard = Halide::TailStrategy::GuardWithIf;
-      Var io("io"), ii("ii"), bo("bo"), bi("bi");
-      if (!constant)
-        packed.vectorize(row, vec).parallel(panel);
-      // Tiles start at multiples of kPanelRows: one tile, one panel.
-      // From kRowParallelBatch instances on, the last block of instances
-      // shifts inwards (recomputing some) so that every tile has 8 and the
-      // register tile carries no guards; below, it is guarded and the
-      // tiles of rows are shared among the threads instead of the blocks
-      // of instances, which are too few to keep them busy.
-      auto tileRows = [&](Halide::Stage s, Halide::TailStrategy instances) {
-        s.split(i, io, ii, kPanelRows, guard)
-            .split(b, bo, bi, 8, instances)
-            .reorder(ii, bi, io, bo)
-            .vectorize(ii, vec, guard)
-            .unroll(ii)
-            .unroll(bi);
-      };
-      out.compute_root();
-      assert(batch->defined() && "the pipeline's batch size is set in run()");
-      Halide::Stage small = out.specialize(*batch < kRowParallelBatch);
-      tileRows(small, guard);
-      small.parallel(io);
-      tileRows(out, Halide::TailStrategy::ShiftInwards);
-      out.parallel(bo);
-      yt.compute_at(out, bo).bound_storage(b, 8);
-      // A tile's accumulators cover its whole panel (the padding rows are
-      // zeros or copies) and have the same size in every tile and every
-      // specialisation: a constant-size stack array the compiler keeps in
-      // registers, not a heap allocation sized per tile.
-      acc.compute_at(out, io)
-          .bound(row, 0, kPanelRows)
-          .bound_storage(b, 8)
-          .store_in(Halide::MemoryType::Stack)
-          .vectorize(row, vec)
-          .unroll(row)
-          .unroll(b);
-      acc.update()
-          .reorder(row, b, r.x, panel)
-          .vectorize(row, vec)
-          .unroll(row)
-          .unroll(b);
-    });
+    Product p;
+    p.out = out;
+    p.acc = acc;
+    p.yt = yt;
+    p.packed = packed;
+    p.row = row;
+    p.b = b;
+    p.kk = kk;
+    p.panel = panel;
+    p.r = r;
+    p.rows = m;
+    p.panels = panels;
+    p.constant = constant;
+    products_.push_back(p);
     return HV{out, shape, true};
   }
 
@@ -426,10 +575,12 @@ private:
   std::map<int64_t, InferenceInput> usedInputs_;
   std::vector<InferenceInput> randomStates_;
   std::vector<Func> reductions_;
-  std::vector<std::function<void(const Halide::Target &)>> schedules_;
-  /// The batch size of the exported function, set once its inputs are
-  /// known; the product schedules read it when they are applied.
-  std::shared_ptr<Expr> batch_ = std::make_shared<Expr>();
+  std::vector<Product> products_;
+  std::vector<Output> outputs_;
+  std::map<int64_t, int> uses_;
+  /// The batch size of the exported function (the extent of a per
+  /// instance input), undefined if no input is per instance.
+  Expr batch_;
   std::map<int64_t, HV> values_;
 };
 

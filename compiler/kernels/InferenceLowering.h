@@ -42,10 +42,17 @@ struct InferencePipeline {
   /// states[l][i]: state i after layer l (l = 0: the initial state), each a
   /// Func over (state axes innermost first..., batch).
   std::vector<std::vector<Halide::Func>> states;
-  /// Funcs with reductions (matrix products), for schedules.
+  /// Products of a shared matrix and a vector per instance (GEMMs over the
+  /// batch), and how many of them are computed in the tiles of the layer
+  /// output that reads them (on the CPU) instead of into arrays of their
+  /// own.
+  size_t products = 0, productsInTiles = 0;
+  /// Funcs with other reductions (matrix products), for schedules.
   std::vector<Halide::Func> reductions;
-  /// Schedules that products lowered as GEMMs bring along, to apply for
-  /// the target being compiled for.
+  /// The schedules of the layer outputs and of the products lowered as
+  /// GEMMs (on the CPU, a product that only one layer output reads is
+  /// computed in that output's tiles), to apply for the target being
+  /// compiled for.
   std::vector<std::function<void(const Halide::Target &)>> schedules;
 };
 

@@ -133,7 +133,39 @@ TEST_CASE("scheduled products match LibTorch below, at and above a block "
     std::string ista =
         withStep(test::tinyLista(8, 300, 2), "y - D' @ (D @ y - x) * 0.01");
     checkForward(ista, batch, 8, 300, true);
+    // A product read by the output and by another product: one computed
+    // on its own, one in the output's tiles (see the next case).
+    checkForward(withStep(test::tinyLista(6, 40, 2),
+                          "We @ y + D' @ (D @ (We @ y)) * 0.01"),
+                 batch, 6, 40, true);
   }
+}
+
+TEST_CASE("a product that only a layer's output reads is computed in that "
+          "output's tiles",
+          "[inference]") {
+  // LISTA: both products of a layer feed only its soft-threshold.
+  compiler::InferencePipeline lista =
+      lower(test::tinyLista(6, 10, 3), 4, 6, 10).pipe;
+  CHECK(lista.products == 6);
+  CHECK(lista.productsInTiles == 6);
+  // D @ y is read by the subtraction inside the step, not by the layer's
+  // output: it keeps tiles of its own; D' @ (...) is computed in the
+  // output's.
+  std::string ista =
+      withStep(test::tinyLista(8, 40, 2), "y - D' @ (D @ y - x) * 0.01");
+  compiler::InferencePipeline p = lower(ista, 4, 8, 40).pipe;
+  CHECK(p.products == 4);
+  CHECK(p.productsInTiles == 2);
+  // We @ y (one product after CSE) is read by the output and by D @ (...):
+  // it is computed once, on its own; D' @ (...) in the output's tiles.
+  compiler::InferencePipeline twice =
+      lower(withStep(test::tinyLista(6, 10, 2),
+                     "We @ y + D' @ (D @ (We @ y)) * 0.01"),
+            4, 6, 10)
+          .pipe;
+  CHECK(twice.products == 6);
+  CHECK(twice.productsInTiles == 2);
 }
 
 TEST_CASE("the products' GPU schedules, with constant and run-time "
@@ -148,8 +180,8 @@ TEST_CASE("the products' GPU schedules, with constant and run-time "
       Halide::get_host_target().with_feature(Halide::Target::CUDA);
   for (auto &schedule : pipe.schedules)
     schedule(cuda);
+  // The schedules put the layer outputs on the GPU too.
   Halide::Func final = pipe.states.back()[0];
-  compiler::scheduleForGpu(final);
   std::vector<Halide::Argument> args;
   for (const compiler::InferenceInput &in : pipe.inputs)
     args.push_back(in.param);
