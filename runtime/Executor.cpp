@@ -612,7 +612,9 @@ void Executor::run(const json &op) {
     else if (kind == "mean")
       r = x.mean(dims);
     else if (kind == "norm")
-      r = (x * x).sum(dims).sqrt();
+      // One op and one node backward (and a zero gradient at zero, where
+      // the square root of a sum has an infinite one).
+      r = torch::linalg::vector_norm(x, 2, dims, false, c10::nullopt);
     else if (kind == "norm1")
       r = x.abs().sum(dims);
     else if (kind == "sqnorm")

@@ -178,7 +178,7 @@ bool allFinite(const std::vector<Tensor> &ts) {
   torch::NoGradGuard noGrad;
   std::vector<Tensor> sums;
   for (const Tensor &t : ts)
-    sums.push_back(t.sum().to(torch::kFloat64));
+    sums.push_back(t.sum());
   if (torch::isfinite(torch::stack(sums)).all().item<bool>())
     return true;
   for (const Tensor &t : ts)

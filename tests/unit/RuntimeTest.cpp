@@ -279,3 +279,37 @@ train u {
   CHECK(torch::allclose(eager.forward(1, true).states[2][0], noisy.states[2][0],
                         1e-5, 1e-5));
 }
+
+TEST_CASE("a norm's gradient at zero is zero, not NaN", "[runtime]") {
+  // The distance constraint and losses take norms of differences that are
+  // exactly zero where a layer reaches its target.
+  const char *spec = R"(
+problem q(n: int) {
+  data x : vec[n]
+  var  y : vec[n]
+  minimize sqnorm(y - x)
+}
+unrolled u(layers = 1) solves q(n = 3) {
+  init  y = x
+  param a : vec[n] per layer = 0
+  step { y = y + a }
+}
+train u {
+  loss  norm(y[L] - x)
+}
+)";
+  auto algs = test::planFor(spec);
+  runtime::Executor ex(algs[0]);
+  ex.bindInputs({{"x", torch::ones({2, 3})}});
+  ex.initParams(0);
+  auto fw = ex.forward(1);
+  torch::Tensor loss =
+      ex.body(algs[0].json["loss"], {runtime::RValue{fw.states[1][0], true}})[0]
+          .t.sum();
+  CHECK(loss.item<double>() == 0.0);
+  torch::Tensor a =
+      ex.params().at(algs[0].json["params"][0]["id"].get<int64_t>());
+  loss.backward();
+  REQUIRE(a.grad().defined());
+  CHECK(torch::equal(a.grad(), torch::zeros_like(a)));
+}
