@@ -263,13 +263,6 @@ exportModel(const nlohmann::json &plan,
   const int lanes = target.natural_vector_size<float>();
   for (auto &schedule : pipe.schedules)
     schedule(target);
-  for (Func f : pipe.reductions) {
-    f.compute_root();
-    if (gpu)
-      scheduleForGpu(f);
-    else if (f.args().size() > 1)
-      f.parallel(f.args().back());
-  }
   all.bound(l, 0, static_cast<int>(L + 1));
   if (gpu) {
     scheduleForGpu(final);

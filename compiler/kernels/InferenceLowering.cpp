@@ -5,6 +5,7 @@
 #include "compiler/kernels/HalideKernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 namespace unroll::compiler {
@@ -158,7 +159,6 @@ public:
     for (const InferenceInput &in : out.inputs)
       if (in.batched && !batch_.defined())
         batch_ = in.param.dim(static_cast<int>(in.shape.size())).extent();
-    out.reductions = reductions_;
     out.products = products_.size();
     for (const Output &o : outputs_)
       out.productsInTiles += o.absorbed.size();
@@ -211,8 +211,8 @@ private:
     return false;
   }
 
-  /// Every schedule of the pipeline: the products', then the layer
-  /// outputs'.
+  /// Every schedule of the pipeline: the products', the other
+  /// reductions', then the layer outputs'.
   std::vector<std::function<void(const Halide::Target &)>> schedules() {
     std::vector<bool> inTiles(products_.size(), false);
     for (const Output &o : outputs_)
@@ -238,6 +238,14 @@ private:
         }
       });
     }
+    for (Func f : reductions_)
+      out.push_back([f](const Halide::Target &t) mutable {
+        f.compute_root();
+        if (t.has_gpu_feature())
+          scheduleForGpu(f);
+        else if (f.args().size() > 1)
+          f.parallel(f.args().back());
+      });
     for (const Output &o : outputs_) {
       Output output = o;
       std::vector<Product> parts;
@@ -253,7 +261,7 @@ private:
         } else {
           // Tasks of 16 instances: one row each is too little work per
           // task.
-          f.parallel(f.args().back(), 16);
+          f.parallel(f.args().back(), 16, Halide::TailStrategy::GuardWithIf);
           f.vectorize(f.args()[0], t.natural_vector_size<float>(),
                       Halide::TailStrategy::GuardWithIf);
         }
@@ -447,7 +455,7 @@ private:
         return Halide::select(idx[0] == idx[1], 1.f, 0.f);
       });
     } else if (name == "probe") {
-      r = a[0];
+      return; // a named value for training; no new value
     } else if (name == "transpose") {
       r = define(shape, a[0].batched, [&](auto &idx, Expr b) {
         std::vector<Expr> t = idx;
@@ -476,12 +484,147 @@ private:
           args.push_back(at(v, idx, shape, b));
         return elementwise(op, args);
       });
+    } else if (name == "slice") {
+      const int64_t axis = op["axis"].get<int64_t>();
+      const int start = static_cast<int>(op["start"].get<int64_t>());
+      r = define(shape, batched, [&](auto &idx, Expr b) {
+        std::vector<Expr> t = idx;
+        t[axis] = t[axis] + start;
+        return at(a[0], t, a[0].shape, b);
+      });
+    } else if (name == "concat") {
+      const int64_t axis = op["axis"].get<int64_t>();
+      r = define(shape, batched, [&](auto &idx, Expr b) {
+        // The last part, then the earlier ones where the index is below
+        // their ends.
+        std::vector<int64_t> ends;
+        int64_t end = 0;
+        for (const HV &v : a)
+          ends.push_back(end += v.shape[axis]);
+        Expr e;
+        for (size_t k = a.size(); k-- > 0;) {
+          std::vector<Expr> t = idx;
+          const int64_t begin = ends[k] - a[k].shape[axis];
+          t[axis] = Halide::clamp(t[axis] - static_cast<int>(begin), 0,
+                                  static_cast<int>(a[k].shape[axis] - 1));
+          Expr part = at(a[k], t, a[k].shape, b);
+          e = e.defined() ? Halide::select(
+                                idx[axis] < static_cast<int>(ends[k]), part, e)
+                          : part;
+        }
+        return e;
+      });
+    } else if (name == "squeeze2d") {
+      // y[4c + 2di + dj, i, j] = x[c, 2i + di, 2j + dj].
+      r = define(shape, batched, [&](auto &idx, Expr b) {
+        Expr c = idx[0];
+        return at(a[0], {c / 4, 2 * idx[1] + (c % 4) / 2, 2 * idx[2] + c % 2},
+                  a[0].shape, b);
+      });
+    } else if (name == "unsqueeze2d") {
+      r = define(shape, batched, [&](auto &idx, Expr b) {
+        Expr h = idx[1], w = idx[2];
+        return at(a[0], {4 * idx[0] + 2 * (h % 2) + w % 2, h / 2, w / 2},
+                  a[0].shape, b);
+      });
+    } else if (name == "conv1x1") {
+      // [co, c] applied at every pixel of [c, h, w].
+      Halide::RDom c(0, static_cast<int>(a[1].shape[1]), "c");
+      r = define(shape, batched, [&](auto &idx, Expr b) {
+        return Halide::sum(at(a[1], {idx[0], c.x}, a[1].shape, b) *
+                           at(a[0], {c.x, idx[1], idx[2]}, a[0].shape, b));
+      });
+      reductions_.push_back(r.f);
+    } else if (name == "conv2d") {
+      r = conv2d(a[0], a[1], shape, batched);
+    } else if (name == "inverse") {
+      r = inverse(a[0]);
     } else {
       throw ExportError("export does not support the op '" + name +
                         "' yet (used by the layers of '" +
                         alg_["name"].get<std::string>() + "')");
     }
     values_[op["id"].get<int64_t>()] = r;
+  }
+
+  /// x [ci, h, w] convolved with a shared kernel k [co, ci, kh, kw], zero
+  /// padded to keep h and w (as the runtime's conv2d).
+  HV conv2d(const HV &x, const HV &k, const std::vector<int64_t> &shape,
+            bool batched) {
+    if (k.batched || x.shape.size() != 3 || k.shape.size() != 4)
+      throw ExportError("export supports conv2d of an image with a shared "
+                        "kernel only");
+    const int ci = static_cast<int>(k.shape[1]);
+    const int kh = static_cast<int>(k.shape[2]),
+              kw = static_cast<int>(k.shape[3]);
+    const int h = static_cast<int>(x.shape[1]),
+              w = static_cast<int>(x.shape[2]);
+    Halide::RDom r(0, ci, 0, kh, 0, kw, "tap");
+    HV out = define(shape, batched, [&](auto &idx, Expr b) {
+      Expr y = idx[1] + r.y - kh / 2, xx = idx[2] + r.z - kw / 2;
+      Expr inside = y >= 0 && y < h && xx >= 0 && xx < w;
+      Expr pixel =
+          at(x, {r.x, Halide::clamp(y, 0, h - 1), Halide::clamp(xx, 0, w - 1)},
+             x.shape, b);
+      return Halide::sum(at(k, {idx[0], r.x, r.y, r.z}, k.shape, b) *
+                         Halide::select(inside, pixel, 0.0f));
+    });
+    reductions_.push_back(out.f);
+    return out;
+  }
+
+  /// The inverse of a trained matrix, computed here (Gauss-Jordan with
+  /// partial pivoting in double): it is a constant of the exported model.
+  HV inverse(const HV &m) {
+    if (!m.constant.defined() || m.shape.size() != 2 ||
+        m.shape[0] != m.shape[1])
+      throw ExportError("export inverts trained square matrices only");
+    const int n = static_cast<int>(m.shape[0]);
+    std::vector<double> a(static_cast<size_t>(n) * n), inv(a.size(), 0.0);
+    for (int i = 0; i < n; ++i) {
+      inv[i * n + i] = 1;
+      for (int j = 0; j < n; ++j)
+        a[i * n + j] = m.constant(j, i);
+    }
+    // Float32 entries: a pivot this far below the largest entry is
+    // rounding, and its inverse would be noise.
+    double scale = 0;
+    for (double v : a)
+      scale = std::max(scale, std::abs(v));
+    for (int col = 0; col < n; ++col) {
+      int pivot = col;
+      for (int i = col + 1; i < n; ++i)
+        if (std::abs(a[i * n + col]) > std::abs(a[pivot * n + col]))
+          pivot = i;
+      if (std::abs(a[pivot * n + col]) <= 1e-6 * scale)
+        throw ExportError("export: a trained matrix that the layers invert "
+                          "is singular");
+      for (int j = 0; j < n; ++j) {
+        std::swap(a[col * n + j], a[pivot * n + j]);
+        std::swap(inv[col * n + j], inv[pivot * n + j]);
+      }
+      const double d = a[col * n + col];
+      for (int j = 0; j < n; ++j) {
+        a[col * n + j] /= d;
+        inv[col * n + j] /= d;
+      }
+      for (int i = 0; i < n; ++i)
+        if (i != col && a[i * n + col] != 0) {
+          const double f = a[i * n + col];
+          for (int j = 0; j < n; ++j) {
+            a[i * n + j] -= f * a[col * n + j];
+            inv[i * n + j] -= f * inv[col * n + j];
+          }
+        }
+    }
+    Halide::Buffer<float> buf(n, n);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j)
+        buf(j, i) = static_cast<float>(inv[i * n + j]);
+    Func f;
+    Var x0("x0"), x1("x1");
+    f(x0, x1) = buf(x0, x1);
+    return HV{f, m.shape, false, buf};
   }
 
   /// [m, k] @ [k] -> [m], [k] @ [k, n] -> [n], [m, k] @ [k, n] -> [m, n];

@@ -47,12 +47,10 @@ struct InferencePipeline {
   /// output that reads them (on the CPU) instead of into arrays of their
   /// own.
   size_t products = 0, productsInTiles = 0;
-  /// Funcs with other reductions (matrix products), for schedules.
-  std::vector<Halide::Func> reductions;
-  /// The schedules of the layer outputs and of the products lowered as
-  /// GEMMs (on the CPU, a product that only one layer output reads is
-  /// computed in that output's tiles), to apply for the target being
-  /// compiled for.
+  /// The schedules of the layer outputs, of the other reductions
+  /// (computed once each) and of the products lowered as GEMMs (on the CPU, a
+  /// product that only one layer output reads is computed in that output's
+  /// tiles), to apply for the target being compiled for.
   std::vector<std::function<void(const Halide::Target &)>> schedules;
 };
 

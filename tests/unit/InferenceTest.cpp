@@ -48,7 +48,12 @@ struct Lowered {
   compiler::InferencePipeline pipe;
 };
 
-Lowered lower(const std::string &spec, int64_t batch, int64_t p, int64_t d) {
+/// `spec` lowered with `inputs`; with `randomParams`, every parameter is
+/// replaced by a random draw near its initial value (flows start as the
+/// identity, which would hide mistakes).
+Lowered lower(const std::string &spec,
+              const std::map<std::string, torch::Tensor> &inputs,
+              bool randomParams = false) {
   mlir::MLIRContext ctx;
   std::ostringstream err;
   auto module = test::compileSpec(spec, ctx, err, /*pipeline=*/false);
@@ -61,16 +66,31 @@ Lowered lower(const std::string &spec, int64_t batch, int64_t p, int64_t d) {
 
   Lowered out;
   out.ex = std::make_unique<runtime::Executor>(algs[0]);
-  auto g = runtime::syntheticSparse(batch, p, d, 0.3, 0.01, 2);
-  out.inputs = {{"x", g.x}, {"D", g.D}};
+  out.inputs = inputs;
   out.ex->bindInputs(out.inputs);
   out.ex->initParams(4);
+  torch::manual_seed(7);
   std::map<std::string, Halide::Buffer<float>> params;
-  for (const json &param : algs[0].json["params"])
+  for (const json &param : algs[0].json["params"]) {
+    int64_t id = param["id"].get<int64_t>();
+    if (randomParams) {
+      torch::Tensor t = out.ex->params().at(id).detach();
+      // Small: larger draws make the flows ill-conditioned (states in the
+      // thousands after two layers), and float32 rounding alone then
+      // differs by more than the tolerance.
+      out.ex->setParam(id, t + 0.05 * torch::randn(t.sizes()));
+    }
     params[runtime::PrimalDual::paramKey(param)] =
-        toHalide(out.ex->params().at(param["id"].get<int64_t>()));
+        toHalide(out.ex->params().at(id));
+  }
   out.pipe = compiler::lowerForInference(*plan, params);
   return out;
+}
+
+/// A LISTA-like spec with a synthetic sparse-coding batch.
+Lowered lower(const std::string &spec, int64_t batch, int64_t p, int64_t d) {
+  auto g = runtime::syntheticSparse(batch, p, d, 0.3, 0.01, 2);
+  return lower(spec, {{"x", g.x}, {"D", g.D}});
 }
 
 /// `spec` (a tinyLista) with its layer step's argument of the soft
@@ -82,11 +102,10 @@ std::string withStep(std::string spec, const std::string &step) {
 }
 
 /// Checks every layer's state against the runtime's forward; with
-/// `scheduled`, the products get the schedules export gives them for the
+/// `scheduled`, the pipeline gets the schedules export gives it for the
 /// host (register-blocked tiles of rows by instances).
-void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
-                  int64_t d = 10, bool scheduled = false) {
-  Lowered low = lower(spec, batch, p, d);
+void checkForward(Lowered low, bool scheduled = false) {
+  const int64_t batch = low.inputs.at("x").size(0);
   runtime::ForwardResult fw = low.ex->forward(9);
   compiler::InferencePipeline &pipe = low.pipe;
   if (scheduled)
@@ -108,8 +127,16 @@ void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
                 pipe.stateShapes[0].end());
     std::vector<int> extents(full.rbegin(), full.rend());
     Halide::Buffer<float> out = pipe.states[l][0].realize(extents);
+    INFO("largest difference "
+         << (toTorch(out, full) - fw.states[l][0]).abs().max().item<double>()
+         << ", largest value " << fw.states[l][0].abs().max().item<double>());
     CHECK(torch::allclose(toTorch(out, full), fw.states[l][0], 1e-4, 1e-5));
   }
+}
+
+void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
+                  int64_t d = 10, bool scheduled = false) {
+  checkForward(lower(spec, batch, p, d), scheduled);
 }
 
 } // namespace
@@ -227,4 +254,75 @@ TEST_CASE("ops without an inference lowering are reported by name",
   CHECK_THROWS_WITH(compiler::lowerForInference(plan, {}),
                     Catch::Contains("export does not support the op "
                                     "'softmax' yet"));
+}
+
+TEST_CASE("export inverts trained matrices only, and not singular ones",
+          "[inference]") {
+  // A program whose initial state inverts a trained W of rank one.
+  json plan = {{"algorithms",
+                {{{"name", "a"},
+                  {"inputs", json::array()},
+                  {"prelude", json::array()},
+                  {"params", {{{"id", 1}, {"name", "W"}, {"shape", {2, 2}}}}},
+                  {"states",
+                   {{{"id", 0},
+                     {"name", "y"},
+                     {"shape", {2, 2}},
+                     {"init",
+                      {{"args", json::array()},
+                       {"ops",
+                        {{{"op", "inverse"},
+                          {"args", {1}},
+                          {"id", 2},
+                          {"shape", {2, 2}}}}},
+                       {"yield", {2}}}}}}},
+                  {"layers", json::array()}}}}};
+  Halide::Buffer<float> W(2, 2);
+  // Halide's buffers are (column, row).
+  W(0, 0) = 1, W(1, 0) = 2, W(0, 1) = 3, W(1, 1) = 6;
+  CHECK_THROWS_WITH(
+      compiler::lowerForInference(plan, {{"param.W", W}}),
+      "export: a trained matrix that the layers invert is singular");
+  W(1, 1) = 7; // [[1, 2], [3, 7]]^-1 = [[7, -2], [-3, 1]]
+  compiler::InferencePipeline pipe =
+      compiler::lowerForInference(plan, {{"param.W", W}});
+  Halide::Buffer<float> inv = pipe.states[0][0].realize({2, 2, 1});
+  CHECK(inv(0, 0, 0) == Approx(7));
+  CHECK(inv(1, 0, 0) == Approx(-2));
+  CHECK(inv(0, 1, 0) == Approx(-3));
+  CHECK(inv(1, 1, 0) == Approx(1));
+  CHECK_THROWS_WITH(
+      lower(withStep(test::tinyLista(6, 10, 2), "Wu @ x + inv(D' @ D) @ y"), 4,
+            6, 10),
+      "export inverts trained square matrices only");
+}
+
+TEST_CASE("GLOW-Prox's forward (squeezes, slices, concatenations, 1x1 and "
+          "3x3 convolutions, an inverted matrix) matches LibTorch",
+          "[inference]") {
+  // Two levels of two flow steps on 2-channel 8x6 images, random
+  // parameters so that no flow is the identity.
+  std::ifstream in(std::string(UNROLL_SOURCE_DIR) +
+                   "/examples/glow_prox.unroll");
+  std::string spec((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  auto replace = [&](const std::string &from, const std::string &to) {
+    REQUIRE(spec.find(from) != std::string::npos);
+    spec.replace(spec.find(from), from.size(), to);
+  };
+  replace("c = 1, h = 28, w = 28", "c = 2, h = 8, w = 6");
+  replace("levels = 2, depth = 4, hidden = 32",
+          "levels = 2, depth = 2, hidden = 3");
+  replace("layers = 5", "layers = 2");
+  torch::manual_seed(3);
+  const int64_t batch = GENERATE(1, 5);
+  INFO("batch " << batch);
+  torch::Tensor M = (torch::rand({2, 8, 6}) > 0.3).to(torch::kFloat32);
+  std::map<std::string, torch::Tensor> inputs{
+      {"x", torch::randn({batch, 2, 8, 6})},
+      {"ytrue", torch::randn({batch, 2, 8, 6})},
+      {"M", M}};
+  // Scheduled: inlined, every convolution would recompute the ones
+  // before it.
+  checkForward(lower(spec, inputs, /*randomParams=*/true), true);
 }

@@ -10,32 +10,9 @@ import struct
 import subprocess
 import sys
 
+from npy import read_npy, write_npy
+
 run_dir, exe, work = sys.argv[1:4]
-
-
-def write_npy(path, shape, values, dtype="<f4"):
-    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (
-        dtype, "".join("%d, " % s for s in shape).rstrip(" ") if len(shape) > 1
-        else "%d," % shape[0])
-    pad = (64 - (10 + len(header) + 1) % 64) % 64
-    header += " " * pad + "\n"
-    fmt = "<%d%s" % (len(values), "f" if dtype == "<f4" else "d")
-    with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)))
-        f.write(header.encode())
-        f.write(struct.pack(fmt, *values))
-
-
-def read_npy(path):
-    data = open(path, "rb").read()
-    assert data[:6] == b"\x93NUMPY", path
-    n = struct.unpack("<H", data[8:10])[0]
-    header = data[10:10 + n].decode()
-    assert "'descr': '<f4'" in header, header
-    shape = tuple(int(s) for s in header.split("(")[1].split(")")[0].split(",")
-                  if s.strip())
-    count = math.prod(shape)
-    return shape, struct.unpack("<%df" % count, data[10 + n:10 + n + 4 * count])
 
 
 def read_params(path):
