@@ -43,7 +43,7 @@ struct HV {
 struct Product {
   int64_t id = -1; ///< the matmul op's
   Func out, acc, yt, packed;
-  Var row, b, kk, panel;
+  Var row, b, panel;
   Halide::RDom r;
   int64_t rows = 0;
   int panels = 0;
@@ -701,7 +701,6 @@ private:
     p.packed = packed;
     p.row = row;
     p.b = b;
-    p.kk = kk;
     p.panel = panel;
     p.r = r;
     p.rows = m;
