@@ -50,6 +50,13 @@ struct Product {
   bool constant = false; ///< W packed at export time
 };
 
+/// Ops that combine their operands element by element (with broadcasting),
+/// lowered by `elementwise`.
+bool isElementwise(const std::string &name) {
+  return name == "add" || name == "sub" || name == "mul" || name == "div" ||
+         name == "pow" || name == "max" || name == "min" || name == "unary";
+}
+
 std::vector<Var> axes(size_t rank) {
   std::vector<Var> v;
   for (size_t i = 0; i < rank; ++i)
@@ -201,8 +208,7 @@ private:
     for (const json &op : ops)
       if (op["id"].get<int64_t>() == yielded) {
         const std::string name = op["op"];
-        if (name != "fused" && name != "add" && name != "sub" &&
-            name != "mul" && name != "unary")
+        if (name != "fused" && !isElementwise(name))
           return false;
         for (const json &a : op["args"])
           if (a.get<int64_t>() == p.id)
@@ -463,10 +469,7 @@ private:
         return at(a[0], t, a[0].shape, b);
       });
     } else if (name == "matmul") {
-      size_t before = products_.size();
-      r = matmul(a[0], a[1], shape, batched);
-      if (products_.size() > before)
-        products_.back().id = op["id"].get<int64_t>();
+      r = matmul(a[0], a[1], shape, batched, op["id"].get<int64_t>());
     } else if (name == "fused") {
       const json &body = op["body"];
       r = define(shape, batched, [&](auto &idx, Expr b) {
@@ -475,9 +478,7 @@ private:
           operands.push_back(at(v, idx, shape, b));
         return fusedExpr(body, operands);
       });
-    } else if (name == "add" || name == "sub" || name == "mul" ||
-               name == "div" || name == "pow" || name == "max" ||
-               name == "min" || name == "unary") {
+    } else if (isElementwise(name)) {
       r = define(shape, batched, [&](auto &idx, Expr b) {
         std::vector<Expr> args;
         for (const HV &v : a)
@@ -630,14 +631,14 @@ private:
   /// [m, k] @ [k] -> [m], [k] @ [k, n] -> [n], [m, k] @ [k, n] -> [m, n];
   /// either side may be per instance.
   HV matmul(const HV &x, const HV &y, const std::vector<int64_t> &shape,
-            bool batched) {
+            bool batched, int64_t id) {
     if (x.shape.size() > 2 || y.shape.size() > 2 || x.shape.empty() ||
         y.shape.empty())
       throw ExportError("export supports matrix and vector products only");
     int64_t k = x.shape.back();
     Halide::RDom r(0, static_cast<int>(k));
     if (x.shape.size() == 2 && !x.batched && y.shape.size() == 1 && y.batched)
-      return matrixTimesVectors(x, y, shape);
+      return matrixTimesVectors(x, y, shape, id);
     HV out = define(shape, batched, [&](auto &idx, Expr b) {
       std::vector<Expr> xi, yi; // tensor order
       size_t used = 0;
@@ -665,7 +666,7 @@ private:
   /// tile of one panel's rows by 8 instances accumulates in registers over
   /// the whole k loop while it streams its panel contiguously.
   HV matrixTimesVectors(const HV &w, const HV &y,
-                        const std::vector<int64_t> &shape) {
+                        const std::vector<int64_t> &shape, int64_t id) {
     Var i("i"), b("b"), kk("kk"), row("row"), panel("panel");
     const int m = static_cast<int>(w.shape[0]);
     const int k = static_cast<int>(w.shape[1]);
@@ -695,6 +696,7 @@ private:
     acc(row, b, panel) += packed(row, r, panel) * yt(b, r);
     out(i, b) = acc(i % kPanelRows, b, i / kPanelRows);
     Product p;
+    p.id = id;
     p.out = out;
     p.acc = acc;
     p.yt = yt;

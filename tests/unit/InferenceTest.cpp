@@ -93,12 +93,33 @@ Lowered lower(const std::string &spec, int64_t batch, int64_t p, int64_t d) {
   return lower(spec, {{"x", g.x}, {"D", g.D}});
 }
 
+/// `spec` with its (first) `from` replaced by `to`; `from` must be there.
+std::string replaced(std::string spec, const std::string &from,
+                     const std::string &to) {
+  size_t at = spec.find(from);
+  REQUIRE(at != std::string::npos);
+  return spec.replace(at, from.size(), to);
+}
+
 /// `spec` (a tinyLista) with its layer step's argument of the soft
 /// threshold replaced by `step`.
-std::string withStep(std::string spec, const std::string &step) {
-  const std::string lista = "Wu @ x + We @ y";
-  spec.replace(spec.find(lista), lista.size(), step);
-  return spec;
+std::string withStep(const std::string &spec, const std::string &step) {
+  return replaced(spec, "Wu @ x + We @ y", step);
+}
+
+/// A hand-written plan: one algorithm whose only state, y, starts as the
+/// value of `op`, with parameters `params` and no layers.
+json initOnlyPlan(const json &op, const json &params) {
+  json init = {{"args", json::array()}, {"ops", {op}}, {"yield", {op["id"]}}};
+  json state = {
+      {"id", 0}, {"name", "y"}, {"shape", op["shape"]}, {"init", init}};
+  return {{"algorithms",
+           {{{"name", "a"},
+             {"inputs", json::array()},
+             {"prelude", json::array()},
+             {"params", params},
+             {"states", {state}},
+             {"layers", json::array()}}}}};
 }
 
 /// Checks every layer's state against the runtime's forward; with
@@ -226,31 +247,16 @@ TEST_CASE("the products' GPU schedules, with constant and run-time "
 
 TEST_CASE("a random initial state becomes an input of the pipeline",
           "[inference]") {
-  std::string spec = test::tinyLista(6, 10, 2);
-  spec.replace(spec.find("init  y = zeros()"), 17, "init  y ~ normal(0, 1)");
-  checkForward(spec, 4);
+  checkForward(replaced(test::tinyLista(6, 10, 2), "init  y = zeros()",
+                        "init  y ~ normal(0, 1)"),
+               4);
 }
 
 TEST_CASE("ops without an inference lowering are reported by name",
           "[inference]") {
-  json plan = {{"algorithms",
-                {{{"name", "a"},
-                  {"inputs", json::array()},
-                  {"prelude", json::array()},
-                  {"params", json::array()},
-                  {"states",
-                   {{{"id", 0},
-                     {"name", "y"},
-                     {"shape", {2}},
-                     {"init",
-                      {{"args", json::array()},
-                       {"ops",
-                        {{{"op", "softmax"},
-                          {"args", json::array()},
-                          {"id", 1},
-                          {"shape", {2}}}}},
-                       {"yield", {1}}}}}}},
-                  {"layers", json::array()}}}}};
+  json plan = initOnlyPlan(
+      {{"op", "softmax"}, {"args", json::array()}, {"id", 1}, {"shape", {2}}},
+      json::array());
   CHECK_THROWS_WITH(compiler::lowerForInference(plan, {}),
                     Catch::Contains("export does not support the op "
                                     "'softmax' yet"));
@@ -258,25 +264,10 @@ TEST_CASE("ops without an inference lowering are reported by name",
 
 TEST_CASE("export inverts trained matrices only, and not singular ones",
           "[inference]") {
-  // A program whose initial state inverts a trained W of rank one.
-  json plan = {{"algorithms",
-                {{{"name", "a"},
-                  {"inputs", json::array()},
-                  {"prelude", json::array()},
-                  {"params", {{{"id", 1}, {"name", "W"}, {"shape", {2, 2}}}}},
-                  {"states",
-                   {{{"id", 0},
-                     {"name", "y"},
-                     {"shape", {2, 2}},
-                     {"init",
-                      {{"args", json::array()},
-                       {"ops",
-                        {{{"op", "inverse"},
-                          {"args", {1}},
-                          {"id", 2},
-                          {"shape", {2, 2}}}}},
-                       {"yield", {2}}}}}}},
-                  {"layers", json::array()}}}}};
+  // A program whose initial state inverts a trained W.
+  json plan = initOnlyPlan(
+      {{"op", "inverse"}, {"args", {2}}, {"id", 1}, {"shape", {2, 2}}},
+      {{{"id", 2}, {"name", "W"}, {"shape", {2, 2}}}});
   Halide::Buffer<float> W(2, 2);
   // Halide's buffers are (column, row).
   W(0, 0) = 1, W(1, 0) = 2, W(0, 1) = 3, W(1, 1) = 6;
@@ -302,18 +293,12 @@ TEST_CASE("GLOW-Prox's forward (squeezes, slices, concatenations, 1x1 and "
           "[inference]") {
   // Two levels of two flow steps on 2-channel 8x6 images, random
   // parameters so that no flow is the identity.
-  std::ifstream in(std::string(UNROLL_SOURCE_DIR) +
-                   "/examples/glow_prox.unroll");
-  std::string spec((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  auto replace = [&](const std::string &from, const std::string &to) {
-    REQUIRE(spec.find(from) != std::string::npos);
-    spec.replace(spec.find(from), from.size(), to);
-  };
-  replace("c = 1, h = 28, w = 28", "c = 2, h = 8, w = 6");
-  replace("levels = 2, depth = 4, hidden = 32",
-          "levels = 2, depth = 2, hidden = 3");
-  replace("layers = 5", "layers = 2");
+  std::string spec =
+      test::readFile(test::sourcePath("examples/glow_prox.unroll"));
+  spec = replaced(spec, "c = 1, h = 28, w = 28", "c = 2, h = 8, w = 6");
+  spec = replaced(spec, "levels = 2, depth = 4, hidden = 32",
+                  "levels = 2, depth = 2, hidden = 3");
+  spec = replaced(spec, "layers = 5", "layers = 2");
   torch::manual_seed(3);
   const int64_t batch = GENERATE(1, 5);
   INFO("batch " << batch);
