@@ -40,6 +40,7 @@ const std::vector<CallSpec> kDataSources = {
       {"path", ArgKind::String}}},
     {"synthetic_federated",
      {{"samples", ArgKind::Int, true},
+      {"n", ArgKind::Int},
       {"heldout", ArgKind::Int},
       {"graph", ArgKind::Word, false, {"random", "ring", "complete"}},
       {"seed", ArgKind::Int}}},

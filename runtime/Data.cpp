@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 namespace unroll::runtime {
@@ -196,6 +197,96 @@ Dataset fashionSplits(const Algorithm &alg, const json &src, uint64_t seed) {
           make(testImg)};
 }
 
+/// The shift operator of a graph on `agents` nodes: its adjacency matrix
+/// divided by its largest eigenvalue, so that powers of it stay bounded.
+torch::Tensor shiftOperator(const std::string &graph, int64_t agents,
+                            torch::Generator &gen) {
+  torch::Tensor A = torch::zeros({agents, agents});
+  if (graph == "complete") {
+    A.fill_(1);
+  } else if (graph == "ring" || graph == "random") {
+    for (int64_t i = 0; i < agents && agents > 1; ++i) {
+      A[i][(i + 1) % agents] = 1;
+      A[(i + 1) % agents][i] = 1;
+    }
+    if (graph == "random") {
+      // A ring (so that the graph is connected) plus each other edge with
+      // probability 2 ln(n) / n, symmetric.
+      double p = agents > 1 ? std::min(1.0, 2 * std::log(agents) / agents) : 0;
+      torch::Tensor extra =
+          (torch::rand({agents, agents}, gen) < p).to(torch::kFloat32).triu(1);
+      A = torch::maximum(A, extra + extra.t());
+    }
+  } else {
+    throw PlanError("synthetic_federated: graph must be random, ring or "
+                    "complete, got '" +
+                    graph + "'");
+  }
+  A.fill_diagonal_(0);
+  double top = torch::linalg::eigvalsh(A, "L").abs().max().item<double>();
+  return top > 0 ? A / top : A;
+}
+
+Dataset federatedSplits(const Algorithm &alg, const json &src, uint64_t seed) {
+  auto data = inputsWithRole(alg, "data");
+  auto given = inputsWithRole(alg, "given");
+  if (data.size() != 2 || given.size() != 1 || shapeOf(*data[0]).size() != 3 ||
+      shapeOf(*data[1]).size() != 3 || shapeOf(*given[0]).size() != 2 ||
+      shapeOf(*data[0])[0] != shapeOf(*data[1])[0] ||
+      shapeOf(*data[0])[1] != shapeOf(*data[1])[1] ||
+      shapeOf(*given[0])[0] != shapeOf(*data[0])[0] ||
+      shapeOf(*given[0])[1] != shapeOf(*data[0])[0])
+    throw PlanError("synthetic_federated supplies features X: tensor[agents, "
+                    "samples, features] and one-hot labels Y: tensor[agents, "
+                    "samples, classes] (data) and a graph shift operator S: "
+                    "mat[agents, agents] (given); the problem's inputs do not "
+                    "have that form");
+  const std::vector<int64_t> xs = shapeOf(*data[0]), ys = shapeOf(*data[1]);
+  const int64_t agents = xs[0], samples = xs[1], features = xs[2],
+                classes = ys[2];
+  if (numArg(src, "samples", static_cast<double>(samples)) !=
+      static_cast<double>(samples))
+    throw PlanError("synthetic_federated: samples = " + src["samples"].dump() +
+                    " but the problem's inputs hold " +
+                    std::to_string(samples) + " per agent");
+  const int64_t n = static_cast<int64_t>(numArg(src, "n", 200));
+  const int64_t heldout = static_cast<int64_t>(numArg(src, "heldout", 40));
+  if (n < 1 || heldout < 2)
+    throw PlanError("synthetic_federated: n must be positive and heldout at "
+                    "least 2");
+  std::string graph = src.contains("graph") && src["graph"].is_string()
+                          ? src["graph"].get<std::string>()
+                          : "random";
+  uint64_t dataSeed =
+      static_cast<uint64_t>(numArg(src, "seed", static_cast<double>(seed)));
+  torch::NoGradGuard noGrad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(dataSeed);
+  torch::Tensor S = shiftOperator(graph, agents, gen);
+  // Each instance is one federated problem: a softmax classifier (with a
+  // bias) that all its agents share, and each agent's own samples, their
+  // labels drawn from the classifier's class probabilities.
+  const int64_t total = n + heldout;
+  torch::Tensor W = torch::randn({total, 1, classes, features + 1}, gen);
+  torch::Tensor X = torch::randn({total, agents, samples, features}, gen);
+  torch::Tensor logits =
+      torch::matmul(X, W.narrow(3, 0, features).transpose(2, 3)) +
+      W.narrow(3, features, 1).transpose(2, 3);
+  torch::Tensor label =
+      torch::multinomial(torch::softmax(logits, 3).reshape({-1, classes}), 1,
+                         false, gen)
+          .reshape({total, agents, samples});
+  torch::Tensor Y = torch::one_hot(label, classes).to(torch::kFloat32);
+  Split all;
+  std::string x = (*data[0])["name"], y = (*data[1])["name"],
+              s = (*given[0])["name"];
+  all.inputs[x] = X;
+  all.inputs[y] = Y;
+  all.inputs[s] = S;
+  const int64_t val = heldout / 2;
+  return {slice(all, {x, y}, 0, n), slice(all, {x, y}, n, val),
+          slice(all, {x, y}, n + val, heldout - val)};
+}
+
 } // namespace
 
 Dataset loadDataset(const Algorithm &alg, uint64_t seed) {
@@ -208,9 +299,11 @@ Dataset loadDataset(const Algorithm &alg, uint64_t seed) {
     return sparseSplits(alg, src, seed);
   if (kind == "fashion_mnist")
     return fashionSplits(alg, src, seed);
+  if (kind == "synthetic_federated")
+    return federatedSplits(alg, src, seed);
   throw PlanError("data source '" + kind +
                   "' is not supported by this runtime (supported: "
-                  "synthetic_sparse, fashion_mnist)");
+                  "synthetic_sparse, fashion_mnist, synthetic_federated)");
 }
 
 } // namespace unroll::runtime

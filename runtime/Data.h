@@ -49,6 +49,14 @@ struct Dataset {
 ///     given input is the mask (1 observed, 0 missing: a centred square of
 ///     half the side), the first data input the masked image, the second
 ///     (if any) the clean image.
+///   synthetic_federated(samples, n = 200, heldout = 40, graph = random |
+///     ring | complete, seed): n training instances plus heldout ones
+///     (half validation, half test), each a federated softmax
+///     classification: Gaussian features X [agents, samples, features] and
+///     one-hot labels Y drawn from a Gaussian classifier (with a bias) that
+///     all of the instance's agents share; the given input is the graph's
+///     adjacency matrix over its largest eigenvalue (a random graph is a
+///     ring plus each other edge with probability 2 ln(agents) / agents).
 /// Same seed, same data. Throws PlanError (unknown source, inputs that do
 /// not fit) or FileError (missing or corrupt files).
 Dataset loadDataset(const Algorithm &alg, uint64_t seed);

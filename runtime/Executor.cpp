@@ -289,6 +289,15 @@ ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
   gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
   ForwardResult out;
   probes_ = &out.probes;
+  samples_ = &out.samples;
+  // They point into `out`: reset however this returns.
+  struct Reset {
+    Executor &ex;
+    ~Reset() {
+      ex.probes_ = nullptr;
+      ex.samples_ = nullptr;
+    }
+  } reset{*this};
   std::vector<Tensor> state;
   for (const json &s : alg_.json["states"]) {
     torch::NoGradGuard noGrad;
@@ -330,7 +339,6 @@ ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
     }
     out.states.push_back(next);
   }
-  probes_ = nullptr;
   return out;
 }
 
@@ -758,8 +766,16 @@ void Executor::run(const json &op) {
     int64_t nodes = first.t.size(first.batched ? 1 : 0);
     int64_t avail = first.t.size(first.batched ? 2 : 1);
     int64_t copies = anyBatched ? batch_ : 1;
-    Tensor idx = torch::randint(avail, {copies, nodes, size}, gen_,
-                                torch::TensorOptions().dtype(torch::kLong))
+    // Uniform draws scaled to indices (rather than randint), so that an
+    // exported model, which takes the draws as an input, picks the same
+    // samples from the same draws.
+    Tensor u = torch::rand({copies, nodes, size}, gen_);
+    if (samples_)
+      samples_->push_back(anyBatched ? u : u.squeeze(0));
+    Tensor idx = (u * static_cast<float>(avail))
+                     .floor()
+                     .clamp_max(static_cast<double>(avail - 1))
+                     .to(torch::kLong)
                      .to(device_);
     const json &ids = op["ids"];
     for (size_t i = 0; i < a.size(); ++i) {

@@ -26,6 +26,10 @@ struct ForwardResult {
   std::vector<std::vector<torch::Tensor>> states;
   /// probes[name][l - 1]: the step result `name` in layer l.
   std::map<std::string, std::vector<torch::Tensor>> probes;
+  /// Every minibatch's uniform draws in [0, 1) ([batch, nodes, size], no
+  /// batch axis if its operands are shared), in the order drawn: what an
+  /// exported model takes as its `samples` input.
+  std::vector<torch::Tensor> samples;
 };
 
 /// The C interface's view of a CPU float32 tensor (no copy), as generated
@@ -117,6 +121,7 @@ private:
   std::map<const nlohmann::json *, std::set<int64_t>> absorbedCache_;
   std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> products_;
   std::map<std::string, std::vector<torch::Tensor>> *probes_ = nullptr;
+  std::vector<torch::Tensor> *samples_ = nullptr;
 };
 
 } // namespace unroll::runtime

@@ -190,6 +190,7 @@ static int write_npy(const char *path, int rank, const int64_t *shape,
 
 typedef struct {
   const char *name;
+  const char *note;
   int batched;
   int rank; /* per instance */
   int64_t shape[8];
@@ -228,9 +229,9 @@ std::string mainProgram(const ExportSummary &m) {
     << kNpyLibrary << "\n"
     << "static input_t inputs[] = {\n";
   for (const auto &in : m.inputs)
-    c << "    {\"" << in.name << "\", " << (in.batched ? 1 : 0) << ", "
-      << in.shape.size() << ", " << shapeList(in.shape)
-      << ", NULL, NULL, 0},\n";
+    c << "    {\"" << in.name << "\", \"" << in.note << "\", "
+      << (in.batched ? 1 : 0) << ", " << in.shape.size() << ", "
+      << shapeList(in.shape) << ", NULL, NULL, 0},\n";
   c << "};\nstatic const int n_inputs = " << m.inputs.size() << ";\n"
     << "static const int64_t state_shape[] = " << shapeList(m.stateShape)
     << ";\nstatic const int state_rank = " << m.stateShape.size() << ";\n\n";
@@ -243,6 +244,8 @@ std::string mainProgram(const ExportSummary &m) {
   for (int i = 0; i < n_inputs; ++i) {
     fprintf(out, "  %s=FILE.npy  shape ", inputs[i].name);
     print_shape(out, inputs[i].batched, inputs[i].rank, inputs[i].shape);
+    if (*inputs[i].note)
+      fprintf(out, "  %s", inputs[i].note);
     fputc('\n', out);
   }
 }

@@ -87,8 +87,9 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
   for (const InferenceInput &in : pipe.inputs)
     h << "#define " << N << "_" << upper(identifier(in.name)) << "_SIZE "
       << elements(in.shape)
-      << (in.batched ? " /* floats per instance */\n"
-                     : " /* floats, shared by all instances */\n");
+      << (in.batched ? " /* floats per instance"
+                     : " /* floats, shared by all instances")
+      << (in.note.empty() ? "" : ": " + in.note) << " */\n";
   h << "\nenum " << n << "_status {\n  " << N << "_OK = 0,\n  " << N
     << "_BAD_ARGUMENT = 1, /* a null pointer or batch < 1 */\n  " << N
     << "_BAD_SIZE = 2,     /* an array length that does not match */\n  " << N
@@ -344,7 +345,7 @@ exportModel(const nlohmann::json &plan,
   summary.name = n;
   for (const InferenceInput &in : pipe.inputs)
     summary.inputs.push_back(
-        {in.name, identifier(in.name), in.shape, in.batched});
+        {in.name, identifier(in.name), in.shape, in.batched, in.note});
   summary.stateShape = shape;
   summary.layers = L;
   summary.includeDir = inc.string();

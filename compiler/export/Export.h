@@ -37,6 +37,7 @@ struct ExportSummary {
     std::string name, identifier;
     std::vector<int64_t> shape; ///< per instance when batched
     bool batched = false;
+    std::string note; ///< what the caller supplies, if not a spec input
   };
   std::vector<Input> inputs; ///< in the order of NAME_run's arguments
   std::vector<int64_t> stateShape;

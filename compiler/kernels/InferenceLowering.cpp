@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
 
 namespace unroll::compiler {
 
@@ -112,6 +113,7 @@ public:
       if (s.value("random", false)) {
         InferenceInput in =
             makeInput(s["name"].get<std::string>() + "0", shape, true);
+        in.note = "a draw of the initial " + s["name"].get<std::string>();
         randomStates_.push_back(in);
         v = HV{Func(in.param), shape, true};
       } else {
@@ -163,6 +165,8 @@ public:
       }
     for (auto &r : randomStates_)
       out.inputs.push_back(r);
+    if (samples_)
+      out.inputs.push_back(*samples_);
     for (const InferenceInput &in : out.inputs)
       if (in.batched && !batch_.defined())
         batch_ = in.param.dim(static_cast<int>(in.shape.size())).extent();
@@ -540,6 +544,20 @@ private:
       r = conv2d(a[0], a[1], shape, batched);
     } else if (name == "inverse") {
       r = inverse(a[0]);
+    } else if (name == "expand") {
+      const int64_t axis = op["axis"].get<int64_t>();
+      r = define(shape, a[0].batched, [&](auto &idx, Expr b) {
+        std::vector<Expr> t = idx;
+        t.erase(t.begin() + axis);
+        return at(a[0], t, a[0].shape, b);
+      });
+    } else if (name == "softmax") {
+      r = softmax(a[0], op["axis"].get<int64_t>());
+    } else if (name == "graph_filter") {
+      r = graphFilter(a[0], a[1], a[2]);
+    } else if (name == "minibatch") {
+      minibatch(op, a);
+      return;
     } else {
       throw ExportError("export does not support the op '" + name +
                         "' yet (used by the layers of '" +
@@ -632,9 +650,10 @@ private:
   /// either side may be per instance.
   HV matmul(const HV &x, const HV &y, const std::vector<int64_t> &shape,
             bool batched, int64_t id) {
-    if (x.shape.size() > 2 || y.shape.size() > 2 || x.shape.empty() ||
-        y.shape.empty())
+    if (x.shape.empty() || y.shape.empty())
       throw ExportError("export supports matrix and vector products only");
+    if (x.shape.size() > 2 || y.shape.size() > 2)
+      return stackedMatmul(x, y, shape, batched);
     int64_t k = x.shape.back();
     Halide::RDom r(0, static_cast<int>(k));
     if (x.shape.size() == 2 && !x.batched && y.shape.size() == 1 && y.batched)
@@ -658,6 +677,137 @@ private:
     });
     reductions_.push_back(out.f);
     return out;
+  }
+
+  /// Stacks of matrices (or vectors) multiplied as LibTorch's matmul
+  /// multiplies them: the axes before the last two (one for a vector) are
+  /// the stack's, right-aligned and broadcast where one side has size 1.
+  HV stackedMatmul(const HV &x, const HV &y, const std::vector<int64_t> &shape,
+                   bool batched) {
+    const bool xv = x.shape.size() == 1, yv = y.shape.size() == 1;
+    const size_t tail = (xv ? 0 : 1) + (yv ? 0 : 1);
+    const std::vector<int64_t> lead(shape.begin(), shape.end() - tail);
+    Halide::RDom r(0, static_cast<int>(x.shape.back()), "r");
+    HV out = define(shape, batched, [&](auto &idx, Expr b) {
+      const std::vector<Expr> stack(idx.begin(), idx.end() - tail);
+      auto read = [&](const HV &v, const std::vector<Expr> &last) {
+        const size_t vl = v.shape.size() - last.size();
+        std::vector<Expr> t;
+        for (size_t j = 0; j < vl; ++j) {
+          const size_t ri = lead.size() - vl + j;
+          t.push_back(v.shape[j] == 1 && lead[ri] != 1 ? Expr(0) : stack[ri]);
+        }
+        t.insert(t.end(), last.begin(), last.end());
+        std::vector<Expr> args(t.rbegin(), t.rend());
+        if (v.batched)
+          args.push_back(b);
+        return v.f(args);
+      };
+      const Expr m = xv ? Expr() : idx[idx.size() - tail];
+      const Expr n = yv ? Expr() : idx.back();
+      return Halide::sum(
+          read(x, xv ? std::vector<Expr>{r.x} : std::vector<Expr>{m, r.x}) *
+          read(y, yv ? std::vector<Expr>{r.x} : std::vector<Expr>{r.x, n}));
+    });
+    reductions_.push_back(out.f);
+    return out;
+  }
+
+  /// exp(x - max) / sum(exp(x - max)) along `axis`; the max and the sum
+  /// are computed once per row, not once per element.
+  HV softmax(const HV &x, int64_t axis) {
+    std::vector<int64_t> rows = x.shape;
+    rows.erase(rows.begin() + axis);
+    Halide::RDom k(0, static_cast<int>(x.shape[axis]), "k");
+    auto along = [&](std::vector<Expr> idx, const Expr &j) {
+      idx.insert(idx.begin() + axis, j);
+      return idx;
+    };
+    HV mx = define(rows, x.batched, [&](auto &idx, Expr b) {
+      return Halide::maximum(at(x, along(idx, k.x), x.shape, b));
+    });
+    HV sum = define(rows, x.batched, [&](auto &idx, Expr b) {
+      return Halide::sum(Halide::exp(at(x, along(idx, k.x), x.shape, b) -
+                                     at(mx, idx, rows, b)));
+    });
+    reductions_.push_back(mx.f);
+    reductions_.push_back(sum.f);
+    return define(x.shape, x.batched, [&](auto &idx, Expr b) {
+      std::vector<Expr> row = idx;
+      row.erase(row.begin() + axis);
+      return Halide::exp(at(x, idx, x.shape, b) - at(mx, row, rows, b)) /
+             at(sum, row, rows, b);
+    });
+  }
+
+  /// sum_k h_k S^k x, S^k x along x's first axis (the nodes), each power
+  /// computed once from the one before.
+  HV graphFilter(const HV &S, const HV &x, const HV &h) {
+    if (S.batched || h.batched || S.shape.size() != 2 || h.shape.size() != 1)
+      throw ExportError("export supports graph_filter with a shared shift "
+                        "operator and shared taps only");
+    Halide::RDom m(0, static_cast<int>(S.shape[1]), "m");
+    std::vector<HV> powers{x};
+    for (int64_t k = 1; k < h.shape[0]; ++k) {
+      const HV prev = powers.back();
+      HV next = define(x.shape, x.batched, [&](auto &idx, Expr b) {
+        std::vector<Expr> t = idx;
+        t[0] = m.x;
+        return Halide::sum(at(S, {idx[0], m.x}, S.shape, b) *
+                           at(prev, t, x.shape, b));
+      });
+      reductions_.push_back(next.f);
+      powers.push_back(next);
+    }
+    return define(x.shape, x.batched, [&](auto &idx, Expr b) {
+      Expr e;
+      for (size_t k = 0; k < powers.size(); ++k) {
+        Expr term = at(h, {Expr(static_cast<int>(k))}, h.shape, b) *
+                    at(powers[k], idx, x.shape, b);
+        e = e.defined() ? e + term : term;
+      }
+      return e;
+    });
+  }
+
+  /// `size` samples along axis 1 of each operand, the same for all of
+  /// them: sample j of node n is floor(u * available) for the draw u in
+  /// [0, 1) that the caller supplies in `samples` (as the runtime scales
+  /// its own draws), one [nodes, size] block per minibatch in the order
+  /// the layers draw them.
+  void minibatch(const json &op, const std::vector<HV> &a) {
+    const int64_t size = op["size"].get<int64_t>();
+    const int64_t nodes = a[0].shape[0], avail = a[0].shape[1];
+    bool batched = false;
+    for (const HV &v : a)
+      batched |= v.batched;
+    if (!samples_) {
+      samples_ = makeInput("samples", {0, nodes, size}, batched);
+      samples_->note = "uniform draws in [0, 1) that pick the minibatches";
+    } else if (samples_->shape[1] != nodes || samples_->shape[2] != size ||
+               samples_->batched != batched) {
+      throw ExportError("export supports minibatches of one size, from one "
+                        "number of nodes, only");
+    }
+    const int k = static_cast<int>(samples_->shape[0]++);
+    Func u(samples_->param);
+    const json &ids = op["ids"];
+    for (size_t i = 0; i < a.size(); ++i) {
+      const HV v = a[i];
+      std::vector<int64_t> shape = v.shape;
+      shape[1] = size;
+      values_[ids[i].get<int64_t>()] =
+          define(shape, batched, [&](auto &idx, Expr b) {
+            std::vector<Expr> draw{idx[1], idx[0], k};
+            if (batched)
+              draw.push_back(b);
+            Expr j = Halide::cast<int>(
+                Halide::floor(u(draw) * static_cast<float>(avail)));
+            std::vector<Expr> t = idx;
+            t[1] = Halide::clamp(j, 0, static_cast<int>(avail - 1));
+            return at(v, t, v.shape, b);
+          });
+    }
   }
 
   /// W [m, k] @ y [k] for every instance: a GEMM over the batch, written
@@ -718,6 +868,8 @@ private:
   std::map<int64_t, const json *> inputsById_;
   std::map<int64_t, InferenceInput> usedInputs_;
   std::vector<InferenceInput> randomStates_;
+  /// The minibatches' draws, once a layer draws one.
+  std::optional<InferenceInput> samples_;
   std::vector<Func> reductions_;
   std::vector<Product> products_;
   std::vector<Output> outputs_;

@@ -3,7 +3,8 @@
 // as constants) as one Halide pipeline: the core of `unrollc export`, which
 // compiles it ahead of time so that inference needs neither LibTorch, MLIR
 // nor Halide. Only what the layers and the initial states use is lowered;
-// a state drawn at random becomes an input (the caller supplies the draw).
+// a state drawn at random becomes an input (the caller supplies the draw),
+// and so do the uniform draws that pick the layers' minibatches.
 
 #include <nlohmann/json.hpp>
 
@@ -29,13 +30,17 @@ struct InferenceInput {
   std::string name;
   std::vector<int64_t> shape; // per instance for batched inputs
   bool batched = false;       // data inputs and random initial states
-  Halide::ImageParam param;   // rank |shape| (+1 for the batch, outermost)
+  /// What the caller supplies, where it is not a named input of the spec
+  /// (a random draw).
+  std::string note;
+  Halide::ImageParam param; // rank |shape| (+1 for the batch, outermost)
 };
 
 struct InferencePipeline {
   std::string algorithm;
   /// Data inputs, then given inputs the layers use, then the initial
-  /// states drawn at random.
+  /// states drawn at random, then (if the layers draw minibatches) their
+  /// uniform draws, `samples`.
   std::vector<InferenceInput> inputs;
   std::vector<std::string> stateNames;
   std::vector<std::vector<int64_t>> stateShapes;

@@ -126,8 +126,8 @@ json initOnlyPlan(const json &op, const json &params) {
 /// `scheduled`, the pipeline gets the schedules export gives it for the
 /// host (register-blocked tiles of rows by instances).
 void checkForward(Lowered low, bool scheduled = false) {
-  const int64_t batch = low.inputs.at("x").size(0);
   runtime::ForwardResult fw = low.ex->forward(9);
+  const int64_t batch = fw.states[0][0].size(0);
   compiler::InferencePipeline &pipe = low.pipe;
   if (scheduled)
     for (auto &schedule : pipe.schedules)
@@ -136,8 +136,11 @@ void checkForward(Lowered low, bool scheduled = false) {
   std::vector<Halide::Buffer<float>> keep;
   for (compiler::InferenceInput &in : pipe.inputs) {
     INFO(in.name);
-    torch::Tensor t =
-        in.name == "y0" ? fw.states[0][0] : low.inputs.at(in.name);
+    // The runtime's own random draws where the pipeline takes draws.
+    torch::Tensor t = in.name == pipe.stateNames[0] + "0" ? fw.states[0][0]
+                      : in.name == "samples"
+                          ? torch::stack(fw.samples, in.batched ? 1 : 0)
+                          : low.inputs.at(in.name);
     keep.push_back(toHalide(t));
     in.param.set(keep.back());
   }
@@ -255,11 +258,11 @@ TEST_CASE("a random initial state becomes an input of the pipeline",
 TEST_CASE("ops without an inference lowering are reported by name",
           "[inference]") {
   json plan = initOnlyPlan(
-      {{"op", "softmax"}, {"args", json::array()}, {"id", 1}, {"shape", {2}}},
+      {{"op", "logsumexp"}, {"args", json::array()}, {"id", 1}, {"shape", {2}}},
       json::array());
   CHECK_THROWS_WITH(compiler::lowerForInference(plan, {}),
                     Catch::Contains("export does not support the op "
-                                    "'softmax' yet"));
+                                    "'logsumexp' yet"));
 }
 
 TEST_CASE("export inverts trained matrices only, and not singular ones",
@@ -310,4 +313,34 @@ TEST_CASE("GLOW-Prox's forward (squeezes, slices, concatenations, 1x1 and "
   // Scheduled: inlined, every convolution would recompute the ones
   // before it.
   checkForward(lower(spec, inputs, /*randomParams=*/true), true);
+}
+
+TEST_CASE("SURF's forward (minibatches, softmax, graph filters, stacked "
+          "matrix products) matches LibTorch",
+          "[inference]") {
+  std::string spec = test::readFile(test::sourcePath("examples/surf.unroll"));
+  spec =
+      replaced(spec, "agents = 100, features = 64, classes = 10, samples = 50",
+               "agents = 6, features = 4, classes = 3, samples = 5");
+  spec = replaced(spec, "layers = 10", "layers = 2");
+  spec = replaced(spec, "minibatch(10, X, Y)", "minibatch(3, X, Y)");
+  spec =
+      replaced(spec, "mlp(2 * (features + 1), 64", "mlp(2 * (features + 1), 5");
+  torch::manual_seed(4);
+  const int64_t batch = GENERATE(1, 3);
+  INFO("batch " << batch);
+  std::map<std::string, torch::Tensor> inputs{
+      {"X", torch::randn({batch, 6, 5, 4})},
+      {"Y",
+       torch::one_hot(torch::randint(3, {batch, 6, 5}), 3).to(torch::kFloat32)},
+      {"S", torch::rand({6, 6}) / 3}};
+  Lowered low = lower(spec, inputs);
+  // The initial state and one block of draws per layer come from the
+  // caller.
+  std::vector<std::string> names;
+  for (const compiler::InferenceInput &in : low.pipe.inputs)
+    names.push_back(in.name);
+  CHECK(names == std::vector<std::string>{"X", "Y", "S", "w0", "samples"});
+  CHECK(low.pipe.inputs.back().shape == std::vector<int64_t>{2, 6, 3});
+  checkForward(std::move(low), true);
 }

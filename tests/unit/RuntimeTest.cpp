@@ -3,6 +3,7 @@
 #include "RuntimeTestUtil.h"
 
 #include "compiler/kernels/KernelJIT.h"
+#include "runtime/Data.h"
 
 #include <catch2/catch.hpp>
 
@@ -190,6 +191,63 @@ TEST_CASE("the runtime runs SURF's layers with fresh minibatches",
   // Seeds make runs reproducible; another seed draws other minibatches.
   CHECK(torch::equal(a.states[10][0], b.states[10][0]));
   CHECK(!torch::equal(a.states[10][0], c.states[10][0]));
+}
+
+TEST_CASE("synthetic_federated makes SURF's data: one-hot labels a shared "
+          "classifier explains, and a normalised graph",
+          "[runtime]") {
+  std::string spec = test::readFile(test::sourcePath("examples/surf.unroll"));
+  auto set = [&](const std::string &from, const std::string &to) {
+    size_t at = spec.find(from);
+    REQUIRE(at != std::string::npos);
+    spec.replace(at, from.size(), to);
+  };
+  set("agents = 100, features = 64, classes = 10, samples = 50",
+      "agents = 7, features = 3, classes = 4, samples = 30");
+  const std::string graph = GENERATE("random", "ring", "complete");
+  INFO("graph " << graph);
+  set("samples = 50, heldout = 200, graph = random",
+      "samples = 30, n = 12, heldout = 5, graph = " + graph);
+  auto algs = test::planFor(spec);
+  runtime::Dataset d = runtime::loadDataset(algs[0], 3);
+  CHECK(d.train.size == 12);
+  CHECK(d.validation.size == 2);
+  CHECK(d.test.size == 3);
+  const torch::Tensor X = d.train.inputs.at("X"), Y = d.train.inputs.at("Y"),
+                      S = d.train.inputs.at("S");
+  CHECK(X.sizes() == torch::IntArrayRef({12, 7, 30, 3}));
+  CHECK(Y.sizes() == torch::IntArrayRef({12, 7, 30, 4}));
+  CHECK(torch::equal(Y.sum(3), torch::ones({12, 7, 30})));
+  CHECK(((Y == 0) | (Y == 1)).all().item<bool>());
+  // Symmetric, no self-loops, largest eigenvalue 1, connected (a ring at
+  // least: every node has a neighbour on each side).
+  CHECK(torch::equal(S, S.t()));
+  CHECK(torch::equal(S.diagonal(), torch::zeros({7})));
+  CHECK(torch::linalg::eigvalsh(S, "L").abs().max().item<double>() ==
+        Approx(1).epsilon(1e-5));
+  for (int64_t i = 0; i < 7; ++i)
+    CHECK((S[i][(i + 1) % 7].item<float>() > 0 &&
+           S[i][(i + 6) % 7].item<float>() > 0));
+  // Labels follow the features: per instance, a least-squares fit of the
+  // one-hot labels on [x, 1] pooled over the agents beats the class
+  // frequencies alone (labels drawn independently of x would not).
+  for (int64_t i = 0; i < 3; ++i) {
+    torch::Tensor x = X[i].reshape({-1, 3}), y = Y[i].reshape({-1, 4});
+    torch::Tensor A = torch::cat({x, torch::ones({x.size(0), 1})}, 1);
+    torch::Tensor coef = std::get<0>(torch::linalg::lstsq(A, y, {}, {}));
+    double fit = (A.matmul(coef) - y).square().sum().item<double>();
+    double base = (y - y.mean(0)).square().sum().item<double>();
+    CHECK(fit < 0.9 * base);
+  }
+  // Same seed, same data; another seed, other data.
+  CHECK(torch::equal(runtime::loadDataset(algs[0], 3).train.inputs.at("X"), X));
+  CHECK(
+      !torch::equal(runtime::loadDataset(algs[0], 4).train.inputs.at("X"), X));
+  // The source's samples must be the problem's.
+  set("samples = 30, n = 12", "samples = 20, n = 12");
+  CHECK_THROWS_WITH(runtime::loadDataset(test::planFor(spec)[0], 3),
+                    "synthetic_federated: samples = 20 but the problem's "
+                    "inputs hold 30 per agent");
 }
 
 TEST_CASE("the runtime rejects bad plans and inputs clearly", "[runtime]") {
