@@ -291,6 +291,23 @@ TEST_CASE("export inverts trained matrices only, and not singular ones",
       "export inverts trained square matrices only");
 }
 
+TEST_CASE("export convolves with shared kernels only", "[inference]") {
+  // A program whose initial state convolves a per-instance image with a
+  // per-instance kernel (both data inputs).
+  json plan = initOnlyPlan(
+      {{"op", "conv2d"}, {"args", {3, 2}}, {"id", 1}, {"shape", {1, 4, 4}}},
+      json::array());
+  plan["algorithms"][0]["inputs"] = {
+      {{"id", 2}, {"name", "k"}, {"role", "data"}, {"shape", {1, 1, 3, 3}}},
+      {{"id", 3}, {"name", "x"}, {"role", "data"}, {"shape", {1, 4, 4}}}};
+  CHECK_THROWS_WITH(compiler::lowerForInference(plan, {}),
+                    "export supports conv2d of an image with a shared kernel "
+                    "only");
+  // The same with the kernel shared (given) lowers.
+  plan["algorithms"][0]["inputs"][0]["role"] = "given";
+  CHECK_NOTHROW(compiler::lowerForInference(plan, {}));
+}
+
 TEST_CASE("GLOW-Prox's forward (squeezes, slices, concatenations, 1x1 and "
           "3x3 convolutions, an inverted matrix) matches LibTorch",
           "[inference]") {
