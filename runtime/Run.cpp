@@ -786,8 +786,15 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
     out["baseline"] = fs::absolute(base).string();
   }
   writeFileAtomic((dir / "eval.json").string(), out.dump(1) + "\n");
-  log << "per-layer distance to the optimum:";
+  // Without a target (SURF's classification), the objective says how the
+  // layers progress.
+  bool anyDistance = false;
   for (auto &d : out["distance"])
+    anyDistance |= !d.is_null();
+  const char *what = anyDistance ? "distance" : "objective";
+  log << "per-layer " << (anyDistance ? "distance to the optimum" : "objective")
+      << ":";
+  for (auto &d : out[what])
     log << " " << (d.is_null() ? "-" : fmt(d.get<double>()));
   log << "\n";
   writeReport(dir.string(), log);
