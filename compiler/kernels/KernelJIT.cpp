@@ -30,6 +30,18 @@ void schedule(Halide::Func f, const Halide::Target &target) {
     f.parallel(v.back());
 }
 
+/// Whether every one of `params` is dense along its innermost axis. The
+/// kernels' inputs may be broadcast along it (stride 0), so Halide cannot
+/// assume it; where they are not, a specialisation reads them with vector
+/// loads instead of gathers (LISTA's soft-threshold took 5.5 us forward
+/// for 100 instances on two cores, 1.5 us of it the call).
+Halide::Expr innerDense(const std::vector<Halide::ImageParam> &params) {
+  Halide::Expr dense = Halide::Internal::const_true();
+  for (const Halide::ImageParam &p : params)
+    dense = dense && p.dim(0).stride() == 1;
+  return dense;
+}
+
 /// A flat elementwise Func: blocks of 8192 elements among the threads,
 /// vectorised within.
 void scheduleFlat(Halide::Func f, const Halide::Target &target) {
@@ -67,6 +79,8 @@ JitKernels::JitKernels(const nlohmann::json &plan)
     : target_(Halide::get_jit_target_from_environment()) {
   for (FusedKernel &k : buildKernels(plan)) {
     schedule(k.forward, target_);
+    // After scheduling: a specialisation starts from the schedule so far.
+    k.forward.specialize(innerDense(k.inputs));
     k.forward.jit_handlers().custom_do_par_for = parallelFor;
     k.forward.compile_jit(target_);
     // Every operand's adjoint as one Tuple-valued Func: one call and one
@@ -82,6 +96,9 @@ JitKernels::JitKernels(const nlohmann::json &plan)
     }
     all(vars) = Halide::Tuple(parts);
     schedule(all, target_);
+    std::vector<Halide::ImageParam> read = k.inputs;
+    read.push_back(k.gradOutput);
+    all.specialize(innerDense(read));
     all.jit_handlers().custom_do_par_for = parallelFor;
     all.compile_jit(target_);
     int64_t id = k.id;
