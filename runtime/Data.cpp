@@ -205,14 +205,15 @@ torch::Tensor shiftOperator(const std::string &graph, int64_t agents,
   if (graph == "complete") {
     A.fill_(1);
   } else if (graph == "ring" || graph == "random") {
-    for (int64_t i = 0; i < agents && agents > 1; ++i) {
+    // (With one agent, its self-loop is cleared below.)
+    for (int64_t i = 0; i < agents; ++i) {
       A[i][(i + 1) % agents] = 1;
       A[(i + 1) % agents][i] = 1;
     }
     if (graph == "random") {
       // A ring (so that the graph is connected) plus each other edge with
       // probability 2 ln(n) / n, symmetric.
-      double p = agents > 1 ? std::min(1.0, 2 * std::log(agents) / agents) : 0;
+      double p = std::min(1.0, 2 * std::log(agents) / agents);
       torch::Tensor extra =
           (torch::rand({agents, agents}, gen) < p).to(torch::kFloat32).triu(1);
       A = torch::maximum(A, extra + extra.t());
@@ -230,18 +231,19 @@ torch::Tensor shiftOperator(const std::string &graph, int64_t agents,
 Dataset federatedSplits(const Algorithm &alg, const json &src, uint64_t seed) {
   auto data = inputsWithRole(alg, "data");
   auto given = inputsWithRole(alg, "given");
-  if (data.size() != 2 || given.size() != 1 || shapeOf(*data[0]).size() != 3 ||
-      shapeOf(*data[1]).size() != 3 || shapeOf(*given[0]).size() != 2 ||
-      shapeOf(*data[0])[0] != shapeOf(*data[1])[0] ||
-      shapeOf(*data[0])[1] != shapeOf(*data[1])[1] ||
-      shapeOf(*given[0])[0] != shapeOf(*data[0])[0] ||
-      shapeOf(*given[0])[1] != shapeOf(*data[0])[0])
+  std::vector<int64_t> xs, ys, ss;
+  if (data.size() == 2 && given.size() == 1) {
+    xs = shapeOf(*data[0]);
+    ys = shapeOf(*data[1]);
+    ss = shapeOf(*given[0]);
+  }
+  if (xs.size() != 3 || ys.size() != 3 || ss.size() != 2 || xs[0] != ys[0] ||
+      xs[1] != ys[1] || ss[0] != xs[0] || ss[1] != xs[0])
     throw PlanError("synthetic_federated supplies features X: tensor[agents, "
                     "samples, features] and one-hot labels Y: tensor[agents, "
                     "samples, classes] (data) and a graph shift operator S: "
                     "mat[agents, agents] (given); the problem's inputs do not "
                     "have that form");
-  const std::vector<int64_t> xs = shapeOf(*data[0]), ys = shapeOf(*data[1]);
   const int64_t agents = xs[0], samples = xs[1], features = xs[2],
                 classes = ys[2];
   if (numArg(src, "samples", static_cast<double>(samples)) !=

@@ -794,7 +794,7 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
   const char *what = anyDistance ? "distance" : "objective";
   log << "per-layer " << (anyDistance ? "distance to the optimum" : "objective")
       << ":";
-  for (auto &d : out[what])
+  for (auto &d : out.value(what, json::array()))
     log << " " << (d.is_null() ? "-" : fmt(d.get<double>()));
   log << "\n";
   writeReport(dir.string(), log);

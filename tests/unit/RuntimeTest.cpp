@@ -248,6 +248,14 @@ TEST_CASE("synthetic_federated makes SURF's data: one-hot labels a shared "
   CHECK_THROWS_WITH(runtime::loadDataset(test::planFor(spec)[0], 3),
                     "synthetic_federated: samples = 20 but the problem's "
                     "inputs hold 30 per agent");
+  // A source the language accepts but the runtime does not implement.
+  set("synthetic_federated(samples = 20, n = 12, heldout = 5, graph = " +
+          graph + ")",
+      "npy(path = \"x.npy\")");
+  CHECK_THROWS_WITH(runtime::loadDataset(test::planFor(spec)[0], 3),
+                    "data source 'npy' is not supported by this runtime "
+                    "(supported: synthetic_sparse, fashion_mnist, "
+                    "synthetic_federated)");
 }
 
 TEST_CASE("the runtime rejects bad plans and inputs clearly", "[runtime]") {
