@@ -26,15 +26,12 @@ unroll_tensor kernelView(const Tensor &t) {
 }
 
 namespace {
-
 /// Runs `kernel` with `operand` (UNROLL_KERNEL_VALUE, an operand's index or
-/// UNROLL_KERNEL_ALL_ADJOINTS) into `outs`.
+/// UNROLL_KERNEL_ALL_ADJOINTS) on `in` into `outs`.
 void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
-          const std::vector<Tensor> &operands, const Tensor *dresult,
+          const std::vector<unroll_tensor> &in, const Tensor *dresult,
           const std::vector<Tensor> &outs) {
-  std::vector<unroll_tensor> in, o;
-  for (const Tensor &t : operands)
-    in.push_back(kernelView(t));
+  std::vector<unroll_tensor> o;
   for (const Tensor &t : outs)
     o.push_back(kernelView(t));
   unroll_tensor d{};
@@ -45,6 +42,38 @@ void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
             dresult ? &d : nullptr, o.data(), err, sizeof err) != 0)
     throw PlanError(std::string("generated kernel ") + std::to_string(kernel) +
                     " failed: " + err);
+}
+
+/// The kernel's view of `t` (with a leading batch axis if `batched`)
+/// broadcast to `full` [B or 1, shape...]: its axes aligned to the right,
+/// stride 0 where it has none or size 1. Strides are set directly rather
+/// than by reshape and expand: those are four LibTorch ops per operand and
+/// call, which cost more than a small kernel.
+unroll_tensor broadcastView(const Tensor &t, bool batched,
+                            c10::IntArrayRef full) {
+  const int64_t rank = static_cast<int64_t>(full.size());
+  if (rank > UNROLL_MAX_RANK)
+    throw PlanError("a fused op of rank " + std::to_string(rank) +
+                    " exceeds the kernels' limit of " +
+                    std::to_string(UNROLL_MAX_RANK));
+  if (!t.device().is_cpu())
+    throw PlanError("generated kernels run on the CPU only so far; use "
+                    "--backend=eager with --device cuda");
+  assert(t.scalar_type() == torch::kFloat32);
+  unroll_tensor v{};
+  v.data = t.data_ptr<float>();
+  v.rank = static_cast<int32_t>(rank);
+  const int64_t lead = batched ? 1 : 0;
+  const int64_t offset = rank - (t.dim() - lead); // axes t lacks, batch incl.
+  for (int64_t d = 0; d < rank; ++d) {
+    v.sizes[d] = full[d];
+    int64_t td = d == 0 ? (batched ? 0 : -1) : d - offset + lead;
+    if (d > 0 && td < lead)
+      td = -1;
+    assert(td < 0 || t.size(td) == full[d] || t.size(td) == 1);
+    v.strides[d] = td >= 0 && t.size(td) == full[d] ? t.stride(td) : 0;
+  }
+  return v;
 }
 
 /// How FusedFunction forms a kernel operand from its inputs.
@@ -79,7 +108,8 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
   // the kernel's shape [B or 1, shape...].
   static Tensor forward(torch::autograd::AutogradContext *ctx,
                         at::TensorList inputs, int64_t kernel, int64_t provider,
-                        std::vector<int64_t> kinds, std::vector<int64_t> full) {
+                        std::vector<int64_t> kinds, std::vector<int64_t> full,
+                        bool reduces) {
     std::vector<Tensor> saved = inputs.vec();
     size_t in = 0;
     for (int64_t kind : kinds) {
@@ -91,8 +121,10 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
         ++in;
       }
     }
-    std::vector<Tensor> operands = kernelOperands(saved, kinds, full);
-    Tensor out = torch::empty(full, inputs[0].options().requires_grad(false));
+    std::vector<unroll_tensor> operands = kernelOperands(saved, kinds, full);
+    // A reduction yields one value per instance.
+    Tensor out = torch::empty(reduces ? std::vector<int64_t>{full[0]} : full,
+                              inputs[0].options().requires_grad(false));
     call(*reinterpret_cast<const unroll_kernels *>(provider), kernel,
          UNROLL_KERNEL_VALUE, operands, nullptr, {out});
     ctx->save_for_backward(saved);
@@ -104,27 +136,21 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
   }
 
   /// The kernel's operands from the inputs followed by the products.
-  static std::vector<Tensor> kernelOperands(const std::vector<Tensor> &saved,
-                                            const std::vector<int64_t> &kinds,
-                                            c10::IntArrayRef full) {
+  static std::vector<unroll_tensor>
+  kernelOperands(const std::vector<Tensor> &saved,
+                 const std::vector<int64_t> &kinds, c10::IntArrayRef full) {
     size_t nInputs = 0;
     for (int64_t kind : kinds)
       nInputs += kind == Product ? 2 : 1;
-    std::vector<Tensor> operands;
+    std::vector<unroll_tensor> operands;
     size_t in = 0, prod = nInputs;
     for (int64_t kind : kinds) {
-      Tensor t;
-      bool batched = kind != Shared;
       if (kind == Product) {
-        t = saved[prod++].detach();
+        operands.push_back(broadcastView(saved[prod++], true, full));
         in += 2;
       } else {
-        t = saved[in++].detach();
+        operands.push_back(broadcastView(saved[in++], kind != Shared, full));
       }
-      operands.push_back(
-          t.reshape(
-               alignedShape(t, batched, static_cast<int64_t>(full.size()) - 1))
-              .expand(full));
     }
     return operands;
   }
@@ -145,12 +171,13 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
     int64_t kernel = ctx->saved_data["kernel"].toInt();
     std::vector<int64_t> kinds = ctx->saved_data["kinds"].toIntVector();
     std::vector<int64_t> full = ctx->saved_data["full"].toIntVector();
-    std::vector<Tensor> operands = kernelOperands(saved, kinds, full);
+    std::vector<unroll_tensor> operands = kernelOperands(saved, kinds, full);
     Tensor dres = grads[0].contiguous();
-    // Every operand's adjoint in one call (one pass over the data).
+    // Every operand's adjoint in one call (one pass over the data), each
+    // over the operands' shape.
     std::vector<Tensor> gs;
     for (size_t i = 0; i < operands.size(); ++i)
-      gs.push_back(torch::empty(dres.sizes(), dres.options()));
+      gs.push_back(torch::empty(full, dres.options()));
     call(*k, kernel, UNROLL_KERNEL_ALL_ADJOINTS, operands, &dres, gs);
     torch::autograd::variable_list out;
     size_t in = 0;
@@ -193,14 +220,139 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
       out.push_back(g);
       ++in;
     }
-    for (int j = 0; j < 4; ++j)
-      out.emplace_back(); // kernel, provider, kinds, full
+    for (int j = 0; j < 5; ++j)
+      out.emplace_back(); // kernel, provider, kinds, full, reduces
     return out;
   }
 };
 
 std::vector<int64_t> shapeOf(const json &j) {
   return j.get<std::vector<int64_t>>();
+}
+
+/// One fused op that ends in a reduction, run on every layer's value of
+/// its argument (a descent constraint's measure at every layer) as one node
+/// of the autograd graph: the kernel once per layer on that layer's value,
+/// with no stacked copy of the layers' values or of the per-instance
+/// values it reads besides (the target), and backward only the adjoints
+/// that are needed. Stacking them cost two copies of every layer's states
+/// and a node per layer backward.
+struct LayerwiseFusedFunction
+    : public torch::autograd::Function<LayerwiseFusedFunction> {
+  /// `inputs` are the `layers` values of the argument, then one input per
+  /// operand that is not the argument; `kinds` says for each operand
+  /// whether it is the argument (Layer) or which input (Shared or
+  /// Batched) it is; `full` is the kernel's operand shape [B, shape...].
+  static constexpr int64_t Layer = 3;
+
+  static Tensor forward(torch::autograd::AutogradContext *ctx,
+                        at::TensorList inputs, int64_t layers, int64_t kernel,
+                        int64_t provider, std::vector<int64_t> kinds,
+                        std::vector<int64_t> full) {
+    const auto *k = reinterpret_cast<const unroll_kernels *>(provider);
+    Tensor out = torch::empty({layers, full[0]},
+                              inputs[0].options().requires_grad(false));
+    for (int64_t l = 0; l < layers; ++l)
+      call(*k, kernel, UNROLL_KERNEL_VALUE,
+           operands(inputs.vec(), layers, l, kinds, full), nullptr,
+           {out.select(0, l)});
+    ctx->save_for_backward(inputs.vec());
+    ctx->saved_data["layers"] = layers;
+    ctx->saved_data["kernel"] = kernel;
+    ctx->saved_data["provider"] = provider;
+    ctx->saved_data["kinds"] = kinds;
+    ctx->saved_data["full"] = full;
+    return out;
+  }
+
+  /// Layer `l`'s kernel operands, broadcast to `full`.
+  static std::vector<unroll_tensor> operands(const std::vector<Tensor> &inputs,
+                                             int64_t layers, int64_t l,
+                                             const std::vector<int64_t> &kinds,
+                                             c10::IntArrayRef full) {
+    std::vector<unroll_tensor> out;
+    size_t other = static_cast<size_t>(layers);
+    for (int64_t kind : kinds)
+      out.push_back(kind == Layer
+                        ? broadcastView(inputs[l], true, full)
+                        : broadcastView(inputs[other++], kind != Shared, full));
+    return out;
+  }
+
+  static torch::autograd::variable_list
+  backward(torch::autograd::AutogradContext *ctx,
+           torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto *k = reinterpret_cast<const unroll_kernels *>(
+        ctx->saved_data["provider"].toInt());
+    const int64_t layers = ctx->saved_data["layers"].toInt();
+    const int64_t kernel = ctx->saved_data["kernel"].toInt();
+    const std::vector<int64_t> kinds = ctx->saved_data["kinds"].toIntVector();
+    const std::vector<int64_t> full = ctx->saved_data["full"].toIntVector();
+    const int64_t rank = static_cast<int64_t>(full.size()) - 1;
+    Tensor dres = grads[0].contiguous();
+    torch::autograd::variable_list out(saved.size());
+    // The kernel writes every operand's adjoint; those nobody needs go to
+    // one scratch buffer, reused.
+    Tensor scratch;
+    for (int64_t l = 0; l < layers; ++l) {
+      // Layer 0's state (a fixed or random start) usually needs none.
+      bool needed = false;
+      size_t other = static_cast<size_t>(layers);
+      for (int64_t kind : kinds)
+        needed |= ctx->needs_input_grad(kind == Layer ? static_cast<size_t>(l)
+                                                      : other++);
+      if (!needed)
+        continue;
+      std::vector<Tensor> gs;
+      other = static_cast<size_t>(layers);
+      for (int64_t kind : kinds) {
+        const size_t input = kind == Layer ? static_cast<size_t>(l) : other++;
+        if (ctx->needs_input_grad(input)) {
+          gs.push_back(torch::empty(full, dres.options()));
+        } else {
+          if (!scratch.defined())
+            scratch = torch::empty(full, dres.options());
+          gs.push_back(scratch);
+        }
+      }
+      Tensor d = dres.select(0, l);
+      call(*k, kernel, UNROLL_KERNEL_ALL_ADJOINTS,
+           operands(saved, layers, l, kinds, full), &d, gs);
+      other = static_cast<size_t>(layers);
+      for (size_t i = 0; i < kinds.size(); ++i) {
+        const size_t input =
+            kinds[i] == Layer ? static_cast<size_t>(l) : other++;
+        if (!ctx->needs_input_grad(input))
+          continue;
+        const Tensor &t = saved[input];
+        Tensor g = at::sum_to(gs[i], alignedShape(t, kinds[i] != Shared, rank))
+                       .reshape(t.sizes());
+        out[input] = out[input].defined() ? out[input] + g : g;
+      }
+    }
+    for (int j = 0; j < 5; ++j)
+      out.emplace_back(); // layers, kernel, provider, kinds, full
+    return out;
+  }
+};
+
+/// The per-instance shape a fused op's kernel runs over: its result's, or
+/// where its chain ends in a reduction over all axes, the reduced value's.
+std::vector<int64_t> kernelDomain(const json &op) {
+  std::vector<int64_t> domain = shapeOf(op["shape"]);
+  const json &b = op["body"];
+  const json &last = b["ops"].back();
+  if (last["op"] != "reduce")
+    return domain;
+  const int64_t arg = last["args"][0].get<int64_t>();
+  for (size_t i = 0; i < b["args"].size(); ++i)
+    if (b["args"][i].get<int64_t>() == arg)
+      domain = shapeOf(op["arg_shapes"][i]);
+  for (const json &o : b["ops"])
+    if (o["id"].get<int64_t>() == arg)
+      domain = shapeOf(o["shape"]);
+  return domain;
 }
 
 /// Per-instance rank of a value.
@@ -461,6 +613,38 @@ std::vector<RValue> Executor::bodyStacked(const json &b,
   }
   restore();
   return out;
+}
+
+std::vector<RValue>
+Executor::bodyOverLayers(const json &b, const std::vector<Tensor> &values) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  const bool oneKernel =
+      kernels_ && n > 0 && b["args"].size() == 1 && b["ops"].size() == 1 &&
+      b["ops"][0]["op"] == "fused" && b["ops"][0].contains("kernel") &&
+      b["ops"][0]["body"]["ops"].back()["op"] == "reduce" &&
+      b["yield"].size() == 1 && b["yield"][0] == b["ops"][0]["id"];
+  if (!oneKernel)
+    return bodyStacked(b, {RValue{torch::cat(values), true}}, n);
+  const json &op = b["ops"][0];
+  const int64_t arg = b["args"][0].get<int64_t>();
+  std::vector<Tensor> inputs(values.begin(), values.end());
+  std::vector<int64_t> kinds;
+  for (const json &id : op["args"]) {
+    if (id.get<int64_t>() == arg) {
+      kinds.push_back(LayerwiseFusedFunction::Layer);
+      continue;
+    }
+    RValue v = get(id.get<int64_t>());
+    inputs.push_back(v.t.to(torch::kFloat32));
+    kinds.push_back(v.batched ? Batched : Shared);
+  }
+  const std::vector<int64_t> domain = kernelDomain(op);
+  std::vector<int64_t> full{values[0].size(0)};
+  full.insert(full.end(), domain.begin(), domain.end());
+  Tensor r = LayerwiseFusedFunction::apply(
+      at::TensorList(inputs), n, op["kernel"].get<int64_t>(),
+      reinterpret_cast<int64_t>(kernels_), kinds, full);
+  return {RValue{r.reshape({-1}), true}};
 }
 
 void Executor::run(const json &op) {
@@ -805,8 +989,10 @@ void Executor::run(const json &op) {
   }
   if (name == "fused") {
     if (kernels_ && op.contains("kernel")) {
+      const std::vector<int64_t> domain = kernelDomain(op);
+      const bool reduces = op["body"]["ops"].back()["op"] == "reduce";
       std::vector<int64_t> full{anyBatched ? batch_ : 1};
-      full.insert(full.end(), shape.begin(), shape.end());
+      full.insert(full.end(), domain.begin(), domain.end());
       std::vector<Tensor> inputs;
       std::vector<int64_t> kinds;
       for (size_t i = 0; i < a.size(); ++i) {
@@ -823,7 +1009,7 @@ void Executor::run(const json &op) {
       }
       Tensor r = FusedFunction::apply(
           at::TensorList(inputs), op["kernel"].get<int64_t>(),
-          reinterpret_cast<int64_t>(kernels_), kinds, full);
+          reinterpret_cast<int64_t>(kernels_), kinds, full, reduces);
       return set(anyBatched ? r : r.squeeze(0), anyBatched);
     }
     std::vector<RValue> res = body(op["body"], a);

@@ -67,6 +67,13 @@ public:
   std::vector<RValue> bodyStacked(const nlohmann::json &b,
                                   const std::vector<RValue> &args,
                                   int64_t copies);
+  /// Runs `b`, a body of one per-instance argument, on each of `values`
+  /// (e.g. every layer's state): the results stacked along the batch axis,
+  /// as bodyStacked gives for the values' concatenation. With kernels, a
+  /// body that is one fused op ending in a reduction (a descent
+  /// constraint's measure) runs as one autograd node, without stacking.
+  std::vector<RValue> bodyOverLayers(const nlohmann::json &b,
+                                     const std::vector<torch::Tensor> &values);
   /// Binds a value by plan id (e.g. a target computed by a solver), moved
   /// to the executor's device.
   void bind(int64_t id, RValue v) {

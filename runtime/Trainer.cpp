@@ -127,8 +127,7 @@ ConstraintValues constraintValues(Executor &ex, const ForwardResult &fw,
   if (!usesLayerIndex(con["body"])) {
     // One run of the body over every layer's instances at once: a few
     // ops instead of a few per layer (each is an autograd node backward).
-    m = perLayer(
-        ex.bodyStacked(con["body"], {RValue{torch::cat(q), true}}, n)[0], n);
+    m = perLayer(ex.bodyOverLayers(con["body"], q)[0], n);
   } else {
     std::vector<Tensor> rows;
     for (int64_t l = 0; l < n; ++l) {

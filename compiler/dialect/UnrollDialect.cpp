@@ -856,12 +856,20 @@ LogicalResult FusedOp::verify() {
   Block &b = getBody().front();
   if (b.getNumArguments() != getInputs().size())
     return emitOpError("body must take one argument per input");
-  for (Operation &op : b.without_terminator())
+  auto yield = cast<YieldOp>(b.getTerminator());
+  for (Operation &op : b.without_terminator()) {
+    // A reduction over all axes may end the chain: its value is the one
+    // yielded.
+    if (auto r = dyn_cast<ReduceOp>(op); r && !r.getAxis() &&
+                                         yield.getValues().size() == 1 &&
+                                         yield.getValues()[0] == r.getResult())
+      continue;
     if (!isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, UnaryOp,
              ConstantOp>(op))
-      return emitOpError("body may hold elementwise ops only, found ")
+      return emitOpError("body may hold elementwise ops only (and a "
+                         "reduction over all axes that it yields), found ")
              << op.getName();
-  auto yield = cast<YieldOp>(b.getTerminator());
+  }
   if (yield.getValues().size() != 1 ||
       yield.getValues()[0].getType() != getType())
     return emitOpError("body must yield one value of the result type");

@@ -215,11 +215,13 @@ def Unroll_ProbeOp : Unroll_Op<"probe"> {
 
 def Unroll_FusedOp : Unroll_Op<"fused", [IsolatedFromAbove,
     SingleBlockImplicitTerminator<"YieldOp">]> {
-  let summary = "a chain of elementwise ops for the kernel generator";
+  let summary = "a chain of elementwise ops (and a final reduction) for the kernel generator";
   let description = [{
     Made by the fuse-elementwise pass: the body computes the result from the
     operands (bound to its block arguments) with elementwise ops only, so it
-    can become one generated kernel.
+    can become one generated kernel. In the bodies of losses and descent
+    constraints the chain may end in a reduction over all axes, which the
+    body yields (a per-instance measure such as ||y - y*||).
   }];
   let arguments = (ins Variadic<Unroll_Tensor>:$inputs);
   let results = (outs Unroll_Tensor:$result);

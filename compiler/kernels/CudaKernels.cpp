@@ -88,6 +88,10 @@ std::vector<PtxModule> buildPtx(const nlohmann::json &plan, int capability) {
   } cleanup{dir};
   std::vector<PtxModule> out;
   for (FusedKernel &k : buildKernels(plan)) {
+    // Those of losses and constraints (which end in a reduction) serve
+    // CPU training only.
+    if (k.reduces)
+      continue;
     std::vector<Halide::Argument> args(k.inputs.begin(), k.inputs.end());
     auto compile = [&](Halide::Func f, const std::string &name,
                        std::vector<Halide::Argument> a) {

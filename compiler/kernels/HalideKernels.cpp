@@ -3,6 +3,7 @@
 #include "dsl/Diagnostics.h"
 
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace unroll::compiler {
@@ -92,16 +93,94 @@ Expr fusedExpr(const json &body, const std::vector<Expr> &operands) {
   return get(body["yield"][0]);
 }
 
+std::optional<std::vector<int64_t>> reducedShape(const json &fusedOp) {
+  const json &body = fusedOp["body"];
+  if (body["ops"].empty() || body["ops"].back()["op"] != "reduce")
+    return std::nullopt;
+  const int64_t arg = body["ops"].back()["args"][0].get<int64_t>();
+  for (const json &o : body["ops"])
+    if (o["id"].get<int64_t>() == arg)
+      return o["shape"].get<std::vector<int64_t>>();
+  for (size_t i = 0; i < body["args"].size(); ++i)
+    if (body["args"][i].get<int64_t>() == arg)
+      return fusedOp["arg_shapes"][i].get<std::vector<int64_t>>();
+  throw InternalError("kernel generation: a reduction of an unknown value");
+}
+
+namespace {
+
+/// What a reduction of `kind` sums for each element `e`.
+Expr summand(const std::string &kind, const Expr &e) {
+  if (kind == "sum" || kind == "mean")
+    return e;
+  if (kind == "sqnorm" || kind == "norm")
+    return e * e;
+  if (kind == "norm1")
+    return Halide::abs(e);
+  throw InternalError("kernel generation: unknown reduction '" + kind + "'");
+}
+
+/// The reduction of `kind` from the sum `total` of its summands over
+/// `count` elements.
+Expr reductionOf(const std::string &kind, const Expr &total, int64_t count) {
+  if (kind == "mean")
+    return total / static_cast<float>(count);
+  if (kind == "norm")
+    // Zero at zero with a zero gradient there (as LibTorch's vector_norm),
+    // not the square root's infinite slope times zero.
+    return Halide::select(total > 0.f, Halide::sqrt(total), 0.f);
+  return total;
+}
+
+/// The derivative of a reduction of `kind` with respect to the element
+/// `e`, given the sum `total` of the summands over `count` elements.
+Expr slope(const std::string &kind, const Expr &e, const Expr &total,
+           int64_t count) {
+  if (kind == "sum")
+    return Expr(1.f);
+  if (kind == "mean")
+    return Expr(1.f / static_cast<float>(count));
+  if (kind == "sqnorm")
+    return 2.f * e;
+  if (kind == "norm") // e / ||e||, and 0 where the norm is 0
+    return Halide::select(total > 0.f, e / Halide::sqrt(total), 0.f);
+  if (kind == "norm1")
+    return Halide::select(e > 0.f, 1.f, Halide::select(e < 0.f, -1.f, 0.f));
+  throw InternalError("kernel generation: unknown reduction '" + kind + "'");
+}
+
+/// Every operand's adjoint from `d`; zero for an operand the result does
+/// not depend on.
+void addGradInputs(FusedKernel &k, const Halide::Derivative &d,
+                   const std::vector<Halide::Func> &operandFuncs,
+                   const std::vector<Halide::Var> &vars) {
+  for (size_t i = 0; i < operandFuncs.size(); ++i) {
+    Halide::Func g = d(operandFuncs[i]);
+    if (!g.defined()) {
+      g = Halide::Func(k.name + "_zero" + std::to_string(i));
+      g(vars) = 0.f;
+    }
+    k.gradInputs.push_back(g);
+  }
+}
+
+} // namespace
+
 FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   FusedKernel k;
   k.id = fusedOp.value("kernel", int64_t(0));
   k.name = name;
   k.resultShape = fusedOp["shape"].get<std::vector<int64_t>>();
   k.rank = static_cast<int>(k.resultShape.size()) + 1;
+  // A chain that ends in a reduction runs over the reduced value's shape.
+  const std::optional<std::vector<int64_t>> reduced = reducedShape(fusedOp);
+  k.domainShape = reduced ? *reduced : k.resultShape;
+  k.operandRank = static_cast<int>(k.domainShape.size()) + 1;
   std::vector<Halide::Var> vars;
-  for (int i = 0; i < k.rank; ++i)
-    vars.emplace_back(i + 1 == k.rank ? "b" : "x" + std::to_string(i));
+  for (int i = 0; i < k.operandRank; ++i)
+    vars.emplace_back(i + 1 == k.operandRank ? "b" : "x" + std::to_string(i));
   std::vector<Expr> at(vars.begin(), vars.end());
+  k.domainVars = vars;
 
   const json &body = fusedOp["body"];
   std::vector<Expr> operands;
@@ -113,7 +192,7 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
         fusedOp.contains("arg_shapes")
             ? fusedOp["arg_shapes"][i].get<std::vector<int64_t>>()
             : std::vector<int64_t>{});
-    Halide::ImageParam in(Halide::Float(32), k.rank,
+    Halide::ImageParam in(Halide::Float(32), k.operandRank,
                           name + "_in" + std::to_string(i));
     // Broadcast operands arrive with stride 0, the innermost axis included
     // (a scalar against a vector), so Halide may not assume it dense.
@@ -125,6 +204,53 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
     operands.push_back(f(at));
   }
   k.forward = Halide::Func(name);
+  Halide::Var b = vars.back();
+  if (reduced) {
+    // The elementwise part at the reduction's coordinates, summed over
+    // them for each instance.
+    Halide::Region dom;
+    int64_t count = 1;
+    for (size_t d = 0; d + 1 < vars.size(); ++d) {
+      const int64_t extent = k.domainShape[k.domainShape.size() - 1 - d];
+      dom.push_back({0, static_cast<int>(extent)});
+      count *= extent;
+    }
+    Halide::RDom r(dom.empty() ? Halide::Region{{0, 1}} : dom, name + "_r");
+    std::vector<Expr> point;
+    for (size_t d = 0; d + 1 < vars.size(); ++d)
+      point.push_back(r[static_cast<int>(d)]);
+    point.push_back(b);
+    json chain = body;
+    const json last = chain["ops"].back();
+    chain["ops"].erase(chain["ops"].size() - 1);
+    chain["yield"] = json::array({last["args"][0]});
+    const std::string kind = last["kind"];
+    Halide::Func e(name + "_chain");
+    e(vars) = fusedExpr(chain, operands);
+    k.reduces = true;
+    k.chain = e;
+    // A Func of its own, so that it is computed once per instance forward
+    // and backward (the adjoint reads it).
+    Halide::Func total(name + "_total");
+    total(b) = 0.f;
+    total(b) += summand(kind, e(point));
+    k.total = total;
+    k.sumDomain = r;
+    k.forward(b) = reductionOf(kind, total(b), count);
+
+    // Backward: the reduction's slope at each element times the result's
+    // adjoint, propagated through the elementwise chain alone (whose
+    // adjoints are then elementwise too, not scatters over the domain).
+    k.gradOutput =
+        Halide::ImageParam(Halide::Float(32), k.rank, name + "_dresult");
+    Halide::Func seed(name + "_seed");
+    seed(vars) = k.gradOutput(b) * slope(kind, e(at), total(b), count);
+    Halide::Region bounds = dom;
+    bounds.push_back({k.gradOutput.dim(0).min(), k.gradOutput.dim(0).extent()});
+    Halide::Derivative d = Halide::propagate_adjoints(e, seed, bounds);
+    addGradInputs(k, d, operandFuncs, vars);
+    return k;
+  }
   k.forward(vars) = fusedExpr(body, operands);
 
   // Backward: the adjoint of the result over its own bounds.
@@ -136,36 +262,37 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   for (int i = 0; i < k.rank; ++i)
     bounds.push_back({k.gradOutput.dim(i).min(), k.gradOutput.dim(i).extent()});
   Halide::Derivative d = Halide::propagate_adjoints(k.forward, dout, bounds);
-  for (size_t i = 0; i < operandFuncs.size(); ++i) {
-    Halide::Func g = d(operandFuncs[i]);
-    if (!g.defined()) {
-      // The result does not depend on this operand: a zero adjoint.
-      g = Halide::Func(name + "_zero" + std::to_string(i));
-      g(vars) = 0.f;
-    }
-    k.gradInputs.push_back(g);
-  }
+  addGradInputs(k, d, operandFuncs, vars);
   return k;
 }
 
 std::vector<FusedKernel> buildKernels(const json &plan) {
   std::map<int64_t, FusedKernel> byId;
-  for (const json &alg : plan["algorithms"])
+  auto add = [&](const json &body, const std::string &user) {
+    for (const json &op : body["ops"]) {
+      if (op["op"] != "fused")
+        continue;
+      int64_t id = op.value("kernel", int64_t(-1));
+      if (id < 0)
+        throw InternalError("kernel generation: a fused op without a "
+                            "kernel number");
+      auto it = byId.find(id);
+      if (it == byId.end())
+        it = byId.emplace(id, buildFusedKernel(op, "k" + std::to_string(id)))
+                 .first;
+      it->second.usedBy.push_back(user);
+    }
+  };
+  for (const json &alg : plan["algorithms"]) {
     for (const json &layer : alg["layers"])
-      for (const json &op : layer["body"]["ops"]) {
-        if (op["op"] != "fused")
-          continue;
-        int64_t id = op.value("kernel", int64_t(-1));
-        if (id < 0)
-          throw InternalError("kernel generation: a fused op without a "
-                              "kernel number");
-        auto it = byId.find(id);
-        if (it == byId.end())
-          it = byId.emplace(id, buildFusedKernel(op, "k" + std::to_string(id)))
-                   .first;
-        it->second.usedBy.push_back(
-            "layer " + std::to_string(layer["index"].get<int64_t>()));
-      }
+      add(layer["body"],
+          "layer " + std::to_string(layer["index"].get<int64_t>()));
+    if (alg.contains("loss"))
+      add(alg["loss"], "the loss");
+    size_t c = 0;
+    for (const json &con : alg.value("constraints", json::array()))
+      add(con["body"], "constraint " + std::to_string(++c));
+  }
   std::vector<FusedKernel> out;
   for (auto &[id, k] : byId)
     out.push_back(std::move(k));
@@ -195,6 +322,19 @@ void printKernels(const json &plan, std::ostream &os) {
     for (int i = 0; i < k.rank; ++i)
       os << (i ? ", " : "") << k.forward.args()[i].name();
     os << ") = " << k.forward.value() << "\n";
+    // A reduction's sum per instance, which the forward value reads, and
+    // the elementwise chain it sums.
+    if (k.reduces) {
+      os << "  sum: " << k.total.name() << "(b) = " << k.total.update_value()
+         << " for";
+      for (int d = 0; d < k.sumDomain.dimensions(); ++d)
+        os << (d ? ", " : " ") << k.sumDomain[d].name() << " < "
+           << k.sumDomain[d].extent();
+      os << "\n  chain: " << k.chain.name() << "(";
+      for (size_t i = 0; i < k.domainVars.size(); ++i)
+        os << (i ? ", " : "") << k.domainVars[i].name();
+      os << ") = " << k.chain.value() << "\n";
+    }
     for (size_t i = 0; i < k.gradInputs.size(); ++i)
       os << "  adjoint " << k.inputs[i].name() << ": "
          << k.gradInputs[i].value() << "\n";

@@ -17,6 +17,7 @@
 
 #include <Halide.h>
 
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -27,8 +28,24 @@ namespace unroll::compiler {
 struct FusedKernel {
   int64_t id = 0;
   std::string name;
-  /// Rank of the result and of every operand, batch axis included.
+  /// Rank of the result, batch axis included.
   int rank = 0;
+  /// Rank of every operand and adjoint, batch axis included: the result's,
+  /// or for a chain that ends in a reduction, the reduced value's.
+  int operandRank = 0;
+  /// Per-instance shape of the operands' domain (the result's, or the
+  /// reduced value's).
+  std::vector<int64_t> domainShape;
+  /// The operands' (and adjoints') variables, innermost first, batch last.
+  std::vector<Halide::Var> domainVars;
+  /// Whether the chain ends in a reduction over all axes (a loss's or a
+  /// descent constraint's measure): one value per instance.
+  bool reduces = false;
+  /// For such a chain: the elementwise part over the domain, the sum over
+  /// `sumDomain` that the reduction reads (one per instance, to be
+  /// scheduled once per instance) and that domain.
+  Halide::Func chain, total;
+  Halide::RDom sumDomain;
   /// Per-instance shapes of the operands and of the result.
   std::vector<std::vector<int64_t>> inputShapes;
   std::vector<int64_t> resultShape;
@@ -44,6 +61,10 @@ struct FusedKernel {
 
 /// The Halide expression of one elementwise plan op (`add`, ..., `unary`
 /// with its "fn") applied to `args`. Throws InternalError for any other op.
+/// The per-instance shape a fused op's final reduction reduces, if its
+/// body ends in one.
+std::optional<std::vector<int64_t>> reducedShape(const nlohmann::json &fusedOp);
+
 Halide::Expr elementwise(const nlohmann::json &op,
                          const std::vector<Halide::Expr> &args);
 

@@ -78,6 +78,27 @@ void fail(const std::string &msg, char *err, int32_t size) {
 JitKernels::JitKernels(const nlohmann::json &plan)
     : target_(Halide::get_jit_target_from_environment()) {
   for (FusedKernel &k : buildKernels(plan)) {
+    // A reduction's per-instance sum first, once, in both directions:
+    // parallel over the instances, each sum vectorised along the innermost
+    // axis (partial sums per lane, added up at the end).
+    if (k.reduces) {
+      const int vec = target_.natural_vector_size<float>();
+      Halide::Var b = k.total.args()[0];
+      k.total.compute_root();
+      k.total.update().parallel(b, 8, Halide::TailStrategy::GuardWithIf);
+      if (!k.domainShape.empty() && k.domainShape.back() % vec == 0) {
+        Halide::RVar ro("ro"), ri("ri");
+        Halide::Var lane("lane");
+        Halide::Func partial = k.total.update()
+                                   .split(k.sumDomain.x, ro, ri, vec)
+                                   .rfactor(ri, lane);
+        partial.compute_at(k.total, b).vectorize(lane);
+        partial.update().vectorize(lane);
+        // Operands may be broadcast (stride 0); where all are dense, the
+        // lanes read them with vector loads instead of gathers.
+        partial.update().specialize(innerDense(k.inputs));
+      }
+    }
     schedule(k.forward, target_);
     // After scheduling: a specialisation starts from the schedule so far.
     k.forward.specialize(innerDense(k.inputs));
@@ -87,7 +108,7 @@ JitKernels::JitKernels(const nlohmann::json &plan)
     // pass over the data where a call per operand recomputed the forward
     // expression each time.
     Halide::Func all(k.name + "_adjoints");
-    std::vector<Halide::Var> vars = k.forward.args();
+    std::vector<Halide::Var> vars = k.domainVars;
     std::vector<Halide::Expr> at(vars.begin(), vars.end()), parts;
     for (Halide::Func &g : k.gradInputs) {
       if (g.has_update_definition())
@@ -176,7 +197,8 @@ int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
   const int32_t nOut = operand == UNROLL_KERNEL_ALL_ADJOINTS ? nOperands : 1;
   bool outRanks = true;
   for (int32_t i = 0; i < nOut; ++i)
-    outRanks &= out[i].rank == k.rank;
+    outRanks &= out[i].rank ==
+                (operand == UNROLL_KERNEL_VALUE ? k.rank : k.operandRank);
   if (nOperands != static_cast<int32_t>(k.inputs.size()) || !outRanks ||
       operand >= nOperands || operand < UNROLL_KERNEL_ALL_ADJOINTS ||
       (operand != UNROLL_KERNEL_VALUE && !dresult)) {
@@ -185,10 +207,10 @@ int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
   }
   try {
     for (int32_t i = 0; i < nOperands; ++i) {
-      if (operands[i].rank != k.rank) {
+      if (operands[i].rank != k.operandRank) {
         fail("kernel " + k.name + ": operand " + std::to_string(i) +
                  " has rank " + std::to_string(operands[i].rank) +
-                 ", expected " + std::to_string(k.rank),
+                 ", expected " + std::to_string(k.operandRank),
              err, errSize);
         return 1;
       }

@@ -44,8 +44,25 @@ struct FuseElementwisePass
     getOperation().walk(
         [&](ir::StepOp s) { blocks.push_back(&s.getBody().front()); });
     for (Block *b : blocks)
-      fuse(*b);
+      fuse(*b, /*reductions=*/false);
+    // Losses and descent constraints measure every instance: a chain that
+    // ends in a reduction over all axes becomes one kernel, which spares
+    // the per-element temporaries (over every layer's states at once, for
+    // a constraint) and their nodes backward.
+    SmallVector<Block *> measures;
+    getOperation().walk(
+        [&](ir::LossOp l) { measures.push_back(&l.getBody().front()); });
+    getOperation().walk(
+        [&](ir::ConstraintOp c) { measures.push_back(&c.getBody().front()); });
+    for (Block *b : measures)
+      fuse(*b, /*reductions=*/true);
     numberKernels();
+  }
+
+  /// A reduction over all axes, which may end a group (never join one).
+  static bool isFullReduction(Operation *op) {
+    auto r = dyn_cast<ir::ReduceOp>(op);
+    return r && !r.getAxis();
   }
 
   /// Gives every fused region a `kernel` number; regions that compute the
@@ -87,13 +104,16 @@ struct FuseElementwisePass
     return os.str();
   }
 
-  void fuse(Block &block) {
+  void fuse(Block &block, bool reductions) {
     // A producer joins its users' group when all of its users are in that
     // one group (so its value is needed nowhere else). Walking backwards
     // lets a whole chain join in one sweep; repeat until nothing changes.
+    auto member = [&](Operation *op) {
+      return isElementwise(op) || (reductions && isFullReduction(op));
+    };
     llvm::EquivalenceClasses<Operation *> groups;
     for (Operation &op : block)
-      if (isElementwise(&op))
+      if (member(&op))
         groups.insert(&op);
     bool changed = true;
     while (changed) {
@@ -104,7 +124,7 @@ struct FuseElementwisePass
         Operation *leader = nullptr;
         bool joinable = true;
         for (Operation *user : op.getUsers()) {
-          if (user->getBlock() != &block || !isElementwise(user)) {
+          if (user->getBlock() != &block || !member(user)) {
             joinable = false;
             break;
           }

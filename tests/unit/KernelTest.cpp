@@ -44,6 +44,18 @@ torch::Tensor expandTo(const torch::Tensor &t, bool batched,
   return x.expand(full);
 }
 
+/// An adjoint `g` over the kernel's full shape summed back to the shape of
+/// operand `t`: over the axes it was broadcast along (see expandTo).
+torch::Tensor reduceTo(const torch::Tensor &g, const torch::Tensor &t,
+                       bool batched) {
+  std::vector<int64_t> s(t.sizes().begin(), t.sizes().end());
+  if (!batched)
+    s.insert(s.begin(), 1);
+  while (s.size() < static_cast<size_t>(g.dim()))
+    s.insert(s.begin() + 1, 1);
+  return g.sum_to_size(s).reshape(t.sizes());
+}
+
 /// Every kernel of `spec`: the Halide kernel and the eager execution of
 /// the same fused op agree in value and gradient.
 void checkKernels(const std::string &spec, int64_t batch) {
@@ -51,13 +63,24 @@ void checkKernels(const std::string &spec, int64_t batch) {
   auto algs = runtime::parsePlan(plan.dump());
   std::vector<compiler::FusedKernel> kernels = compiler::buildKernels(plan);
   REQUIRE(!kernels.empty());
+  // Each kernel's first fused op: in the first layer, the loss or a
+  // constraint.
+  const json &alg = algs[0].json;
+  std::vector<const json *> bodies{&alg["layers"][0]["body"]};
+  if (alg.contains("loss"))
+    bodies.push_back(&alg["loss"]);
+  for (const json &c : alg["constraints"])
+    bodies.push_back(&c["body"]);
   std::vector<const json *> fusedJson;
-  for (auto &kern : kernels)
-    for (const json &op : algs[0].json["layers"][0]["body"]["ops"])
-      if (op["op"] == "fused" && op["kernel"] == kern.id) {
-        fusedJson.push_back(&op);
-        break;
-      }
+  for (auto &kern : kernels) {
+    const json *found = nullptr;
+    for (const json *b : bodies)
+      for (const json &op : (*b)["ops"])
+        if (!found && op["op"] == "fused" && op["kernel"] == kern.id)
+          found = &op;
+    if (found)
+      fusedJson.push_back(found);
+  }
   REQUIRE(fusedJson.size() == kernels.size());
 
   // The same kernels through the runtime's C interface, as training calls
@@ -69,8 +92,15 @@ void checkKernels(const std::string &spec, int64_t batch) {
   for (size_t k = 0; k < kernels.size(); ++k) {
     INFO("kernel " << k);
     compiler::FusedKernel &kern = kernels[k];
-    std::vector<int64_t> full{batch};
-    full.insert(full.end(), kern.resultShape.begin(), kern.resultShape.end());
+    // Operands and adjoints span the domain (for a chain that ends in a
+    // reduction, the reduced value's shape); the value is the result's.
+    std::vector<int64_t> full{batch}, resultFull{batch};
+    full.insert(full.end(), kern.domainShape.begin(), kern.domainShape.end());
+    resultFull.insert(resultFull.end(), kern.resultShape.begin(),
+                      kern.resultShape.end());
+    CHECK(kern.reduces ==
+          (kern.domainShape != kern.resultShape ||
+           (*fusedJson[k])["body"]["ops"].back()["op"] == "reduce"));
 
     // Eager: operand 0 per instance, the others shared, so that kernels
     // see broadcasting along the batch (and along axes, for lower ranks).
@@ -88,22 +118,19 @@ void checkKernels(const std::string &spec, int64_t batch) {
     }
     runtime::Executor ex(algs[0]);
     torch::Tensor eager = ex.body((*fusedJson[k])["body"], args)[0].t;
-    eager = eager.expand(full);
+    eager = eager.expand(resultFull);
 
     std::vector<torch::Tensor> expanded;
     for (size_t i = 0; i < eagerIn.size(); ++i) {
       expanded.push_back(expandTo(eagerIn[i].detach(), args[i].batched, full));
       kern.inputs[i].set(view(expanded.back()));
     }
-    std::vector<int> extents;
-    for (int64_t d = static_cast<int64_t>(full.size()) - 1; d >= 0; --d)
-      extents.push_back(static_cast<int>(full[d]));
-    torch::Tensor out = torch::empty(full);
+    torch::Tensor out = torch::empty(resultFull);
     Halide::Buffer<float> outBuf = view(out);
     kern.forward.realize(outBuf);
     CHECK(torch::allclose(out, eager.detach(), 1e-5, 1e-6));
 
-    torch::Tensor dout = torch::randn(full);
+    torch::Tensor dout = torch::randn(resultFull);
     eager.backward(dout);
     kern.gradOutput.set(view(dout));
     for (size_t i = 0; i < eagerIn.size(); ++i) {
@@ -113,9 +140,7 @@ void checkKernels(const std::string &spec, int64_t batch) {
       kern.gradInputs[i].realize(gBuf);
       // Adjoints come over the result's domain; broadcast operands sum
       // them over the broadcast axes.
-      torch::Tensor reduced = args[i].batched
-                                  ? g.sum_to_size(eagerIn[i].sizes())
-                                  : g.sum(0).sum_to_size(eagerIn[i].sizes());
+      torch::Tensor reduced = reduceTo(g, eagerIn[i], args[i].batched);
       REQUIRE(eagerIn[i].grad().defined());
       CHECK(torch::allclose(reduced, eagerIn[i].grad(), 1e-4, 1e-5));
     }
@@ -136,9 +161,7 @@ void checkKernels(const std::string &spec, int64_t batch) {
                     sizeof err) == 0);
     for (size_t i = 0; i < expanded.size(); ++i) {
       INFO("operand " << i << ", all adjoints in one call");
-      torch::Tensor reduced =
-          args[i].batched ? all[i].sum_to_size(eagerIn[i].sizes())
-                          : all[i].sum(0).sum_to_size(eagerIn[i].sizes());
+      torch::Tensor reduced = reduceTo(all[i], eagerIn[i], args[i].batched);
       CHECK(torch::allclose(reduced, eagerIn[i].grad(), 1e-4, 1e-5));
       torch::Tensor one = torch::full(full, std::nanf(""));
       unroll_tensor o = runtime::kernelView(one);
@@ -174,6 +197,119 @@ unrolled net(layers = 2) solves toy(m = 3, n = 5) {
                4);
 }
 
+TEST_CASE("kernels of losses and constraints, chains that end in a "
+          "reduction, match eager LibTorch",
+          "[kernels]") {
+  // mean, sum, 1-norm, squared and plain 2-norm over all axes; the
+  // innermost extent 16 is a multiple of the vector width (partial sums
+  // per lane), 5 is not.
+  for (const char *size : {"p = 6, d = 16", "p = 4, d = 5"}) {
+    INFO(size);
+    checkKernels(R"(
+import losses
+problem sc(p: int, d: int) {
+  data  x : vec[p]
+  given D : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(x - D @ y) + 0.1 * norm1(y)
+}
+unrolled net(layers = 2) solves sc()" +
+                     std::string(size) + R"() {
+  init  y = zeros()
+  param W : mat[d, p] per layer = normal(0, 0.1)
+  step { y = tanh(W @ x + y) }
+}
+train net {
+  target ystar = solve(sc, fista, tol = 1e-6)
+  loss   mse(y[L], ystar) + mae(y[L], ystar)
+  descend distance(y, ystar) by 0.05
+  descend objective(g, y) by 0.05 where g(v) = sum(exp(0.1 * v)) + norm1(v) + 0.5 * sqnorm(v)
+}
+)",
+                 5);
+  }
+}
+
+TEST_CASE("a descent constraint over every layer is one kernel node with "
+          "eager's values and gradients",
+          "[kernels]") {
+  json plan = test::fusedPlanFor(test::tinyLista(6, 16, 3, R"(
+train lista {
+  target  ystar = solve(sparse_coding, fista, tol = 1e-6)
+  loss    mse(y[L], ystar)
+  descend distance(y, ystar) by 0.05
+  descend objective(f, y) by 0.05
+}
+)"));
+  compiler::JitKernels jit(plan);
+  auto algs = runtime::parsePlan(plan.dump());
+  const json &cons = algs[0].json["constraints"];
+  REQUIRE(cons.size() == 2);
+  // distance(y, ystar) is one fused op ending in a norm; the objective
+  // multiplies by D, so its body is more than one kernel.
+  REQUIRE(cons[0]["body"]["ops"].size() == 1);
+  const int64_t distanceKernel =
+      cons[0]["body"]["ops"][0]["kernel"].get<int64_t>();
+  CHECK(cons[1]["body"]["ops"].size() > 1);
+  auto g = runtime::syntheticSparse(7, 6, 16, 0.3, 0.01, 4);
+  struct Counting {
+    const unroll_kernels *inner;
+    int64_t kernel;
+    int forward = 0, backward = 0;
+  } counting{jit.abi(), distanceKernel};
+  unroll_kernels counted{
+      [](void *ctx, int64_t kernel, int32_t operand, const unroll_tensor *in,
+         int32_t n, const unroll_tensor *d, const unroll_tensor *out, char *err,
+         int32_t size) {
+        auto *c = static_cast<Counting *>(ctx);
+        if (kernel == c->kernel)
+          ++(operand == UNROLL_KERNEL_VALUE ? c->forward : c->backward);
+        return c->inner->run(c->inner->ctx, kernel, operand, in, n, d, out, err,
+                             size);
+      },
+      &counting};
+  torch::Tensor ystar;
+  std::vector<torch::Tensor> values[2], grads[2];
+  for (int compiled = 0; compiled < 2; ++compiled) {
+    runtime::Executor ex(algs[0]);
+    if (compiled)
+      ex.setKernels(&counted);
+    ex.bindInputs({{"x", g.x}, {"D", g.D}});
+    ex.initParams(2);
+    if (!ystar.defined())
+      ystar = runtime::solveTargets(ex, 5000, 1e-8);
+    ex.bind(algs[0].json["targets"][0]["id"].get<int64_t>(), {ystar, true});
+    runtime::ForwardResult fw = ex.forward(3, /*noise=*/true);
+    torch::Tensor weighted = torch::zeros({});
+    for (size_t c = 0; c < cons.size(); ++c) {
+      runtime::ConstraintValues cv = runtime::constraintValues(ex, fw, c);
+      CHECK(cv.firstLayer == 1);
+      REQUIRE(cv.values.sizes() == torch::IntArrayRef({3, 7}));
+      values[compiled].push_back(cv.values.detach());
+      torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(c + 9);
+      weighted = weighted + (cv.values * torch::rand({3, 7}, gen)).sum();
+    }
+    // Every layer's state (the start too) in a call of its own: no
+    // stacked copy of the states (that would be one call).
+    if (compiled)
+      CHECK(counting.forward == 4);
+    weighted.backward();
+    for (auto &[id, p] : ex.params())
+      grads[compiled].push_back(p.grad().clone());
+  }
+  // Backward: layers 1..3 only; the start (zeros) needs no gradient.
+  CHECK(counting.backward == 3);
+  for (size_t c = 0; c < 2; ++c) {
+    INFO("constraint " << c);
+    CHECK(torch::allclose(values[0][c], values[1][c], 1e-4, 1e-5));
+  }
+  REQUIRE(grads[0].size() == grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::allclose(grads[0][i], grads[1][i], 1e-4, 1e-6));
+  }
+}
+
 TEST_CASE("--emit=kernels shares one kernel among identical layers",
           "[kernels]") {
   std::ostringstream os;
@@ -193,7 +329,7 @@ train lista {
 }
 )"));
   compiler::JitKernels jit(plan);
-  REQUIRE(jit.size() == 1);
+  REQUIRE(jit.size() == 2); // the layers' soft-threshold and the loss
   auto algs = runtime::parsePlan(plan.dump());
   auto g = runtime::syntheticSparse(9, 6, 10, 0.3, 0.01, 4);
   std::map<std::string, torch::Tensor> inputs{{"x", g.x}, {"D", g.D}};
@@ -245,7 +381,8 @@ train lista {
       grads[compiled].push_back(p.grad().clone());
     }
   }
-  CHECK(counting.forward == 6); // one fused op per layer and pass
+  // One fused op per layer and pass, and the loss's.
+  CHECK(counting.forward == 8);
   CHECK(counting.backward > 0);
   CHECK(torch::allclose(losses[0], losses[1], 1e-5, 1e-7));
   REQUIRE(grads[0].size() == grads[1].size());
