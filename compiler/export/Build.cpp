@@ -233,8 +233,9 @@ std::string mainProgram(const ExportSummary &m) {
       << (in.batched ? 1 : 0) << ", " << in.shape.size() << ", "
       << shapeList(in.shape) << ", NULL, NULL, 0},\n";
   c << "};\nstatic const int n_inputs = " << m.inputs.size() << ";\n"
-    << "static const int64_t state_shape[] = " << shapeList(m.stateShape)
-    << ";\nstatic const int state_rank = " << m.stateShape.size() << ";\n\n";
+    << "static const int64_t state_shape[] = " << shapeList(m.states[0].shape)
+    << ";\nstatic const int state_rank = " << m.states[0].shape.size()
+    << ";\n\n";
   c << R"C(static void usage(FILE *out) {
   fprintf(out, "usage: %s -o OUT.npy [--layers LAYERS.npy] NAME=FILE.npy ...\n"
                "Runs the trained model on the inputs (float32 or float64 .npy,"
@@ -363,6 +364,15 @@ void buildExecutable(const nlohmann::json &plan,
                      const std::map<std::string, Halide::Buffer<float>> &params,
                      const std::string &exePath, const ExportOptions &opts,
                      std::ostream &log) {
+  // Before the export's compilation: the program writes one state.
+  const nlohmann::json &states = plan["algorithms"][0]["states"];
+  if (states.size() != 1)
+    throw ExportError(
+        "build makes programs for algorithms with one state variable so "
+        "far; '" +
+        plan["algorithms"][0]["name"].get<std::string>() + "' has " +
+        std::to_string(states.size()) +
+        " (unrollc export makes a C library that returns them all)");
   fs::path exe = fs::absolute(exePath);
   std::error_code ec;
   if (fs::is_directory(exe, ec))

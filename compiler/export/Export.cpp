@@ -59,31 +59,77 @@ void writeText(const fs::path &p, const std::string &text) {
     throw ExportError("cannot write '" + p.string() + "'");
 }
 
-/// `int NAME_run(...)`: the batch, each input with its length, the output
-/// and the optional per-layer output with theirs.
-std::string runSignature(const std::string &n, const InferencePipeline &pipe) {
+/// What NAME_run writes for one state variable: its final value and,
+/// optionally, its value after every layer.
+struct Output {
+  std::string out, layers; ///< the arguments' names
+  std::string macro;       ///< NAME_..._OUTPUT_SIZE
+  std::string state;       ///< the state variable
+  std::vector<int64_t> shape;
+};
+
+/// One output per state variable. With one state (LISTA, GLOW-Prox, SURF)
+/// the arguments are `out` and `layers`; with more, `<state>_out` and
+/// `<state>_layers`, all finals first, then all per-layer arrays.
+std::vector<Output> outputsOf(const std::string &n,
+                              const InferencePipeline &pipe) {
+  const std::string N = upper(n);
+  if (pipe.stateNames.size() == 1)
+    return {{"out", "layers", N + "_OUTPUT_SIZE", pipe.stateNames[0],
+             pipe.stateShapes[0]}};
+  std::vector<Output> outs;
+  for (size_t i = 0; i < pipe.stateNames.size(); ++i) {
+    const std::string id = identifier(pipe.stateNames[i]);
+    outs.push_back({id + "_out", id + "_layers",
+                    N + "_" + upper(id) + "_OUTPUT_SIZE", pipe.stateNames[i],
+                    pipe.stateShapes[i]});
+  }
+  // An input named like an output argument would make two C parameters of
+  // one name.
+  for (const InferenceInput &in : pipe.inputs)
+    for (const Output &o : outs)
+      for (const std::string &arg : {o.out, o.layers})
+        if (identifier(in.name) == arg || identifier(in.name) == arg + "_len" ||
+            identifier(in.name) + "_len" == arg)
+          throw ExportError("export: input '" + in.name +
+                            "' clashes with the output argument '" + arg +
+                            "'; rename it in the spec");
+  return outs;
+}
+
+/// `int NAME_run(...)`: the batch, each input with its length, the outputs
+/// and the optional per-layer outputs with theirs.
+std::string runSignature(const std::string &n, const InferencePipeline &pipe,
+                         const std::vector<Output> &outs) {
   std::string sig = "int " + n + "_run(int64_t batch";
   for (const InferenceInput &in : pipe.inputs) {
     std::string a = identifier(in.name);
     sig += ", const float *" + a + ", int64_t " + a + "_len";
   }
-  return sig + ", float *out, int64_t out_len, float *layers, "
-               "int64_t layers_len)";
+  for (const Output &o : outs)
+    sig += ", float *" + o.out + ", int64_t " + o.out + "_len";
+  for (const Output &o : outs)
+    sig += ", float *" + o.layers + ", int64_t " + o.layers + "_len";
+  return sig + ")";
 }
 
 /// The public header: sizes as macros, one run function, status codes.
 std::string header(const std::string &n, const InferencePipeline &pipe,
-                   int64_t layers, int64_t outSize, const std::string &run) {
+                   const std::vector<Output> &outs, int64_t layers,
+                   const std::string &run) {
   std::string N = upper(n);
+  const bool one = outs.size() == 1;
   std::ostringstream h;
   h << "/* " << n << ".h: the trained '" << pipe.algorithm
     << "' exported by unrollc from " << run << ".\n"
     << " * Arrays are dense, row-major float32, batch first. */\n"
     << "#ifndef " << N << "_H\n#define " << N << "_H\n\n"
     << "#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
-    << "#define " << N << "_LAYERS " << layers << "\n"
-    << "#define " << N << "_OUTPUT_SIZE " << outSize
-    << " /* floats per instance of the final state */\n";
+    << "#define " << N << "_LAYERS " << layers << "\n";
+  for (const Output &o : outs)
+    h << "#define " << o.macro << " " << elements(o.shape)
+      << " /* floats per instance of the final state"
+      << (one ? "" : " '" + o.state + "'") << " */\n";
   for (const InferenceInput &in : pipe.inputs)
     h << "#define " << N << "_" << upper(identifier(in.name)) << "_SIZE "
       << elements(in.shape)
@@ -96,20 +142,26 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
     << "_FAILED = 3        /* the generated code reported an error */\n"
     << "};\n\n"
     << "/* Runs all " << layers << " layers on `batch` instances. Each array "
-    << "comes with its\n * length in floats. `layers` may be null; "
-    << "otherwise it receives\n * batch * (" << N << "_LAYERS + 1) * " << N
-    << "_OUTPUT_SIZE floats: the state after\n * every layer, the initial "
-    << "one first. */\n"
-    << runSignature(n, pipe) << ";\n"
+    << "comes with its\n * length in floats. ";
+  if (one)
+    h << "`layers` may be null; otherwise it receives\n * batch * (" << N
+      << "_LAYERS + 1) * " << outs[0].macro
+      << " floats: the state after\n * every layer, the initial one first. "
+         "*/\n";
+  else
+    h << "The `*_layers` arrays are all null, or each\n * receives batch * ("
+      << N << "_LAYERS + 1) * its state's output size floats: the state\n"
+      << " * after every layer, the initial one first. */\n";
+  h << runSignature(n, pipe, outs) << ";\n"
     << "\n/* A sentence for a status code. */\nconst char *" << n
     << "_status_string(int status);\n\n"
     << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   return h.str();
 }
 
-/// The C implementation of the public header over the Halide function.
+/// The C implementation of the public header over the Halide functions.
 std::string wrapper(const std::string &n, const InferencePipeline &pipe,
-                    const std::vector<int64_t> &stateShape, int64_t layers) {
+                    const std::vector<Output> &outs, int64_t layers) {
   std::string N = upper(n);
   std::ostringstream c;
   c << "#include \"" << n << ".h\"\n#include \"lib" << n << "_halide.h\"\n"
@@ -136,21 +188,35 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
     << "  case " << N
     << "_FAILED: return \"the generated code reported an error\";\n"
     << "  default: return \"unknown status\";\n  }\n}\n\n"
-    << runSignature(n, pipe) << " {\n"
-    << "  if (batch < 1 || batch > 0x7fffffff || !out";
+    << runSignature(n, pipe, outs) << " {\n"
+    << "  if (batch < 1 || batch > 0x7fffffff";
+  for (const Output &o : outs)
+    c << " || !" << o.out;
   for (const InferenceInput &in : pipe.inputs)
     c << " || !" << identifier(in.name);
   c << ")\n    return " << N << "_BAD_ARGUMENT;\n";
+  // Per-layer arrays: all or none (one pipeline computes them all).
+  std::string anyLayers, allLayers;
+  for (size_t k = 0; k < outs.size(); ++k) {
+    anyLayers += (k ? " || " : "") + outs[k].layers;
+    allLayers += (k ? " && " : "") + outs[k].layers;
+  }
+  c << "  const int with_layers = " << anyLayers << ";\n";
+  if (outs.size() > 1)
+    c << "  if (with_layers && !(" << allLayers << "))\n    return " << N
+      << "_BAD_ARGUMENT;\n";
   for (const InferenceInput &in : pipe.inputs) {
     std::string a = identifier(in.name);
     c << "  if (" << a << "_len != " << (in.batched ? "batch * " : "")
       << elements(in.shape) << "LL)\n"
       << "    return " << N << "_BAD_SIZE;\n";
   }
-  int64_t outSize = elements(stateShape);
-  c << "  if (out_len != batch * " << outSize << "LL || (layers && layers_len "
-    << "!= batch * " << (layers + 1) * outSize << "LL))\n    return " << N
-    << "_BAD_SIZE;\n";
+  for (const Output &o : outs) {
+    int64_t size = elements(o.shape);
+    c << "  if (" << o.out << "_len != batch * " << size << "LL || ("
+      << o.layers << " && " << o.layers << "_len != batch * "
+      << (layers + 1) * size << "LL))\n    return " << N << "_BAD_SIZE;\n";
+  }
   int i = 0;
   for (const InferenceInput &in : pipe.inputs) {
     std::vector<int64_t> sizes;
@@ -169,26 +235,38 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
       << ", " << sizes.size() << ", s" << i << ");\n";
     ++i;
   }
-  c << "  halide_dimension_t dout[" << stateShape.size() + 1 << "], dlayers["
-    << stateShape.size() + 2 << "];\n"
-    << "  halide_buffer_t bout, blayers;\n  const int64_t sout[] = {batch";
-  for (int64_t s : stateShape)
-    c << ", " << s;
-  c << "};\n  const int64_t slayers[] = {batch, " << layers + 1;
-  for (int64_t s : stateShape)
-    c << ", " << s;
-  // Without `layers`, the pipeline that computes only the final state:
-  // the other would write every layer to a scratch array.
   std::string inputs;
   for (int k = 0; k < i; ++k)
     inputs += "&b" + std::to_string(k) + ", ";
-  c << "};\n  view(&bout, dout, out, " << stateShape.size() + 1 << ", sout);\n"
-    << "  int rc;\n  if (!layers) {\n    rc = " << n << "_halide_final("
-    << inputs << "&bout);\n  } else {\n"
-    << "    view(&blayers, dlayers, layers, " << stateShape.size() + 2
-    << ", slayers);\n    rc = " << n << "_halide(" << inputs
-    << "&bout, &blayers);\n  }\n  return rc == 0 ? " << N << "_OK : " << N
-    << "_FAILED;\n}\n";
+  std::string finals, all;
+  for (size_t k = 0; k < outs.size(); ++k) {
+    const Output &o = outs[k];
+    const std::string s = std::to_string(k);
+    c << "  halide_dimension_t dout" << s << "[" << o.shape.size() + 1
+      << "], dlayers" << s << "[" << o.shape.size() + 2 << "];\n"
+      << "  halide_buffer_t bout" << s << ", blayers" << s << ";\n"
+      << "  const int64_t sout" << s << "[] = {batch";
+    for (int64_t d : o.shape)
+      c << ", " << d;
+    c << "};\n  const int64_t slayers" << s << "[] = {batch, " << layers + 1;
+    for (int64_t d : o.shape)
+      c << ", " << d;
+    c << "};\n  view(&bout" << s << ", dout" << s << ", " << o.out << ", "
+      << o.shape.size() + 1 << ", sout" << s << ");\n";
+    finals += (k ? ", " : "") + ("&bout" + s);
+    all += ", &blayers" + s;
+  }
+  // Without per-layer arrays, the pipeline that computes only the final
+  // states: the other would write every layer to a scratch array.
+  c << "  int rc;\n  if (!with_layers) {\n    rc = " << n << "_halide_final("
+    << inputs << finals << ");\n  } else {\n";
+  for (size_t k = 0; k < outs.size(); ++k) {
+    const std::string s = std::to_string(k);
+    c << "    view(&blayers" << s << ", dlayers" << s << ", " << outs[k].layers
+      << ", " << outs[k].shape.size() + 2 << ", slayers" << s << ");\n";
+  }
+  c << "    rc = " << n << "_halide(" << inputs << finals << all
+    << ");\n  }\n  return rc == 0 ? " << N << "_OK : " << N << "_FAILED;\n}\n";
   return c.str();
 }
 
@@ -225,14 +303,9 @@ exportModel(const nlohmann::json &plan,
     throw ExportError("target '" + opts.target +
                       "' is not supported; use --target host or host-cuda");
   InferencePipeline pipe = lowerForInference(plan, params);
-  if (pipe.stateNames.size() != 1)
-    throw ExportError("export supports algorithms with one state variable "
-                      "so far; '" +
-                      pipe.algorithm + "' has " +
-                      std::to_string(pipe.stateNames.size()));
   const std::string n =
       identifier(opts.name.empty() ? pipe.algorithm : opts.name);
-  const std::vector<int64_t> &shape = pipe.stateShapes[0];
+  const std::vector<Output> outs = outputsOf(n, pipe);
   const int64_t L = static_cast<int64_t>(pipe.states.size()) - 1;
   // host-cuda: the layers run as CUDA kernels (PTX for compute capability
   // 7.5 inside the library), the arrays stay in host memory and Halide's
@@ -240,45 +313,56 @@ exportModel(const nlohmann::json &plan,
   const Halide::Target target =
       gpu ? cudaTarget(75, /*hostFeatures=*/true) : Halide::get_host_target();
 
-  // Outputs: the final state, and every layer's stacked on a layer axis.
-  std::vector<Var> vs;
-  for (size_t k = 0; k < shape.size(); ++k)
-    vs.emplace_back("x" + std::to_string(k));
-  Var l("l"), b("b");
-  std::vector<Var> finalArgs = vs, layerArgs = vs;
-  finalArgs.push_back(b);
-  layerArgs.push_back(l);
-  layerArgs.push_back(b);
-  std::vector<Expr> at(vs.begin(), vs.end());
-  at.push_back(b);
-  Func final(n + "_final"), all(n + "_layers");
-  final(finalArgs) = pipe.states.back()[0](at);
-  Expr e = pipe.states[0][0](at);
-  for (int64_t k = 1; k <= L; ++k)
-    e = Halide::select(l == static_cast<int>(k), pipe.states[k][0](at), e);
-  all(layerArgs) = e;
-
+  // Outputs, per state variable: the final value, and every layer's
+  // stacked on a layer axis.
+  std::vector<Func> finals, alls;
+  const int lanes = target.natural_vector_size<float>();
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (!pipe.states[0][i].defined())
+      throw ExportError("export: the initial state '" + outs[i].state +
+                        "' is undefined");
+    const std::string suffix =
+        outs.size() == 1 ? "" : "_" + identifier(outs[i].state);
+    std::vector<Var> vs;
+    for (size_t k = 0; k < outs[i].shape.size(); ++k)
+      vs.emplace_back("x" + std::to_string(k));
+    Var l("l"), b("b");
+    std::vector<Var> finalArgs = vs, layerArgs = vs;
+    finalArgs.push_back(b);
+    layerArgs.push_back(l);
+    layerArgs.push_back(b);
+    std::vector<Expr> at(vs.begin(), vs.end());
+    at.push_back(b);
+    Func final(n + "_final" + suffix), all(n + "_layers" + suffix);
+    final(finalArgs) = pipe.states.back()[i](at);
+    Expr e = pipe.states[0][i](at);
+    for (int64_t k = 1; k <= L; ++k)
+      e = Halide::select(l == static_cast<int>(k), pipe.states[k][i](at), e);
+    all(layerArgs) = e;
+    all.bound(l, 0, static_cast<int>(L + 1));
+    if (gpu) {
+      scheduleForGpu(final);
+      scheduleForGpu(all);
+    } else if (vs.empty()) {
+      final.parallel(b);
+      all.unroll(l).parallel(b);
+    } else {
+      // Vectorised copies, one unrolled case per layer (no chain of
+      // selects), parallel over the batch.
+      final.vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
+          .parallel(b);
+      all.unroll(l)
+          .vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
+          .parallel(b);
+    }
+    finals.push_back(final);
+    alls.push_back(all);
+  }
   // Layer outputs and products once each (the pipeline's schedules): on
   // the CPU in register-blocked tiles or vectorised and parallel over the
   // batch, on the GPU one thread per element.
-  const int lanes = target.natural_vector_size<float>();
   for (auto &schedule : pipe.schedules)
     schedule(target);
-  all.bound(l, 0, static_cast<int>(L + 1));
-  if (gpu) {
-    scheduleForGpu(final);
-    scheduleForGpu(all);
-  } else {
-    // Vectorised copies, one unrolled case per layer (no chain of
-    // selects), parallel over the batch.
-    final.vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
-        .parallel(b);
-    all.unroll(l)
-        .vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
-        .parallel(b);
-  }
-  if (!pipe.states[0][0].defined())
-    throw ExportError("export: the initial state is undefined");
 
   // Absolute: the packaging commands run in other directories.
   fs::path out = fs::absolute(opts.outDir);
@@ -300,18 +384,20 @@ exportModel(const nlohmann::json &plan,
         << pipe.products
         << " matrix products computed in the tiles of the layer output that "
            "reads them\n";
-  Halide::Pipeline p({final, all});
+  std::vector<Func> both = finals;
+  both.insert(both.end(), alls.begin(), alls.end());
+  Halide::Pipeline p(both);
   std::string prefix = (build / ("lib" + n + "_halide")).string();
   p.compile_to_static_library(prefix, args, n + "_halide", target);
   // The same Funcs as a pipeline with the final state only; Halide's
   // runtime is in the first library already.
-  Halide::Pipeline pf(final);
+  Halide::Pipeline pf(finals);
   std::string prefixFinal = (build / ("lib" + n + "_halide_final")).string();
   pf.compile_to_static_library(prefixFinal, args, n + "_halide_final",
                                target.with_feature(Halide::Target::NoRuntime));
 
-  writeText(inc / (n + ".h"), header(n, pipe, L, elements(shape), opts.runDir));
-  writeText(build / (n + ".c"), wrapper(n, pipe, shape, L));
+  writeText(inc / (n + ".h"), header(n, pipe, outs, L, opts.runDir));
+  writeText(build / (n + ".c"), wrapper(n, pipe, outs, L));
   writeText(cmake / (n + "Config.cmake"), cmakeConfig(n));
 
   const fs::path logFile = build / "tools.log";
@@ -346,7 +432,8 @@ exportModel(const nlohmann::json &plan,
   for (const InferenceInput &in : pipe.inputs)
     summary.inputs.push_back(
         {in.name, identifier(in.name), in.shape, in.batched, in.note});
-  summary.stateShape = shape;
+  for (const Output &o : outs)
+    summary.states.push_back({o.state, o.out, o.layers, o.shape});
   summary.layers = L;
   summary.includeDir = inc.string();
   summary.staticLibrary = staticLib.string();

@@ -40,7 +40,14 @@ struct ExportSummary {
     std::string note; ///< what the caller supplies, if not a spec input
   };
   std::vector<Input> inputs; ///< in the order of NAME_run's arguments
-  std::vector<int64_t> stateShape;
+  struct State {
+    std::string name;
+    std::string out, layers;    ///< NAME_run's argument names for it
+    std::vector<int64_t> shape; ///< per instance
+  };
+  /// The state variables, in the order of NAME_run's outputs: `out` and
+  /// `layers` for one; `<state>_out` ... for more.
+  std::vector<State> states;
   int64_t layers = 0;
   std::string includeDir, staticLibrary, sharedLibrary, cmakeConfig;
 };

@@ -133,3 +133,108 @@ TEST_CASE("an exported LISTA computes what the runtime computes", "[export]") {
   dlclose(lib);
   fs::remove_all(dir);
 }
+
+TEST_CASE("an export with two state variables returns both, at every layer",
+          "[export]") {
+  const std::string spec = R"(
+problem sc(p: int, d: int, alpha: float) {
+  data  x : vec[p]
+  given D : mat[p, d]
+  var   y : vec[d]
+  var   z : vec[d]
+  minimize 0.5 * sqnorm(x - D @ y) + alpha * norm1(z)
+}
+unrolled admm(layers = 3) solves sc(p = 6, d = 10, alpha = 0.1) {
+  init  y = zeros()
+  init  z ~ normal(0, 1)
+  param W : mat[d, p] per layer = normal(0, 0.1)
+  param V : mat[d, d] per layer = normal(0, 0.1)
+  param t : vec[d] shared = 0.05
+  step {
+    y = W @ x + V @ z
+    z = max(y - t, 0) - max(0 - y - t, 0)
+  }
+}
+)";
+  fs::path dir = fs::temp_directory_path() /
+                 ("unroll-export2-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  json plan = test::fusedPlanFor(spec);
+  auto algs = runtime::parsePlan(plan.dump());
+  runtime::Executor ex(algs[0]);
+  const int64_t B = 4;
+  auto g = runtime::syntheticSparse(B, 6, 10, 0.3, 0.01, 8);
+  ex.bindInputs({{"x", g.x}, {"D", g.D}});
+  ex.initParams(3);
+  std::map<std::string, Halide::Buffer<float>> params;
+  for (const json &p : algs[0].json["params"]) {
+    torch::Tensor t =
+        ex.params().at(p["id"].get<int64_t>()).detach().contiguous();
+    std::vector<int> extents;
+    for (int64_t d = t.dim() - 1; d >= 0; --d)
+      extents.push_back(static_cast<int>(t.size(d)));
+    Halide::Buffer<float> b(extents);
+    std::memcpy(b.data(), t.data_ptr<float>(), t.numel() * sizeof(float));
+    params[runtime::PrimalDual::paramKey(p)] = b;
+  }
+  // A program writes one state: refused before anything is compiled.
+  compiler::ExportOptions eo;
+  std::ostringstream log;
+  CHECK_THROWS_WITH(
+      compiler::buildExecutable(plan, params, (dir / "exe").string(), eo, log),
+      "build makes programs for algorithms with one state variable so far; "
+      "'admm' has 2 (unrollc export makes a C library that returns them "
+      "all)");
+
+  eo.outDir = (dir / "out").string();
+  compiler::ExportSummary summary =
+      compiler::exportModel(plan, params, eo, log);
+  INFO(log.str());
+  REQUIRE(summary.states.size() == 2);
+  CHECK(summary.states[0].name == "y");
+  CHECK(summary.states[0].out == "y_out");
+  CHECK(summary.states[1].layers == "z_layers");
+  REQUIRE(summary.inputs.size() == 2); // x and the initial z's draw
+  CHECK(summary.inputs[1].identifier == "z0");
+  void *lib = dlopen((dir / "out" / "lib" / "libadmm.so").c_str(),
+                     RTLD_NOW | RTLD_LOCAL);
+  REQUIRE(lib);
+  using Run2 =
+      int (*)(int64_t, const float *, int64_t, const float *, int64_t, float *,
+              int64_t, float *, int64_t, float *, int64_t, float *, int64_t);
+  auto run = reinterpret_cast<Run2>(dlsym(lib, "admm_run"));
+  REQUIRE(run);
+
+  runtime::ForwardResult fw = ex.forward(5);
+  torch::Tensor x = g.x.contiguous(), z0 = fw.states[0][1].contiguous();
+  torch::Tensor y = torch::empty({B, 10}), z = torch::empty({B, 10});
+  torch::Tensor yl = torch::empty({B, 4, 10}), zl = torch::empty({B, 4, 10});
+  REQUIRE(run(B, x.data_ptr<float>(), B * 6, z0.data_ptr<float>(), B * 10,
+              y.data_ptr<float>(), B * 10, z.data_ptr<float>(), B * 10,
+              yl.data_ptr<float>(), B * 40, zl.data_ptr<float>(), B * 40) == 0);
+  CHECK(torch::allclose(y, fw.states.back()[0], 1e-4, 1e-5));
+  CHECK(torch::allclose(z, fw.states.back()[1], 1e-4, 1e-5));
+  for (int64_t l = 0; l <= 3; ++l) {
+    INFO("layer " << l);
+    CHECK(torch::allclose(yl.select(1, l), fw.states[l][0], 1e-4, 1e-5));
+    CHECK(torch::allclose(zl.select(1, l), fw.states[l][1], 1e-4, 1e-5));
+  }
+  // The final states alone; per-layer arrays all or none.
+  torch::Tensor y2 = torch::empty({B, 10}), z2 = torch::empty({B, 10});
+  CHECK(run(B, x.data_ptr<float>(), B * 6, z0.data_ptr<float>(), B * 10,
+            y2.data_ptr<float>(), B * 10, z2.data_ptr<float>(), B * 10, nullptr,
+            0, nullptr, 0) == 0);
+  CHECK(torch::equal(y, y2));
+  CHECK(torch::equal(z, z2));
+  CHECK(run(B, x.data_ptr<float>(), B * 6, z0.data_ptr<float>(), B * 10,
+            y2.data_ptr<float>(), B * 10, z2.data_ptr<float>(), B * 10,
+            yl.data_ptr<float>(), B * 40, nullptr, 0) == 1);
+  CHECK(run(B, x.data_ptr<float>(), B * 6, z0.data_ptr<float>(), B * 10,
+            y2.data_ptr<float>(), B * 10, nullptr, B * 10, nullptr, 0, nullptr,
+            0) == 1);
+  CHECK(run(B, x.data_ptr<float>(), B * 6, z0.data_ptr<float>(), B * 10,
+            y2.data_ptr<float>(), B * 10, z2.data_ptr<float>(), B * 9, nullptr,
+            0, nullptr, 0) == 2);
+  dlclose(lib);
+  fs::remove_all(dir);
+}
