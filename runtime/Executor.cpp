@@ -1,5 +1,6 @@
 #include "runtime/Executor.h"
 
+#include <cassert>
 #include <set>
 
 namespace unroll::runtime {
@@ -7,48 +8,13 @@ namespace unroll::runtime {
 using nlohmann::json;
 using torch::Tensor;
 
-unroll_tensor kernelView(const Tensor &t) {
-  if (t.dim() > UNROLL_MAX_RANK)
-    throw PlanError("a fused op of rank " + std::to_string(t.dim()) +
-                    " exceeds the kernels' limit of " +
-                    std::to_string(UNROLL_MAX_RANK));
-  if (!t.device().is_cpu())
-    throw PlanError("generated kernels run on the CPU only so far; use "
-                    "--backend=eager with --device cuda");
-  unroll_tensor v{};
-  v.data = t.data_ptr<float>();
-  v.rank = static_cast<int32_t>(t.dim());
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    v.sizes[d] = t.size(d);
-    v.strides[d] = t.stride(d);
-  }
-  return v;
-}
-
 namespace {
-/// Runs `kernel` with `operand` (UNROLL_KERNEL_VALUE, an operand's index or
-/// UNROLL_KERNEL_ALL_ADJOINTS) on `in` into `outs`.
-void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
-          const std::vector<unroll_tensor> &in, const Tensor *dresult,
-          const std::vector<Tensor> &outs) {
-  std::vector<unroll_tensor> o;
-  for (const Tensor &t : outs)
-    o.push_back(kernelView(t));
-  unroll_tensor d{};
-  if (dresult)
-    d = kernelView(*dresult);
-  char err[1024] = {0};
-  if (k.run(k.ctx, kernel, operand, in.data(), static_cast<int32_t>(in.size()),
-            dresult ? &d : nullptr, o.data(), err, sizeof err) != 0)
-    throw PlanError(std::string("generated kernel ") + std::to_string(kernel) +
-                    " failed: " + err);
-}
 
 /// The kernel's view of `t` (with a leading batch axis if `batched`)
 /// broadcast to `full` [B or 1, shape...]: its axes aligned to the right,
-/// stride 0 where it has none or size 1. Strides are set directly rather
-/// than by reshape and expand: those are four LibTorch ops per operand and
-/// call, which cost more than a small kernel.
+/// stride 0 where it has none or has size 1 against a larger extent. Strides
+/// are set directly rather than by reshape and expand: those are four LibTorch
+/// ops per operand and call, which cost more than a small kernel.
 unroll_tensor broadcastView(const Tensor &t, bool batched,
                             c10::IntArrayRef full) {
   const int64_t rank = static_cast<int64_t>(full.size());
@@ -74,6 +40,32 @@ unroll_tensor broadcastView(const Tensor &t, bool batched,
     v.strides[d] = td >= 0 && t.size(td) == full[d] ? t.stride(td) : 0;
   }
   return v;
+}
+
+} // namespace
+
+unroll_tensor kernelView(const Tensor &t) {
+  return broadcastView(t, true, t.sizes());
+}
+
+namespace {
+
+/// Runs `kernel` with `operand` (UNROLL_KERNEL_VALUE, an operand's index or
+/// UNROLL_KERNEL_ALL_ADJOINTS) on `in` into `outs`.
+void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
+          const std::vector<unroll_tensor> &in, const Tensor *dresult,
+          const std::vector<Tensor> &outs) {
+  std::vector<unroll_tensor> o;
+  for (const Tensor &t : outs)
+    o.push_back(kernelView(t));
+  unroll_tensor d{};
+  if (dresult)
+    d = kernelView(*dresult);
+  char err[1024] = {0};
+  if (k.run(k.ctx, kernel, operand, in.data(), static_cast<int32_t>(in.size()),
+            dresult ? &d : nullptr, o.data(), err, sizeof err) != 0)
+    throw PlanError(std::string("generated kernel ") + std::to_string(kernel) +
+                    " failed: " + err);
 }
 
 /// How FusedFunction forms a kernel operand from its inputs.
