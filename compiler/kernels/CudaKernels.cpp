@@ -88,10 +88,17 @@ std::vector<PtxModule> buildPtx(const nlohmann::json &plan, int capability) {
   } cleanup{dir};
   std::vector<PtxModule> out;
   for (FusedKernel &k : buildKernels(plan)) {
-    // Those of losses and constraints (which end in a reduction) serve
-    // CPU training only.
-    if (k.reduces)
-      continue;
+    if (k.reduces) {
+      // A loss's or a constraint's sum per instance: one GPU thread per
+      // instance sums its domain (instances are many, domains small), in
+      // a kernel of its own before the forward value and the adjoints,
+      // which read it.
+      Halide::Var b = k.total.args()[0], block("block"), thread("thread");
+      k.total.compute_root().gpu_tile(b, block, thread, 64,
+                                      Halide::TailStrategy::GuardWithIf);
+      k.total.update().gpu_tile(b, block, thread, 64,
+                                Halide::TailStrategy::GuardWithIf);
+    }
     std::vector<Halide::Argument> args(k.inputs.begin(), k.inputs.end());
     auto compile = [&](Halide::Func f, const std::string &name,
                        std::vector<Halide::Argument> a) {
