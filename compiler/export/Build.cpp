@@ -199,6 +199,15 @@ typedef struct {
   int64_t count;
 } input_t;
 
+typedef struct {
+  const char *name; /* the state variable */
+  int rank;         /* per instance */
+  int64_t shape[8];
+  const char *path, *layers_path;
+  float *data, *layers;
+  int64_t count, layers_count;
+} output_t;
+
 static void print_shape(FILE *out, int batched, int rank, const int64_t *s) {
   fputc('(', out);
   if (batched)
@@ -233,15 +242,27 @@ std::string mainProgram(const ExportSummary &m) {
       << (in.batched ? 1 : 0) << ", " << in.shape.size() << ", "
       << shapeList(in.shape) << ", NULL, NULL, 0},\n";
   c << "};\nstatic const int n_inputs = " << m.inputs.size() << ";\n"
-    << "static const int64_t state_shape[] = " << shapeList(m.states[0].shape)
-    << ";\nstatic const int state_rank = " << m.states[0].shape.size()
-    << ";\n\n";
+    << "static output_t outputs[] = {\n";
+  for (const auto &st : m.states)
+    c << "    {\"" << st.name << "\", " << st.shape.size() << ", "
+      << shapeList(st.shape) << ", NULL, NULL, NULL, NULL, 0, 0},\n";
+  c << "};\nstatic const int n_outputs = " << m.states.size() << ";\n"
+    << "static const int64_t n_layers = " << m.layers << ";\n\n";
   c << R"C(static void usage(FILE *out) {
-  fprintf(out, "usage: %s -o OUT.npy [--layers LAYERS.npy] NAME=FILE.npy ...\n"
-               "Runs the trained model on the inputs (float32 or float64 .npy,"
-               " C order)\nand writes the final state to OUT.npy (float32, "
-               "(batch, ...)); --layers\nwrites the state after every layer, "
-               "the initial one first.\ninputs:\n", program);
+  if (n_outputs == 1)
+    fprintf(out, "usage: %s -o OUT.npy [--layers LAYERS.npy] NAME=FILE.npy ...\n"
+                 "Runs the trained model on the inputs (float32 or float64 "
+                 ".npy, C order)\nand writes the final state to OUT.npy "
+                 "(float32, (batch, ...)); --layers\nwrites the state after "
+                 "every layer, the initial one first.\n", program);
+  else
+    fprintf(out, "usage: %s -o STATE=OUT.npy ... [--layers STATE=LAYERS.npy "
+                 "...] NAME=FILE.npy ...\nRuns the trained model on the "
+                 "inputs (float32 or float64 .npy, C order)\nand writes the "
+                 "final value of each state named with -o (float32,\n(batch, "
+                 "...)); --layers writes a state after every layer, the "
+                 "initial one first.\n", program);
+  fprintf(out, "inputs:\n");
   for (int i = 0; i < n_inputs; ++i) {
     fprintf(out, "  %s=FILE.npy  shape ", inputs[i].name);
     print_shape(out, inputs[i].batched, inputs[i].rank, inputs[i].shape);
@@ -249,23 +270,58 @@ std::string mainProgram(const ExportSummary &m) {
       fprintf(out, "  %s", inputs[i].note);
     fputc('\n', out);
   }
+  fprintf(out, "states:\n");
+  for (int i = 0; i < n_outputs; ++i) {
+    fprintf(out, "  %s  shape ", outputs[i].name);
+    print_shape(out, 1, outputs[i].rank, outputs[i].shape);
+    fputc('\n', out);
+  }
+}
+
+/* The output that `-o` or `--layers` names with ARG (STATE=FILE, or FILE
+   for a model with one state), its file in *path; NULL if none. */
+static output_t *output_for(const char *arg, const char **path) {
+  if (n_outputs == 1) {
+    *path = arg;
+    return &outputs[0];
+  }
+  const char *eq = strchr(arg, '=');
+  for (int i = 0; eq && i < n_outputs; ++i)
+    if (strlen(outputs[i].name) == (size_t)(eq - arg) &&
+        !strncmp(arg, outputs[i].name, (size_t)(eq - arg))) {
+      *path = eq + 1;
+      return &outputs[i];
+    }
+  return NULL;
 }
 
 int main(int argc, char **argv) {
   program = argv[0];
-  const char *out_path = NULL, *layers_path = NULL;
+  int any_out = 0, any_layers = 0;
   for (int a = 1; a < argc; ++a) {
     if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
       usage(stdout);
       return 0;
     }
     if (!strcmp(argv[a], "-o") || !strcmp(argv[a], "--layers")) {
+      const int is_out = !strcmp(argv[a], "-o");
       if (a + 1 == argc)
-        return fail("%s needs a file name", argv[a]);
-      if (!strcmp(argv[a], "-o"))
-        out_path = argv[++a];
-      else
-        layers_path = argv[++a];
+        return fail("%s needs %s", argv[a],
+                    n_outputs == 1 ? "a file name" : "STATE=FILE.npy");
+      const char *path = NULL;
+      output_t *o = output_for(argv[++a], &path);
+      if (!o) {
+        usage(stderr);
+        return fail("%s '%s': expected STATE=FILE.npy for a state above",
+                    argv[a - 1], argv[a]);
+      }
+      if (is_out) {
+        o->path = path;
+        any_out = 1;
+      } else {
+        o->layers_path = path;
+        any_layers = 1;
+      }
       continue;
     }
     const char *eq = strchr(argv[a], '=');
@@ -281,9 +337,10 @@ int main(int argc, char **argv) {
       return fail("unexpected argument '%s'", argv[a]);
     }
   }
-  if (!out_path) {
+  if (!any_out) {
     usage(stderr);
-    return fail("no output file (-o OUT.npy)");
+    return fail(n_outputs == 1 ? "no output file (-o OUT.npy)"
+                               : "no output file (-o STATE=OUT.npy)");
   }
   int64_t batch = -1;
   const char *batch_from = NULL;
@@ -321,40 +378,72 @@ int main(int argc, char **argv) {
   }
   if (batch < 0)
     batch = 1;
-  int64_t per = 1;
-  for (int k = 0; k < state_rank; ++k)
-    per *= state_shape[k];
+  /* Every state is computed; those not asked for go to scratch arrays.
+     Per-layer arrays are all or none for the model. */
+  for (int i = 0; i < n_outputs; ++i) {
+    output_t *o = &outputs[i];
+    int64_t per = 1;
+    for (int k = 0; k < o->rank; ++k)
+      per *= o->shape[k];
+    o->count = batch * per;
+    o->layers_count = batch * (n_layers + 1) * per;
+    o->data = malloc(sizeof(float) * (size_t)o->count + 1);
+    o->layers = any_layers ? malloc(sizeof(float) * (size_t)o->layers_count + 1)
+                           : NULL;
+    if (!o->data || (any_layers && !o->layers))
+      return fail("out of memory for %lld instances", (long long)batch);
+  }
 )C";
-  c << "  int64_t out_len = batch * per, layers_len = batch * (" << m.layers + 1
-    << " * per);\n"
-    << "  float *out = malloc(sizeof(float) * (size_t)out_len + 1);\n"
-    << "  float *layers = layers_path ? malloc(sizeof(float) * "
-       "(size_t)layers_len + 1) : NULL;\n"
-    << "  if (!out || (layers_path && !layers))\n"
-    << "    return fail(\"out of memory for %lld instances\", (long "
-       "long)batch);\n"
-    << "  int status = " << n << "_run(batch";
+  c << "  int status = " << n << "_run(batch";
   for (size_t i = 0; i < m.inputs.size(); ++i)
     c << ", inputs[" << i << "].data, inputs[" << i << "].count";
-  c << ", out, out_len, layers, layers ? layers_len : 0);\n"
+  for (size_t i = 0; i < m.states.size(); ++i)
+    c << ", outputs[" << i << "].data, outputs[" << i << "].count";
+  for (size_t i = 0; i < m.states.size(); ++i)
+    c << ", outputs[" << i << "].layers, outputs[" << i << "].layers ? outputs["
+      << i << "].layers_count : 0";
+  c << ");\n"
     << "  if (status != " << N << "_OK)\n"
     << "    return fail(\"the model failed: %s\", " << n
-    << "_status_string(status));\n"
-    << "  int64_t shape[10];\n  shape[0] = batch;\n"
-    << "  for (int k = 0; k < state_rank; ++k)\n"
-    << "    shape[k + 1] = state_shape[k];\n"
-    << "  if (write_npy(out_path, state_rank + 1, shape, out, out_len))\n"
-    << "    return 1;\n"
-    << "  if (layers_path) {\n    shape[1] = " << m.layers + 1 << ";\n"
-    << "    for (int k = 0; k < state_rank; ++k)\n"
-    << "      shape[k + 2] = state_shape[k];\n"
-    << "    if (write_npy(layers_path, state_rank + 2, shape, layers, "
-       "layers_len))\n      return 1;\n  }\n"
-    << "  fprintf(stderr, \"%s: %lld instances, " << m.layers
-    << " layers: wrote %s%s%s\\n\", program, (long long)batch, out_path,\n"
-    << "          layers_path ? \" and \" : \"\", layers_path ? layers_path : "
-       "\"\");\n"
-    << "  return 0;\n}\n";
+    << "_status_string(status));\n";
+  c << R"C(  int written = 0;
+  for (int i = 0; i < n_outputs; ++i) {
+    output_t *o = &outputs[i];
+    int64_t shape[10];
+    shape[0] = batch;
+    for (int k = 0; k < o->rank; ++k)
+      shape[k + 1] = o->shape[k];
+    if (o->path) {
+      if (write_npy(o->path, o->rank + 1, shape, o->data, o->count))
+        return 1;
+      ++written;
+    }
+    if (o->layers_path) {
+      shape[1] = n_layers + 1;
+      for (int k = 0; k < o->rank; ++k)
+        shape[k + 2] = o->shape[k];
+      if (write_npy(o->layers_path, o->rank + 2, shape, o->layers,
+                    o->layers_count))
+        return 1;
+      ++written;
+    }
+  }
+  fprintf(stderr, "%s: %lld instances, %lld layers: wrote", program,
+          (long long)batch, (long long)n_layers);
+  int listed = 0;
+  for (int i = 0; i < n_outputs; ++i)
+    for (int l = 0; l < 2; ++l) {
+      const char *p = l ? outputs[i].layers_path : outputs[i].path;
+      if (!p)
+        continue;
+      ++listed;
+      fprintf(stderr, "%s%s",
+              listed == 1 ? " " : (listed == written ? " and " : ", "), p);
+    }
+  fputc('\n', stderr);
+  return 0;
+}
+)C";
   return c.str();
 }
 
@@ -364,15 +453,6 @@ void buildExecutable(const nlohmann::json &plan,
                      const std::map<std::string, Halide::Buffer<float>> &params,
                      const std::string &exePath, const ExportOptions &opts,
                      std::ostream &log) {
-  // Before the export's compilation: the program writes one state.
-  const nlohmann::json &states = plan["algorithms"][0]["states"];
-  if (states.size() != 1)
-    throw ExportError(
-        "build makes programs for algorithms with one state variable so "
-        "far; '" +
-        plan["algorithms"][0]["name"].get<std::string>() + "' has " +
-        std::to_string(states.size()) +
-        " (unrollc export makes a C library that returns them all)");
   fs::path exe = fs::absolute(exePath);
   std::error_code ec;
   if (fs::is_directory(exe, ec))
