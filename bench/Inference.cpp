@@ -8,7 +8,8 @@
 //
 // SPEC defaults to examples/lista.unroll (parameters at their initial
 // values: timing does not depend on training); the paper's size is
-// --set p=1024 --set d=1228.
+// --set p=1024 --set d=1228. Other single-state models (examples/
+// surf.unroll) are timed against eager alone, on random inputs.
 #include "BenchUtil.h"
 
 #include "compiler/export/Export.h"
@@ -73,6 +74,123 @@ std::vector<int64_t> parseList(const std::string &s) {
   return out;
 }
 
+/// Random values for every input of the spec: data [B, shape...], given
+/// [shape...]. Timing does not depend on the values.
+std::map<std::string, torch::Tensor> randomInputs(const runtime::Algorithm &alg,
+                                                  int64_t B) {
+  std::map<std::string, torch::Tensor> in;
+  for (const nlohmann::json &i : alg.json["inputs"]) {
+    std::vector<int64_t> shape = i["shape"].get<std::vector<int64_t>>();
+    if (i["role"] == "data")
+      shape.insert(shape.begin(), B);
+    in[i["name"].get<std::string>()] = torch::randn(shape);
+  }
+  return in;
+}
+
+/// Calls an exported NAME_run with one state and `in.size()` inputs (its
+/// arity is the model's, so the pointer is cast per count).
+int callRun(void *fn, int64_t B,
+            const std::vector<std::pair<const float *, int64_t>> &in,
+            float *out, int64_t outLen) {
+  using P = const float *;
+  using I = int64_t;
+  using F = float *;
+  const auto &a = in;
+  switch (in.size()) {
+  case 1:
+    return reinterpret_cast<int (*)(I, P, I, F, I, F, I)>(fn)(
+        B, a[0].first, a[0].second, out, outLen, nullptr, 0);
+  case 2:
+    return reinterpret_cast<int (*)(I, P, I, P, I, F, I, F, I)>(fn)(
+        B, a[0].first, a[0].second, a[1].first, a[1].second, out, outLen,
+        nullptr, 0);
+  case 3:
+    return reinterpret_cast<int (*)(I, P, I, P, I, P, I, F, I, F, I)>(fn)(
+        B, a[0].first, a[0].second, a[1].first, a[1].second, a[2].first,
+        a[2].second, out, outLen, nullptr, 0);
+  case 4:
+    return reinterpret_cast<int (*)(I, P, I, P, I, P, I, P, I, F, I, F, I)>(fn)(
+        B, a[0].first, a[0].second, a[1].first, a[1].second, a[2].first,
+        a[2].second, a[3].first, a[3].second, out, outLen, nullptr, 0);
+  case 5:
+    return reinterpret_cast<int (*)(I, P, I, P, I, P, I, P, I, P, I, F, I, F,
+                                    I)>(fn)(
+        B, a[0].first, a[0].second, a[1].first, a[1].second, a[2].first,
+        a[2].second, a[3].first, a[3].second, a[4].first, a[4].second, out,
+        outLen, nullptr, 0);
+  case 6:
+    return reinterpret_cast<int (*)(I, P, I, P, I, P, I, P, I, P, I, P, I, F, I,
+                                    F, I)>(fn)(
+        B, a[0].first, a[0].second, a[1].first, a[1].second, a[2].first,
+        a[2].second, a[3].first, a[3].second, a[4].first, a[4].second,
+        a[5].first, a[5].second, out, outLen, nullptr, 0);
+  default:
+    std::cerr << "error: this benchmark calls models with 1 to 6 inputs\n";
+    std::exit(1);
+  }
+}
+
+/// Any single-state model (SURF, GLOW-Prox): the exported library against
+/// the runtime's eager forward on random inputs; drawn inputs (initial
+/// states, minibatch draws) are uniform in [0, 1). No roofline: its
+/// multiply-adds are not one GEMM per layer.
+int benchGeneric(const std::string &spec, const runtime::Algorithm &alg,
+                 runtime::Executor &ex, const compiler::ExportSummary &m,
+                 void *run, const std::vector<int64_t> &batches, double minMs) {
+  if (m.states.size() != 1) {
+    std::cerr << "error: this benchmark runs models with one state variable\n";
+    return 1;
+  }
+  int64_t outSize = 1;
+  for (int64_t s : m.states[0].shape)
+    outSize *= s;
+  std::printf("spec %s: %lld layers, %lld floats of state per instance; %d "
+              "threads (LibTorch)\n",
+              spec.c_str(), static_cast<long long>(alg.layerCount),
+              static_cast<long long>(outSize), torch::get_num_threads());
+  std::printf("%8s %12s %12s %10s\n", "batch", "eager ms", "exported ms",
+              "exp/eager");
+  torch::NoGradGuard noGrad;
+  for (int64_t B : batches) {
+    std::map<std::string, torch::Tensor> inputs = randomInputs(alg, B);
+    ex.bindInputs(inputs);
+    double eager = msPerCall([&] { ex.forward(0); }, minMs);
+    std::vector<torch::Tensor> keep;
+    std::vector<std::pair<const float *, int64_t>> args;
+    for (const auto &in : m.inputs) {
+      auto it = inputs.find(in.name);
+      torch::Tensor t;
+      if (it != inputs.end()) {
+        t = it->second.contiguous();
+      } else {
+        std::vector<int64_t> shape = in.shape;
+        if (in.batched)
+          shape.insert(shape.begin(), B);
+        t = torch::rand(shape);
+      }
+      keep.push_back(t);
+      args.emplace_back(t.data_ptr<float>(), t.numel());
+    }
+    torch::Tensor out = torch::empty({B, outSize});
+    int status = 0;
+    double exported = msPerCall(
+        [&] {
+          status |= callRun(run, B, args, out.data_ptr<float>(), B * outSize);
+        },
+        minMs);
+    if (status != 0) {
+      std::cerr << "error: the exported model returned status " << status
+                << "\n";
+      return 1;
+    }
+    std::printf("%8lld %12.4f %12.4f %9.2fx\n", static_cast<long long>(B),
+                eager, exported, eager / exported);
+  }
+  std::printf("exp/eager: speed-up of the exported library over eager\n");
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -101,15 +219,26 @@ int main(int argc, char **argv) {
   nlohmann::json plan = bench::compilePlan(spec, settings);
   auto algs = runtime::parsePlan(plan.dump());
   const runtime::Algorithm &alg = algs[0];
-  const auto &Dshape = alg.json["inputs"][1]["shape"];
-  const int64_t p = Dshape[0].get<int64_t>(), d = Dshape[1].get<int64_t>();
   const int64_t L = alg.layerCount;
   const int64_t maxB = *std::max_element(batches.begin(), batches.end());
+  // LISTA-like: data x and a dictionary D, which the roofline's GEMM
+  // sizes come from; any other model is timed against eager alone.
+  const nlohmann::json &specInputs = alg.json["inputs"];
+  const bool listaLike =
+      specInputs.size() == 2 && specInputs[0]["name"] == "x" &&
+      specInputs[1]["name"] == "D" && specInputs[1]["shape"].size() == 2;
+  const int64_t p = listaLike ? specInputs[1]["shape"][0].get<int64_t>() : 0;
+  const int64_t d = listaLike ? specInputs[1]["shape"][1].get<int64_t>() : 0;
 
   // The runtime with its initial parameters; the export embeds the same.
-  auto g = runtime::syntheticSparse(maxB, p, d, 0.1, 0.01, 1);
+  runtime::SparseCodingData g;
   runtime::Executor ex(alg);
-  ex.bindInputs({{"x", g.x}, {"D", g.D}});
+  if (listaLike) {
+    g = runtime::syntheticSparse(maxB, p, d, 0.1, 0.01, 1);
+    ex.bindInputs({{"x", g.x}, {"D", g.D}});
+  } else {
+    ex.bindInputs(randomInputs(alg, maxB));
+  }
   ex.initParams(0);
   std::map<std::string, Halide::Buffer<float>> params;
   for (const nlohmann::json &prm : alg.json["params"]) {
@@ -134,13 +263,19 @@ int main(int argc, char **argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
-  if (m.inputs.size() != 2 || !m.inputs[0].batched || !m.inputs[1].batched) {
-    std::cerr << "error: this benchmark runs LISTA-like models (a data input "
-                 "and a random initial state)\n";
-    return 1;
-  }
   void *lib = dlopen((dir / "lib" / ("lib" + m.name + ".so")).c_str(),
                      RTLD_NOW | RTLD_LOCAL);
+  if (lib && !(listaLike && m.inputs.size() == 2 && m.inputs[0].batched &&
+               m.inputs[1].batched)) {
+    void *fn = dlsym(lib, (m.name + "_run").c_str());
+    int rc = fn ? benchGeneric(spec, alg, ex, m, fn, batches, minMs) : 1;
+    if (!fn)
+      std::cerr << "error: cannot load the exported library: " << dlerror()
+                << "\n";
+    dlclose(lib);
+    fs::remove_all(dir);
+    return rc;
+  }
   using RunFn = int (*)(int64_t, const float *, int64_t, const float *, int64_t,
                         float *, int64_t, float *, int64_t);
   auto run =
