@@ -12,7 +12,9 @@
 // ratio. --only runs one backend for N steps (for profilers); --profile
 // writes LibTorch's profiler trace (chrome://tracing format) of its timed
 // steps.
-// SPEC defaults to examples/lista.unroll; --set edits it as `unrollc train`
+// SPEC defaults to examples/lista.unroll (LISTA-like specs train on
+// synthetic sparse codes; others, such as examples/surf.unroll, on their
+// own data source); --set edits it as `unrollc train`
 // does (the paper's size: --set p=1024 --set d=1228 --set batch=512).
 #include "BenchUtil.h"
 
@@ -110,27 +112,52 @@ int main(int argc, char **argv) {
   to.dualEveryEpoch = train["dual"].value("every", "epoch") == "epoch";
   to.constrained = !alg.json["constraints"].empty();
 
-  // (steps + 1) batches of synthetic data; targets to a loose tolerance
-  // (their accuracy does not change the cost of a step).
-  const auto &D = alg.json["inputs"][1]["shape"];
-  int64_t p = D[0].get<int64_t>(), d = D[1].get<int64_t>();
-  auto g = runtime::syntheticSparse(to.batch * (steps + 1), p, d, 0.1, 0.01, 1);
+  // (steps + 1) batches of data: synthetic sparse codes for LISTA-like
+  // specs (a data vector and a dictionary), the spec's own data source for
+  // others (SURF); targets, if any, to a loose tolerance (their accuracy
+  // does not change the cost of a step).
+  const nlohmann::json &specInputs = alg.json["inputs"];
+  const bool listaLike =
+      specInputs.size() == 2 && specInputs[1]["role"] == "given" &&
+      specInputs[1]["shape"].size() == 2 && specInputs[0]["shape"].size() == 1;
+  const int64_t needed = to.batch * (steps + 1);
+  int64_t p = 0, d = 0;
   runtime::Split data;
-  data.inputs = {{alg.json["inputs"][0]["name"].get<std::string>(), g.x},
-                 {alg.json["inputs"][1]["name"].get<std::string>(), g.D}};
-  data.size = g.x.size(0);
-  runtime::Executor solver(alg);
-  solver.bindInputs(data.inputs);
-  solver.initParams(0);
-  torch::Tensor ystar = runtime::solveTargets(solver, 20, 1e-4);
+  if (listaLike) {
+    p = specInputs[1]["shape"][0].get<int64_t>();
+    d = specInputs[1]["shape"][1].get<int64_t>();
+    auto g = runtime::syntheticSparse(needed, p, d, 0.1, 0.01, 1);
+    data.inputs = {{specInputs[0]["name"].get<std::string>(), g.x},
+                   {specInputs[1]["name"].get<std::string>(), g.D}};
+    data.size = g.x.size(0);
+  } else {
+    data = runtime::loadDataset(alg, 1).train;
+    if (data.size < needed) {
+      std::cerr << "the spec's data source has " << data.size
+                << " training instances; " << steps + 1 << " batches of "
+                << to.batch << " need " << needed << " (--set data.n=" << needed
+                << ")\n";
+      return 1;
+    }
+  }
+  torch::Tensor ystar;
+  if (!alg.json["targets"].empty()) {
+    runtime::Executor solver(alg);
+    solver.bindInputs(data.inputs);
+    solver.initParams(0);
+    ystar = runtime::solveTargets(solver, 20, 1e-4);
+  }
 
   compiler::JitKernels jit(plan);
-  std::printf("spec %s, p = %lld, d = %lld, batch %lld, %lld layers, %zu "
-              "kernel(s), %d threads, %lld steps each\n",
-              spec.c_str(), static_cast<long long>(p),
-              static_cast<long long>(d), static_cast<long long>(to.batch),
-              static_cast<long long>(alg.layerCount), jit.size(),
-              torch::get_num_threads(), static_cast<long long>(steps));
+  std::printf(
+      "spec %s, %s, batch %lld, %lld layers, %zu "
+      "kernel(s), %d threads, %lld steps each\n",
+      spec.c_str(),
+      listaLike
+          ? ("p = " + std::to_string(p) + ", d = " + std::to_string(d)).c_str()
+          : "its own data",
+      static_cast<long long>(to.batch), static_cast<long long>(alg.layerCount),
+      jit.size(), torch::get_num_threads(), static_cast<long long>(steps));
   if (!trace.empty() && only.empty()) {
     std::cerr << "--profile needs --only eager|compiled\n";
     return 1;
@@ -159,7 +186,8 @@ int main(int argc, char **argv) {
     }
     one.size = to.batch;
     batches.push_back(one);
-    targets.push_back(ystar.index_select(0, idx));
+    targets.push_back(ystar.defined() ? ystar.index_select(0, idx)
+                                      : torch::Tensor());
   }
   std::vector<double> times[2];
   for (int64_t r = 0; r < rounds; ++r) {

@@ -458,3 +458,51 @@ TEST_CASE("the compiled Adam step matches LibTorch's", "[kernels]") {
   for (auto &[id, p] : fresh.params())
     CHECK(!torch::allclose(p, compiled.params().at(id), 1e-3, 1e-5));
 }
+
+TEST_CASE("a kernel over several per-instance axes, every operand per "
+          "instance and dense, gives eager's values and gradients",
+          "[kernels]") {
+  // The operands' views are dense over 3 x 10 per instance (a product, the
+  // data and the state), none broadcast.
+  json plan = test::fusedPlanFor(R"(
+problem toy(m: int, n: int) {
+  data x : mat[m, n]
+  var  y : mat[m, n]
+  minimize 0.5 * sqnorm(y - x)
+}
+unrolled net(layers = 2) solves toy(m = 3, n = 10) {
+  init  y = x
+  param A : mat[m, m] per layer = normal(0, 0.3)
+  step { y = tanh(A @ y) * x - sigmoid(y) }
+}
+)");
+  // No shared or lower-rank operand (which would be broadcast, stride 0).
+  std::vector<compiler::FusedKernel> kernels = compiler::buildKernels(plan);
+  REQUIRE(kernels.size() == 1);
+  for (const auto &shape : kernels[0].inputShapes)
+    CHECK(shape == std::vector<int64_t>{3, 10});
+  compiler::JitKernels jit(plan);
+  auto algs = runtime::parsePlan(plan.dump());
+  torch::manual_seed(3);
+  torch::Tensor x = torch::randn({5, 3, 10});
+  torch::Tensor finals[2];
+  std::vector<torch::Tensor> grads[2];
+  for (int compiled = 0; compiled < 2; ++compiled) {
+    runtime::Executor ex(algs[0]);
+    if (compiled)
+      ex.setKernels(jit.abi());
+    ex.bindInputs({{"x", x}});
+    ex.initParams(1);
+    runtime::ForwardResult fw = ex.forward(0);
+    finals[compiled] = fw.states.back()[0].detach();
+    (fw.states.back()[0] * torch::cos(x)).sum().backward();
+    for (auto &[id, p] : ex.params())
+      grads[compiled].push_back(p.grad().clone());
+  }
+  CHECK(torch::allclose(finals[0], finals[1], 1e-5, 1e-6));
+  REQUIRE(grads[0].size() == 2);
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::allclose(grads[0][i], grads[1][i], 1e-4, 1e-6));
+  }
+}
