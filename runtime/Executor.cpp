@@ -1,5 +1,6 @@
 #include "runtime/Executor.h"
 
+#include <algorithm>
 #include <cassert>
 #include <set>
 
@@ -242,13 +243,14 @@ struct LayerwiseFusedFunction
                         int64_t provider, std::vector<int64_t> kinds,
                         std::vector<int64_t> full) {
     const auto *k = reinterpret_cast<const unroll_kernels *>(provider);
+    const std::vector<Tensor> in = inputs.vec();
     Tensor out = torch::empty({layers, full[0]},
                               inputs[0].options().requires_grad(false));
     for (int64_t l = 0; l < layers; ++l)
       call(*k, kernel, UNROLL_KERNEL_VALUE,
-           operands(inputs.vec(), layers, l, kinds, full), nullptr,
+           operands(in, inputsOf(kinds, layers, l), kinds, full), nullptr,
            {out.select(0, l)});
-    ctx->save_for_backward(inputs.vec());
+    ctx->save_for_backward(in);
     ctx->saved_data["layers"] = layers;
     ctx->saved_data["kernel"] = kernel;
     ctx->saved_data["provider"] = provider;
@@ -257,17 +259,24 @@ struct LayerwiseFusedFunction
     return out;
   }
 
-  /// Layer `l`'s kernel operands, broadcast to `full`.
+  /// For layer `l`, the input each operand comes from.
+  static std::vector<size_t> inputsOf(const std::vector<int64_t> &kinds,
+                                      int64_t layers, int64_t l) {
+    std::vector<size_t> idx;
+    size_t other = static_cast<size_t>(layers);
+    for (int64_t kind : kinds)
+      idx.push_back(kind == Layer ? static_cast<size_t>(l) : other++);
+    return idx;
+  }
+
+  /// The kernel operands from inputs `idx`, broadcast to `full`.
   static std::vector<unroll_tensor> operands(const std::vector<Tensor> &inputs,
-                                             int64_t layers, int64_t l,
+                                             const std::vector<size_t> &idx,
                                              const std::vector<int64_t> &kinds,
                                              c10::IntArrayRef full) {
     std::vector<unroll_tensor> out;
-    size_t other = static_cast<size_t>(layers);
-    for (int64_t kind : kinds)
-      out.push_back(kind == Layer
-                        ? broadcastView(inputs[l], true, full)
-                        : broadcastView(inputs[other++], kind != Shared, full));
+    for (size_t i = 0; i < kinds.size(); ++i)
+      out.push_back(broadcastView(inputs[idx[i]], kinds[i] != Shared, full));
     return out;
   }
 
@@ -288,19 +297,14 @@ struct LayerwiseFusedFunction
     // one scratch buffer, reused.
     Tensor scratch;
     for (int64_t l = 0; l < layers; ++l) {
+      const std::vector<size_t> idx = inputsOf(kinds, layers, l);
       // Layer 0's state (a fixed or random start) usually needs none.
-      bool needed = false;
-      size_t other = static_cast<size_t>(layers);
-      for (int64_t kind : kinds)
-        needed |= ctx->needs_input_grad(kind == Layer ? static_cast<size_t>(l)
-                                                      : other++);
-      if (!needed)
+      if (std::none_of(idx.begin(), idx.end(),
+                       [&](size_t i) { return ctx->needs_input_grad(i); }))
         continue;
       std::vector<Tensor> gs;
-      other = static_cast<size_t>(layers);
-      for (int64_t kind : kinds) {
-        const size_t input = kind == Layer ? static_cast<size_t>(l) : other++;
-        if (ctx->needs_input_grad(input)) {
+      for (size_t i : idx) {
+        if (ctx->needs_input_grad(i)) {
           gs.push_back(torch::empty(full, dres.options()));
         } else {
           if (!scratch.defined())
@@ -310,17 +314,15 @@ struct LayerwiseFusedFunction
       }
       Tensor d = dres.select(0, l);
       call(*k, kernel, UNROLL_KERNEL_ALL_ADJOINTS,
-           operands(saved, layers, l, kinds, full), &d, gs);
-      other = static_cast<size_t>(layers);
+           operands(saved, idx, kinds, full), &d, gs);
       for (size_t i = 0; i < kinds.size(); ++i) {
-        const size_t input =
-            kinds[i] == Layer ? static_cast<size_t>(l) : other++;
-        if (!ctx->needs_input_grad(input))
+        if (!ctx->needs_input_grad(idx[i]))
           continue;
-        const Tensor &t = saved[input];
+        const Tensor &t = saved[idx[i]];
         Tensor g = at::sum_to(gs[i], alignedShape(t, kinds[i] != Shared, rank))
                        .reshape(t.sizes());
-        out[input] = out[input].defined() ? out[input] + g : g;
+        Tensor &acc = out[idx[i]];
+        acc = acc.defined() ? acc + g : g;
       }
     }
     for (int j = 0; j < 5; ++j)
@@ -328,24 +330,6 @@ struct LayerwiseFusedFunction
     return out;
   }
 };
-
-/// The per-instance shape a fused op's kernel runs over: its result's, or
-/// where its chain ends in a reduction over all axes, the reduced value's.
-std::vector<int64_t> kernelDomain(const json &op) {
-  std::vector<int64_t> domain = shapeOf(op["shape"]);
-  const json &b = op["body"];
-  const json &last = b["ops"].back();
-  if (last["op"] != "reduce")
-    return domain;
-  const int64_t arg = last["args"][0].get<int64_t>();
-  for (size_t i = 0; i < b["args"].size(); ++i)
-    if (b["args"][i].get<int64_t>() == arg)
-      domain = shapeOf(op["arg_shapes"][i]);
-  for (const json &o : b["ops"])
-    if (o["id"].get<int64_t>() == arg)
-      domain = shapeOf(o["shape"]);
-  return domain;
-}
 
 /// Per-instance rank of a value.
 int64_t rank(const RValue &v) { return v.t.dim() - (v.batched ? 1 : 0); }
@@ -610,11 +594,11 @@ std::vector<RValue> Executor::bodyStacked(const json &b,
 std::vector<RValue>
 Executor::bodyOverLayers(const json &b, const std::vector<Tensor> &values) {
   const int64_t n = static_cast<int64_t>(values.size());
-  const bool oneKernel =
-      kernels_ && n > 0 && b["args"].size() == 1 && b["ops"].size() == 1 &&
-      b["ops"][0]["op"] == "fused" && b["ops"][0].contains("kernel") &&
-      b["ops"][0]["body"]["ops"].back()["op"] == "reduce" &&
-      b["yield"].size() == 1 && b["yield"][0] == b["ops"][0]["id"];
+  const bool oneKernel = kernels_ && n > 0 && b["args"].size() == 1 &&
+                         b["ops"].size() == 1 && b["ops"][0]["op"] == "fused" &&
+                         b["ops"][0].contains("kernel") &&
+                         fusedReduces(b["ops"][0]) && b["yield"].size() == 1 &&
+                         b["yield"][0] == b["ops"][0]["id"];
   if (!oneKernel)
     return bodyStacked(b, {RValue{torch::cat(values), true}}, n);
   const json &op = b["ops"][0];
@@ -630,7 +614,7 @@ Executor::bodyOverLayers(const json &b, const std::vector<Tensor> &values) {
     inputs.push_back(v.t.to(torch::kFloat32));
     kinds.push_back(v.batched ? Batched : Shared);
   }
-  const std::vector<int64_t> domain = kernelDomain(op);
+  const std::vector<int64_t> domain = fusedDomain(op);
   std::vector<int64_t> full{values[0].size(0)};
   full.insert(full.end(), domain.begin(), domain.end());
   Tensor r = LayerwiseFusedFunction::apply(
@@ -981,8 +965,8 @@ void Executor::run(const json &op) {
   }
   if (name == "fused") {
     if (kernels_ && op.contains("kernel")) {
-      const std::vector<int64_t> domain = kernelDomain(op);
-      const bool reduces = op["body"]["ops"].back()["op"] == "reduce";
+      const std::vector<int64_t> domain = fusedDomain(op);
+      const bool reduces = fusedReduces(op);
       std::vector<int64_t> full{anyBatched ? batch_ : 1};
       full.insert(full.end(), domain.begin(), domain.end());
       std::vector<Tensor> inputs;

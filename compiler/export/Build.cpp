@@ -208,6 +208,12 @@ typedef struct {
   int64_t count, layers_count;
 } output_t;
 
+/* Whether ARG, NAME=... with `eq` at its '=' (or NULL), names NAME. */
+static int names(const char *arg, const char *eq, const char *name) {
+  return eq && strlen(name) == (size_t)(eq - arg) &&
+         !strncmp(arg, name, (size_t)(eq - arg));
+}
+
 static void print_shape(FILE *out, int batched, int rank, const int64_t *s) {
   fputc('(', out);
   if (batched)
@@ -286,9 +292,8 @@ static output_t *output_for(const char *arg, const char **path) {
     return &outputs[0];
   }
   const char *eq = strchr(arg, '=');
-  for (int i = 0; eq && i < n_outputs; ++i)
-    if (strlen(outputs[i].name) == (size_t)(eq - arg) &&
-        !strncmp(arg, outputs[i].name, (size_t)(eq - arg))) {
+  for (int i = 0; i < n_outputs; ++i)
+    if (names(arg, eq, outputs[i].name)) {
       *path = eq + 1;
       return &outputs[i];
     }
@@ -326,9 +331,8 @@ int main(int argc, char **argv) {
     }
     const char *eq = strchr(argv[a], '=');
     int found = 0;
-    for (int i = 0; eq && i < n_inputs; ++i)
-      if (strlen(inputs[i].name) == (size_t)(eq - argv[a]) &&
-          !strncmp(argv[a], inputs[i].name, (size_t)(eq - argv[a]))) {
+    for (int i = 0; i < n_inputs; ++i)
+      if (names(argv[a], eq, inputs[i].name)) {
         inputs[i].path = eq + 1;
         found = 1;
       }

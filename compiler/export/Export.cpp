@@ -61,12 +61,7 @@ void writeText(const fs::path &p, const std::string &text) {
 
 /// What NAME_run writes for one state variable: its final value and,
 /// optionally, its value after every layer.
-struct Output {
-  std::string out, layers; ///< the arguments' names
-  std::string macro;       ///< NAME_..._OUTPUT_SIZE
-  std::string state;       ///< the state variable
-  std::vector<int64_t> shape;
-};
+using Output = ExportSummary::State;
 
 /// One output per state variable. With one state (LISTA, GLOW-Prox, SURF)
 /// the arguments are `out` and `layers`; with more, `<state>_out` and
@@ -75,14 +70,13 @@ std::vector<Output> outputsOf(const std::string &n,
                               const InferencePipeline &pipe) {
   const std::string N = upper(n);
   if (pipe.stateNames.size() == 1)
-    return {{"out", "layers", N + "_OUTPUT_SIZE", pipe.stateNames[0],
+    return {{pipe.stateNames[0], "out", "layers", N + "_OUTPUT_SIZE",
              pipe.stateShapes[0]}};
   std::vector<Output> outs;
   for (size_t i = 0; i < pipe.stateNames.size(); ++i) {
     const std::string id = identifier(pipe.stateNames[i]);
-    outs.push_back({id + "_out", id + "_layers",
-                    N + "_" + upper(id) + "_OUTPUT_SIZE", pipe.stateNames[i],
-                    pipe.stateShapes[i]});
+    outs.push_back({pipe.stateNames[i], id + "_out", id + "_layers",
+                    N + "_" + upper(id) + "_OUTPUT_SIZE", pipe.stateShapes[i]});
   }
   // An input named like an output argument would make two C parameters of
   // one name.
@@ -129,7 +123,7 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
   for (const Output &o : outs)
     h << "#define " << o.macro << " " << elements(o.shape)
       << " /* floats per instance of the final state"
-      << (one ? "" : " '" + o.state + "'") << " */\n";
+      << (one ? "" : " '" + o.name + "'") << " */\n";
   for (const InferenceInput &in : pipe.inputs)
     h << "#define " << N << "_" << upper(identifier(in.name)) << "_SIZE "
       << elements(in.shape)
@@ -319,10 +313,10 @@ exportModel(const nlohmann::json &plan,
   const int lanes = target.natural_vector_size<float>();
   for (size_t i = 0; i < outs.size(); ++i) {
     if (!pipe.states[0][i].defined())
-      throw ExportError("export: the initial state '" + outs[i].state +
+      throw ExportError("export: the initial state '" + outs[i].name +
                         "' is undefined");
     const std::string suffix =
-        outs.size() == 1 ? "" : "_" + identifier(outs[i].state);
+        outs.size() == 1 ? "" : "_" + identifier(outs[i].name);
     std::vector<Var> vs;
     for (size_t k = 0; k < outs[i].shape.size(); ++k)
       vs.emplace_back("x" + std::to_string(k));
@@ -432,8 +426,7 @@ exportModel(const nlohmann::json &plan,
   for (const InferenceInput &in : pipe.inputs)
     summary.inputs.push_back(
         {in.name, identifier(in.name), in.shape, in.batched, in.note});
-  for (const Output &o : outs)
-    summary.states.push_back({o.state, o.out, o.layers, o.shape});
+  summary.states = outs;
   summary.layers = L;
   summary.includeDir = inc.string();
   summary.staticLibrary = staticLib.string();

@@ -43,6 +43,7 @@ struct ExportSummary {
   struct State {
     std::string name;
     std::string out, layers;    ///< NAME_run's argument names for it
+    std::string macro;          ///< NAME_..._OUTPUT_SIZE
     std::vector<int64_t> shape; ///< per instance
   };
   /// The state variables, in the order of NAME_run's outputs: `out` and

@@ -1,9 +1,9 @@
 #include "compiler/kernels/HalideKernels.h"
 
 #include "dsl/Diagnostics.h"
+#include "runtime/Plan.h"
 
 #include <map>
-#include <optional>
 #include <sstream>
 
 namespace unroll::compiler {
@@ -93,20 +93,6 @@ Expr fusedExpr(const json &body, const std::vector<Expr> &operands) {
   return get(body["yield"][0]);
 }
 
-std::optional<std::vector<int64_t>> reducedShape(const json &fusedOp) {
-  const json &body = fusedOp["body"];
-  if (body["ops"].empty() || body["ops"].back()["op"] != "reduce")
-    return std::nullopt;
-  const int64_t arg = body["ops"].back()["args"][0].get<int64_t>();
-  for (const json &o : body["ops"])
-    if (o["id"].get<int64_t>() == arg)
-      return o["shape"].get<std::vector<int64_t>>();
-  for (size_t i = 0; i < body["args"].size(); ++i)
-    if (body["args"][i].get<int64_t>() == arg)
-      return fusedOp["arg_shapes"][i].get<std::vector<int64_t>>();
-  throw InternalError("kernel generation: a reduction of an unknown value");
-}
-
 namespace {
 
 /// What a reduction of `kind` sums for each element `e`.
@@ -173,8 +159,8 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   k.resultShape = fusedOp["shape"].get<std::vector<int64_t>>();
   k.rank = static_cast<int>(k.resultShape.size()) + 1;
   // A chain that ends in a reduction runs over the reduced value's shape.
-  const std::optional<std::vector<int64_t>> reduced = reducedShape(fusedOp);
-  k.domainShape = reduced ? *reduced : k.resultShape;
+  const bool reduced = runtime::fusedReduces(fusedOp);
+  k.domainShape = runtime::fusedDomain(fusedOp);
   k.operandRank = static_cast<int>(k.domainShape.size()) + 1;
   std::vector<Halide::Var> vars;
   for (int i = 0; i < k.operandRank; ++i)

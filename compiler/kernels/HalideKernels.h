@@ -17,7 +17,6 @@
 
 #include <Halide.h>
 
-#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -61,10 +60,6 @@ struct FusedKernel {
 
 /// The Halide expression of one elementwise plan op (`add`, ..., `unary`
 /// with its "fn") applied to `args`. Throws InternalError for any other op.
-/// The per-instance shape a fused op's final reduction reduces, if its
-/// body ends in one.
-std::optional<std::vector<int64_t>> reducedShape(const nlohmann::json &fusedOp);
-
 Halide::Expr elementwise(const nlohmann::json &op,
                          const std::vector<Halide::Expr> &args);
 

@@ -64,14 +64,8 @@ TEST_CASE("an exported LISTA computes what the runtime computes", "[export]") {
   std::map<std::string, torch::Tensor> weights =
       runtime::readRunParams(to.runDir);
   std::map<std::string, Halide::Buffer<float>> params;
-  for (auto &[name, t] : weights) {
-    std::vector<int> extents;
-    for (int64_t d = t.dim() - 1; d >= 0; --d)
-      extents.push_back(static_cast<int>(t.size(d)));
-    Halide::Buffer<float> b(extents);
-    std::memcpy(b.data(), t.data_ptr<float>(), t.numel() * sizeof(float));
-    params[name] = b;
-  }
+  for (auto &[name, t] : weights)
+    params[name] = test::toHalide(t);
   compiler::ExportOptions eo;
   eo.outDir = (dir / "out").string();
   eo.runDir = to.runDir;
@@ -167,16 +161,9 @@ unrolled admm(layers = 3) solves sc(p = 6, d = 10, alpha = 0.1) {
   ex.bindInputs({{"x", g.x}, {"D", g.D}});
   ex.initParams(3);
   std::map<std::string, Halide::Buffer<float>> params;
-  for (const json &p : algs[0].json["params"]) {
-    torch::Tensor t =
-        ex.params().at(p["id"].get<int64_t>()).detach().contiguous();
-    std::vector<int> extents;
-    for (int64_t d = t.dim() - 1; d >= 0; --d)
-      extents.push_back(static_cast<int>(t.size(d)));
-    Halide::Buffer<float> b(extents);
-    std::memcpy(b.data(), t.data_ptr<float>(), t.numel() * sizeof(float));
-    params[runtime::PrimalDual::paramKey(p)] = b;
-  }
+  for (const json &p : algs[0].json["params"])
+    params[runtime::PrimalDual::paramKey(p)] =
+        test::toHalide(ex.params().at(p["id"].get<int64_t>()));
   compiler::ExportOptions eo;
   std::ostringstream log;
   eo.outDir = (dir / "out").string();

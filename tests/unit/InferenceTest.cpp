@@ -22,17 +22,6 @@ using nlohmann::json;
 
 namespace {
 
-/// A dense copy of a LibTorch tensor as a Halide buffer (axes reversed).
-Halide::Buffer<float> toHalide(const torch::Tensor &t0) {
-  torch::Tensor t = t0.detach().contiguous();
-  std::vector<int> extents;
-  for (int64_t d = t.dim() - 1; d >= 0; --d)
-    extents.push_back(static_cast<int>(t.size(d)));
-  Halide::Buffer<float> b(extents);
-  std::memcpy(b.data(), t.data_ptr<float>(), t.numel() * sizeof(float));
-  return b;
-}
-
 torch::Tensor toTorch(const Halide::Buffer<float> &b,
                       const std::vector<int64_t> &shape) {
   torch::Tensor t = torch::empty(shape);
@@ -81,7 +70,7 @@ Lowered lower(const std::string &spec,
       out.ex->setParam(id, t + 0.05 * torch::randn(t.sizes()));
     }
     params[runtime::PrimalDual::paramKey(param)] =
-        toHalide(out.ex->params().at(id));
+        test::toHalide(out.ex->params().at(id));
   }
   out.pipe = compiler::lowerForInference(*plan, params);
   return out;
@@ -141,7 +130,7 @@ void checkForward(Lowered low, bool scheduled = false) {
                       : in.name == "samples"
                           ? torch::stack(fw.samples, in.batched ? 1 : 0)
                           : low.inputs.at(in.name);
-    keep.push_back(toHalide(t));
+    keep.push_back(test::toHalide(t));
     in.param.set(keep.back());
   }
   for (size_t l = 0; l < pipe.states.size(); ++l) {

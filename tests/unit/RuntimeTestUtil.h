@@ -5,7 +5,11 @@
 #include "compiler/plan/PlanLowering.h"
 #include "runtime/Executor.h"
 
+#include <Halide.h>
+
 #include <catch2/catch.hpp>
+
+#include <cstring>
 
 namespace unroll::test {
 
@@ -34,6 +38,17 @@ inline nlohmann::json fusedPlanFor(const std::string &spec) {
   auto plan = compiler::lowerToPlan(*module);
   REQUIRE(mlir::succeeded(plan));
   return *plan;
+}
+
+/// A dense copy of a LibTorch tensor as a Halide buffer (axes reversed).
+inline Halide::Buffer<float> toHalide(const torch::Tensor &t0) {
+  torch::Tensor t = t0.detach().contiguous();
+  std::vector<int> extents;
+  for (int64_t d = t.dim() - 1; d >= 0; --d)
+    extents.push_back(static_cast<int>(t.size(d)));
+  Halide::Buffer<float> b(extents);
+  std::memcpy(b.data(), t.data_ptr<float>(), t.numel() * sizeof(float));
+  return b;
 }
 
 /// A small LISTA: sizes p, d, the layer count and an optional train block.
