@@ -8,7 +8,6 @@
 #include <cmath>
 #include <functional>
 #include <optional>
-#include <set>
 
 namespace unroll::compiler {
 
@@ -256,29 +255,15 @@ private:
           scheduleForGpu(f);
           return;
         }
-        // Every stage parallel over the instances and vectorised along the
-        // innermost axis (inline sums with it) where the stage has them as
-        // loops: unvectorised, SURF's exported forward took 96 ms for one
+        // Parallel over the instances and vectorised along the innermost
+        // axis, the inline sums (every reduction here is one) with it:
+        // unvectorised, SURF's exported forward took 96 ms for one
         // instance, 56 ms vectorised.
-        const int vec = t.natural_vector_size<float>();
-        const auto guard = Halide::TailStrategy::GuardWithIf;
         std::vector<Var> args = f.args();
-        auto loops = [](const Halide::Stage &s) {
-          std::set<std::string> names;
-          for (const Halide::Internal::Dim &d : s.get_schedule().dims())
-            names.insert(d.var);
-          return names;
-        };
-        auto schedule = [&](Halide::Stage s) {
-          std::set<std::string> have = loops(s);
-          if (args.size() > 1 && have.count(args.back().name()))
-            s.parallel(args.back());
-          if (have.count(args[0].name()))
-            s.vectorize(args[0], vec, guard);
-        };
-        schedule(f);
-        for (int u = 0; u < f.num_update_definitions(); ++u)
-          schedule(f.update(u));
+        if (args.size() > 1)
+          f.parallel(args.back());
+        f.vectorize(args[0], t.natural_vector_size<float>(),
+                    Halide::TailStrategy::GuardWithIf);
       });
     for (const Output &o : outputs_) {
       Output output = o;
