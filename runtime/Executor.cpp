@@ -23,9 +23,6 @@ unroll_tensor broadcastView(const Tensor &t, bool batched,
     throw PlanError("a fused op of rank " + std::to_string(rank) +
                     " exceeds the kernels' limit of " +
                     std::to_string(UNROLL_MAX_RANK));
-  if (!t.device().is_cpu())
-    throw PlanError("generated kernels run on the CPU only so far; use "
-                    "--backend=eager with --device cuda");
   assert(t.scalar_type() == torch::kFloat32);
   unroll_tensor v{};
   v.data = t.data_ptr<float>();
@@ -62,6 +59,9 @@ void call(const unroll_kernels &k, int64_t kernel, int32_t operand,
   unroll_tensor d{};
   if (dresult)
     d = kernelView(*dresult);
+  // pickDevice keeps the tensors where the kernels were compiled for.
+  assert(outs.empty() ||
+         outs[0].device().is_cuda() == (k.device == UNROLL_KERNELS_CUDA));
   char err[1024] = {0};
   if (k.run(k.ctx, kernel, operand, in.data(), static_cast<int32_t>(in.size()),
             dresult ? &d : nullptr, o.data(), err, sizeof err) != 0)

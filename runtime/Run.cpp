@@ -42,30 +42,11 @@ private:
   struct sigaction old_ {};
 };
 
-// FNV-1a: stable across runs and machines, unlike std::hash.
-uint64_t fnv(uint64_t h, const void *p, size_t n) {
-  auto *b = static_cast<const unsigned char *>(p);
-  for (size_t i = 0; i < n; ++i)
-    h = (h ^ b[i]) * 1099511628211ull;
-  return h;
-}
-constexpr uint64_t kFnvBasis = 14695981039346656037ull;
-
-uint64_t hashString(uint64_t h, const std::string &s) {
-  return fnv(h, s.data(), s.size());
-}
-
 uint64_t hashTensor(uint64_t h, const Tensor &t0) {
   Tensor t = t0.to(torch::kCPU).to(torch::kFloat32).contiguous();
   for (int64_t s : t.sizes())
     h = fnv(h, &s, sizeof s);
   return fnv(h, t.data_ptr(), static_cast<size_t>(t.numel()) * 4);
-}
-
-std::string hex(uint64_t v) {
-  std::ostringstream os;
-  os << std::hex << std::setw(16) << std::setfill('0') << v;
-  return os.str();
 }
 
 std::string readText(const fs::path &p) {
@@ -84,18 +65,6 @@ json readJson(const fs::path &p) {
   return j;
 }
 
-/// The plan's identity for resuming: everything but the epoch count and the
-/// optimiser settings, which a resumed run may change (train longer, or
-/// with a lower learning rate after a divergence).
-std::string planHash(const std::string &planText) {
-  json plan = json::parse(planText);
-  for (json &a : plan["algorithms"])
-    if (a.contains("train"))
-      for (const char *k : {"epochs", "primal", "dual"})
-        a["train"].erase(k);
-  return hex(hashString(kFnvBasis, plan.dump()));
-}
-
 std::string cacheDirectory(const std::string &given) {
   if (!given.empty())
     return given;
@@ -109,15 +78,23 @@ std::string cacheDirectory(const std::string &given) {
 }
 
 /// "cpu", "cuda" (or "cuda:N"), or "auto": CUDA when this LibTorch has it
-/// and a GPU is visible.
-torch::Device pickDevice(const std::string &name, bool kernels,
+/// and a GPU is visible. Generated kernels (null: none) run where they were
+/// compiled for: the host's in host memory, CUDA kernels on a GPU.
+torch::Device pickDevice(const std::string &name, const unroll_kernels *kernels,
                          std::ostream &log) {
   bool cuda = torch::cuda::is_available();
-  if ((name == "auto" || name.empty()) && kernels && cuda) {
-    log << "device: cpu (the compiled kernels run on the CPU; use "
-           "--backend=eager for the GPU)\n";
+  const bool cpuKernels = kernels && kernels->device == UNROLL_KERNELS_CPU;
+  const bool cudaKernels = kernels && kernels->device == UNROLL_KERNELS_CUDA;
+  if ((name == "auto" || name.empty()) && cpuKernels && cuda) {
+    log << "device: cpu (the kernels were compiled for the host; use "
+           "--backend=eager, or kernels compiled with --target host-cuda, "
+           "for the GPU)\n";
     return torch::kCPU;
   }
+  if ((name == "auto" || name.empty()) && cudaKernels && !cuda)
+    throw RunError("the kernels were compiled for CUDA (--target host-cuda) "
+                   "but this LibTorch has no CUDA support or sees no GPU; "
+                   "use --backend=eager or kernels compiled for the host");
   if (name == "auto" || name.empty()) {
     torch::Device d = cuda ? torch::Device(torch::kCUDA) : torch::kCPU;
     log << "device: " << d
@@ -131,10 +108,16 @@ torch::Device pickDevice(const std::string &name, bool kernels,
     throw RunError("--device '" + name +
                    "': expected cpu, cuda, cuda:N or auto");
   }
-  if (d.is_cuda() && kernels)
+  if (d.is_cuda() && cpuKernels)
     throw RunError("--device " + name +
-                   ": the compiled kernels run on the CPU only so far; use "
-                   "--backend=eager for the GPU");
+                   ": the kernels were compiled for the host; use "
+                   "--backend=eager, or kernels compiled with --target "
+                   "host-cuda, for the GPU");
+  if (d.is_cpu() && cudaKernels)
+    throw RunError("--device " + name +
+                   ": the kernels were compiled for CUDA (--target "
+                   "host-cuda); use --device cuda, --backend=eager, or "
+                   "kernels compiled for the host");
   if (d.is_cuda() && !cuda)
     throw RunError("--device " + name +
                    ": this LibTorch build has no CUDA support or sees no GPU; "
@@ -224,7 +207,8 @@ Tensor targetsFor(const Algorithm &alg, const Split &split,
     h = hashString(h, name);
     h = hashTensor(h, t);
   }
-  fs::path file = fs::path(cacheDir) / ("targets-" + hex(h) + ".safetensors");
+  fs::path file =
+      fs::path(cacheDir) / ("targets-" + hexHash(h) + ".safetensors");
   std::error_code ec;
   if (fs::exists(file, ec)) {
     try {
@@ -261,7 +245,7 @@ Tensor targetsFor(const Algorithm &alg, const Split &split,
       << std::defaultfloat;
   try {
     fs::create_directories(cacheDir);
-    writeSafetensors(file.string(), {{{"ystar", y}}, {{"key", hex(h)}}});
+    writeSafetensors(file.string(), {{{"ystar", y}}, {{"key", hexHash(h)}}});
   } catch (const std::exception &e) {
     log << "warning: cannot cache targets: " << e.what() << "\n";
   }
@@ -500,8 +484,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   }
 
   // Data and targets before any file is written: bad data changes nothing.
-  const torch::Device device =
-      pickDevice(opts.device, opts.kernels != nullptr, log);
+  const torch::Device device = pickDevice(opts.device, opts.kernels, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   log << "run " << dir.string() << ": " << alg.name << ", " << alg.layerCount
       << " layers, "
@@ -533,6 +516,8 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                    {"constrained", to.constrained},
                    {"device", device.str()},
                    {"backend", opts.kernels ? "compiled" : "eager"}}}};
+  if (!opts.kernelLibrary.empty())
+    config["kernel_library"] = fs::absolute(opts.kernelLibrary).string();
   writeFileAtomic((dir / "config.json").string(), config.dump(2) + "\n");
   // Metrics of epochs after the checkpoint (a run killed between the two
   // writes) are dropped so that the file matches the parameters.
@@ -689,8 +674,7 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
     throw RunError("'" + dir.string() +
                    "' has no finished epoch yet (no best.safetensors)");
   TensorFile f = readCheckpoint(ckpt, hash);
-  const torch::Device device =
-      pickDevice(opts.device, opts.kernels != nullptr, log);
+  const torch::Device device = pickDevice(opts.device, opts.kernels, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   Dataset data = loadDataset(alg, to.seed);
   Tensor yTest = targetsFor(alg, data.test, cache, device, log, "test");

@@ -43,6 +43,9 @@ struct TrainRunOptions {
   std::string device = "auto";
   /// Generated kernels for the fused ops; null: eager LibTorch.
   const unroll_kernels *kernels = nullptr;
+  /// The kernel library `kernels` came from, if any (recorded in
+  /// config.json, where `unroll-run eval` finds it again).
+  std::string kernelLibrary;
 };
 
 /// Trains the plan's trained algorithm into `opts.runDir`. Returns the exit

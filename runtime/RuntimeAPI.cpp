@@ -77,6 +77,7 @@ extern "C" int unroll_runtime_train(const char *planJson,
     opts.interactive = o.value("interactive", false);
     opts.device = o.value("device", "auto");
     opts.kernels = kernels;
+    opts.kernelLibrary = o.value("kernel_library", "");
     return unroll::runtime::trainRun(planJson, opts, std::cerr);
   });
 }

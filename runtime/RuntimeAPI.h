@@ -65,17 +65,43 @@ typedef int (*unroll_adam_fn)(void *ctx, const unroll_tensor *param,
                               const unroll_adam_step *h, char *err,
                               int32_t err_size);
 
+/// Where a kernel's tensors live: host memory, or CUDA device memory (the
+/// `data` pointers of unroll_tensor are then device pointers).
+#define UNROLL_KERNELS_CPU 0
+#define UNROLL_KERNELS_CUDA 1
+
 /// Compiled kernels for the fused ops of a program; a null pointer where
 /// one is expected means eager LibTorch execution of the fused bodies.
-/// `adam` may be null (then LibTorch's Adam is used).
+/// `adam` may be null (then LibTorch's Adam is used). `device` is
+/// UNROLL_KERNELS_CPU or UNROLL_KERNELS_CUDA: the runtime keeps the tensors
+/// there.
 typedef struct unroll_kernels {
   unroll_kernel_fn run;
   void *ctx;
   unroll_adam_fn adam;
+  int32_t device;
 } unroll_kernels;
 
+/// A kernel library written by `unrollc compile` (a shared object that the
+/// runtime loads, so that a machine without MLIR and Halide runs generated
+/// kernels): its exported function UNROLL_KERNEL_LIBRARY_SYMBOL returns
+/// this description, valid while the library is loaded.
+typedef struct unroll_kernel_library {
+  /// UNROLL_RUNTIME_ABI_VERSION of the compiler that wrote it.
+  int32_t abi_version;
+  /// The program it was generated from (runtime's plan hash, hex).
+  const char *plan_hash;
+  /// The Halide target it was compiled for ("x86-64-linux-avx2-...").
+  const char *target;
+  unroll_kernels kernels;
+} unroll_kernel_library;
+
+/// The name of a kernel library's entry point, of type
+/// `const unroll_kernel_library *(*)(void)`.
+#define UNROLL_KERNEL_LIBRARY_SYMBOL "unroll_kernel_library_get"
+
 /// Version of this C interface; the driver refuses a library with another.
-#define UNROLL_RUNTIME_ABI_VERSION 6
+#define UNROLL_RUNTIME_ABI_VERSION 7
 UNROLL_RUNTIME_API int unroll_runtime_abi_version(void);
 
 /// Writes a NUL-terminated description of the LibTorch in use (after
@@ -85,9 +111,9 @@ UNROLL_RUNTIME_API int unroll_runtime_describe(char *buf, int size);
 
 /// `unrollc train`: trains the plan (JSON text) into a run directory.
 /// `options_json` holds run_dir, resume, spec, settings, cache_dir,
-/// interactive and device (see runtime/Run.h); `kernels` runs the fused
-/// ops (null: eagerly). Progress goes to stderr. Returns the exit status:
-/// 0 done, 1 error (message in `err`, NUL-terminated, truncated to
+/// interactive, device and kernel_library (see runtime/Run.h); `kernels` runs
+/// the fused ops (null: eagerly). Progress goes to stderr. Returns the exit
+/// status: 0 done, 1 error (message in `err`, NUL-terminated, truncated to
 /// `err_size`), 130 interrupted with the last checkpoint kept.
 UNROLL_RUNTIME_API int unroll_runtime_train(const char *plan_json,
                                             const char *options_json,

@@ -3,6 +3,8 @@
 //   unrollc check FILE...        parse and check specs
 //   unrollc --emit=ast FILE      print a stage of the pipeline
 //   unrollc train SPEC           compile and train into a run directory
+//   unrollc compile SPEC -o DIR  compile a program and its kernel library
+//                                for unroll-run (another machine, a GPU)
 //   unrollc eval RUN_DIR         evaluate a run layer by layer
 //   unrollc --version            print the toolchain this build links
 #include "RuntimeLoader.h"
@@ -10,12 +12,14 @@
 #include "compiler/IRGen/IRGen.h"
 #include "compiler/Pipeline.h"
 #include "compiler/export/Export.h"
+#include "compiler/export/KernelLibrary.h"
 #include "compiler/kernels/CudaKernels.h"
 #include "compiler/kernels/HalideKernels.h"
 #include "compiler/kernels/KernelJIT.h"
 #include "compiler/plan/PlanLowering.h"
 
 #include "dsl/Frontend.h"
+#include "runtime/Plan.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/OperationSupport.h"
@@ -213,6 +217,84 @@ int trainCommand(const std::string &spec, const CompileOptions &co,
   return rc;
 }
 
+/// Writes `text` to `path` through a temporary file and a rename.
+void writeAtomic(const std::filesystem::path &path, const std::string &text) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    if (!out.flush())
+      throw compiler::ExportError("cannot write '" + tmp.string() + "'");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec)
+    throw compiler::ExportError("cannot write '" + path.string() +
+                                "': " + ec.message());
+}
+
+/// `unrollc compile`: the program and its kernel library into `outDir`,
+/// for unroll-run. program.json is written last: it names the plan's hash,
+/// so a directory left half-written by a crash is refused, not misread.
+int compileCommand(const std::string &spec, const CompileOptions &co,
+                   const std::string &outDir,
+                   const compiler::KernelLibraryOptions &ko,
+                   const std::string &backend) {
+  std::string planText;
+  nlohmann::json planJson;
+  if (!compile("plan", spec, co,
+               [&](mlir::ModuleOp, const nlohmann::json *plan) {
+                 planText = plan->dump();
+                 planJson = *plan;
+               }))
+    return 1;
+  namespace fs = std::filesystem;
+  try {
+    std::error_code ec;
+    fs::create_directories(outDir, ec);
+    if (ec)
+      throw compiler::ExportError("cannot create '" + outDir +
+                                  "': " + ec.message());
+    fs::path dir(outDir);
+    nlohmann::json info = {{"spec", fs::absolute(spec).string()},
+                           {"settings", co.settings},
+                           {"plan_hash", runtime::planHash(planText)},
+                           {"unrollc", UNROLL_VERSION}};
+    // Nothing stale may stay behind: a library from an earlier compile
+    // would be refused anyway (another plan hash).
+    fs::remove(dir / "program.json", ec);
+    if (backend == "compiled") {
+      auto t0 = std::chrono::steady_clock::now();
+      compiler::KernelLibrarySummary s = compiler::buildKernelLibrary(
+          planText, (dir / "kernels.so").string(), ko, std::cerr);
+      double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
+      std::cerr << "compile: " << s.kernels << " kernel(s), " << s.pipelines
+                << " pipelines in " << std::fixed << std::setprecision(1)
+                << secs << " s\n"
+                << std::defaultfloat;
+      info["kernels"] = "kernels.so";
+      info["target"] = ko.target;
+      info["halide_target"] = s.target;
+    } else {
+      fs::remove(dir / "kernels.so", ec);
+    }
+    writeAtomic(dir / "plan.json", planText);
+    writeAtomic(dir / "program.json", info.dump(2) + "\n");
+    std::cerr << "compile: wrote " << (dir / "plan.json").string()
+              << (backend == "compiled" ? ", " + (dir / "kernels.so").string()
+                                        : std::string())
+              << " and " << (dir / "program.json").string()
+              << "; run it with `unroll-run train " << outDir << "`\n";
+  } catch (const compiler::ExportError &e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 int evalCommand(const std::string &runDir, const std::vector<double> &ood,
                 const std::vector<double> &perturb, const std::string &baseline,
                 const std::string &cacheDir, const std::string &device,
@@ -362,6 +444,25 @@ int run(int argc, char **argv) {
   train->add_option("-I,--lib", includes,
                     "extra directory to search for imported libraries");
 
+  auto *comp = app.add_subcommand(
+      "compile", "compile a spec into a program directory (plan and kernel "
+                 "library) that unroll-run trains without the compiler");
+  std::string compileSpec, compileOut, compileBackend = "compiled";
+  compiler::KernelLibraryOptions kernelOpts;
+  comp->add_option("spec", compileSpec, "spec file")->required();
+  comp->add_option("-o,--out", compileOut, "output directory")->required();
+  comp->add_option("--target", kernelOpts.target,
+                   "host (the default) or host-cuda (kernels on the GPU)")
+      ->check(CLI::IsMember({"host", "host-cuda"}));
+  comp->add_option("--backend", compileBackend,
+                   "compiled (the default): with a kernel library; eager: "
+                   "the plan alone")
+      ->check(CLI::IsMember({"compiled", "eager"}));
+  comp->add_option("--set", co.settings, "change a spec setting, key=value")
+      ->allow_extra_args(false);
+  comp->add_option("-I,--lib", includes,
+                   "extra directory to search for imported libraries");
+
   auto *eval = app.add_subcommand("eval", "evaluate a run layer by layer");
   std::string runDir, baseline;
   std::vector<double> ood, perturb;
@@ -430,6 +531,9 @@ int run(int argc, char **argv) {
     return checkFiles(checkFilesList, includes, quiet);
   if (*train)
     return trainCommand(trainSpec, co, out, resume, cacheDir, device, backend);
+  if (*comp)
+    return compileCommand(compileSpec, co, compileOut, kernelOpts,
+                          compileBackend);
   if (*exp)
     return exportCommand(exportRun, exportOpts, "");
   if (*build)

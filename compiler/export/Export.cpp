@@ -40,18 +40,6 @@ int64_t elements(const std::vector<int64_t> &shape) {
   return n;
 }
 
-/// Runs a shell command; on failure, ExportError with its output.
-void run(const std::string &cmd, const fs::path &logFile) {
-  std::string full = cmd + " > '" + logFile.string() + "' 2>&1";
-  int rc = std::system(full.c_str());
-  if (rc != 0) {
-    std::ifstream in(logFile);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    throw ExportError("'" + cmd + "' failed:\n" + ss.str());
-  }
-}
-
 void writeText(const fs::path &p, const std::string &text) {
   std::ofstream out(p);
   out << text;
@@ -288,6 +276,17 @@ std::string cmakeConfig(const std::string &n) {
 
 } // namespace
 
+void runTool(const std::string &cmd, const fs::path &logFile) {
+  std::string full = cmd + " > '" + logFile.string() + "' 2>&1";
+  int rc = std::system(full.c_str());
+  if (rc != 0) {
+    std::ifstream in(logFile);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    throw ExportError("'" + cmd + "' failed:\n" + ss.str());
+  }
+}
+
 ExportSummary
 exportModel(const nlohmann::json &plan,
             const std::map<std::string, Halide::Buffer<float>> &params,
@@ -396,10 +395,10 @@ exportModel(const nlohmann::json &plan,
 
   const fs::path logFile = build / "tools.log";
   const std::string halideInc = "/usr/include/halide14";
-  run("cc -O2 -fPIC -c '" + (build / (n + ".c")).string() + "' -I'" +
-          inc.string() + "' -I'" + build.string() + "' -I'" + halideInc +
-          "' -o '" + (build / (n + ".o")).string() + "'",
-      logFile);
+  runTool("cc -O2 -fPIC -c '" + (build / (n + ".c")).string() + "' -I'" +
+              inc.string() + "' -I'" + build.string() + "' -I'" + halideInc +
+              "' -o '" + (build / (n + ".o")).string() + "'",
+          logFile);
   // Static: the wrapper plus the objects of Halide's archive.
   fs::path objs = build / "objs";
   fs::remove_all(objs, ec);
@@ -407,20 +406,22 @@ exportModel(const nlohmann::json &plan,
   // Each archive into its own folder: their members' names may clash.
   for (const char *sub : {"all", "final"})
     fs::create_directories(objs / sub);
-  run("cd '" + (objs / "all").string() + "' && ar x '" + prefix + ".a'",
-      logFile);
-  run("cd '" + (objs / "final").string() + "' && ar x '" + prefixFinal + ".a'",
-      logFile);
+  runTool("cd '" + (objs / "all").string() + "' && ar x '" + prefix + ".a'",
+          logFile);
+  runTool("cd '" + (objs / "final").string() + "' && ar x '" + prefixFinal +
+              ".a'",
+          logFile);
   fs::path staticLib = lib / ("lib" + n + ".a");
   fs::remove(staticLib, ec);
-  run("ar rcs '" + staticLib.string() + "' '" + (build / (n + ".o")).string() +
-          "' '" + objs.string() + "'/all/*.o '" + objs.string() + "'/final/*.o",
-      logFile);
-  run("cc -shared -o '" + (lib / ("lib" + n + ".so")).string() + "' '" +
-          (build / (n + ".o")).string() + "' -Wl,--whole-archive '" + prefix +
-          ".a' '" + prefixFinal +
-          ".a' -Wl,--no-whole-archive -lpthread -ldl -lm",
-      logFile);
+  runTool("ar rcs '" + staticLib.string() + "' '" +
+              (build / (n + ".o")).string() + "' '" + objs.string() +
+              "'/all/*.o '" + objs.string() + "'/final/*.o",
+          logFile);
+  runTool("cc -shared -o '" + (lib / ("lib" + n + ".so")).string() + "' '" +
+              (build / (n + ".o")).string() + "' -Wl,--whole-archive '" +
+              prefix + ".a' '" + prefixFinal +
+              ".a' -Wl,--no-whole-archive -lpthread -ldl -lm",
+          logFile);
   ExportSummary summary;
   summary.name = n;
   for (const InferenceInput &in : pipe.inputs)

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <map>
 #include <ostream>
 #include <string>
@@ -52,6 +53,10 @@ struct ExportSummary {
   int64_t layers = 0;
   std::string includeDir, staticLibrary, sharedLibrary, cmakeConfig;
 };
+
+/// Runs a shell command with its output into `logFile`; on failure,
+/// ExportError with that output.
+void runTool(const std::string &cmd, const std::filesystem::path &logFile);
 
 /// Lowers, compiles and packages the trained algorithm of `plan` with
 /// parameters `params` (checkpoint names). Needs a C compiler (`cc`) and

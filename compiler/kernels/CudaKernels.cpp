@@ -1,6 +1,7 @@
 #include "compiler/kernels/CudaKernels.h"
 
 #include "compiler/kernels/HalideKernels.h"
+#include "compiler/kernels/TrainingKernels.h"
 #include "dsl/Diagnostics.h"
 
 #include <cstdlib>
@@ -87,36 +88,30 @@ std::vector<PtxModule> buildPtx(const nlohmann::json &plan, int capability) {
     }
   } cleanup{dir};
   std::vector<PtxModule> out;
-  for (FusedKernel &k : buildKernels(plan)) {
-    if (k.reduces) {
-      // A loss's or a constraint's sum per instance: one GPU thread per
-      // instance sums its domain (instances are many, domains small), in
-      // a kernel of its own before the forward value and the adjoints,
-      // which read it.
-      Halide::Var b = k.total.args()[0], block("block"), thread("thread");
-      k.total.compute_root().gpu_tile(b, block, thread, 64,
-                                      Halide::TailStrategy::GuardWithIf);
-      k.total.update().gpu_tile(b, block, thread, 64,
-                                Halide::TailStrategy::GuardWithIf);
-    }
-    std::vector<Halide::Argument> args(k.inputs.begin(), k.inputs.end());
-    auto compile = [&](Halide::Func f, const std::string &name,
-                       std::vector<Halide::Argument> a) {
-      scheduleForGpu(f);
-      fs::path prefix = dir / name;
-      f.compile_to_static_library(prefix.string(), a, name, target);
-      std::vector<std::string> ptx = ptxIn(prefix.string() + ".a");
-      if (ptx.empty())
-        throw dsl::InternalError("Halide produced no PTX for " + name);
-      for (std::string &text : ptx)
-        out.push_back({name, std::move(text)});
-    };
+  auto compile = [&](Halide::Func f, const std::string &name,
+                     const std::vector<Halide::Argument> &a) {
+    fs::path prefix = dir / name;
+    f.compile_to_static_library(prefix.string(), a, name, target);
+    std::vector<std::string> ptx = ptxIn(prefix.string() + ".a");
+    if (ptx.empty())
+      throw dsl::InternalError("Halide produced no PTX for " + name);
+    for (std::string &text : ptx)
+      out.push_back({name, std::move(text)});
+  };
+  // Fresh Funcs per pipeline: each is scheduled for its own.
+  std::vector<FusedKernel> forward = buildKernels(plan);
+  for (FusedKernel &k : forward) {
     std::string base = "k" + std::to_string(k.id);
+    std::vector<Halide::Argument> args(k.inputs.begin(), k.inputs.end());
+    scheduleForwardGpu(k);
     compile(k.forward, base + "_forward", args);
-    std::vector<Halide::Argument> withGrad = args;
-    withGrad.push_back(k.gradOutput);
-    for (size_t i = 0; i < k.gradInputs.size(); ++i)
-      compile(k.gradInputs[i], base + "_adjoint" + std::to_string(i), withGrad);
+    for (size_t i = 0; i < k.gradInputs.size(); ++i) {
+      FusedKernel b = buildKernelOf(plan, k.id);
+      std::vector<Halide::Argument> withGrad(b.inputs.begin(), b.inputs.end());
+      withGrad.push_back(b.gradOutput);
+      compile(adjointsGpu(b, static_cast<int>(i)),
+              base + "_adjoint" + std::to_string(i), withGrad);
+    }
   }
   return out;
 }

@@ -3,7 +3,9 @@
 #include "dsl/Diagnostics.h"
 #include "runtime/Plan.h"
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace unroll::compiler {
@@ -252,37 +254,66 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   return k;
 }
 
-std::vector<FusedKernel> buildKernels(const json &plan) {
-  std::map<int64_t, FusedKernel> byId;
-  auto add = [&](const json &body, const std::string &user) {
-    for (const json &op : body["ops"]) {
-      if (op["op"] != "fused")
-        continue;
-      int64_t id = op.value("kernel", int64_t(-1));
-      if (id < 0)
-        throw InternalError("kernel generation: a fused op without a "
-                            "kernel number");
-      auto it = byId.find(id);
-      if (it == byId.end())
-        it = byId.emplace(id, buildFusedKernel(op, "k" + std::to_string(id)))
-                 .first;
-      it->second.usedBy.push_back(user);
-    }
+namespace {
+
+/// Calls `fn(op, user)` for every fused op of `plan`, where `user` says
+/// which part of the program holds it ("layer 3").
+void forEachFused(
+    const json &plan,
+    const std::function<void(const json &, const std::string &)> &fn) {
+  auto walk = [&](const json &body, const std::string &user) {
+    for (const json &op : body["ops"])
+      if (op["op"] == "fused")
+        fn(op, user);
   };
   for (const json &alg : plan["algorithms"]) {
     for (const json &layer : alg["layers"])
-      add(layer["body"],
-          "layer " + std::to_string(layer["index"].get<int64_t>()));
+      walk(layer["body"],
+           "layer " + std::to_string(layer["index"].get<int64_t>()));
     if (alg.contains("loss"))
-      add(alg["loss"], "the loss");
+      walk(alg["loss"], "the loss");
     size_t c = 0;
     for (const json &con : alg.value("constraints", json::array()))
-      add(con["body"], "constraint " + std::to_string(++c));
+      walk(con["body"], "constraint " + std::to_string(++c));
   }
+}
+
+int64_t kernelNumber(const json &op) {
+  int64_t id = op.value("kernel", int64_t(-1));
+  if (id < 0)
+    throw InternalError("kernel generation: a fused op without a kernel "
+                        "number");
+  return id;
+}
+
+} // namespace
+
+std::vector<FusedKernel> buildKernels(const json &plan) {
+  std::map<int64_t, FusedKernel> byId;
+  forEachFused(plan, [&](const json &op, const std::string &user) {
+    int64_t id = kernelNumber(op);
+    auto it = byId.find(id);
+    if (it == byId.end())
+      it = byId.emplace(id, buildFusedKernel(op, "k" + std::to_string(id)))
+               .first;
+    it->second.usedBy.push_back(user);
+  });
   std::vector<FusedKernel> out;
   for (auto &[id, k] : byId)
     out.push_back(std::move(k));
   return out;
+}
+
+FusedKernel buildKernelOf(const json &plan, int64_t id) {
+  // A copy: the walk may visit temporaries.
+  std::optional<json> first;
+  forEachFused(plan, [&](const json &op, const std::string &) {
+    if (!first && kernelNumber(op) == id)
+      first = op;
+  });
+  if (!first)
+    throw InternalError("kernel generation: no kernel " + std::to_string(id));
+  return buildFusedKernel(*first, "k" + std::to_string(id));
 }
 
 void printKernels(const json &plan, std::ostream &os) {

@@ -77,6 +77,10 @@ FusedKernel buildFusedKernel(const nlohmann::json &fusedOp,
 /// One kernel per distinct "kernel" number of the plan, in number order.
 std::vector<FusedKernel> buildKernels(const nlohmann::json &plan);
 
+/// The kernel numbered `id` of `plan`, built afresh (its Funcs shared with
+/// no other pipeline); `usedBy` is left empty.
+FusedKernel buildKernelOf(const nlohmann::json &plan, int64_t id);
+
 /// `unrollc --emit=kernels`: every kernel with the layers that use it, its
 /// forward definition and its operand adjoints.
 void printKernels(const nlohmann::json &plan, std::ostream &os);

@@ -21,36 +21,6 @@ Halide::Buffer<float> view(const unroll_tensor &t) {
   return Halide::Buffer<float>(t.data, t.rank, dims.data());
 }
 
-/// Vectorised along the innermost axis, parallel along the batch.
-void schedule(Halide::Func f, const Halide::Target &target) {
-  std::vector<Halide::Var> v = f.args();
-  f.vectorize(v[0], target.natural_vector_size<float>(),
-              Halide::TailStrategy::GuardWithIf);
-  if (v.size() > 1)
-    f.parallel(v.back());
-}
-
-/// Whether every one of `params` is dense along its innermost axis. The
-/// kernels' inputs may be broadcast along it (stride 0), so Halide cannot
-/// assume it; where they are not, a specialisation reads them with vector
-/// loads instead of gathers (LISTA's soft-threshold for 100 instances on
-/// one thread: 11.1 -> 6.6 us forward, 16.7 -> 11.1 us backward).
-Halide::Expr innerDense(const std::vector<Halide::ImageParam> &params) {
-  Halide::Expr dense = Halide::Internal::const_true();
-  for (const Halide::ImageParam &p : params)
-    dense = dense && p.dim(0).stride() == 1;
-  return dense;
-}
-
-/// A flat elementwise Func: blocks of 8192 elements among the threads,
-/// vectorised within.
-void scheduleFlat(Halide::Func f, const Halide::Target &target) {
-  Halide::Var i = f.args()[0], block("block"), within("within");
-  f.split(i, block, within, 8192, Halide::TailStrategy::GuardWithIf)
-      .vectorize(within, target.natural_vector_size<float>())
-      .parallel(block);
-}
-
 /// Halide's parallel loops on OpenMP's threads: LibTorch and OpenBLAS use
 /// the same (libgomp) pool, and a second pool of spinning threads next to
 /// it made a 12,800-element kernel five times slower on two cores.
@@ -77,62 +47,30 @@ void fail(const std::string &msg, char *err, int32_t size) {
 
 JitKernels::JitKernels(const nlohmann::json &plan)
     : target_(Halide::get_jit_target_from_environment()) {
+  // Two sets of Funcs: a Func scheduled for one pipeline cannot be
+  // compiled into another.
+  std::vector<FusedKernel> back = buildKernels(plan);
+  size_t i = 0;
   for (FusedKernel &k : buildKernels(plan)) {
-    // A reduction's per-instance sum first, once, in both directions:
-    // parallel over the instances, each sum vectorised along the innermost
-    // axis (partial sums per lane, added up at the end).
-    if (k.reduces) {
-      const int vec = target_.natural_vector_size<float>();
-      Halide::Var b = k.total.args()[0];
-      k.total.compute_root();
-      k.total.update().parallel(b, 8, Halide::TailStrategy::GuardWithIf);
-      if (!k.domainShape.empty() && k.domainShape.back() % vec == 0) {
-        Halide::RVar ro("ro"), ri("ri");
-        Halide::Var lane("lane");
-        Halide::Func partial = k.total.update()
-                                   .split(k.sumDomain.x, ro, ri, vec)
-                                   .rfactor(ri, lane);
-        partial.compute_at(k.total, b).vectorize(lane);
-        partial.update().vectorize(lane);
-        // Operands may be broadcast (stride 0); where all are dense, the
-        // lanes read them with vector loads instead of gathers.
-        partial.update().specialize(innerDense(k.inputs));
-      }
-    }
-    schedule(k.forward, target_);
-    // After scheduling: a specialisation starts from the schedule so far.
-    k.forward.specialize(innerDense(k.inputs));
+    scheduleForwardCpu(k, target_);
     k.forward.jit_handlers().custom_do_par_for = parallelFor;
     k.forward.compile_jit(target_);
-    // Every operand's adjoint as one Tuple-valued Func: one call and one
-    // pass over the data where a call per operand recomputed the forward
-    // expression each time.
-    Halide::Func all(k.name + "_adjoints");
-    std::vector<Halide::Var> vars = k.domainVars;
-    std::vector<Halide::Expr> at(vars.begin(), vars.end()), parts;
-    for (Halide::Func &g : k.gradInputs) {
-      if (g.has_update_definition())
-        g.compute_at(all, vars.back());
-      parts.push_back(g(at));
-    }
-    all(vars) = Halide::Tuple(parts);
-    schedule(all, target_);
-    std::vector<Halide::ImageParam> read = k.inputs;
-    read.push_back(k.gradOutput);
-    all.specialize(innerDense(read));
+    Halide::Func all = adjointsCpu(back[i++], target_);
     all.jit_handlers().custom_do_par_for = parallelFor;
     all.compile_jit(target_);
     int64_t id = k.id;
     adjoints_.emplace(id, all);
+    backward_.emplace(id, std::move(back[i - 1]));
     kernels_.emplace(id, std::move(k));
   }
   // Compiled by its first realize: about 0.5 s that `eval`, which never
   // updates parameters, need not pay.
-  scheduleFlat(adam_.update, target_);
+  scheduleAdamCpu(adam_, target_);
   adam_.update.jit_handlers().custom_do_par_for = parallelFor;
   abi_.run = &JitKernels::run;
   abi_.ctx = this;
   abi_.adam = &JitKernels::adam;
+  abi_.device = UNROLL_KERNELS_CPU;
 }
 
 namespace {
@@ -205,6 +143,9 @@ int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
     fail("kernel " + k.name + " called with the wrong operands", err, errSize);
     return 1;
   }
+  // The backward pipeline has Funcs and parameters of its own.
+  FusedKernel &src =
+      operand == UNROLL_KERNEL_VALUE ? k : self->backward_.at(kernel);
   try {
     for (int32_t i = 0; i < nOperands; ++i) {
       if (operands[i].rank != k.operandRank) {
@@ -214,7 +155,7 @@ int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
              err, errSize);
         return 1;
       }
-      k.inputs[i].set(view(operands[i]));
+      src.inputs[i].set(view(operands[i]));
     }
     if (operand == UNROLL_KERNEL_VALUE) {
       Halide::Buffer<float> o = view(*out);
@@ -230,7 +171,7 @@ int JitKernels::run(void *ctx, int64_t kernel, int32_t operand,
         else
           outs.push_back(Halide::Buffer<float>::make_with_shape_of(view(*out)));
       }
-      k.gradOutput.set(view(*dresult));
+      src.gradOutput.set(view(*dresult));
       Halide::Realization r(outs);
       self->adjoints_.at(kernel).realize(r, self->target_);
     }

@@ -37,6 +37,8 @@ private:
   Halide::Target target_;
   AdamKernel adam_;
   std::map<int64_t, FusedKernel> kernels_;
+  /// The same kernels again, whose Funcs the backward pipelines read.
+  std::map<int64_t, FusedKernel> backward_;
   /// Per kernel, every operand's adjoint as one Tuple-valued Func.
   std::map<int64_t, Halide::Func> adjoints_;
   unroll_kernels abi_{};

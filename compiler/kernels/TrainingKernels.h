@@ -1,13 +1,40 @@
 #pragma once
 // The Halide kernels of a training step that do not come from a plan's
-// fused ops: Adam's update over all parameters in one pass, elementwise
-// over flat buffers; the JIT (KernelJIT.cpp) schedules and compiles it.
+// fused ops (Adam's update over all parameters in one pass, elementwise
+// over flat buffers), and the schedules of every training kernel for the
+// CPU and for CUDA, shared by the JIT (KernelJIT.cpp), the ahead-of-time
+// kernel libraries (KernelLibrary.cpp) and the PTX printer.
+
+#include "compiler/kernels/HalideKernels.h"
 
 #include <Halide.h>
 
 #include <cstdint>
 
 namespace unroll::compiler {
+
+/// Which adjoints a kernel's backward pipeline computes: every operand's
+/// (one Tuple-valued Func) or one operand's.
+constexpr int kAllAdjoints = -1;
+
+/// Schedules a fused kernel's forward pipeline for the CPU of `target`
+/// (with a reduction's per-instance sum, parallel and vectorised).
+void scheduleForwardCpu(FusedKernel &k, const Halide::Target &target);
+
+/// The output Func of a fused kernel's backward pipeline on the CPU: the
+/// adjoint of operand `which`, or with kAllAdjoints all of them as one
+/// Tuple (one pass over the data). Scheduled for `target`. Call on a
+/// kernel whose forward pipeline is not compiled in the same Halide
+/// pipeline (buildKernels gives fresh Funcs each time).
+Halide::Func adjointsCpu(FusedKernel &k, const Halide::Target &target,
+                         int which = kAllAdjoints);
+
+/// Schedules a fused kernel's forward pipeline one GPU thread per element
+/// (a reduction's sum one thread per instance, in a kernel of its own).
+void scheduleForwardGpu(FusedKernel &k);
+
+/// As adjointsCpu, one GPU thread per element.
+Halide::Func adjointsGpu(FusedKernel &k, int which = kAllAdjoints);
 
 /// Adam (LibTorch's update, without amsgrad) over rank-1 buffers of equal
 /// length: `update` is Tuple(param, exp_avg, exp_avg_sq) after one step,
@@ -22,5 +49,9 @@ struct AdamKernel {
   Halide::Param<float> oneMinusBeta1, oneMinusBeta2;
   Halide::Func update;
 };
+
+/// Schedules Adam's update for the CPU: blocks among the threads,
+/// vectorised within.
+void scheduleAdamCpu(AdamKernel &k, const Halide::Target &target);
 
 } // namespace unroll::compiler

@@ -5,16 +5,23 @@
 #include "CompilerTestUtil.h"
 #include "RuntimeTestUtil.h"
 
+#include "compiler/export/KernelLibrary.h"
 #include "compiler/kernels/HalideKernels.h"
 #include "compiler/kernels/KernelJIT.h"
 #include "compiler/plan/PlanLowering.h"
 #include "runtime/Data.h"
 #include "runtime/Executor.h"
+#include "runtime/KernelLibrary.h"
+#include "runtime/Run.h"
 #include "runtime/Trainer.h"
 
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
 
 using namespace unroll;
 using nlohmann::json;
@@ -31,6 +38,38 @@ Halide::Buffer<float> view(const torch::Tensor &t) {
   return Halide::Buffer<float>(t.data_ptr<float>(),
                                static_cast<int>(dims.size()), dims.data());
 }
+
+/// A fresh directory for one test's files.
+std::filesystem::path scratchDir() {
+  static int n = 0;
+  auto d = std::filesystem::temp_directory_path() /
+           ("unroll-kernel-test-" + std::to_string(::getpid()) + "-" +
+            std::to_string(++n));
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+/// A program's kernels as the runtime gets them: JIT-compiled in this
+/// process (`unrollc train`), or compiled ahead of time into a kernel
+/// library and loaded from it (`unrollc compile`, then `unroll-run`).
+struct ProgramKernels {
+  ProgramKernels(const json &plan, bool library) {
+    if (!library) {
+      jit = std::make_unique<compiler::JitKernels>(plan);
+      abi = jit->abi();
+      return;
+    }
+    std::string path = (scratchDir() / "kernels.so").string();
+    std::ostringstream log;
+    compiler::buildKernelLibrary(plan.dump(), path, {}, log);
+    lib = runtime::KernelLibrary::open(path, plan.dump());
+    abi = lib->kernels();
+  }
+  std::unique_ptr<compiler::JitKernels> jit;
+  std::unique_ptr<runtime::KernelLibrary> lib;
+  const unroll_kernels *abi = nullptr;
+};
 
 /// The operand expanded to the kernel's full rank: stride 0 where it is
 /// broadcast (over the batch, or leading axes of lower rank).
@@ -58,7 +97,8 @@ torch::Tensor reduceTo(const torch::Tensor &g, const torch::Tensor &t,
 
 /// Every kernel of `spec`: the Halide kernel and the eager execution of
 /// the same fused op agree in value and gradient.
-void checkKernels(const std::string &spec, int64_t batch) {
+void checkKernels(const std::string &spec, int64_t batch,
+                  bool library = false) {
   json plan = test::fusedPlanFor(spec);
   auto algs = runtime::parsePlan(plan.dump());
   std::vector<compiler::FusedKernel> kernels = compiler::buildKernels(plan);
@@ -85,8 +125,8 @@ void checkKernels(const std::string &spec, int64_t batch) {
 
   // The same kernels through the runtime's C interface, as training calls
   // them: every adjoint in one call, and one operand's alone.
-  compiler::JitKernels jit(plan);
-  const unroll_kernels &abi = *jit.abi();
+  ProgramKernels provider(plan, library);
+  const unroll_kernels &abi = *provider.abi;
 
   torch::manual_seed(5);
   for (size_t k = 0; k < kernels.size(); ++k) {
@@ -168,7 +208,12 @@ void checkKernels(const std::string &spec, int64_t batch) {
       REQUIRE(abi.run(abi.ctx, kern.id, static_cast<int32_t>(i), in.data(),
                       static_cast<int32_t>(in.size()), &d, &o, err,
                       sizeof err) == 0);
-      CHECK(torch::equal(one, all[i]));
+      // The JIT computes one adjoint with the others; a library has a
+      // pipeline for each, which may round differently.
+      if (library)
+        CHECK(torch::allclose(one, all[i], 1e-5, 1e-7));
+      else
+        CHECK(torch::equal(one, all[i]));
     }
   }
 }
@@ -394,7 +439,10 @@ train lista {
 
 TEST_CASE("the compiled Adam step matches LibTorch's", "[kernels]") {
   json plan = test::fusedPlanFor(test::tinyLista(6, 10, 3));
-  compiler::JitKernels jit(plan);
+  const bool library = GENERATE(false, true);
+  INFO((library ? "kernel library" : "JIT"));
+  ProgramKernels kernels(plan, library);
+  REQUIRE(kernels.abi->adam);
   auto algs = runtime::parsePlan(plan.dump());
   auto g = runtime::syntheticSparse(5, 6, 10, 0.3, 0.01, 4);
   runtime::AdamSettings s;
@@ -402,7 +450,7 @@ TEST_CASE("the compiled Adam step matches LibTorch's", "[kernels]") {
   s.weightDecay = GENERATE(0.0, 0.05);
   INFO("weight decay " << s.weightDecay);
   runtime::Executor eager(algs[0]), compiled(algs[0]);
-  compiled.setKernels(jit.abi());
+  compiled.setKernels(kernels.abi);
   std::unique_ptr<runtime::PrimalAdam> adam[2];
   runtime::Executor *ex[2] = {&eager, &compiled};
   for (int i = 0; i < 2; ++i) {
@@ -505,4 +553,116 @@ unrolled net(layers = 2) solves toy(m = 3, n = 10) {
     INFO("parameter " << i);
     CHECK(torch::allclose(grads[0][i], grads[1][i], 1e-4, 1e-6));
   }
+}
+
+TEST_CASE("kernel libraries (unrollc compile) match eager LibTorch",
+          "[kernels][library]") {
+  // The kernels above, compiled ahead of time and loaded as the runtime
+  // loads them: layers, broadcasting, losses and constraints.
+  checkKernels(test::tinyLista(6, 10, 2), 7, /*library=*/true);
+  checkKernels(R"(
+import losses
+problem sc(p: int, d: int) {
+  data  x : vec[p]
+  given D : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(x - D @ y) + 0.1 * norm1(y)
+}
+unrolled net(layers = 2) solves sc(p = 6, d = 16) {
+  init  y = zeros()
+  param W : mat[d, p] per layer = normal(0, 0.1)
+  param w : vec[d] shared = ones()
+  step { y = tanh(W @ x + y * w) - 0.5 * sigmoid(y) }
+}
+train net {
+  target ystar = solve(sc, fista, tol = 1e-6)
+  loss   mse(y[L], ystar) + mae(y[L], ystar)
+  descend distance(y, ystar) by 0.05
+}
+)",
+               5, /*library=*/true);
+}
+
+TEST_CASE("a kernel library is refused for another program, another "
+          "interface or a damaged file",
+          "[kernels][library]") {
+  json plan = test::fusedPlanFor(test::tinyLista(6, 10, 2));
+  json other = test::fusedPlanFor(test::tinyLista(6, 12, 2));
+  auto dir = scratchDir();
+  std::string path = (dir / "kernels.so").string();
+  std::ostringstream log;
+  compiler::KernelLibrarySummary s =
+      compiler::buildKernelLibrary(plan.dump(), path, {}, log);
+  CHECK(s.kernels == 1);
+  // Forward, all adjoints, each of 3 operands' adjoint; Adam's update.
+  CHECK(s.pipelines == 6);
+  CHECK(!std::filesystem::exists(path + ".tmp"));
+  auto lib = runtime::KernelLibrary::open(path, plan.dump());
+  CHECK(lib->kernels()->device == UNROLL_KERNELS_CPU);
+  // Training settings may change, as for resuming a run.
+  json longer = plan;
+  for (json &a : longer["algorithms"])
+    if (a.contains("train"))
+      a["train"]["epochs"] = 99;
+  CHECK_NOTHROW(runtime::KernelLibrary::open(path, longer.dump()));
+  CHECK_THROWS_WITH(runtime::KernelLibrary::open(path, other.dump()),
+                    Catch::Contains("was compiled from another program"));
+  CHECK_THROWS_WITH(
+      runtime::KernelLibrary::open((dir / "none.so").string(), plan.dump()),
+      Catch::Contains("does not exist; compile the program with `unrollc "
+                      "compile SPEC -o DIR`"));
+  {
+    std::ofstream bad(dir / "bad.so");
+    bad << "not a shared object";
+  }
+  CHECK_THROWS_WITH(
+      runtime::KernelLibrary::open((dir / "bad.so").string(), plan.dump()),
+      Catch::Contains("cannot load kernel library") &&
+          Catch::Contains("is it damaged"));
+  // An unknown kernel number or wrong operands: an error, not a crash.
+  char err[256] = {0};
+  const unroll_kernels &k = *lib->kernels();
+  CHECK(k.run(k.ctx, 42, UNROLL_KERNEL_VALUE, nullptr, 0, nullptr, nullptr, err,
+              sizeof err) != 0);
+  CHECK(std::string(err) == "no such kernel in this library");
+  torch::Tensor t = torch::zeros({2, 3, 4});
+  unroll_tensor v = runtime::kernelView(t);
+  unroll_tensor three[3] = {v, v, v};
+  CHECK(k.run(k.ctx, 0, UNROLL_KERNEL_VALUE, three, 3, nullptr, &v, err,
+              sizeof err) != 0);
+  CHECK_THAT(err, Catch::Contains("has rank 3, expected 2"));
+  CHECK(k.run(k.ctx, 0, UNROLL_KERNEL_VALUE, three, 2, nullptr, &v, err,
+              sizeof err) != 0);
+  CHECK_THAT(err, Catch::Contains("takes 3 operands"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a CUDA kernel library builds without a GPU, every stage on the "
+          "device",
+          "[kernels][library]") {
+  // buildKernelLibrary refuses (InternalError) a pipeline that would run a
+  // stage on the host; the reductions' sums and accumulated adjoints are
+  // the stages at risk.
+  json plan = test::fusedPlanFor(test::tinyLista(6, 16, 2, R"(
+import losses
+train lista {
+  target  ystar = solve(sparse_coding, fista, tol = 1e-6)
+  loss    mse(y[L], ystar)
+  descend distance(y, ystar) by 0.05
+}
+)"));
+  auto dir = scratchDir();
+  std::string path = (dir / "kernels.so").string();
+  std::ostringstream log;
+  compiler::KernelLibraryOptions o;
+  o.target = "host-cuda";
+  compiler::KernelLibrarySummary s =
+      compiler::buildKernelLibrary(plan.dump(), path, o, log);
+  CHECK(s.kernels == 3);
+  CHECK(s.target.find("cuda") != std::string::npos);
+  // Loading needs no GPU either (libcuda is opened at the first call).
+  auto lib = runtime::KernelLibrary::open(path, plan.dump());
+  CHECK(lib->kernels()->device == UNROLL_KERNELS_CUDA);
+  CHECK(lib->kernels()->adam == nullptr);
+  std::filesystem::remove_all(dir);
 }
