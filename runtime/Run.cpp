@@ -633,7 +633,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   writeReport(dir.string(), log);
   log << "done: best validation loss " << fmt(rs.bestVal) << " at epoch "
       << rs.bestEpoch << "; " << (dir / "report.html").string()
-      << "\nevaluate with: unrollc eval " << dir.string() << "\n";
+      << "\nevaluate with: " << opts.tool << " eval " << dir.string() << "\n";
   return 0;
 }
 

@@ -43,6 +43,8 @@ struct TrainRunOptions {
   std::string device = "auto";
   /// Generated kernels for the fused ops; null: eager LibTorch.
   const unroll_kernels *kernels = nullptr;
+  /// The command users run, in hints ("unrollc", "unroll-run").
+  std::string tool = "unrollc";
   /// The kernel library `kernels` came from, if any (recorded in
   /// config.json, where `unroll-run eval` finds it again).
   std::string kernelLibrary;

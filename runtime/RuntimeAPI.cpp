@@ -78,6 +78,7 @@ extern "C" int unroll_runtime_train(const char *planJson,
     opts.device = o.value("device", "auto");
     opts.kernels = kernels;
     opts.kernelLibrary = o.value("kernel_library", "");
+    opts.tool = o.value("tool", "unrollc");
     return unroll::runtime::trainRun(planJson, opts, std::cerr);
   });
 }

@@ -111,9 +111,9 @@ UNROLL_RUNTIME_API int unroll_runtime_describe(char *buf, int size);
 
 /// `unrollc train`: trains the plan (JSON text) into a run directory.
 /// `options_json` holds run_dir, resume, spec, settings, cache_dir,
-/// interactive, device and kernel_library (see runtime/Run.h); `kernels` runs
-/// the fused ops (null: eagerly). Progress goes to stderr. Returns the exit
-/// status: 0 done, 1 error (message in `err`, NUL-terminated, truncated to
+/// interactive, device, kernel_library and tool (see runtime/Run.h); `kernels`
+/// runs the fused ops (null: eagerly). Progress goes to stderr. Returns the
+/// exit status: 0 done, 1 error (message in `err`, NUL-terminated, truncated to
 /// `err_size`), 130 interrupted with the last checkpoint kept.
 UNROLL_RUNTIME_API int unroll_runtime_train(const char *plan_json,
                                             const char *options_json,

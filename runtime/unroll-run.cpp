@@ -159,7 +159,8 @@ int run(int argc, char **argv) {
         {"cache_dir", cacheDir},
         {"interactive", isatty(2) == 1},
         {"device", device},
-        {"kernel_library", lib ? lib->path() : ""}};
+        {"kernel_library", lib ? lib->path() : ""},
+        {"tool", "unroll-run"}};
     int rc =
         unroll_runtime_train(p.planText.c_str(), opts.dump().c_str(),
                              lib ? lib->kernels() : nullptr, buf, sizeof buf);

@@ -24,6 +24,7 @@ import sys
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%unrollc", os.path.join(config.unroll_build_dir, "unrollc")))
 config.substitutions.append(("%unroll-opt", os.path.join(config.unroll_build_dir, "unroll-opt")))
+config.substitutions.append(("%unroll-run", os.path.join(config.unroll_build_dir, "unroll-run")))
 config.substitutions.append(("%stdlib", config.unroll_stdlib_dir))
 config.substitutions.append(("%examples", config.unroll_examples_dir))
 # Solved targets are cached per build, never in the user's ~/.cache.

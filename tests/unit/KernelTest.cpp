@@ -619,6 +619,17 @@ TEST_CASE("a kernel library is refused for another program, another "
       runtime::KernelLibrary::open((dir / "bad.so").string(), plan.dump()),
       Catch::Contains("cannot load kernel library") &&
           Catch::Contains("is it damaged"));
+  // A truncated library would crash dlopen (SIGBUS): refused before.
+  {
+    std::ifstream whole(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(whole)),
+                      std::istreambuf_iterator<char>());
+    std::ofstream cut(dir / "cut.so", std::ios::binary);
+    cut << bytes.substr(0, bytes.size() / 2);
+  }
+  CHECK_THROWS_WITH(
+      runtime::KernelLibrary::open((dir / "cut.so").string(), plan.dump()),
+      Catch::Contains("truncated"));
   // An unknown kernel number or wrong operands: an error, not a crash.
   char err[256] = {0};
   const unroll_kernels &k = *lib->kernels();
