@@ -27,6 +27,8 @@ config.substitutions.append(("%unroll-opt", os.path.join(config.unroll_build_dir
 config.substitutions.append(("%unroll-run", os.path.join(config.unroll_build_dir, "unroll-run")))
 config.substitutions.append(("%stdlib", config.unroll_stdlib_dir))
 config.substitutions.append(("%examples", config.unroll_examples_dir))
+config.substitutions.append(("%srcroot", config.unroll_source_dir))
+config.substitutions.append(("%builddir", config.unroll_build_dir))
 # Solved targets are cached per build, never in the user's ~/.cache.
 config.environment["UNROLL_CACHE_DIR"] = os.path.join(
     config.unroll_build_dir, "tests", "lit", "target-cache")
