@@ -3,13 +3,16 @@
 //
 //   build/bench/unroll-bench-train-step [SPEC] [--set k=v ...] [--steps N]
 //       [--rounds R] [--only eager|compiled] [--profile TRACE.json]
+//       [--kernels jit|library]
 //
 // Without --only, the two backends train side by side and take turns of
 // four steps (R rounds of N steps, default 5 x 20), and the medians of
 // their step times are compared (the first step of each turn, with the
 // caches just taken by the other backend, is not counted): this VM's speed
 // drifts by 20% or more within seconds, which would otherwise read as a
-// ratio. --only runs one backend for N steps (for profilers); --profile
+// ratio. --kernels library times the kernels compiled ahead of time into a
+// kernel library (unrollc compile; unroll-run) instead of the JIT's.
+// --only runs one backend for N steps (for profilers); --profile
 // writes LibTorch's profiler trace (chrome://tracing format) of its timed
 // steps.
 // SPEC defaults to examples/lista.unroll (LISTA-like specs train on
@@ -18,15 +21,20 @@
 // does (the paper's size: --set p=1024 --set d=1228 --set batch=512).
 #include "BenchUtil.h"
 
+#include "compiler/export/KernelLibrary.h"
 #include "compiler/kernels/KernelJIT.h"
 #include "runtime/BuildInfo.h"
 #include "runtime/Data.h"
+#include "runtime/KernelLibrary.h"
 #include "runtime/Trainer.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <unistd.h>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -73,7 +81,7 @@ int main(int argc, char **argv) {
   std::vector<std::string> settings;
   int64_t steps = 20;
   int64_t rounds = 5;
-  std::string only, trace;
+  std::string only, trace, kernels = "jit";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--set" && i + 1 < argc)
@@ -86,15 +94,22 @@ int main(int argc, char **argv) {
       only = argv[++i];
     else if (a == "--profile" && i + 1 < argc)
       trace = argv[++i];
+    else if (a == "--kernels" && i + 1 < argc)
+      kernels = argv[++i];
     else if (!a.empty() && a[0] != '-')
       spec = a;
     else {
       std::cerr
           << "usage: " << argv[0]
           << " [SPEC] [--set key=value ...] [--steps N] [--rounds R] [--only "
-             "eager|compiled] [--profile TRACE.json]\n";
+             "eager|compiled] [--profile TRACE.json] [--kernels "
+             "jit|library]\n";
       return 1;
     }
+  }
+  if (kernels != "jit" && kernels != "library") {
+    std::cerr << "--kernels takes jit or library, not '" << kernels << "'\n";
+    return 1;
   }
   if (steps < 1) {
     std::cerr << "--steps takes a count of at least 1\n";
@@ -148,7 +163,27 @@ int main(int argc, char **argv) {
     ystar = runtime::solveTargets(solver, 20, 1e-4);
   }
 
+  // The compiled side's kernels: JIT-compiled in process (unrollc train),
+  // or a kernel library compiled ahead of time (unrollc compile, then
+  // unroll-run).
   compiler::JitKernels jit(plan);
+  std::unique_ptr<runtime::KernelLibrary> library;
+  const unroll_kernels *abi = jit.abi();
+  if (kernels == "library") {
+    auto dir = std::filesystem::temp_directory_path() /
+               ("unroll-bench-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ostringstream log;
+    compiler::buildKernelLibrary(plan.dump(), (dir / "kernels.so").string(),
+                                 {}, log);
+    library = runtime::KernelLibrary::open((dir / "kernels.so").string(),
+                                           plan.dump());
+    std::filesystem::remove_all(dir); // it stays mapped
+    abi = library->kernels();
+  }
+  std::printf("compiled kernels: %s\n",
+              kernels == "jit" ? "JIT (unrollc train)"
+                               : "kernel library (unrollc compile)");
   std::printf(
       "spec %s, %s, batch %lld, %lld layers, %zu "
       "kernel(s), %d threads, %lld steps each\n",
@@ -168,7 +203,7 @@ int main(int argc, char **argv) {
       return 1;
     }
     double ms = msPerStep(alg, data, ystar, to,
-                          only == "eager" ? nullptr : jit.abi(), trace);
+                          only == "eager" ? nullptr : abi, trace);
     std::printf("%-8s %8.2f ms/step\n", only.c_str(), ms);
     return 0;
   }
@@ -195,7 +230,7 @@ int main(int argc, char **argv) {
     std::unique_ptr<runtime::PrimalDual> pd[2];
     for (int b = 0; b < 2; ++b) {
       ex[b] = std::make_unique<runtime::Executor>(alg);
-      ex[b]->setKernels(b ? jit.abi() : nullptr);
+      ex[b]->setKernels(b ? abi : nullptr);
       ex[b]->bindInputs(data.inputs);
       ex[b]->initParams(to.seed);
       pd[b] = std::make_unique<runtime::PrimalDual>(*ex[b], to);
