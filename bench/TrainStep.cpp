@@ -32,13 +32,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
-#include <sstream>
-#include <unistd.h>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 using namespace unroll;
@@ -174,8 +174,8 @@ int main(int argc, char **argv) {
                ("unroll-bench-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     std::ostringstream log;
-    compiler::buildKernelLibrary(plan.dump(), (dir / "kernels.so").string(),
-                                 {}, log);
+    compiler::buildKernelLibrary(plan.dump(), (dir / "kernels.so").string(), {},
+                                 log);
     library = runtime::KernelLibrary::open((dir / "kernels.so").string(),
                                            plan.dump());
     std::filesystem::remove_all(dir); // it stays mapped
@@ -202,8 +202,8 @@ int main(int argc, char **argv) {
       std::cerr << "--only takes eager or compiled, not '" << only << "'\n";
       return 1;
     }
-    double ms = msPerStep(alg, data, ystar, to,
-                          only == "eager" ? nullptr : abi, trace);
+    double ms =
+        msPerStep(alg, data, ystar, to, only == "eager" ? nullptr : abi, trace);
     std::printf("%-8s %8.2f ms/step\n", only.c_str(), ms);
     return 0;
   }

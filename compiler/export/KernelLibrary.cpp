@@ -34,6 +34,7 @@ const char *const kWrapperPrelude = R"cpp(
 #include <HalideRuntime.h>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 #if UNROLL_CUDA
@@ -160,11 +161,18 @@ public:
   explicit Views(size_t n) : views_(n) {}
   Views(const Views &) = delete;
   ~Views() {
+    for (size_t i = 0; i < used_; ++i) {
+      View &v = views_[i];
 #if UNROLL_CUDA
-    for (size_t i = 0; i < used_; ++i)
-      if (views_[i].buf.device)
-        halide_cuda_detach_device_ptr(nullptr, &views_[i].buf);
+      if (v.owned && v.buf.device)
+        halide_device_free(nullptr, &v.buf);
+      else if (v.buf.device)
+        halide_cuda_detach_device_ptr(nullptr, &v.buf);
+#else
+      if (v.owned)
+        std::free(v.buf.host);
 #endif
+    }
   }
   /// `t` as a buffer of rank `rank`, or null after recording why not.
   halide_buffer_t *bind(const unroll_tensor &t, int rank, const char *what) {
@@ -205,10 +213,43 @@ public:
     return &v.buf;
   }
 
+  /// A scratch buffer of the shape of `t` (an adjoint the caller did not
+  /// ask for), freed when the call ends; null after recording why not.
+  halide_buffer_t *scratch(const unroll_tensor &t, int rank) {
+    halide_buffer_t *b = bind(t, rank, "an adjoint");
+    if (!b)
+      return nullptr;
+    View &v = views_[used_ - 1];
+#if UNROLL_CUDA
+    halide_cuda_detach_device_ptr(nullptr, &v.buf);
+#endif
+    v.buf.host = nullptr;
+    // Dense, whatever the strides of `t`.
+    int64_t n = 1;
+    for (int d = 0; d < rank; ++d) {
+      v.dim[d].stride = static_cast<int32_t>(n);
+      n *= v.dim[d].extent;
+    }
+    v.owned = true;
+#if UNROLL_CUDA
+    if (halide_device_malloc(nullptr, &v.buf,
+                             halide_cuda_device_interface()) != 0)
+      return nullptr;
+#else
+    v.buf.host = static_cast<uint8_t *>(std::malloc(n * sizeof(float) + 1));
+    if (!v.buf.host) {
+      fail("out of memory for an adjoint");
+      return nullptr;
+    }
+#endif
+    return &v.buf;
+  }
+
 private:
   struct View {
     halide_buffer_t buf;
     halide_dimension_t dim[UNROLL_MAX_RANK];
+    bool owned; ///< scratch this call allocated
   };
   std::vector<View> views_;
   size_t used_ = 0;
@@ -257,16 +298,20 @@ std::string dispatchOf(const FusedKernel &k) {
     os << ", o[" << i << "]";
   os << ");\n"
      << "  }\n"
-     << "  halide_buffer_t *o = v.bind(out[0], " << k.operandRank
-     << ", \"an adjoint of " << k.name << "\");\n"
-     << "  if (!o)\n"
-     << "    return 1;\n"
-     << "  switch (operand) {\n";
+     << "  if (operand < 0 || operand >= " << n << ")\n"
+     << "    return fail(\"kernel " << k.name << ": no such operand\");\n"
+     << "  // One adjoint: all of them in one pass, the others into scratch.\n"
+     << "  halide_buffer_t *o[" << n << "];\n"
+     << "  for (int i = 0; i < " << n << "; ++i)\n"
+     << "    if (!(o[i] = i == operand ? v.bind(out[0], " << k.operandRank
+     << ", \"an adjoint of " << k.name << "\")\n"
+     << "                             : v.scratch(out[0], " << k.operandRank
+     << ")))\n"
+     << "      return 1;\n"
+     << "  return " << fn << "_adjoints(" << ins << "d";
   for (size_t i = 0; i < n; ++i)
-    os << "  case " << i << ":\n"
-       << "    return " << fn << "_adjoint" << i << "(" << ins << "d, o);\n";
-  os << "  }\n"
-     << "  return fail(\"kernel " << k.name << ": no such operand\");\n"
+    os << ", o[" << i << "]";
+  os << ");\n"
      << "}\n\n";
   return os.str();
 }
@@ -295,8 +340,6 @@ std::string wrapperText(const std::vector<FusedKernel> &kernels, bool cuda,
     const std::string fn = "unroll_k" + std::to_string(k.id);
     decl(fn + "_forward", n + 1, 0);
     decl(fn + "_adjoints", 2 * n + 1, 0);
-    for (size_t i = 0; i < n; ++i)
-      decl(fn + "_adjoint" + std::to_string(i), n + 2, 0);
   }
   if (!cuda) {
     // param, grad, exp_avg, exp_avg_sq, then the outputs (the same three
@@ -436,19 +479,14 @@ KernelLibrarySummary buildKernelLibrary(const std::string &planText,
     else
       scheduleForwardCpu(k, target);
     compile(k.forward, fn + "_forward", args);
-    // Each backward pipeline from fresh Funcs, scheduled for itself.
-    const int n = static_cast<int>(k.inputs.size());
-    for (int which = kAllAdjoints; which < n; ++which) {
-      FusedKernel b = buildKernelOf(plan, k.id);
-      std::vector<Halide::Argument> withGrad(b.inputs.begin(), b.inputs.end());
-      withGrad.push_back(b.gradOutput);
-      Halide::Func f =
-          cuda ? adjointsGpu(b, which) : adjointsCpu(b, target, which);
-      compile(f,
-              which == kAllAdjoints ? fn + "_adjoints"
-                                    : fn + "_adjoint" + std::to_string(which),
-              withGrad);
-    }
+    // The backward pipeline from fresh Funcs, scheduled for itself: every
+    // operand's adjoint in one pass (one operand's alone is computed with
+    // the others into scratch, as the JIT does; the runtime asks for all).
+    FusedKernel b = buildKernelOf(plan, k.id);
+    std::vector<Halide::Argument> withGrad(b.inputs.begin(), b.inputs.end());
+    withGrad.push_back(b.gradOutput);
+    compile(cuda ? adjointsGpu(b) : adjointsCpu(b, target), fn + "_adjoints",
+            withGrad);
     ++summary.kernels;
   }
   if (!cuda) {

@@ -30,8 +30,8 @@ struct KernelLibrarySummary {
   std::string target;   ///< Halide's target string
 };
 
-/// Compiles every fused kernel of `planText` (forward, all adjoints in one
-/// pass, each operand's adjoint) and, for the host, Adam's update, into the
+/// Compiles every fused kernel of `planText` (forward, and all adjoints in
+/// one pass) and, for the host, Adam's update, into the
 /// shared library `soPath`, written atomically. Needs a C++ compiler
 /// (`c++`) on the PATH. Throws ExportError for an unknown target or a
 /// failing tool; InternalError if a CUDA pipeline would touch device data
