@@ -1,6 +1,8 @@
 #include "runtime/Run.h"
 
 #include "runtime/BuildInfo.h"
+#include "runtime/Cache.h"
+#include "runtime/KernelLibrary.h"
 #include "runtime/Report.h"
 #include "runtime/Trainer.h"
 
@@ -65,18 +67,6 @@ json readJson(const fs::path &p) {
   return j;
 }
 
-std::string cacheDirectory(const std::string &given) {
-  if (!given.empty())
-    return given;
-  if (const char *e = std::getenv("UNROLL_CACHE_DIR"); e && *e)
-    return e;
-  if (const char *e = std::getenv("XDG_CACHE_HOME"); e && *e)
-    return std::string(e) + "/unroll";
-  if (const char *e = std::getenv("HOME"); e && *e)
-    return std::string(e) + "/.cache/unroll";
-  return ".unroll-cache";
-}
-
 /// "cpu", "cuda" (or "cuda:N"), or "auto": CUDA when this LibTorch has it
 /// and a GPU is visible. Generated kernels (null: none) run where they were
 /// compiled for: the host's in host memory, CUDA kernels on a GPU.
@@ -86,9 +76,9 @@ torch::Device pickDevice(const std::string &name, const unroll_kernels *kernels,
   const bool cpuKernels = kernels && kernels->device == UNROLL_KERNELS_CPU;
   const bool cudaKernels = kernels && kernels->device == UNROLL_KERNELS_CUDA;
   if ((name == "auto" || name.empty()) && cpuKernels && cuda) {
-    log << "device: cpu (the kernels were compiled for the host; use "
-           "--backend=eager, or kernels compiled with --target host-cuda, "
-           "for the GPU)\n";
+    log << "device: cpu (the kernels were compiled for the host; for the "
+           "GPU, ask unrollc for --device cuda, or compile the program with "
+           "--target host-cuda)\n";
     return torch::kCPU;
   }
   if ((name == "auto" || name.empty()) && cudaKernels && !cuda)
@@ -441,6 +431,13 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   TrainOptions to = resolveOptions(alg.json["train"]);
   to.constrained = !alg.json["constraints"].empty();
   const std::string hash = planHash(planText);
+  // A kernel library named by path (unrollc's cache) is opened here.
+  std::unique_ptr<KernelLibrary> library;
+  const unroll_kernels *kernels = opts.kernels;
+  if (!kernels && !opts.kernelLibrary.empty()) {
+    library = KernelLibrary::open(opts.kernelLibrary, planText);
+    kernels = library->kernels();
+  }
   fs::path dir(opts.runDir);
   fs::path planFile = dir / "plan.json",
            ckptFile = dir / "checkpoint.safetensors",
@@ -484,12 +481,12 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   }
 
   // Data and targets before any file is written: bad data changes nothing.
-  const torch::Device device = pickDevice(opts.device, opts.kernels, log);
+  const torch::Device device = pickDevice(opts.device, kernels, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   log << "run " << dir.string() << ": " << alg.name << ", " << alg.layerCount
       << " layers, "
       << (to.constrained ? "constrained" : "unconstrained (no descend)") << ", "
-      << (opts.kernels ? "compiled kernels" : "eager") << "\n";
+      << (kernels ? "compiled kernels" : "eager") << "\n";
   Dataset data = loadDataset(alg, to.seed);
   log << "data: " << data.train.size << " train, " << data.validation.size
       << " validation, " << data.test.size << " test\n";
@@ -515,7 +512,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                    {"dual_every", to.dualEveryEpoch ? "epoch" : "batch"},
                    {"constrained", to.constrained},
                    {"device", device.str()},
-                   {"backend", opts.kernels ? "compiled" : "eager"}}}};
+                   {"backend", kernels ? "compiled" : "eager"}}}};
   if (!opts.kernelLibrary.empty())
     config["kernel_library"] = fs::absolute(opts.kernelLibrary).string();
   writeFileAtomic((dir / "config.json").string(), config.dump(2) + "\n");
@@ -533,7 +530,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   writeFileAtomic(metricsFile.string(), metrics);
 
   Executor ex(alg);
-  PrimalDual pd = startModel(ex, to, device, opts.kernels, data.train);
+  PrimalDual pd = startModel(ex, to, device, kernels, data.train);
   if (resumeFrom) {
     restore(pd, *resumeFrom);
     log << "resuming after epoch " << rs.epoch << "\n";
@@ -669,17 +666,23 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
   const Algorithm &alg = trainedAlgorithm(algs);
   TrainOptions to = resolveOptions(alg.json["train"]);
   const std::string hash = planHash(planText);
+  std::unique_ptr<KernelLibrary> library;
+  const unroll_kernels *kernels = opts.kernels;
+  if (!kernels && !opts.kernelLibrary.empty()) {
+    library = KernelLibrary::open(opts.kernelLibrary, planText);
+    kernels = library->kernels();
+  }
   fs::path ckpt = dir / "best.safetensors";
   if (!fs::exists(ckpt, ec))
     throw RunError("'" + dir.string() +
                    "' has no finished epoch yet (no best.safetensors)");
   TensorFile f = readCheckpoint(ckpt, hash);
-  const torch::Device device = pickDevice(opts.device, opts.kernels, log);
+  const torch::Device device = pickDevice(opts.device, kernels, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   Dataset data = loadDataset(alg, to.seed);
   Tensor yTest = targetsFor(alg, data.test, cache, device, log, "test");
   Executor ex(alg);
-  PrimalDual pd = startModel(ex, to, device, opts.kernels, data.train);
+  PrimalDual pd = startModel(ex, to, device, kernels, data.train);
   restore(pd, f);
   log << "evaluating " << dir.string() << " (epoch " << f.metadata["epoch"]
       << ") on " << data.test.size << " test instances\n";
@@ -765,6 +768,7 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
     // The kernels were generated for this run's program, not the
     // baseline's: it runs eagerly.
     bo.kernels = nullptr;
+    bo.kernelLibrary.clear();
     log << "baseline:\n";
     evalRun(bo, log);
     out["baseline"] = fs::absolute(base).string();

@@ -46,7 +46,8 @@ struct TrainRunOptions {
   /// The command users run, in hints ("unrollc", "unroll-run").
   std::string tool = "unrollc";
   /// The kernel library `kernels` came from, if any (recorded in
-  /// config.json, where `unroll-run eval` finds it again).
+  /// config.json, where `unroll-run eval` finds it again); loaded here when
+  /// `kernels` is null.
   std::string kernelLibrary;
 };
 
@@ -69,6 +70,8 @@ struct EvalRunOptions {
   std::string cacheDir;
   std::string device = "auto";
   const unroll_kernels *kernels = nullptr;
+  /// A kernel library to load when `kernels` is null (unrollc's cache).
+  std::string kernelLibrary;
 };
 
 /// Evaluates the best checkpoint of a run layer by layer on its test split;

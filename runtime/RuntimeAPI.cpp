@@ -96,6 +96,7 @@ extern "C" int unroll_runtime_eval(const char *optionsJson,
     opts.cacheDir = o.value("cache_dir", "");
     opts.device = o.value("device", "auto");
     opts.kernels = kernels;
+    opts.kernelLibrary = o.value("kernel_library", "");
     return unroll::runtime::evalRun(opts, std::cerr);
   });
 }

@@ -121,7 +121,9 @@ UNROLL_RUNTIME_API int unroll_runtime_train(const char *plan_json,
                                             char *err, int err_size);
 
 /// `unrollc eval`: `options_json` holds run_dir, ood, perturb, baseline,
-/// cache_dir and device. Same conventions as unroll_runtime_train.
+/// cache_dir, device and kernel_library. Same conventions as
+/// unroll_runtime_train; both load the kernel library `kernel_library`
+/// names when `kernels` is null.
 UNROLL_RUNTIME_API int unroll_runtime_eval(const char *options_json,
                                            const unroll_kernels *kernels,
                                            char *err, int err_size);

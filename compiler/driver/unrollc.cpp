@@ -19,6 +19,7 @@
 #include "compiler/plan/PlanLowering.h"
 
 #include "dsl/Frontend.h"
+#include "runtime/Cache.h"
 #include "runtime/Plan.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -38,6 +39,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <unistd.h>
 
 using namespace unroll;
@@ -171,21 +173,81 @@ std::string defaultRunDir(const std::string &spec) {
       .string();
 }
 
-/// The kernels of `plan` compiled for the host, with a progress line; null
-/// for the eager backend.
-std::unique_ptr<compiler::JitKernels> jitKernels(const nlohmann::json &plan,
-                                                 const std::string &backend) {
+/// The kernels of `plan` for `device`: a kernel library for the host, or
+/// for CUDA where `device` asks for a GPU and the runtime has one, built
+/// once and kept in the cache (keyed by the plan, the target and this
+/// compiler binary, so a rebuilt unrollc compiles again). Empty for the
+/// eager backend. Where no library can be built (no C++ compiler), the
+/// host kernels are JIT-compiled into `jit` instead.
+std::string kernelLibraryFor(const std::string &planText,
+                             const std::string &backend,
+                             const std::string &device,
+                             const std::string &cacheDir,
+                             driver::RuntimeLibrary &rt,
+                             std::unique_ptr<compiler::JitKernels> &jit) {
+  namespace fs = std::filesystem;
   if (backend != "compiled")
-    return nullptr;
+    return "";
+  const bool cuda = device.rfind("cuda", 0) == 0;
+  // Without a GPU the runtime refuses --device cuda: no kernels to build.
+  if (cuda && rt.describe().find("CUDA available") == std::string::npos)
+    return "";
+  compiler::KernelLibraryOptions ko;
+  ko.target = cuda ? "host-cuda" : "host";
+  ko.command = "kernels";
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  uint64_t id = runtime::hashString(runtime::kFnvBasis, self.string());
+  if (!ec) {
+    auto size = fs::file_size(self, ec);
+    auto time = fs::last_write_time(self, ec).time_since_epoch().count();
+    id = runtime::fnv(id, &size, sizeof size);
+    id = runtime::fnv(id, &time, sizeof time);
+  }
+  fs::path dir = fs::path(runtime::cacheDirectory(cacheDir)) / "kernels";
+  fs::path lib = dir / (runtime::planHash(planText) + "-" + ko.target + "-" +
+                        runtime::hexHash(id) + ".so");
+  if (fs::exists(lib, ec)) {
+    std::cerr << "kernels: " << lib.string() << " (compiled earlier for the "
+              << (cuda ? "GPU" : "host") << ")\n";
+    return lib.string();
+  }
   auto t0 = std::chrono::steady_clock::now();
-  auto jit = std::make_unique<compiler::JitKernels>(plan);
-  double s =
+  try {
+    fs::create_directories(dir, ec);
+    compiler::KernelLibrarySummary s =
+        compiler::buildKernelLibrary(planText, lib.string(), ko, std::cerr);
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
+    std::cerr << "kernels: " << s.kernels << " compiled with Halide for the "
+              << (cuda ? "GPU" : "host") << " in " << std::fixed
+              << std::setprecision(1) << secs << " s, kept in " << lib.string()
+              << "\n"
+              << std::defaultfloat;
+    return lib.string();
+  } catch (const compiler::ExportError &e) {
+    if (cuda)
+      throw;
+    // The tool's output, not its long command line.
+    std::string why = e.what();
+    if (size_t at = why.find(" failed:\n"); at != std::string::npos)
+      why = "the C++ compiler failed: " + why.substr(at + 9);
+    while (!why.empty() && why.back() == '\n')
+      why.pop_back();
+    std::cerr << "warning: no kernel library (" << why
+              << "); compiling the kernels in process\n";
+  }
+  t0 = std::chrono::steady_clock::now();
+  jit = std::make_unique<compiler::JitKernels>(nlohmann::json::parse(planText));
+  double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
           .count();
   std::cerr << "kernels: " << jit->size() << " compiled with Halide for the "
-            << "host in " << std::fixed << std::setprecision(1) << s << " s\n"
+            << "host in " << std::fixed << std::setprecision(1) << secs
+            << " s\n"
             << std::defaultfloat;
-  return jit;
+  return "";
 }
 
 int trainCommand(const std::string &spec, const CompileOptions &co,
@@ -199,17 +261,24 @@ int trainCommand(const std::string &spec, const CompileOptions &co,
                  planJson = *plan;
                }))
     return 1;
-  std::unique_ptr<compiler::JitKernels> jit = jitKernels(planJson, backend);
   driver::RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
     return 1;
+  std::unique_ptr<compiler::JitKernels> jit;
+  std::string library;
+  try {
+    library = kernelLibraryFor(planText, backend, device, cacheDir, *rt, jit);
+  } catch (const compiler::ExportError &e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
   if (out.empty())
     out = defaultRunDir(spec);
   nlohmann::json opts = {
       {"run_dir", out},        {"resume", resume},
       {"spec", spec},          {"settings", co.settings},
       {"cache_dir", cacheDir}, {"interactive", isatty(2) == 1},
-      {"device", device}};
+      {"device", device},      {"kernel_library", library}};
   std::string err;
   int rc = rt->train(planText, opts.dump(), jit ? jit->abi() : nullptr, err);
   if (rc == 1)
@@ -305,15 +374,25 @@ int evalCommand(const std::string &runDir, const std::vector<double> &ood,
   // The run's own program says which kernels it needs; a directory that is
   // not a run is left to the runtime to report.
   std::unique_ptr<compiler::JitKernels> jit;
+  std::string library;
   std::ifstream planFile(std::filesystem::path(runDir) / "plan.json");
   if (planFile && backend == "compiled") {
-    nlohmann::json plan = nlohmann::json::parse(planFile, nullptr, false);
-    if (!plan.is_discarded())
-      jit = jitKernels(plan, backend);
+    std::stringstream text;
+    text << planFile.rdbuf();
+    if (!nlohmann::json::parse(text.str(), nullptr, false).is_discarded()) {
+      try {
+        library =
+            kernelLibraryFor(text.str(), backend, device, cacheDir, *rt, jit);
+      } catch (const compiler::ExportError &e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return 1;
+      }
+    }
   }
-  nlohmann::json opts = {{"run_dir", runDir},     {"ood", ood},
-                         {"perturb", perturb},    {"baseline", baseline},
-                         {"cache_dir", cacheDir}, {"device", device}};
+  nlohmann::json opts = {{"run_dir", runDir},        {"ood", ood},
+                         {"perturb", perturb},       {"baseline", baseline},
+                         {"cache_dir", cacheDir},    {"device", device},
+                         {"kernel_library", library}};
   std::string err;
   int rc = rt->eval(opts.dump(), jit ? jit->abi() : nullptr, err);
   if (rc == 1)

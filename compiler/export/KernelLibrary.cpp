@@ -509,7 +509,9 @@ KernelLibrarySummary buildKernelLibrary(const std::string &planText,
   // inside: the process may hold another Halide runtime (the driver's JIT).
   writeText(build / "exports.map",
             "{ global: unroll_kernel_library_get; local: *; };\n");
-  fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp");
+  // Per process: two runs may build the same cached library at once.
+  fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp" +
+                                      std::to_string(::getpid()));
   std::string cmd = "c++ -std=c++17 -O2 -fPIC -shared " +
                     std::string(cuda ? "" : "-fopenmp ") +
                     "-fvisibility=hidden -I'" + build.string() +
