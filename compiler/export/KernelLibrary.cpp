@@ -327,19 +327,17 @@ std::string wrapperText(const std::vector<FusedKernel> &kernels, bool cuda,
      << "#define UNROLL_CUDA " << (cuda ? 1 : 0) << "\n"
      << "#include \"unroll_runtime_api.h\"\n"
      << kWrapperPrelude << "} // namespace\n\nextern \"C\" {\n";
-  auto decl = [&](const std::string &name, size_t buffers, size_t floats) {
+  auto decl = [&](const std::string &name, size_t buffers) {
     os << "int " << name << "(";
     for (size_t i = 0; i < buffers; ++i)
       os << (i ? ", " : "") << "halide_buffer_t *";
-    for (size_t i = 0; i < floats; ++i)
-      os << ", float";
     os << ");\n";
   };
   for (const FusedKernel &k : kernels) {
     const size_t n = k.inputs.size();
     const std::string fn = "unroll_k" + std::to_string(k.id);
-    decl(fn + "_forward", n + 1, 0);
-    decl(fn + "_adjoints", 2 * n + 1, 0);
+    decl(fn + "_forward", n + 1);
+    decl(fn + "_adjoints", 2 * n + 1);
   }
   if (!cuda) {
     // param, grad, exp_avg, exp_avg_sq, then the outputs (the same three
