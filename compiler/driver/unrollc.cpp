@@ -32,7 +32,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -173,6 +175,33 @@ std::string defaultRunDir(const std::string &spec) {
       .string();
 }
 
+/// Before `name` (PLAN-TARGET-BUILD.so) is built into the kernel cache
+/// `dir`: the libraries an earlier unrollc build made for the same program
+/// and target go (they would never be loaded again), and so do the scratch
+/// folders and temporary files of compiles whose process has died.
+void pruneKernelCache(const std::filesystem::path &dir,
+                      const std::string &name) {
+  namespace fs = std::filesystem;
+  const std::string same = name.substr(0, name.rfind('-') + 1);
+  std::error_code ec;
+  for (const fs::directory_entry &e : fs::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    // ".unroll-kernels-PID" and "X.so.tmpPID" name the process that made them.
+    size_t at = f.rfind(".tmp");
+    std::string pid = f.rfind(".unroll-kernels-", 0) == 0 ? f.substr(16)
+                      : at != std::string::npos           ? f.substr(at + 4)
+                                                          : "";
+    bool dead = !pid.empty() &&
+                pid.find_first_not_of("0123456789") == std::string::npos &&
+                ::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 &&
+                errno == ESRCH;
+    bool stale = f != name && f.rfind(same, 0) == 0 && f.size() > 3 &&
+                 f.compare(f.size() - 3, 3, ".so") == 0;
+    if (dead || stale)
+      fs::remove_all(e.path(), ec);
+  }
+}
+
 /// The kernels of `plan` for `device`: a kernel library for the host, or
 /// for CUDA where `device` asks for a GPU and the runtime has one, built
 /// once and kept in the cache (keyed by the plan, the target and this
@@ -215,6 +244,7 @@ std::string kernelLibraryFor(const std::string &planText,
   auto t0 = std::chrono::steady_clock::now();
   try {
     fs::create_directories(dir, ec);
+    pruneKernelCache(dir, lib.filename().string());
     compiler::KernelLibrarySummary s =
         compiler::buildKernelLibrary(planText, lib.string(), ko, std::cerr);
     double secs =
