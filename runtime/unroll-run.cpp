@@ -72,6 +72,13 @@ std::unique_ptr<KernelLibrary> kernelsFor(const std::string &backend,
                                           const std::string &planText) {
   if (backend == "eager" || (backend == "auto" && library.empty()))
     return nullptr;
+  std::error_code ec;
+  if (backend == "auto" && !fs::exists(library, ec)) {
+    // A run whose library has since gone (a cleared cache): eagerly.
+    std::cerr << "kernels: " << library.string()
+              << " no longer exists; running the fused ops eagerly\n";
+    return nullptr;
+  }
   if (library.empty())
     throw RunError("--backend=compiled: the program was compiled without "
                    "kernels (unrollc compile --backend=eager)");
