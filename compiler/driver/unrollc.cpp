@@ -175,6 +175,15 @@ std::string defaultRunDir(const std::string &spec) {
       .string();
 }
 
+/// Compiles `spec` to its plan's text; false after printing diagnostics.
+bool planTextOf(const std::string &spec, const CompileOptions &co,
+                std::string &planText) {
+  return compile("plan", spec, co,
+                 [&](mlir::ModuleOp, const nlohmann::json *plan) {
+                   planText = plan->dump();
+                 });
+}
+
 /// Before `name` (PLAN-TARGET-BUILD.so) is built into the kernel cache
 /// `dir`: the libraries an earlier unrollc build made for the same program
 /// and target go (they would never be loaded again), and so do the scratch
@@ -284,12 +293,7 @@ int trainCommand(const std::string &spec, const CompileOptions &co,
                  std::string out, bool resume, const std::string &cacheDir,
                  const std::string &device, const std::string &backend) {
   std::string planText;
-  nlohmann::json planJson;
-  if (!compile("plan", spec, co,
-               [&](mlir::ModuleOp, const nlohmann::json *plan) {
-                 planText = plan->dump();
-                 planJson = *plan;
-               }))
+  if (!planTextOf(spec, co, planText))
     return 1;
   driver::RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
@@ -341,12 +345,7 @@ int compileCommand(const std::string &spec, const CompileOptions &co,
                    const compiler::KernelLibraryOptions &ko,
                    const std::string &backend) {
   std::string planText;
-  nlohmann::json planJson;
-  if (!compile("plan", spec, co,
-               [&](mlir::ModuleOp, const nlohmann::json *plan) {
-                 planText = plan->dump();
-                 planJson = *plan;
-               }))
+  if (!planTextOf(spec, co, planText))
     return 1;
   namespace fs = std::filesystem;
   try {
