@@ -484,10 +484,17 @@ Tensor Executor::addNoise(const std::string &state, Tensor value) {
     Tensor u = (normal ? torch::randn(value.sizes(), gen_)
                        : torch::rand(value.sizes(), gen_))
                    .to(device_);
-    // The draw is shifted and scaled first: where the shift and scale need
-    // no gradient (the usual case), the state then gets one add, one node
-    // backward.
-    value = value + (normal ? a + b * u : a + (b - a) * u);
+    Tensor scale = normal ? b : b - a;
+    // The draw is shifted and scaled first, so that the state gets one add,
+    // one node backward; where the shift and scale need no gradient (the
+    // usual case), in place on the fresh draw, which spares three
+    // temporaries per layer.
+    if (!a.requires_grad() && !scale.requires_grad() &&
+        at::infer_size(at::infer_size(a.sizes(), scale.sizes()), u.sizes()) ==
+            u.sizes())
+      value = u.mul_(scale).add_(a).add_(value);
+    else
+      value = value + (a + scale * u);
   }
   return value;
 }
