@@ -16,6 +16,7 @@
 #include "runtime/BuildInfo.h"
 #include "runtime/Data.h"
 #include "runtime/Executor.h"
+#include "runtime/Memory.h"
 #include "runtime/Trainer.h"
 
 #include <algorithm>
@@ -216,6 +217,7 @@ int main(int argc, char **argv) {
     }
   }
   runtime::useAllCores();
+  runtime::retainFreedMemory();
   nlohmann::json plan = bench::compilePlan(spec, settings);
   auto algs = runtime::parsePlan(plan.dump());
   const runtime::Algorithm &alg = algs[0];

@@ -26,6 +26,7 @@
 #include "runtime/BuildInfo.h"
 #include "runtime/Data.h"
 #include "runtime/KernelLibrary.h"
+#include "runtime/Memory.h"
 #include "runtime/Trainer.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -116,6 +117,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   runtime::useAllCores();
+  runtime::retainFreedMemory();
   nlohmann::json plan = bench::compilePlan(spec, settings);
   auto algs = runtime::parsePlan(plan.dump());
   const runtime::Algorithm &alg = algs[0];

@@ -3,6 +3,7 @@
 #include "runtime/BuildInfo.h"
 #include "runtime/Cache.h"
 #include "runtime/KernelLibrary.h"
+#include "runtime/Memory.h"
 #include "runtime/Report.h"
 #include "runtime/Trainer.h"
 
@@ -426,6 +427,7 @@ TensorFile readCheckpoint(const fs::path &file, const std::string &hash) {
 int trainRun(const std::string &planText, const TrainRunOptions &opts,
              std::ostream &log) {
   useAllCores();
+  retainFreedMemory();
   std::vector<Algorithm> algs = parsePlan(planText);
   const Algorithm &alg = trainedAlgorithm(algs);
   TrainOptions to = resolveOptions(alg.json["train"]);
@@ -654,6 +656,7 @@ std::map<std::string, Tensor> readRunParams(const std::string &runDir) {
 
 int evalRun(const EvalRunOptions &opts, std::ostream &log) {
   useAllCores();
+  retainFreedMemory();
   fs::path dir(opts.runDir);
   std::error_code ec;
   if (!fs::exists(dir / "plan.json", ec))
