@@ -9,13 +9,17 @@
 
 namespace unroll::runtime {
 
+bool mallocTunedByEnvironment() {
+  const char *tunables = std::getenv("GLIBC_TUNABLES");
+  return (tunables && std::strstr(tunables, "glibc.malloc.")) ||
+         std::getenv("MALLOC_MMAP_THRESHOLD_") ||
+         std::getenv("MALLOC_TRIM_THRESHOLD_");
+}
+
 void retainFreedMemory() {
 #ifdef __GLIBC__
   static const bool done = [] {
-    const char *tunables = std::getenv("GLIBC_TUNABLES");
-    if ((tunables && std::strstr(tunables, "glibc.malloc.")) ||
-        std::getenv("MALLOC_MMAP_THRESHOLD_") ||
-        std::getenv("MALLOC_TRIM_THRESHOLD_"))
+    if (mallocTunedByEnvironment())
       return false;
     // Blocks up to 1 GiB come from the heap, and up to 1 GiB of free heap
     // is kept rather than trimmed.

@@ -15,4 +15,9 @@ namespace unroll::runtime {
 /// glibc it does nothing.
 void retainFreedMemory();
 
+/// Whether the environment tunes glibc's malloc (GLIBC_TUNABLES naming a
+/// glibc.malloc setting, MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_),
+/// in which case retainFreedMemory leaves malloc as it is.
+bool mallocTunedByEnvironment();
+
 } // namespace unroll::runtime

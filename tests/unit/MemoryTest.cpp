@@ -19,10 +19,7 @@ TEST_CASE("a large freed block stays in the heap for the next step",
 #ifndef __GLIBC__
   WARN("not glibc: retainFreedMemory does nothing here");
 #else
-  const char *tunables = std::getenv("GLIBC_TUNABLES");
-  if ((tunables && std::strstr(tunables, "glibc.malloc.")) ||
-      std::getenv("MALLOC_MMAP_THRESHOLD_") ||
-      std::getenv("MALLOC_TRIM_THRESHOLD_")) {
+  if (runtime::mallocTunedByEnvironment()) {
     WARN("malloc is tuned by the environment, which the runtime leaves be");
     return;
   }
