@@ -1,5 +1,7 @@
 #include "runtime/Executor.h"
 
+#include "runtime/Random.h"
+
 #include <algorithm>
 #include <cassert>
 #include <set>
@@ -481,10 +483,15 @@ Tensor Executor::addNoise(const std::string &state, Tensor value) {
     // Random numbers come from the CPU generator on every device, so that
     // a seed means the same draws on CPU and GPU.
     bool normal = n["distribution"] == "normal";
+    Tensor scale = normal ? b : b - a;
+    // With a noise kernel: shifted and scaled as it draws.
+    if (Tensor u = kernelDraw(value.sizes(), normal, a, scale); u.defined()) {
+      value = u.add_(value);
+      continue;
+    }
     Tensor u = (normal ? torch::randn(value.sizes(), gen_)
                        : torch::rand(value.sizes(), gen_))
                    .to(device_);
-    Tensor scale = normal ? b : b - a;
     // The draw is shifted and scaled first, so that the state gets one add,
     // one node backward; where the shift and scale need no gradient (the
     // usual case), in place on the fresh draw, which spares three
@@ -497,6 +504,35 @@ Tensor Executor::addNoise(const std::string &state, Tensor value) {
       value = value + (a + scale * u);
   }
   return value;
+}
+
+Tensor Executor::kernelDraw(c10::IntArrayRef sizes, bool normal,
+                            const Tensor &shift, const Tensor &scale) {
+  const int64_t n = c10::multiply_integers(sizes);
+  // torch::randn draws fewer than 16 elements otherwise (one at a time, in
+  // double); the kernel takes float constants.
+  if (!kernels_ || !kernels_->noise || kernels_->device != UNROLL_KERNELS_CPU ||
+      !device_.is_cpu() || (normal && n < 16) || shift.dim() != 0 ||
+      scale.dim() != 0 || shift.requires_grad() || scale.requires_grad())
+    return Tensor();
+  const int64_t count = normal ? normalWords(n) : n;
+  if (words_.numel() < count)
+    words_ = torch::empty({count}, torch::kInt32);
+  generatorWords(gen_, reinterpret_cast<uint32_t *>(words_.data_ptr<int32_t>()),
+                 count);
+  unroll_tensor w{};
+  w.data = reinterpret_cast<float *>(words_.data_ptr<int32_t>());
+  w.rank = 1;
+  w.sizes[0] = count;
+  w.strides[0] = 1;
+  Tensor out =
+      torch::empty(sizes, torch::TensorOptions().dtype(torch::kFloat32));
+  unroll_tensor o = kernelView(out.view({n}));
+  unroll_noise_draw h{normal ? 1 : 0, shift.item<float>(), scale.item<float>()};
+  char err[1024] = {0};
+  if (kernels_->noise(kernels_->ctx, &w, &o, &h, err, sizeof err) != 0)
+    throw PlanError(std::string("the generated noise kernel failed: ") + err);
+  return out;
 }
 
 const std::set<int64_t> &Executor::absorbedProducts(const json &b) {
@@ -676,12 +712,15 @@ void Executor::run(const json &op) {
     std::vector<int64_t> drawn = shape;
     if (drawPerInstance_)
       drawn.insert(drawn.begin(), batch_);
-    Tensor s = (op["distribution"] == "normal" ? torch::randn(drawn, gen_)
-                                               : torch::rand(drawn, gen_))
-                   .to(device_);
     int64_t r = static_cast<int64_t>(shape.size());
     Tensor lo = alignBatched(a[0], r), hi = alignBatched(a[1], r);
     bool batched = drawPerInstance_ || anyBatched;
+    const bool normal = op["distribution"] == "normal";
+    if (Tensor s = kernelDraw(drawn, normal, lo, normal ? hi : hi - lo);
+        s.defined())
+      return set(s, batched);
+    Tensor s = (normal ? torch::randn(drawn, gen_) : torch::rand(drawn, gen_))
+                   .to(device_);
     if (op["distribution"] == "normal")
       return set(lo + hi * s, batched);
     return set(lo + (hi - lo) * s, batched);

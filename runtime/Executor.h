@@ -102,6 +102,15 @@ private:
   RValue get(int64_t id) const;
   void run(const nlohmann::json &op);
   torch::Tensor addNoise(const std::string &state, torch::Tensor value);
+  /// shift + scale * z for a draw z of `sizes` from gen_ (standard normal
+  /// as torch::randn, else uniform as torch::rand: the same words of the
+  /// generator, the same values to within 1e-6), made by the kernels'
+  /// noise kernel; undefined where it cannot (no such kernel, not on the
+  /// CPU, a shift or scale that is not a constant scalar, or a normal draw
+  /// of fewer than 16 elements), and then nothing is drawn.
+  torch::Tensor kernelDraw(c10::IntArrayRef sizes, bool normal,
+                           const torch::Tensor &shift,
+                           const torch::Tensor &scale);
   /// The matmul ops of body `b` whose product only a fused op with a
   /// kernel reads (found once per body, kept by the body's address).
   const std::set<int64_t> &absorbedProducts(const nlohmann::json &b);
@@ -119,6 +128,8 @@ private:
   /// [batch, shape], one value per instance.
   bool drawPerInstance_ = false;
   torch::Generator gen_;
+  /// kernelDraw's generator words (int32 for uint32), reused.
+  torch::Tensor words_;
   torch::Device device_ = torch::kCPU;
   const unroll_kernels *kernels_ = nullptr;
   /// With kernels: the absorbable products of the body being run, those

@@ -65,6 +65,26 @@ typedef int (*unroll_adam_fn)(void *ctx, const unroll_tensor *param,
                               const unroll_adam_step *h, char *err,
                               int32_t err_size);
 
+/// One draw for unroll_noise_fn: `out` = shift + scale * z, z standard
+/// normal (`normal` = 1) or uniform in [0, 1) (`normal` = 0).
+typedef struct unroll_noise_draw {
+  int32_t normal;
+  float shift, scale;
+} unroll_noise_draw;
+
+/// Turns `words`, 32-bit words of LibTorch's CPU generator in the order it
+/// made them, into the draws torch::randn or torch::rand would make of them
+/// for the dense rank-1 `out`, shifted and scaled (see unroll_noise_draw):
+/// uniform, one word per element; normal (at least 16 elements),
+/// LibTorch's Box-Muller transform of each group of 16 words, with 16 more
+/// words for the last 16 elements where the length is not a multiple of
+/// 16. `words` is dense rank 1 and holds the words' bits (not float
+/// values). Returns 0, or non-zero with a message in `err`.
+typedef int (*unroll_noise_fn)(void *ctx, const unroll_tensor *words,
+                               const unroll_tensor *out,
+                               const unroll_noise_draw *h, char *err,
+                               int32_t err_size);
+
 /// Where a kernel's tensors live: host memory, or CUDA device memory (the
 /// `data` pointers of unroll_tensor are then device pointers).
 #define UNROLL_KERNELS_CPU 0
@@ -72,13 +92,15 @@ typedef int (*unroll_adam_fn)(void *ctx, const unroll_tensor *param,
 
 /// Compiled kernels for the fused ops of a program; a null pointer where
 /// one is expected means eager LibTorch execution of the fused bodies.
-/// `adam` may be null (then LibTorch's Adam is used). `device` is
+/// `adam` may be null (then LibTorch's Adam is used), and so may `noise`
+/// (then LibTorch draws the noise). `device` is
 /// UNROLL_KERNELS_CPU or UNROLL_KERNELS_CUDA: the runtime keeps the tensors
 /// there.
 typedef struct unroll_kernels {
   unroll_kernel_fn run;
   void *ctx;
   unroll_adam_fn adam;
+  unroll_noise_fn noise;
   int32_t device;
 } unroll_kernels;
 
@@ -101,7 +123,7 @@ typedef struct unroll_kernel_library {
 #define UNROLL_KERNEL_LIBRARY_SYMBOL "unroll_kernel_library_get"
 
 /// Version of this C interface; the driver refuses a library with another.
-#define UNROLL_RUNTIME_ABI_VERSION 7
+#define UNROLL_RUNTIME_ABI_VERSION 8
 UNROLL_RUNTIME_API int unroll_runtime_abi_version(void);
 
 /// Writes a NUL-terminated description of the LibTorch in use (after

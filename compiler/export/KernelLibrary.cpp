@@ -317,7 +317,8 @@ std::string dispatchOf(const FusedKernel &k) {
 }
 
 /// The whole wrapper: declarations of the pipelines, the dispatch of every
-/// kernel, Adam's on the host, and the library's entry point.
+/// kernel, Adam's and the noise draws on the host, and the library's entry
+/// point.
 std::string wrapperText(const std::vector<FusedKernel> &kernels, bool cuda,
                         const std::string &planHash,
                         const std::string &target) {
@@ -346,6 +347,10 @@ std::string wrapperText(const std::vector<FusedKernel> &kernels, bool cuda,
           "halide_buffer_t *,\n                halide_buffer_t *, float, "
           "float, float, float, float, float,\n                float, "
           "float, halide_buffer_t *, halide_buffer_t *,\n                "
+          "halide_buffer_t *);\n"
+       << "int unroll_noise_normal(halide_buffer_t *, float, float, int32_t,\n"
+          "                        halide_buffer_t *);\n"
+       << "int unroll_noise_uniform(halide_buffer_t *, float, float, "
           "halide_buffer_t *);\n";
   }
   os << "}\n\nnamespace {\n\n";
@@ -377,6 +382,26 @@ std::string wrapperText(const std::vector<FusedKernel> &kernels, bool cuda,
                      b[6]);
 }
 
+int noise(void *, const unroll_tensor *w, const unroll_tensor *o,
+          const unroll_noise_draw *h, char *err, int32_t size) {
+  Call call(err, size);
+  const int64_t n = o->sizes[0];
+  if (o->rank != 1 || w->rank != 1 || (h->normal && n < 16) ||
+      w->sizes[0] != (h->normal && n % 16 ? n + 16 : n))
+    return fail("the noise kernel takes a rank-1 output (of at least 16 "
+                "elements for a normal draw) and as many words as the draw "
+                "takes");
+  Views views(2);
+  halide_buffer_t *b[2];
+  if (!(b[0] = views.bind(*w, 1, "the noise words")) ||
+      !(b[1] = views.bind(*o, 1, "the noise output")))
+    return 1;
+  if (!h->normal)
+    return unroll_noise_uniform(b[0], h->shift, h->scale, b[1]);
+  return unroll_noise_normal(b[0], h->shift, h->scale,
+                             static_cast<int32_t>(n % 16 ? n - 16 : n), b[1]);
+}
+
 )cpp";
   os << "} // namespace\n\n"
      << "extern \"C\" __attribute__((visibility(\"default\"))) const "
@@ -395,6 +420,7 @@ std::string wrapperText(const std::vector<FusedKernel> &kernels, bool cuda,
      << "    l.target = \"" << target << "\";\n"
      << "    l.kernels.run = run;\n"
      << "    l.kernels.adam = " << (cuda ? "nullptr" : "adam") << ";\n"
+     << "    l.kernels.noise = " << (cuda ? "nullptr" : "noise") << ";\n"
      << "    l.kernels.device = "
      << (cuda ? "UNROLL_KERNELS_CUDA" : "UNROLL_KERNELS_CPU") << ";\n"
      << "    return l;\n  }();\n  return &library;\n}\n";
@@ -494,6 +520,12 @@ KernelLibrarySummary buildKernelLibrary(const std::string &planText,
             {adam.param, adam.grad, adam.expAvg, adam.expAvgSq, adam.stepSize,
              adam.bias2Sqrt, adam.beta1, adam.beta2, adam.eps, adam.weightDecay,
              adam.oneMinusBeta1, adam.oneMinusBeta2});
+    NoiseKernel noise;
+    scheduleNoiseCpu(noise, target);
+    compile(noise.normal, "unroll_noise_normal",
+            {noise.words, noise.shift, noise.scale, noise.tailStart});
+    compile(noise.uniform, "unroll_noise_uniform",
+            {noise.words, noise.shift, noise.scale});
   }
   const std::string runtimeObj = (build / "halide_runtime.o").string();
   Halide::compile_standalone_runtime(runtimeObj, target);

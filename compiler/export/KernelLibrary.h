@@ -26,7 +26,7 @@ struct KernelLibraryOptions {
 /// What was compiled.
 struct KernelLibrarySummary {
   size_t kernels = 0;   ///< fused kernels
-  size_t pipelines = 0; ///< Halide pipelines (forward, adjoints, Adam)
+  size_t pipelines = 0; ///< Halide pipelines (forward, adjoints, Adam, noise)
   std::string target;   ///< Halide's target string
 };
 

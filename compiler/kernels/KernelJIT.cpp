@@ -63,13 +63,18 @@ JitKernels::JitKernels(const nlohmann::json &plan)
     backward_.emplace(id, std::move(back[i - 1]));
     kernels_.emplace(id, std::move(k));
   }
-  // Compiled by its first realize: about 0.5 s that `eval`, which never
-  // updates parameters, need not pay.
+  // Compiled by their first realize: Adam's is about 0.5 s that `eval`,
+  // which never updates parameters, need not pay; a normal draw's 0.3 s
+  // only where a spec draws (noise, a random initial state).
   scheduleAdamCpu(adam_, target_);
   adam_.update.jit_handlers().custom_do_par_for = parallelFor;
+  scheduleNoiseCpu(noise_, target_);
+  noise_.normal.jit_handlers().custom_do_par_for = parallelFor;
+  noise_.uniform.jit_handlers().custom_do_par_for = parallelFor;
   abi_.run = &JitKernels::run;
   abi_.ctx = this;
   abi_.adam = &JitKernels::adam;
+  abi_.noise = &JitKernels::noise;
   abi_.device = UNROLL_KERNELS_CPU;
 }
 
@@ -116,6 +121,34 @@ int JitKernels::adam(void *ctx, const unroll_tensor *param,
     k.update.realize(r, self->target_);
   } catch (const Halide::Error &e) {
     fail(std::string("the Adam kernel: ") + e.what(), err, errSize);
+    return 1;
+  }
+  return 0;
+}
+
+int JitKernels::noise(void *ctx, const unroll_tensor *words,
+                      const unroll_tensor *out, const unroll_noise_draw *h,
+                      char *err, int32_t errSize) {
+  auto *self = static_cast<JitKernels *>(ctx);
+  const int64_t n = out->sizes[0];
+  const int64_t need = h->normal && n % 16 ? n + 16 : n;
+  if (!flat(*out, n) || !flat(*words, need) || n > INT32_MAX - 16 ||
+      (h->normal && n < 16)) {
+    fail("the noise kernel takes a dense rank-1 output (of at least 16 "
+         "elements for a normal draw) and as many words as the draw takes",
+         err, errSize);
+    return 1;
+  }
+  NoiseKernel &k = self->noise_;
+  try {
+    k.words.set(view(*words));
+    k.shift.set(h->shift);
+    k.scale.set(h->scale);
+    k.tailStart.set(static_cast<int32_t>(n % 16 ? n - 16 : n));
+    Halide::Buffer<float> o = view(*out);
+    (h->normal ? k.normal : k.uniform).realize(o, self->target_);
+  } catch (const Halide::Error &e) {
+    fail(std::string("the noise kernel: ") + e.what(), err, errSize);
     return 1;
   }
   return 0;

@@ -33,9 +33,14 @@ private:
                   const unroll_tensor *expAvgSq, const unroll_adam_step *h,
                   char *err, int32_t errSize);
 
+  static int noise(void *ctx, const unroll_tensor *words,
+                   const unroll_tensor *out, const unroll_noise_draw *h,
+                   char *err, int32_t errSize);
+
   /// Passed to every call: without it each realize re-reads the host.
   Halide::Target target_;
   AdamKernel adam_;
+  NoiseKernel noise_;
   std::map<int64_t, FusedKernel> kernels_;
   /// The same kernels again, whose Funcs the backward pipelines read.
   std::map<int64_t, FusedKernel> backward_;

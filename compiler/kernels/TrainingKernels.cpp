@@ -2,6 +2,8 @@
 
 #include "compiler/kernels/CudaKernels.h"
 
+#include <cmath>
+
 namespace unroll::compiler {
 
 using Halide::Expr;
@@ -24,6 +26,45 @@ AdamKernel::AdamKernel()
   Expr v = expAvgSq(i) * beta2 + oneMinusBeta2 * (g * g);
   Expr denom = Halide::sqrt(v) / bias2Sqrt + eps;
   update(i) = Halide::Tuple(param(i) - stepSize * (m / denom), m, v);
+}
+
+namespace {
+
+/// LibTorch's uniform float of a generator word: its low 24 bits times
+/// 2^-24 (at::uniform_real_distribution<float>).
+Expr uniformOf(Expr word) {
+  return Halide::cast<float>(word & 0xffffff) * (1.0f / (1 << 24));
+}
+
+} // namespace
+
+NoiseKernel::NoiseKernel()
+    : words(Halide::Float(32), 1, "noise_words"), shift("noise_shift"),
+      scale("noise_scale"), tailStart("noise_tail_start"),
+      normal("noise_normal"), uniform("noise_uniform") {
+  Halide::Var i("i");
+  auto word = [&](Expr k) {
+    return Halide::reinterpret(Halide::UInt(32), words(k));
+  };
+  uniform(i) = shift + scale * uniformOf(word(i));
+  // torch::randn of a contiguous float tensor (normal_fill_16_AVX2): in
+  // each group of 16 words, element j < 8 is r cos(t) and element j + 8 is
+  // r sin(t), r = sqrt(-2 log(1 - u[j])), t = 2 pi u[j + 8]. The last 16
+  // elements of a length that is no multiple of 16 are drawn again, from
+  // 16 more words. Halide's fast log, sin and cos (the last 5 bits of the
+  // mantissa off) vectorise; their draws are within 1e-6 of LibTorch's.
+  Expr tail = i >= tailStart;
+  Expr group = Halide::select(tail, words.dim(0).extent() - 16, i / 16 * 16);
+  Expr j = Halide::select(tail, i - tailStart, i % 16);
+  Expr lane = j % 8;
+  Expr r = Halide::sqrt(-2.0f *
+                        Halide::fast_log(1.0f - uniformOf(word(group + lane))));
+  Expr t = static_cast<float>(2 * M_PI) * uniformOf(word(group + 8 + lane));
+  normal(i) = shift + scale * (r * Halide::select(j < 8, Halide::fast_cos(t),
+                                                  Halide::fast_sin(t)));
+  // The words' extent bounds every read (clamped for bounds inference
+  // only: the runtime passes as many as the draw takes).
+  words.dim(0).set_min(0);
 }
 
 } // namespace unroll::compiler
@@ -163,6 +204,15 @@ void scheduleAdamCpu(AdamKernel &k, const Halide::Target &target) {
   k.update.split(i, block, within, 8192, Halide::TailStrategy::GuardWithIf)
       .vectorize(within, target.natural_vector_size<float>())
       .parallel(block);
+}
+
+void scheduleNoiseCpu(NoiseKernel &k, const Halide::Target &target) {
+  for (Halide::Func f : {k.normal, k.uniform}) {
+    Halide::Var i = f.args()[0], block("block"), within("within");
+    f.split(i, block, within, 4096, Halide::TailStrategy::GuardWithIf)
+        .vectorize(within, target.natural_vector_size<float>())
+        .parallel(block);
+  }
 }
 
 } // namespace unroll::compiler

@@ -54,4 +54,24 @@ struct AdamKernel {
 /// vectorised within.
 void scheduleAdamCpu(AdamKernel &k, const Halide::Target &target);
 
+/// A draw of training noise from LibTorch's CPU generator's words (see
+/// unroll_noise_fn in runtime/RuntimeAPI.h): `normal` and `uniform` are
+/// shift + scale * z over the output's extent, z made of `words` as
+/// torch::randn and torch::rand make it. The words' bits come as floats
+/// (the kernels' one element type) and are reinterpreted, never converted.
+struct NoiseKernel {
+  NoiseKernel();
+  Halide::ImageParam words;
+  Halide::Param<float> shift, scale;
+  /// The first element of the normal draw's last group of 16 when the
+  /// length n is not a multiple of 16 (n - 16: those come from words n to
+  /// n + 15), else n.
+  Halide::Param<int32_t> tailStart;
+  Halide::Func normal, uniform;
+};
+
+/// Schedules both draws for the CPU: blocks among the threads, vectorised
+/// within.
+void scheduleNoiseCpu(NoiseKernel &k, const Halide::Target &target);
+
 } // namespace unroll::compiler

@@ -12,6 +12,7 @@
 #include "runtime/Data.h"
 #include "runtime/Executor.h"
 #include "runtime/KernelLibrary.h"
+#include "runtime/Random.h"
 #include "runtime/Run.h"
 #include "runtime/Trainer.h"
 
@@ -502,6 +503,63 @@ TEST_CASE("the compiled Adam step matches LibTorch's", "[kernels]") {
     CHECK(!torch::allclose(p, compiled.params().at(id), 1e-3, 1e-5));
 }
 
+TEST_CASE("the compiled noise draws what LibTorch's generator draws",
+          "[kernels]") {
+  json plan = test::fusedPlanFor(test::tinyLista(6, 10, 3));
+  const bool library = GENERATE(false, true);
+  INFO((library ? "kernel library" : "JIT"));
+  ProgramKernels kernels(plan, library);
+  const unroll_kernels &k = *kernels.abi;
+  REQUIRE(k.noise);
+  auto wordsOf = [](const torch::Tensor &t) {
+    unroll_tensor w{};
+    w.data = reinterpret_cast<float *>(t.data_ptr<int32_t>());
+    w.rank = 1;
+    w.sizes[0] = t.numel();
+    w.strides[0] = 1;
+    return w;
+  };
+  char err[256] = {0};
+  // One group of 16, lengths with a last partial group (whose elements
+  // torch::randn draws again from 16 more words), and many groups.
+  for (int64_t n : {16, 17, 31, 48, 100, 12800, 12807})
+    for (bool normal : {true, false}) {
+      INFO(n << (normal ? " normal" : " uniform") << " draws");
+      at::Generator a = at::make_generator<at::CPUGeneratorImpl>(9);
+      at::Generator b = at::make_generator<at::CPUGeneratorImpl>(9);
+      // Part-way into the generator, as after a step's earlier draws.
+      torch::randn({100}, a);
+      torch::randn({100}, b);
+      const int64_t count = normal ? runtime::normalWords(n) : n;
+      torch::Tensor words = torch::empty({count}, torch::kInt32);
+      runtime::generatorWords(
+          a, reinterpret_cast<uint32_t *>(words.data_ptr<int32_t>()), count);
+      torch::Tensor out = torch::empty({n});
+      unroll_tensor w = wordsOf(words), o = runtime::kernelView(out);
+      unroll_noise_draw h{normal ? 1 : 0, 0.5f, 2.0f};
+      REQUIRE(k.noise(k.ctx, &w, &o, &h, err, sizeof err) == 0);
+      torch::Tensor want =
+          0.5 + 2 * (normal ? torch::randn({n}, b) : torch::rand({n}, b));
+      if (normal) // Halide's fast log, sin and cos against LibTorch's
+        CHECK((out - want).abs().max().item<double>() < 1e-5);
+      else
+        CHECK(torch::equal(out, want));
+      CHECK(torch::equal(torch::rand({5}, a), torch::rand({5}, b)));
+    }
+  // A normal draw below 16 elements (LibTorch draws those one by one) or
+  // too few words: an error, not a crash.
+  torch::Tensor words = torch::zeros({40}, torch::kInt32);
+  torch::Tensor out = torch::empty({8});
+  unroll_tensor w = wordsOf(words), o = runtime::kernelView(out);
+  unroll_noise_draw h{1, 0.0f, 1.0f};
+  CHECK(k.noise(k.ctx, &w, &o, &h, err, sizeof err) != 0);
+  CHECK_THAT(err, Catch::Contains("the noise kernel takes"));
+  out = torch::empty({30});
+  o = runtime::kernelView(out);
+  CHECK(k.noise(k.ctx, &w, &o, &h, err, sizeof err) != 0);
+  CHECK_THAT(err, Catch::Contains("as many words as the draw takes"));
+}
+
 TEST_CASE("a kernel over several per-instance axes, every operand per "
           "instance and dense, gives eager's values and gradients",
           "[kernels]") {
@@ -589,8 +647,9 @@ TEST_CASE("a kernel library is refused for another program, another "
   compiler::KernelLibrarySummary s =
       compiler::buildKernelLibrary(plan.dump(), path, {}, log);
   CHECK(s.kernels == 1);
-  // Forward, all adjoints in one pass; Adam's update.
-  CHECK(s.pipelines == 3);
+  // Forward, all adjoints in one pass; Adam's update; normal and uniform
+  // noise.
+  CHECK(s.pipelines == 5);
   CHECK(!std::filesystem::exists(path + ".tmp" + std::to_string(::getpid())));
   auto lib = runtime::KernelLibrary::open(path, plan.dump());
   CHECK(lib->kernels()->device == UNROLL_KERNELS_CPU);

@@ -4,6 +4,9 @@
 
 #include "compiler/kernels/KernelJIT.h"
 #include "runtime/Data.h"
+#include "runtime/Random.h"
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <catch2/catch.hpp>
 
@@ -297,6 +300,33 @@ unrolled u(layers = 2) solves q(n = 3) {
   CHECK(torch::equal(fw.states[2][0][3], 2 * b));
 }
 
+TEST_CASE("the CPU generator's words in bulk are those it gives one by one",
+          "[runtime]") {
+  // From the first word, part-way into a state, at its end; short runs,
+  // and runs across one and several state updates (every 624 words).
+  for (int64_t skip : {0, 1, 623, 624, 1000})
+    for (int64_t n : {0, 1, 2, 623, 624, 625, 1248, 5000}) {
+      INFO("after " << skip << " words, " << n << " words");
+      at::Generator a = at::make_generator<at::CPUGeneratorImpl>(5);
+      at::Generator b = at::make_generator<at::CPUGeneratorImpl>(5);
+      auto *ia = at::check_generator<at::CPUGeneratorImpl>(a);
+      auto *ib = at::check_generator<at::CPUGeneratorImpl>(b);
+      for (int64_t i = 0; i < skip; ++i) {
+        ia->random();
+        ib->random();
+      }
+      std::vector<uint32_t> bulk(static_cast<size_t>(n));
+      runtime::generatorWords(a, bulk.data(), n);
+      int64_t differ = 0;
+      for (uint32_t w : bulk)
+        differ += w != ib->random();
+      CHECK(differ == 0);
+      // And the generator goes on from after them.
+      CHECK(ia->random() == ib->random());
+      CHECK(torch::equal(torch::randn({40}, a), torch::randn({40}, b)));
+    }
+}
+
 TEST_CASE("training noise is added only when asked, with its scale",
           "[runtime]") {
   const char *spec = R"(
@@ -316,17 +346,29 @@ train u {
 )";
   nlohmann::json plan = test::fusedPlanFor(spec);
   auto algs = runtime::parsePlan(plan.dump());
-  // Compiled and eager draw the same noise.
+  // Compiled and eager draw the same noise; compiled, the kernels' noise
+  // kernel draws it (counted here).
   compiler::JitKernels jit(plan);
-  const unroll_kernels *kernels = GENERATE(false, true) ? jit.abi() : nullptr;
+  static const unroll_kernels *inner = jit.abi();
+  static int draws = 0;
+  unroll_kernels counted = *jit.abi();
+  counted.noise = [](void *ctx, const unroll_tensor *w, const unroll_tensor *o,
+                     const unroll_noise_draw *h, char *err, int32_t size) {
+    ++draws;
+    return inner->noise(ctx, w, o, h, err, size);
+  };
+  const unroll_kernels *kernels = GENERATE(false, true) ? &counted : nullptr;
   INFO((kernels ? "compiled" : "eager"));
+  draws = 0;
   runtime::Executor ex(algs[0]);
   ex.setKernels(kernels);
   ex.bindInputs({{"x", torch::zeros({4, 1000})}});
   ex.initParams(0);
   auto clean = ex.forward(1);
   CHECK(torch::equal(clean.states[2][0], torch::zeros({4, 1000})));
+  CHECK(draws == 0);
   auto noisy = ex.forward(1, /*noise=*/true);
+  CHECK(draws == (kernels ? 2 : 0));
   // Layer 1 adds N(0, 3^2); layer 2 adds N(0, 1.5^2) on top.
   double s1 = noisy.states[1][0].std().item<double>();
   double s2 = (noisy.states[2][0] - noisy.states[1][0]).std().item<double>();
