@@ -512,7 +512,7 @@ Tensor Executor::kernelDraw(c10::IntArrayRef sizes, bool normal,
   // torch::randn draws fewer than 16 elements otherwise (one at a time, in
   // double); the kernel takes float constants.
   if (!kernels_ || !kernels_->noise || kernels_->device != UNROLL_KERNELS_CPU ||
-      !device_.is_cpu() || (normal && n < 16) || shift.dim() != 0 ||
+      !device_.is_cpu() || n == 0 || (normal && n < 16) || shift.dim() != 0 ||
       scale.dim() != 0 || shift.requires_grad() || scale.requires_grad())
     return Tensor();
   const int64_t count = normal ? normalWords(n) : n;
