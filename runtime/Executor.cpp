@@ -515,7 +515,7 @@ Tensor Executor::kernelDraw(c10::IntArrayRef sizes, bool normal,
       !device_.is_cpu() || n == 0 || (normal && n < 16) || shift.dim() != 0 ||
       scale.dim() != 0 || shift.requires_grad() || scale.requires_grad())
     return Tensor();
-  const int64_t count = normal ? normalWords(n) : n;
+  const int64_t count = unroll_noise_words(normal, n);
   if (words_.numel() < count)
     words_ = torch::empty({count}, torch::kInt32);
   generatorWords(gen_, reinterpret_cast<uint32_t *>(words_.data_ptr<int32_t>()),
@@ -716,14 +716,12 @@ void Executor::run(const json &op) {
     Tensor lo = alignBatched(a[0], r), hi = alignBatched(a[1], r);
     bool batched = drawPerInstance_ || anyBatched;
     const bool normal = op["distribution"] == "normal";
-    if (Tensor s = kernelDraw(drawn, normal, lo, normal ? hi : hi - lo);
-        s.defined())
+    Tensor scale = normal ? hi : hi - lo;
+    if (Tensor s = kernelDraw(drawn, normal, lo, scale); s.defined())
       return set(s, batched);
     Tensor s = (normal ? torch::randn(drawn, gen_) : torch::rand(drawn, gen_))
                    .to(device_);
-    if (op["distribution"] == "normal")
-      return set(lo + hi * s, batched);
-    return set(lo + (hi - lo) * s, batched);
+    return set(lo + scale * s, batched);
   }
   if (name == "unary") {
     const std::string fn = op["fn"];

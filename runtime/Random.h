@@ -16,10 +16,4 @@ namespace unroll::runtime {
 /// a time, vectorised).
 void generatorWords(at::Generator &gen, uint32_t *out, int64_t n);
 
-/// How many words torch::randn takes from the CPU generator for a
-/// contiguous float tensor of `n` >= 16 elements: one per element, and 16
-/// more for the last 16 elements where `n` is not a multiple of 16 (its
-/// Box-Muller transform works on groups of 16).
-inline int64_t normalWords(int64_t n) { return n % 16 ? n + 16 : n; }
-
 } // namespace unroll::runtime

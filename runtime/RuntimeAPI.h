@@ -85,6 +85,13 @@ typedef int (*unroll_noise_fn)(void *ctx, const unroll_tensor *words,
                                const unroll_noise_draw *h, char *err,
                                int32_t err_size);
 
+/// How many words unroll_noise_fn reads for an `out` of `n` elements: one
+/// per element, and for a normal draw whose length is not a multiple of 16,
+/// 16 more (torch::randn draws its last 16 elements again from them).
+static inline int64_t unroll_noise_words(int32_t normal, int64_t n) {
+  return normal && n % 16 ? n + 16 : n;
+}
+
 /// Where a kernel's tensors live: host memory, or CUDA device memory (the
 /// `data` pointers of unroll_tensor are then device pointers).
 #define UNROLL_KERNELS_CPU 0

@@ -387,7 +387,7 @@ int noise(void *, const unroll_tensor *w, const unroll_tensor *o,
   Call call(err, size);
   const int64_t n = o->sizes[0];
   if (o->rank != 1 || w->rank != 1 || (h->normal && n < 16) ||
-      w->sizes[0] != (h->normal && n % 16 ? n + 16 : n))
+      w->sizes[0] != unroll_noise_words(h->normal, n))
     return fail("the noise kernel takes a rank-1 output (of at least 16 "
                 "elements for a normal draw) and as many words as the draw "
                 "takes");
@@ -399,7 +399,7 @@ int noise(void *, const unroll_tensor *w, const unroll_tensor *o,
   if (!h->normal)
     return unroll_noise_uniform(b[0], h->shift, h->scale, b[1]);
   return unroll_noise_normal(b[0], h->shift, h->scale,
-                             static_cast<int32_t>(n % 16 ? n - 16 : n), b[1]);
+                             static_cast<int32_t>(n - (w->sizes[0] - n)), b[1]);
 }
 
 )cpp";

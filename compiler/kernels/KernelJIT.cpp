@@ -131,7 +131,7 @@ int JitKernels::noise(void *ctx, const unroll_tensor *words,
                       char *err, int32_t errSize) {
   auto *self = static_cast<JitKernels *>(ctx);
   const int64_t n = out->sizes[0];
-  const int64_t need = h->normal && n % 16 ? n + 16 : n;
+  const int64_t need = unroll_noise_words(h->normal, n);
   if (!flat(*out, n) || !flat(*words, need) || n > INT32_MAX - 16 ||
       (h->normal && n < 16)) {
     fail("the noise kernel takes a dense rank-1 output (of at least 16 "
@@ -144,7 +144,8 @@ int JitKernels::noise(void *ctx, const unroll_tensor *words,
     k.words.set(view(*words));
     k.shift.set(h->shift);
     k.scale.set(h->scale);
-    k.tailStart.set(static_cast<int32_t>(n % 16 ? n - 16 : n));
+    // The last need - n elements come from the words after the first n.
+    k.tailStart.set(static_cast<int32_t>(n - (need - n)));
     Halide::Buffer<float> o = view(*out);
     (h->normal ? k.normal : k.uniform).realize(o, self->target_);
   } catch (const Halide::Error &e) {

@@ -530,7 +530,7 @@ TEST_CASE("the compiled noise draws what LibTorch's generator draws",
       // Part-way into the generator, as after a step's earlier draws.
       torch::randn({100}, a);
       torch::randn({100}, b);
-      const int64_t count = normal ? runtime::normalWords(n) : n;
+      const int64_t count = unroll_noise_words(normal, n);
       torch::Tensor words = torch::empty({count}, torch::kInt32);
       runtime::generatorWords(
           a, reinterpret_cast<uint32_t *>(words.data_ptr<int32_t>()), count);
