@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <optional>
+#include <set>
 
 namespace unroll::compiler {
 
@@ -35,9 +36,56 @@ struct HV {
   bool batched = false;
   /// The checkpoint's values, when f reads a parameter directly.
   Halide::Buffer<float> constant;
+  /// Whether reading f is cheap: it is stored (an input, a parameter, a
+  /// layer output, a reduction or a product), or reads one stored value
+  /// along the same innermost axis (a slice, an expansion; not a
+  /// transpose, which a reduction vectorised along that axis would
+  /// gather). A reduction stores the operands that are not, so that it
+  /// does not recompute them for every term of its sums.
+  bool stored = false;
 };
 
-/// The Funcs of one product `W @ y` over the batch (matrixTimesVectors),
+/// Computes `v` (values per instance or shared) once, vectorised along its
+/// innermost axis and parallel over its outermost axis and the instances
+/// (with `batchTasks`, tasks of that many instances if it has no other
+/// axis).
+void scheduleStored(const HV &v, const Halide::Target &t, int batchTasks = 1) {
+  Func f = v.f;
+  f.compute_root();
+  if (t.has_gpu_feature()) {
+    scheduleForGpu(f);
+    return;
+  }
+  std::vector<Var> args = f.args();
+  if (args.empty())
+    return; // one shared number
+  if (!v.shape.empty()) {
+    // Vectors that fit the innermost axis, the last one shifted inwards
+    // (overlapping the one before): guarded instead, a vector that holds
+    // fewer elements than its lanes has its inline sums computed one
+    // element at a time. SURF's per-agent products (10 columns) ran at
+    // scalar speed so.
+    const int n = static_cast<int>(v.shape.back());
+    f.bound(args[0], 0, n);
+    int lanes = t.natural_vector_size<float>();
+    while (lanes > n)
+      lanes /= 2;
+    if (lanes > 1)
+      f.vectorize(args[0], lanes, Halide::TailStrategy::ShiftInwards);
+  }
+  if (args.size() > 2) {
+    // A batch of one instance uses every thread too.
+    Var tasks("tasks");
+    f.fuse(args[args.size() - 2], args.back(), tasks).parallel(tasks);
+  } else if (args.size() == 2) {
+    f.parallel(args.back(), batchTasks, Halide::TailStrategy::GuardWithIf);
+  }
+  if (v.shape.empty()) // values per instance: vectors of instances
+    f.vectorize(args[0], t.natural_vector_size<float>(),
+                Halide::TailStrategy::GuardWithIf);
+}
+
+/// The Funcs of one product of a shared W over the batch (sharedProduct),
 /// kept unscheduled until it is known whether the product gets tiles of its
 /// own or is computed inside the tiles of the layer output that is its
 /// only reader.
@@ -49,6 +97,8 @@ struct Product {
   int64_t rows = 0;
   int panels = 0;
   bool constant = false; ///< W packed at export time
+  /// Columns (vectors multiplied) per instance.
+  int64_t columns = 1;
 };
 
 /// Ops that combine their operands element by element (with broadcasting),
@@ -116,6 +166,7 @@ public:
         in.note = "a draw of the initial " + s["name"].get<std::string>();
         randomStates_.push_back(in);
         v = HV{Func(in.param), shape, true};
+        v.stored = true;
       } else {
         v = perInstance(body(s["init"], {})[0]);
       }
@@ -143,6 +194,7 @@ public:
         def.push_back(b);
         stored(def) = v.f(call);
         v.f = stored;
+        v.stored = true;
         values_[layer["results"][i].get<int64_t>()] = v;
         next.push_back(stored);
         // The products that only this output reads are computed inside
@@ -152,7 +204,7 @@ public:
           if (readOnlyBy(products_[p], layer["body"]["ops"],
                          layer["body"]["yield"][i].get<int64_t>(), v.shape))
             absorbed.push_back(p);
-        outputs_.push_back({stored, absorbed});
+        outputs_.push_back({v, absorbed});
       }
       out.states.push_back(next);
     }
@@ -181,7 +233,7 @@ private:
   /// A layer's stored output and the products computed in its tiles
   /// (indices into products_).
   struct Output {
-    Func f;
+    HV v;
     std::vector<size_t> absorbed;
   };
 
@@ -234,7 +286,17 @@ private:
       Product prod = products_[p];
       bool absorbed = inTiles[p];
       out.push_back([prod, absorbed, batch](const Halide::Target &t) mutable {
-        if (t.has_gpu_feature()) {
+        const bool gpu = t.has_gpu_feature();
+        if (absorbed && !gpu)
+          return; // the output's tiles compute it
+        // Exact bounds: the columns' extent inferred from readers that
+        // decode column numbers does not simplify, and the register tile
+        // needs to know its blocks have 8 columns.
+        Var i = prod.out.args()[0], col = prod.out.args()[1];
+        prod.out.bound(i, 0, static_cast<int>(prod.rows));
+        if (batch.defined())
+          prod.out.bound(col, 0, batch * static_cast<int>(prod.columns));
+        if (gpu) {
           // One GPU thread per output, summing over k on its own.
           if (!prod.constant) {
             prod.packed.compute_root().bound(prod.panel, 0, prod.panels);
@@ -243,47 +305,30 @@ private:
           prod.out.compute_root();
           Var thread = scheduleForGpu(prod.out);
           prod.acc.compute_at(prod.out, thread);
-        } else if (!absorbed) {
-          tile(prod.out, {prod}, t, batch);
+        } else {
+          tile(prod.out, {prod}, t,
+               batch.defined() ? batch * static_cast<int>(prod.columns)
+                               : batch);
         }
       });
     }
-    for (Func f : reductions_)
-      out.push_back([f](const Halide::Target &t) mutable {
-        f.compute_root();
-        if (t.has_gpu_feature()) {
-          scheduleForGpu(f);
-          return;
-        }
-        // Parallel over the instances and vectorised along the innermost
-        // axis, the inline sums (every reduction here is one) with it:
-        // unvectorised, SURF's exported forward took 96 ms for one
-        // instance, 56 ms vectorised.
-        std::vector<Var> args = f.args();
-        if (args.size() > 1)
-          f.parallel(args.back());
-        f.vectorize(args[0], t.natural_vector_size<float>(),
-                    Halide::TailStrategy::GuardWithIf);
-      });
+    // The reductions are vectorised with the inline sums (every reduction
+    // here is one): unvectorised, SURF's exported forward took 96 ms for
+    // one instance, 56 ms vectorised.
+    for (const HV &v : reductions_)
+      out.push_back([v](const Halide::Target &t) { scheduleStored(v, t); });
+    for (const HV &v : operands_)
+      out.push_back([v](const Halide::Target &t) { scheduleStored(v, t, 16); });
     for (const Output &o : outputs_) {
       Output output = o;
       std::vector<Product> parts;
       for (size_t p : o.absorbed)
         parts.push_back(products_[p]);
       out.push_back([output, parts, batch](const Halide::Target &t) mutable {
-        Func f = output.f;
-        f.compute_root();
-        if (t.has_gpu_feature()) {
-          scheduleForGpu(f);
-        } else if (!parts.empty()) {
-          tile(f, parts, t, batch);
-        } else {
-          // Tasks of 16 instances: one row each is too little work per
-          // task.
-          f.parallel(f.args().back(), 16, Halide::TailStrategy::GuardWithIf);
-          f.vectorize(f.args()[0], t.natural_vector_size<float>(),
-                      Halide::TailStrategy::GuardWithIf);
-        }
+        if (!t.has_gpu_feature() && !parts.empty())
+          tile(output.v.f, parts, t, batch);
+        else // tasks of 16 instances of a vector: one row is too little
+          scheduleStored(output.v, t, 16);
       });
     }
     return out;
@@ -385,7 +430,7 @@ private:
     Func f(fname);
     std::vector<Var> vs = axes(shape.size());
     f(vs) = buf(std::vector<Expr>(vs.begin(), vs.end()));
-    values_[p["id"].get<int64_t>()] = HV{f, shape, false, buf};
+    values_[p["id"].get<int64_t>()] = HV{f, shape, false, buf, true};
   }
 
   HV get(int64_t id) {
@@ -399,6 +444,7 @@ private:
                     j["role"] == "data");
       usedInputs_[id] = input;
       HV v{Func(input.param), input.shape, input.batched};
+      v.stored = true;
       values_[id] = v;
       return v;
     }
@@ -410,6 +456,24 @@ private:
                       " before it is defined");
   }
 
+  /// `v`, a reduction: computed once and stored.
+  HV reduction(HV v) {
+    reductions_.push_back(v);
+    v.stored = true;
+    return v;
+  }
+
+  /// `v` as an operand that a reduction reads many times: stored first
+  /// unless reading it is already cheap. SURF's per-agent products read a
+  /// minibatch's gathered samples and the softmax's exponentials that way;
+  /// recomputed for every term they took most of its exported forward.
+  HV operand(HV v) {
+    if (!v.stored && operandNames_.insert(v.f.name()).second)
+      operands_.push_back(v);
+    v.stored = true;
+    return v;
+  }
+
   /// A per-instance value (a shared one repeated over the batch).
   HV perInstance(const HV &v) {
     if (v.batched)
@@ -419,7 +483,9 @@ private:
     std::vector<Var> def = vs;
     def.push_back(Var("b"));
     f(def) = v.f(std::vector<Expr>(vs.begin(), vs.end()));
-    return HV{f, v.shape, true};
+    HV out{f, v.shape, true};
+    out.stored = v.stored;
+    return out;
   }
 
   std::vector<HV> body(const json &b, const std::vector<HV> &args) {
@@ -465,14 +531,17 @@ private:
     if (name == "constant") {
       float c = op["value"].get<float>();
       r = define(shape, false, [&](auto &, Expr) { return Expr(c); });
+      r.stored = true;
     } else if (name == "fill") {
       // A scalar spread over the shape.
       r = define(shape, a[0].batched,
                  [&](auto &, Expr b) { return at(a[0], {}, {}, b); });
+      r.stored = a[0].stored;
     } else if (name == "eye") {
       r = define(shape, false, [&](auto &idx, Expr) {
         return Halide::select(idx[0] == idx[1], 1.f, 0.f);
       });
+      r.stored = true;
     } else if (name == "probe") {
       return; // a named value for training; no new value
     } else if (name == "transpose") {
@@ -481,6 +550,9 @@ private:
         std::swap(t[t.size() - 1], t[t.size() - 2]);
         return at(a[0], t, a[0].shape, b);
       });
+      // A trained matrix stays a constant (for products to pack it here).
+      if (a[0].constant.defined() && shape.size() == 2)
+        r.constant = a[0].constant.transposed(0, 1);
     } else if (name == "matmul") {
       r = matmul(a[0], a[1], shape, batched, op["id"].get<int64_t>());
     } else if (name == "fused") {
@@ -506,6 +578,7 @@ private:
         t[axis] = t[axis] + start;
         return at(a[0], t, a[0].shape, b);
       });
+      r.stored = a[0].stored;
     } else if (name == "concat") {
       const int64_t axis = op["axis"].get<int64_t>();
       r = define(shape, batched, [&](auto &idx, Expr b) {
@@ -543,12 +616,14 @@ private:
       });
     } else if (name == "conv1x1") {
       // [co, c] applied at every pixel of [c, h, w].
+      a[0] = operand(a[0]);
+      a[1] = operand(a[1]);
       Halide::RDom c(0, static_cast<int>(a[1].shape[1]), "c");
       r = define(shape, batched, [&](auto &idx, Expr b) {
         return Halide::sum(at(a[1], {idx[0], c.x}, a[1].shape, b) *
                            at(a[0], {c.x, idx[1], idx[2]}, a[0].shape, b));
       });
-      reductions_.push_back(r.f);
+      r = reduction(r);
     } else if (name == "conv2d") {
       r = conv2d(a[0], a[1], shape, batched);
     } else if (name == "inverse") {
@@ -560,6 +635,7 @@ private:
         t.erase(t.begin() + axis);
         return at(a[0], t, a[0].shape, b);
       });
+      r.stored = a[0].stored;
     } else if (name == "softmax") {
       r = softmax(a[0], op["axis"].get<int64_t>());
     } else if (name == "graph_filter") {
@@ -577,8 +653,9 @@ private:
 
   /// x [ci, h, w] convolved with a shared kernel k [co, ci, kh, kw], zero
   /// padded to keep h and w (as the runtime's conv2d).
-  HV conv2d(const HV &x, const HV &k, const std::vector<int64_t> &shape,
+  HV conv2d(HV x, const HV &k, const std::vector<int64_t> &shape,
             bool batched) {
+    x = operand(x);
     if (k.batched || x.shape.size() != 3 || k.shape.size() != 4)
       throw ExportError("export supports conv2d of an image with a shared "
                         "kernel only");
@@ -597,8 +674,7 @@ private:
       return Halide::sum(at(k, {idx[0], r.x, r.y, r.z}, k.shape, b) *
                          Halide::select(inside, pixel, 0.0f));
     });
-    reductions_.push_back(out.f);
-    return out;
+    return reduction(out);
   }
 
   /// The inverse of a trained matrix, computed here (Gauss-Jordan with
@@ -652,21 +728,27 @@ private:
     Func f;
     Var x0("x0"), x1("x1");
     f(x0, x1) = buf(x0, x1);
-    return HV{f, m.shape, false, buf};
+    return HV{f, m.shape, false, buf, true};
   }
 
   /// [m, k] @ [k] -> [m], [k] @ [k, n] -> [n], [m, k] @ [k, n] -> [m, n];
   /// either side may be per instance.
-  HV matmul(const HV &x, const HV &y, const std::vector<int64_t> &shape,
-            bool batched, int64_t id) {
+  HV matmul(HV x, HV y, const std::vector<int64_t> &shape, bool batched,
+            int64_t id) {
     if (x.shape.empty() || y.shape.empty())
       throw ExportError("export supports matrix and vector products only");
+    // A shared matrix times per-instance vectors or stacks: one GEMM.
+    if (x.shape.size() == 2 && !x.batched && y.batched)
+      return sharedProduct(
+          x, false, y, y.shape.size() == 1 ? 0 : y.shape.size() - 2, shape, id);
+    if (y.shape.size() == 2 && !y.batched && x.batched)
+      return sharedProduct(y, true, x, x.shape.size() - 1, shape, id);
+    x = operand(x);
+    y = operand(y);
     if (x.shape.size() > 2 || y.shape.size() > 2)
       return stackedMatmul(x, y, shape, batched);
     int64_t k = x.shape.back();
     Halide::RDom r(0, static_cast<int>(k));
-    if (x.shape.size() == 2 && !x.batched && y.shape.size() == 1 && y.batched)
-      return matrixTimesVectors(x, y, shape, id);
     HV out = define(shape, batched, [&](auto &idx, Expr b) {
       std::vector<Expr> xi, yi; // tensor order
       size_t used = 0;
@@ -684,8 +766,7 @@ private:
       };
       return Halide::sum(call(x, xi) * call(y, yi));
     });
-    reductions_.push_back(out.f);
-    return out;
+    return reduction(out);
   }
 
   /// Stacks of matrices (or vectors) multiplied as LibTorch's matmul
@@ -718,13 +799,13 @@ private:
           read(x, xv ? std::vector<Expr>{r.x} : std::vector<Expr>{m, r.x}) *
           read(y, yv ? std::vector<Expr>{r.x} : std::vector<Expr>{r.x, n}));
     });
-    reductions_.push_back(out.f);
-    return out;
+    return reduction(out);
   }
 
   /// exp(x - max) / sum(exp(x - max)) along `axis`; the max and the sum
   /// are computed once per row, not once per element.
-  HV softmax(const HV &x, int64_t axis) {
+  HV softmax(HV x, int64_t axis) {
+    x = operand(x);
     std::vector<int64_t> rows = x.shape;
     rows.erase(rows.begin() + axis);
     Halide::RDom k(0, static_cast<int>(x.shape[axis]), "k");
@@ -739,8 +820,8 @@ private:
       return Halide::sum(Halide::exp(at(x, along(idx, k.x), x.shape, b) -
                                      at(mx, idx, rows, b)));
     });
-    reductions_.push_back(mx.f);
-    reductions_.push_back(sum.f);
+    reduction(mx);
+    reduction(sum);
     return define(x.shape, x.batched, [&](auto &idx, Expr b) {
       std::vector<Expr> row = idx;
       row.erase(row.begin() + axis);
@@ -755,17 +836,21 @@ private:
     if (S.batched || h.batched || S.shape.size() != 2 || h.shape.size() != 1)
       throw ExportError("export supports graph_filter with a shared shift "
                         "operator and shared taps only");
-    Halide::RDom m(0, static_cast<int>(S.shape[1]), "m");
     std::vector<HV> powers{x};
     for (int64_t k = 1; k < h.shape[0]; ++k) {
       const HV prev = powers.back();
-      HV next = define(x.shape, x.batched, [&](auto &idx, Expr b) {
+      if (x.batched) {
+        powers.push_back(sharedProduct(S, false, prev, 0, x.shape, -1));
+        continue;
+      }
+      Halide::RDom m(0, static_cast<int>(S.shape[1]), "m");
+      HV next = define(x.shape, false, [&](auto &idx, Expr b) {
         std::vector<Expr> t = idx;
         t[0] = m.x;
         return Halide::sum(at(S, {idx[0], m.x}, S.shape, b) *
                            at(prev, t, x.shape, b));
       });
-      reductions_.push_back(next.f);
+      next = reduction(next);
       powers.push_back(next);
     }
     return define(x.shape, x.batched, [&](auto &idx, Expr b) {
@@ -819,23 +904,34 @@ private:
     }
   }
 
-  /// W [m, k] @ y [k] for every instance: a GEMM over the batch, written
-  /// so that it can be register-blocked. W is packed into panels of
-  /// kPanelRows rows, each stored k-major (zero rows pad the last), and a
-  /// tile of one panel's rows by 8 instances accumulates in registers over
-  /// the whole k loop while it streams its panel contiguously.
-  HV matrixTimesVectors(const HV &w, const HV &y,
-                        const std::vector<int64_t> &shape, int64_t id) {
-    Var i("i"), b("b"), kk("kk"), row("row"), panel("panel");
-    const int m = static_cast<int>(w.shape[0]);
-    const int k = static_cast<int>(w.shape[1]);
+  /// A shared matrix W [m, k] applied to the vectors of a per-instance `y`
+  /// along its axis `axis` (tensor order): the result has y's shape with
+  /// that axis of size m. Every other axis of y and the batch together
+  /// index the vectors, the columns of one GEMM. That covers W @ y for a
+  /// vector y, W @ Y along Y's rows, X @ W' along X's last axis (W passed
+  /// as `wT`, its transpose) and a graph filter's S @ x along the nodes.
+  ///
+  /// W is packed into panels of kPanelRows rows, each stored k-major (zero
+  /// rows pad the last), and a tile of one panel's rows by 8 columns
+  /// accumulates in registers over the whole k loop while it streams its
+  /// panel contiguously.
+  HV sharedProduct(const HV &w, bool transposed, const HV &y, size_t axis,
+                   const std::vector<int64_t> &shape, int64_t id) {
+    Var kk("kk"), row("row"), panel("panel"), col("col");
+    const int m = static_cast<int>(shape[axis]);
+    const int k = static_cast<int>(y.shape[axis]);
     const int panels = (m + kPanelRows - 1) / kPanelRows;
+    // W's entry (row n, column c), in the order of W as given.
+    auto entry = [&](const Expr &n, const Expr &c) {
+      return transposed ? w.f(n, c) : w.f(c, n);
+    };
     Halide::RDom r(0, k, "r");
     Func packed("packed"), acc("acc"), out("product");
     bool constant = w.constant.defined();
     if (constant) {
       // Trained weights are constants: packed once, here.
-      const Halide::Buffer<float> &src = w.constant;
+      Halide::Buffer<float> src =
+          transposed ? w.constant.transposed(0, 1) : w.constant;
       Halide::Buffer<float> buf(kPanelRows, k, panels);
       buf.fill(0.0f);
       for (int n = 0; n < m; ++n)
@@ -845,15 +941,34 @@ private:
     } else {
       // The padding rows repeat the last row; their sums are never stored.
       packed(row, kk, panel) =
-          w.f(kk, Halide::min(panel * kPanelRows + row, m - 1));
+          entry(Halide::min(panel * kPanelRows + row, m - 1), kk);
     }
-    // The instances' vectors interleaved (instance innermost): a tile's
+    // Column numbers: the axes other than `axis`, innermost first, then
+    // the batch. `stride[j]` is the step of Halide axis j (0 for axis).
+    const size_t rank = shape.size(), rowArg = rank - 1 - axis;
+    std::vector<int64_t> stride(rank, 0);
+    int64_t columns = 1;
+    for (size_t j = 0; j < rank; ++j)
+      if (j != rowArg) {
+        stride[j] = columns;
+        columns *= shape[rank - 1 - j];
+      }
+    // The columns' vectors interleaved (column innermost): a tile's
     // broadcasts of y at one k read one address plus constant offsets.
     Func yt("yt");
-    yt(b, kk) = y.f(kk, b);
-    acc(row, b, panel) = 0.0f;
-    acc(row, b, panel) += packed(row, r, panel) * yt(b, r);
-    out(i, b) = acc(i % kPanelRows, b, i / kPanelRows);
+    {
+      std::vector<Expr> args;
+      for (size_t j = 0; j < rank; ++j)
+        args.push_back(j == rowArg ? Expr(kk)
+                                   : (col / static_cast<int>(stride[j])) %
+                                         static_cast<int>(shape[rank - 1 - j]));
+      args.push_back(col / static_cast<int>(columns)); // the instance
+      yt(col, kk) = y.f(args);
+    }
+    acc(row, col, panel) = 0.0f;
+    acc(row, col, panel) += packed(row, r, panel) * yt(col, r);
+    Var i("i");
+    out(i, col) = acc(i % kPanelRows, col, i / kPanelRows);
     Product p;
     p.id = id;
     p.out = out;
@@ -861,14 +976,27 @@ private:
     p.yt = yt;
     p.packed = packed;
     p.row = row;
-    p.b = b;
+    p.b = col;
     p.panel = panel;
     p.r = r;
     p.rows = m;
     p.panels = panels;
     p.constant = constant;
+    p.columns = columns;
     products_.push_back(p);
-    return HV{out, shape, true};
+    if (rank == 1)
+      return HV{out, shape, true, {}, true};
+    // The result read back from the product's columns.
+    std::vector<Var> vs = axes(rank);
+    Expr c = Var("b") * static_cast<int>(columns);
+    for (size_t j = 0; j < rank; ++j)
+      if (j != rowArg)
+        c += vs[j] * static_cast<int>(stride[j]);
+    std::vector<Var> def = vs;
+    def.push_back(Var("b"));
+    Func result("product_" + std::to_string(id));
+    result(def) = out(vs[rowArg], c);
+    return HV{result, shape, true, {}, true};
   }
 
   const json &alg_;
@@ -879,7 +1007,10 @@ private:
   std::vector<InferenceInput> randomStates_;
   /// The minibatches' draws, once a layer draws one.
   std::optional<InferenceInput> samples_;
-  std::vector<Func> reductions_;
+  std::vector<HV> reductions_;
+  /// Values that reductions read, stored (see operand).
+  std::vector<HV> operands_;
+  std::set<std::string> operandNames_;
   std::vector<Product> products_;
   std::vector<Output> outputs_;
   std::map<int64_t, int> uses_;

@@ -237,6 +237,52 @@ TEST_CASE("the products' GPU schedules, with constant and run-time "
   CHECK(text.find("halide_cuda_run") != std::string::npos);
 }
 
+TEST_CASE("a shared matrix times per-instance matrices and stacks is one "
+          "scheduled product over all their vectors",
+          "[inference]") {
+  // The initial state is one product of a trained matrix W and a data
+  // input X (per instance), on either side, X a matrix or a stack.
+  struct Case {
+    std::vector<int64_t> w, x, out;
+    bool wLeft;
+  };
+  const Case cases[] = {{{5, 4}, {4, 6}, {5, 6}, true},
+                        {{40, 4}, {3, 4, 6}, {3, 40, 6}, true},
+                        {{4, 7}, {3, 4}, {3, 7}, false},
+                        {{4, 37}, {2, 3, 4}, {2, 3, 37}, false}};
+  for (const Case &c : cases)
+    for (int64_t batch : {1, 3, 37}) {
+      INFO("W " << c.w[0] << "x" << c.w[1] << ", X of rank " << c.x.size()
+                << ", batch " << batch);
+      json op = {{"op", "matmul"},
+                 {"args", c.wLeft ? json{2, 3} : json{3, 2}},
+                 {"id", 1},
+                 {"shape", c.out}};
+      json plan =
+          initOnlyPlan(op, {{{"id", 2}, {"name", "W"}, {"shape", c.w}}});
+      plan["algorithms"][0]["inputs"] = {
+          {{"id", 3}, {"name", "X"}, {"role", "data"}, {"shape", c.x}}};
+      torch::manual_seed(5);
+      torch::Tensor W = torch::randn(c.w);
+      std::vector<int64_t> xs{batch};
+      xs.insert(xs.end(), c.x.begin(), c.x.end());
+      torch::Tensor X = torch::randn(xs);
+      compiler::InferencePipeline pipe =
+          compiler::lowerForInference(plan, {{"param.W", test::toHalide(W)}});
+      CHECK(pipe.products == 1);
+      for (auto &schedule : pipe.schedules)
+        schedule(Halide::get_jit_target_from_environment());
+      Halide::Buffer<float> xb = test::toHalide(X);
+      pipe.inputs[0].param.set(xb);
+      std::vector<int64_t> full{batch};
+      full.insert(full.end(), c.out.begin(), c.out.end());
+      std::vector<int> extents(full.rbegin(), full.rend());
+      torch::Tensor got = toTorch(pipe.states[0][0].realize(extents), full);
+      torch::Tensor want = c.wLeft ? torch::matmul(W, X) : torch::matmul(X, W);
+      CHECK(torch::allclose(got, want, 1e-4, 1e-5));
+    }
+}
+
 TEST_CASE("a random initial state becomes an input of the pipeline",
           "[inference]") {
   checkForward(replaced(test::tinyLista(6, 10, 2), "init  y = zeros()",
@@ -348,5 +394,9 @@ TEST_CASE("SURF's forward (minibatches, softmax, graph filters, stacked "
     names.push_back(in.name);
   CHECK(names == std::vector<std::string>{"X", "Y", "S", "w0", "samples"});
   CHECK(low.pipe.inputs.back().shape == std::vector<int64_t>{2, 6, 3});
+  // Per layer, the graph filter's three powers of S and the MLP's two
+  // products with its weights are scheduled products; the per-agent
+  // products are not.
+  CHECK(low.pipe.products == 10);
   checkForward(std::move(low), true);
 }
