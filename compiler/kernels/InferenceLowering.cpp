@@ -92,7 +92,7 @@ void scheduleStored(const HV &v, const Halide::Target &t, int batchTasks = 1) {
 struct Product {
   int64_t id = -1; ///< the matmul op's
   Func out, acc, yt, packed;
-  Var row, b, panel;
+  Var row, col, panel;
   Halide::RDom r;
   int64_t rows = 0;
   int panels = 0;
@@ -292,10 +292,11 @@ private:
         // Exact bounds: the columns' extent inferred from readers that
         // decode column numbers does not simplify, and the register tile
         // needs to know its blocks have 8 columns.
-        Var i = prod.out.args()[0], col = prod.out.args()[1];
-        prod.out.bound(i, 0, static_cast<int>(prod.rows));
-        if (batch.defined())
-          prod.out.bound(col, 0, batch * static_cast<int>(prod.columns));
+        const Expr columns =
+            batch.defined() ? batch * static_cast<int>(prod.columns) : Expr();
+        prod.out.bound(prod.out.args()[0], 0, static_cast<int>(prod.rows));
+        if (columns.defined())
+          prod.out.bound(prod.col, 0, columns);
         if (gpu) {
           // One GPU thread per output, summing over k on its own.
           if (!prod.constant) {
@@ -306,9 +307,7 @@ private:
           Var thread = scheduleForGpu(prod.out);
           prod.acc.compute_at(prod.out, thread);
         } else {
-          tile(prod.out, {prod}, t,
-               batch.defined() ? batch * static_cast<int>(prod.columns)
-                               : batch);
+          tile(prod.out, {prod}, t, columns);
         }
       });
     }
@@ -334,10 +333,11 @@ private:
     return out;
   }
 
-  /// Computes `owner` (a vector per instance) in tiles of one panel's rows
-  /// by 8 instances, and inside each tile the sums of `parts` (products
-  /// with the same rows) in registers over their whole k loops, each
-  /// streaming its packed panel.
+  /// Computes `owner` (rows by columns: a layer output's vector per
+  /// instance, or a product's columns, `batch` of them if defined) in tiles
+  /// of one panel's rows by 8 columns, and inside each tile the sums of
+  /// `parts` (products with the same rows) in registers over their whole k
+  /// loops, each streaming its packed panel.
   static void tile(Func owner, const std::vector<Product> &parts,
                    const Halide::Target &t, const Expr &batch) {
     const int vec = t.natural_vector_size<float>();
@@ -378,23 +378,23 @@ private:
             .bound(p.panel, 0, p.panels)
             .vectorize(p.row, vec)
             .parallel(p.panel);
-      p.yt.compute_at(owner, bo).bound_storage(p.b, 8);
+      p.yt.compute_at(owner, bo).bound_storage(p.col, 8);
       // A tile's accumulators cover its whole panel (the padding rows are
       // zeros or copies) and have the same size in every tile and every
       // specialisation: a constant-size stack array the compiler keeps in
       // registers, not a heap allocation sized per tile.
       p.acc.compute_at(owner, io)
           .bound(p.row, 0, kPanelRows)
-          .bound_storage(p.b, 8)
+          .bound_storage(p.col, 8)
           .store_in(Halide::MemoryType::Stack)
           .vectorize(p.row, vec)
           .unroll(p.row)
-          .unroll(p.b);
+          .unroll(p.col);
       p.acc.update()
-          .reorder(p.row, p.b, p.r.x, p.panel)
+          .reorder(p.row, p.col, p.r.x, p.panel)
           .vectorize(p.row, vec)
           .unroll(p.row)
-          .unroll(p.b);
+          .unroll(p.col);
     }
   }
 
@@ -976,7 +976,7 @@ private:
     p.yt = yt;
     p.packed = packed;
     p.row = row;
-    p.b = col;
+    p.col = col;
     p.panel = panel;
     p.r = r;
     p.rows = m;

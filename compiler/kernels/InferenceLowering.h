@@ -47,10 +47,10 @@ struct InferencePipeline {
   /// states[l][i]: state i after layer l (l = 0: the initial state), each a
   /// Func over (state axes innermost first..., batch).
   std::vector<std::vector<Halide::Func>> states;
-  /// Products of a shared matrix and a vector per instance (GEMMs over the
-  /// batch), and how many of them are computed in the tiles of the layer
-  /// output that reads them (on the CPU) instead of into arrays of their
-  /// own.
+  /// Products of a shared matrix and per-instance vectors, matrices or
+  /// stacks (GEMMs over all their vectors), and how many of them are computed
+  /// in the tiles of the layer output that reads them (on the CPU) instead of
+  /// into arrays of their own.
   size_t products = 0, productsInTiles = 0;
   /// The schedules of the layer outputs, of the other reductions
   /// (computed once each) and of the products lowered as GEMMs (on the CPU, a
