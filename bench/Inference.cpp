@@ -5,6 +5,7 @@
 //
 //   build/bench/unroll-bench-inference [SPEC] [--set k=v ...]
 //                                      [--batches 1,64,4096] [--ms 300]
+//                                      [--split auto|none|layers]
 //
 // SPEC defaults to examples/lista.unroll (parameters at their initial
 // values: timing does not depend on training); the paper's size is
@@ -199,6 +200,7 @@ int main(int argc, char **argv) {
   std::vector<std::string> settings;
   std::vector<int64_t> batches{1, 64, 4096};
   double minMs = 300;
+  std::string split = "auto";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--set" && i + 1 < argc)
@@ -207,12 +209,14 @@ int main(int argc, char **argv) {
       batches = parseList(argv[++i]);
     else if (a == "--ms" && i + 1 < argc)
       minMs = std::stod(argv[++i]);
+    else if (a == "--split" && i + 1 < argc)
+      split = argv[++i];
     else if (!a.empty() && a[0] != '-')
       spec = a;
     else {
       std::cerr << "usage: " << argv[0]
                 << " [SPEC] [--set key=value ...] [--batches 1,64,4096] "
-                   "[--ms MIN_MS_PER_ROUND]\n";
+                   "[--ms MIN_MS_PER_ROUND] [--split auto|none|layers]\n";
       return 1;
     }
   }
@@ -257,6 +261,7 @@ int main(int argc, char **argv) {
                  ("unroll-bench-" + std::to_string(::getpid()));
   compiler::ExportOptions eo;
   eo.outDir = dir.string();
+  eo.split = split;
   std::ostringstream log;
   compiler::ExportSummary m;
   try {

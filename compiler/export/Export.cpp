@@ -2,10 +2,13 @@
 
 #include "compiler/kernels/CudaKernels.h"
 
+#include <cassert>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 #include <sys/wait.h>
 
@@ -121,7 +124,8 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
   h << "\nenum " << n << "_status {\n  " << N << "_OK = 0,\n  " << N
     << "_BAD_ARGUMENT = 1, /* a null pointer or batch < 1 */\n  " << N
     << "_BAD_SIZE = 2,     /* an array length that does not match */\n  " << N
-    << "_FAILED = 3        /* the generated code reported an error */\n"
+    << "_FAILED = 3,       /* the generated code reported an error */\n  "
+    << N << "_NO_MEMORY = 4     /* no memory for the states between layers */\n"
     << "};\n\n"
     << "/* Runs all " << layers << " layers on `batch` instances. Each array "
     << "comes with its\n * length in floats. ";
@@ -141,14 +145,20 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
   return h.str();
 }
 
-/// The C implementation of the public header over the Halide functions.
-std::string wrapper(const std::string &n, const InferencePipeline &pipe,
-                    const std::vector<Output> &outs, int64_t layers) {
+/// The start of the C implementation of the public header: `view`, the
+/// status strings, and NAME_run up to its inputs as Halide buffers (b0,
+/// b1, ... in the order of pipe.inputs) and its outputs' sizes (sout0,
+/// ...).
+std::string wrapperStart(const std::string &n, const InferencePipeline &pipe,
+                         const std::vector<Output> &outs, int64_t layers,
+                         const std::vector<std::string> &libraries) {
   std::string N = upper(n);
   std::ostringstream c;
-  c << "#include \"" << n << ".h\"\n#include \"lib" << n << "_halide.h\"\n"
-    << "#include \"lib" << n << "_halide_final.h\"\n"
-    << "#include \"HalideRuntime.h\"\n\n#include <string.h>\n\n"
+  c << "#include \"" << n << ".h\"\n";
+  for (const std::string &lib : libraries)
+    c << "#include \"lib" << lib << ".h\"\n";
+  c << "#include \"HalideRuntime.h\"\n\n#include <stdlib.h>\n#include "
+       "<string.h>\n\n"
     << "/* A dense row-major array as a Halide buffer (axes reversed). */\n"
     << "static void view(halide_buffer_t *b, halide_dimension_t *dims, "
        "const float *data,\n                 int rank, const int64_t *sizes) "
@@ -169,6 +179,8 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
     << "_BAD_SIZE: return \"an array length does not match the model\";\n"
     << "  case " << N
     << "_FAILED: return \"the generated code reported an error\";\n"
+    << "  case " << N
+    << "_NO_MEMORY: return \"no memory for the states between layers\";\n"
     << "  default: return \"unknown status\";\n  }\n}\n\n"
     << runSignature(n, pipe, outs) << " {\n"
     << "  if (batch < 1 || batch > 0x7fffffff";
@@ -177,7 +189,7 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
   for (const InferenceInput &in : pipe.inputs)
     c << " || !" << identifier(in.name);
   c << ")\n    return " << N << "_BAD_ARGUMENT;\n";
-  // Per-layer arrays: all or none (one pipeline computes them all).
+  // Per-layer arrays: all or none.
   std::string anyLayers, allLayers;
   for (size_t k = 0; k < outs.size(); ++k) {
     anyLayers += (k ? " || " : "") + outs[k].layers;
@@ -217,8 +229,25 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
       << ", " << sizes.size() << ", s" << i << ");\n";
     ++i;
   }
+  for (size_t k = 0; k < outs.size(); ++k) {
+    c << "  const int64_t sout" << k << "[] = {batch";
+    for (int64_t d : outs[k].shape)
+      c << ", " << d;
+    c << "};\n";
+  }
+  return c.str();
+}
+
+/// NAME_run over one pipeline for all layers, compiled twice: with the
+/// per-layer outputs (NAME_halide) and without (NAME_halide_final).
+std::string wrapper(const std::string &n, const InferencePipeline &pipe,
+                    const std::vector<Output> &outs, int64_t layers) {
+  std::string N = upper(n);
+  std::ostringstream c;
+  c << wrapperStart(n, pipe, outs, layers,
+                    {n + "_halide", n + "_halide_final"});
   std::string inputs;
-  for (int k = 0; k < i; ++k)
+  for (size_t k = 0; k < pipe.inputs.size(); ++k)
     inputs += "&b" + std::to_string(k) + ", ";
   std::string finals, all;
   for (size_t k = 0; k < outs.size(); ++k) {
@@ -226,11 +255,8 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
     const std::string s = std::to_string(k);
     c << "  halide_dimension_t dout" << s << "[" << o.shape.size() + 1
       << "], dlayers" << s << "[" << o.shape.size() + 2 << "];\n"
-      << "  halide_buffer_t bout" << s << ", blayers" << s << ";\n"
-      << "  const int64_t sout" << s << "[] = {batch";
-    for (int64_t d : o.shape)
-      c << ", " << d;
-    c << "};\n  const int64_t slayers" << s << "[] = {batch, " << layers + 1;
+      << "  halide_buffer_t bout" << s << ", blayers" << s << ";\n";
+    c << "  const int64_t slayers" << s << "[] = {batch, " << layers + 1;
     for (int64_t d : o.shape)
       c << ", " << d;
     c << "};\n  view(&bout" << s << ", dout" << s << ", " << o.out << ", "
@@ -249,6 +275,82 @@ std::string wrapper(const std::string &n, const InferencePipeline &pipe,
   }
   c << "    rc = " << n << "_halide(" << inputs << finals << all
     << ");\n  }\n  return rc == 0 ? " << N << "_OK : " << N << "_FAILED;\n}\n";
+  return c.str();
+}
+
+/// NAME_run over a pipeline per layer: NAME_halide_0 computes the initial
+/// states, NAME_halide_l (l >= 1) the states after layer l from those
+/// before it. Each writes into the per-layer arrays if the caller passed
+/// them, else into two scratch arrays a state, taken in turns (the last
+/// layer into the final outputs).
+std::string stagedWrapper(const std::string &n, const InferencePipeline &pipe,
+                          const std::vector<Output> &outs, int64_t layers,
+                          const std::vector<InferencePipeline> &stages) {
+  std::string N = upper(n);
+  std::vector<std::string> libraries;
+  for (int64_t l = 0; l <= layers; ++l)
+    libraries.push_back(n + "_halide_" + std::to_string(l));
+  std::ostringstream c;
+  c << wrapperStart(n, pipe, outs, layers, libraries);
+  const size_t S = outs.size();
+  c << "  float *scratch[" << S << "] = {0};\n  int rc = 0;\n"
+    << "  if (!with_layers) {\n";
+  for (size_t i = 0; i < S; ++i)
+    c << "    scratch[" << i << "] = (float *)malloc((size_t)batch * "
+      << 2 * elements(outs[i].shape) << " * sizeof(float));\n"
+      << "    if (!scratch[" << i << "])\n      rc = -1;\n";
+  c << "  }\n";
+  c << "  if (rc != 0) {\n    for (int i = 0; i < " << S
+    << "; ++i)\n      free(scratch[i]);\n    return " << N
+    << "_NO_MEMORY;\n  }\n";
+  // The states after layer l: in the per-layer arrays (instances
+  // (layers + 1) states apart) or a scratch array.
+  auto state = [&](int64_t l, size_t i) {
+    return "st" + std::to_string(l) + "_" + std::to_string(i);
+  };
+  for (int64_t l = 0; l <= layers; ++l) {
+    for (size_t i = 0; i < S; ++i) {
+      const Output &o = outs[i];
+      const int64_t size = elements(o.shape);
+      const std::string st = state(l, i);
+      const std::string scratch =
+          l == layers ? o.out
+                      : "scratch[" + std::to_string(i) + "] + " +
+                            std::to_string(l % 2) + " * batch * " +
+                            std::to_string(size);
+      c << "  halide_dimension_t d" << st << "[" << o.shape.size() + 1
+        << "];\n  halide_buffer_t " << st << ";\n  view(&" << st << ", d"
+        << st << ", with_layers ? " << o.layers << " + " << l * size
+        << " : " << scratch << ", " << o.shape.size() + 1 << ", sout" << i
+        << ");\n  if (with_layers)\n    d" << st << "[" << o.shape.size()
+        << "].stride = " << (layers + 1) * size << ";\n";
+    }
+    std::string args;
+    for (const InferenceInput &in : stages[l].inputs) {
+      if (in.state >= 0) {
+        args += "&" + state(l - 1, in.state) + ", ";
+        continue;
+      }
+      size_t k = 0;
+      while (k < pipe.inputs.size() && pipe.inputs[k].name != in.name)
+        ++k;
+      assert(k < pipe.inputs.size() && "a layer's input is the program's");
+      args += "&b" + std::to_string(k) + ", ";
+    }
+    for (size_t i = 0; i < S; ++i)
+      args += (i ? ", &" : "&") + state(l, i);
+    c << "  if (rc == 0)\n    rc = " << n << "_halide_" << l << "(" << args
+      << ");\n";
+  }
+  for (size_t i = 0; i < S; ++i) {
+    const int64_t size = elements(outs[i].shape);
+    c << "  for (int64_t b = 0; rc == 0 && with_layers && b < batch; ++b)\n"
+      << "    memcpy(" << outs[i].out << " + b * " << size << ", "
+      << outs[i].layers << " + (b * " << layers + 1 << " + " << layers
+      << ") * " << size << ", " << size << " * sizeof(float));\n";
+  }
+  c << "  for (int i = 0; i < " << S << "; ++i)\n    free(scratch[i]);\n"
+    << "  return rc == 0 ? " << N << "_OK : " << N << "_FAILED;\n}\n";
   return c.str();
 }
 
@@ -274,6 +376,66 @@ std::string cmakeConfig(const std::string &n) {
   return c.str();
 }
 
+/// Output `name` of a pipeline: a copy of `states[0]` (a Func over the
+/// state's axes and the batch, as in InferencePipeline::states), vectorised
+/// and parallel over the batch; with `layer`, of every `states[l]` along
+/// an axis of layers before the batch.
+Func outputOf(const std::string &name, const std::vector<Func> &states,
+              size_t rank, bool layer, const Halide::Target &target) {
+  std::vector<Var> vs;
+  for (size_t k = 0; k < rank; ++k)
+    vs.emplace_back("x" + std::to_string(k));
+  Var l("l"), b("b");
+  std::vector<Var> args = vs;
+  if (layer)
+    args.push_back(l);
+  args.push_back(b);
+  std::vector<Expr> at(vs.begin(), vs.end());
+  at.push_back(b);
+  Func f(name);
+  Expr e = states[0](at);
+  for (size_t k = 1; layer && k < states.size(); ++k)
+    e = Halide::select(l == static_cast<int>(k), states[k](at), e);
+  f(args) = e;
+  if (layer)
+    f.bound(l, 0, static_cast<int>(states.size()));
+  if (target.has_gpu_feature()) {
+    scheduleForGpu(f);
+    return f;
+  }
+  // Vectorised copies, one unrolled case per layer (no chain of selects),
+  // parallel over the batch.
+  if (layer)
+    f.unroll(l);
+  if (!vs.empty())
+    f.vectorize(vs[0], target.natural_vector_size<float>(),
+                Halide::TailStrategy::GuardWithIf);
+  f.parallel(b);
+  return f;
+}
+
+/// The last states of `pipe` (lowered for one layer, or the initial
+/// states), compiled into DIR/lib<fn>.a as the function `fn`.
+void compileStage(const InferencePipeline &pipe, const std::string &n,
+                  const std::vector<Output> &outs, const std::string &fn,
+                  const Halide::Target &target, const fs::path &dir) {
+  std::vector<Func> states;
+  for (size_t i = 0; i < outs.size(); ++i)
+    states.push_back(outputOf(n + "_state" +
+                                  (outs.size() == 1
+                                       ? ""
+                                       : "_" + identifier(outs[i].name)),
+                              {pipe.states.back()[i]}, outs[i].shape.size(),
+                              false, target));
+  for (auto &schedule : pipe.schedules)
+    schedule(target);
+  std::vector<Halide::Argument> args;
+  for (const InferenceInput &in : pipe.inputs)
+    args.push_back(in.param);
+  Halide::Pipeline(states).compile_to_static_library(
+      (dir / ("lib" + fn)).string(), args, fn, target);
+}
+
 } // namespace
 
 void runTool(const std::string &cmd, const fs::path &logFile) {
@@ -295,67 +457,25 @@ exportModel(const nlohmann::json &plan,
   if (opts.target != "host" && !gpu)
     throw ExportError("target '" + opts.target +
                       "' is not supported; use --target host or host-cuda");
+  if (opts.split != "auto" && opts.split != "none" && opts.split != "layers")
+    throw ExportError("--split '" + opts.split +
+                      "' is not one of auto, none, layers");
   InferencePipeline pipe = lowerForInference(plan, params);
   const std::string n =
       identifier(opts.name.empty() ? pipe.algorithm : opts.name);
   const std::vector<Output> outs = outputsOf(n, pipe);
-  const int64_t L = static_cast<int64_t>(pipe.states.size()) - 1;
+  const int64_t L = pipe.layers;
+  const bool split = opts.split == "layers" ||
+                     (opts.split == "auto" && pipe.layerOps > kSplitOps);
   // host-cuda: the layers run as CUDA kernels (PTX for compute capability
   // 7.5 inside the library), the arrays stay in host memory and Halide's
   // runtime copies them to and from the GPU.
   const Halide::Target target =
       gpu ? cudaTarget(75, /*hostFeatures=*/true) : Halide::get_host_target();
-
-  // Outputs, per state variable: the final value, and every layer's
-  // stacked on a layer axis.
-  std::vector<Func> finals, alls;
-  const int lanes = target.natural_vector_size<float>();
-  for (size_t i = 0; i < outs.size(); ++i) {
+  for (size_t i = 0; i < outs.size(); ++i)
     if (!pipe.states[0][i].defined())
       throw ExportError("export: the initial state '" + outs[i].name +
                         "' is undefined");
-    const std::string suffix =
-        outs.size() == 1 ? "" : "_" + identifier(outs[i].name);
-    std::vector<Var> vs;
-    for (size_t k = 0; k < outs[i].shape.size(); ++k)
-      vs.emplace_back("x" + std::to_string(k));
-    Var l("l"), b("b");
-    std::vector<Var> finalArgs = vs, layerArgs = vs;
-    finalArgs.push_back(b);
-    layerArgs.push_back(l);
-    layerArgs.push_back(b);
-    std::vector<Expr> at(vs.begin(), vs.end());
-    at.push_back(b);
-    Func final(n + "_final" + suffix), all(n + "_layers" + suffix);
-    final(finalArgs) = pipe.states.back()[i](at);
-    Expr e = pipe.states[0][i](at);
-    for (int64_t k = 1; k <= L; ++k)
-      e = Halide::select(l == static_cast<int>(k), pipe.states[k][i](at), e);
-    all(layerArgs) = e;
-    all.bound(l, 0, static_cast<int>(L + 1));
-    if (gpu) {
-      scheduleForGpu(final);
-      scheduleForGpu(all);
-    } else if (vs.empty()) {
-      final.parallel(b);
-      all.unroll(l).parallel(b);
-    } else {
-      // Vectorised copies, one unrolled case per layer (no chain of
-      // selects), parallel over the batch.
-      final.vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
-          .parallel(b);
-      all.unroll(l)
-          .vectorize(vs[0], lanes, Halide::TailStrategy::GuardWithIf)
-          .parallel(b);
-    }
-    finals.push_back(final);
-    alls.push_back(all);
-  }
-  // Layer outputs and products once each (the pipeline's schedules): on
-  // the CPU in register-blocked tiles or vectorised and parallel over the
-  // batch, on the GPU one thread per element.
-  for (auto &schedule : pipe.schedules)
-    schedule(target);
 
   // Absolute: the packaging commands run in other directories.
   fs::path out = fs::absolute(opts.outDir);
@@ -367,30 +487,87 @@ exportModel(const nlohmann::json &plan,
   if (ec)
     throw ExportError("cannot create '" + out.string() + "': " + ec.message());
 
-  std::vector<Halide::Argument> args;
-  for (const InferenceInput &in : pipe.inputs)
-    args.push_back(in.param);
   log << opts.command << ": compiling " << pipe.algorithm << " (" << L
-      << " layers) with Halide for " << target.to_string() << "\n";
+      << " layers"
+      << (split ? ", " + std::to_string(pipe.layerOps) +
+                      " ops: a pipeline per layer"
+                : "")
+      << ") with Halide for " << target.to_string() << "\n";
   if (!gpu && pipe.products > 0)
     log << opts.command << ": " << pipe.productsInTiles << " of "
         << pipe.products
         << " matrix products computed in the tiles of the layer output that "
            "reads them\n";
-  std::vector<Func> both = finals;
-  both.insert(both.end(), alls.begin(), alls.end());
-  Halide::Pipeline p(both);
-  std::string prefix = (build / ("lib" + n + "_halide")).string();
-  p.compile_to_static_library(prefix, args, n + "_halide", target);
-  // The same Funcs as a pipeline with the final state only; Halide's
-  // runtime is in the first library already.
-  Halide::Pipeline pf(finals);
-  std::string prefixFinal = (build / ("lib" + n + "_halide_final")).string();
-  pf.compile_to_static_library(prefixFinal, args, n + "_halide_final",
-                               target.with_feature(Halide::Target::NoRuntime));
+  // The Halide libraries to archive (DIR/build/lib<name>.a), and the C
+  // wrapper over them.
+  std::vector<std::string> libraries;
+  std::string cWrapper;
+  if (!split) {
+    // Outputs, per state variable: the final value, and every layer's
+    // stacked on a layer axis.
+    std::vector<Func> finals, alls;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const std::string suffix =
+          outs.size() == 1 ? "" : "_" + identifier(outs[i].name);
+      std::vector<Func> layers;
+      for (const std::vector<Func> &s : pipe.states)
+        layers.push_back(s[i]);
+      finals.push_back(outputOf(n + "_final" + suffix, {layers.back()},
+                                outs[i].shape.size(), false, target));
+      alls.push_back(outputOf(n + "_layers" + suffix, layers,
+                              outs[i].shape.size(), true, target));
+    }
+    // Layer outputs and products once each (the pipeline's schedules): on
+    // the CPU in register-blocked tiles or vectorised and parallel over
+    // the batch, on the GPU one thread per element.
+    for (auto &schedule : pipe.schedules)
+      schedule(target);
+    std::vector<Halide::Argument> args;
+    for (const InferenceInput &in : pipe.inputs)
+      args.push_back(in.param);
+    std::vector<Func> both = finals;
+    both.insert(both.end(), alls.begin(), alls.end());
+    Halide::Pipeline(both).compile_to_static_library(
+        (build / ("lib" + n + "_halide")).string(), args, n + "_halide",
+        target);
+    // The same Funcs as a pipeline with the final state only; Halide's
+    // runtime is in the first library already.
+    Halide::Pipeline(finals).compile_to_static_library(
+        (build / ("lib" + n + "_halide_final")).string(), args,
+        n + "_halide_final", target.with_feature(Halide::Target::NoRuntime));
+    libraries = {n + "_halide", n + "_halide_final"};
+    cWrapper = wrapper(n, pipe, outs, L);
+  } else {
+    // Layer l from the states after layer l - 1 (l = 0: the initial
+    // states from the inputs), each lowered and compiled on its own;
+    // Halide's runtime goes into the first library only.
+    std::vector<InferencePipeline> stages;
+    for (int64_t l = 0; l <= L; ++l) {
+      const auto start = std::chrono::steady_clock::now();
+      stages.push_back(lowerForInference(
+          plan, params, StateRange{std::max<int64_t>(0, l - 1), l}));
+      const std::string fn = n + "_halide_" + std::to_string(l);
+      compileStage(stages.back(), n, outs, fn,
+                   l == 0 ? target
+                          : target.with_feature(Halide::Target::NoRuntime),
+                   build);
+      libraries.push_back(fn);
+      const std::chrono::duration<double> took =
+          std::chrono::steady_clock::now() - start;
+      std::ostringstream line;
+      line << opts.command << ": "
+           << (l == 0 ? std::string("initial state")
+                      : "layer " + std::to_string(l) + " of " +
+                            std::to_string(L))
+           << " compiled (" << std::fixed << std::setprecision(1)
+           << took.count() << " s)\n";
+      log << line.str() << std::flush;
+    }
+    cWrapper = stagedWrapper(n, pipe, outs, L, stages);
+  }
 
   writeText(inc / (n + ".h"), header(n, pipe, outs, L, opts.runDir));
-  writeText(build / (n + ".c"), wrapper(n, pipe, outs, L));
+  writeText(build / (n + ".c"), cWrapper);
   writeText(cmake / (n + "Config.cmake"), cmakeConfig(n));
 
   const fs::path logFile = build / "tools.log";
@@ -399,28 +576,27 @@ exportModel(const nlohmann::json &plan,
               inc.string() + "' -I'" + build.string() + "' -I'" + halideInc +
               "' -o '" + (build / (n + ".o")).string() + "'",
           logFile);
-  // Static: the wrapper plus the objects of Halide's archive.
+  // Static: the wrapper plus the objects of the Halide archives, each
+  // archive into its own folder (their members' names may clash).
   fs::path objs = build / "objs";
   fs::remove_all(objs, ec);
-  fs::create_directories(objs);
-  // Each archive into its own folder: their members' names may clash.
-  for (const char *sub : {"all", "final"})
-    fs::create_directories(objs / sub);
-  runTool("cd '" + (objs / "all").string() + "' && ar x '" + prefix + ".a'",
-          logFile);
-  runTool("cd '" + (objs / "final").string() + "' && ar x '" + prefixFinal +
-              ".a'",
-          logFile);
+  std::string objects, archives;
+  for (size_t k = 0; k < libraries.size(); ++k) {
+    const fs::path dir = objs / std::to_string(k);
+    const std::string archive = (build / ("lib" + libraries[k] + ".a")).string();
+    fs::create_directories(dir);
+    runTool("cd '" + dir.string() + "' && ar x '" + archive + "'", logFile);
+    objects += " '" + dir.string() + "'/*.o";
+    archives += " '" + archive + "'";
+  }
   fs::path staticLib = lib / ("lib" + n + ".a");
   fs::remove(staticLib, ec);
   runTool("ar rcs '" + staticLib.string() + "' '" +
-              (build / (n + ".o")).string() + "' '" + objs.string() +
-              "'/all/*.o '" + objs.string() + "'/final/*.o",
+              (build / (n + ".o")).string() + "'" + objects,
           logFile);
   runTool("cc -shared -o '" + (lib / ("lib" + n + ".so")).string() + "' '" +
-              (build / (n + ".o")).string() + "' -Wl,--whole-archive '" +
-              prefix + ".a' '" + prefixFinal +
-              ".a' -Wl,--no-whole-archive -lpthread -ldl -lm",
+              (build / (n + ".o")).string() + "' -Wl,--whole-archive" +
+              archives + " -Wl,--no-whole-archive -lpthread -ldl -lm",
           logFile);
   ExportSummary summary;
   summary.name = n;

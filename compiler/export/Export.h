@@ -29,7 +29,17 @@ struct ExportOptions {
   std::string runDir;
   /// The command the progress lines are prefixed with.
   std::string command = "export";
+  /// How the layers are compiled: "none", one Halide pipeline for all of
+  /// them (the fastest at small batches); "layers", a pipeline per layer
+  /// (Halide's compile time grows with the square of a pipeline's size);
+  /// "auto", per layer when the layers hold more than kSplitOps ops.
+  std::string split = "auto";
 };
+
+/// Ops in all layers (with those of fused regions) above which `--split
+/// auto` compiles a pipeline per layer: GLOW-Prox's 5 layers hold 1655,
+/// SURF's 10 layers 330, LISTA's 10 layers 90.
+constexpr int64_t kSplitOps = 1000;
 
 /// What an export produced: enough to write a program against it.
 struct ExportSummary {

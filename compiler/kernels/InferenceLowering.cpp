@@ -5,6 +5,7 @@
 #include "compiler/kernels/HalideKernels.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <functional>
 #include <optional>
@@ -146,35 +147,64 @@ public:
       countUses(layer["body"]["ops"], layer["body"]["yield"]);
   }
 
-  InferencePipeline run() {
+  InferencePipeline run(const StateRange &range) {
     InferencePipeline out;
     out.algorithm = alg_["name"];
+    const json &layers = alg_["layers"];
+    out.layers = static_cast<int64_t>(layers.size());
+    const int64_t from = range.from,
+                  to = range.to < 0 ? out.layers : range.to;
+    assert(0 <= from && from <= to && to <= out.layers);
+    out.firstState = from;
+    for (const json &layer : layers)
+      out.layerOps += opsIn(layer["body"]);
     for (const json &in : alg_["inputs"])
       inputsById_[in["id"].get<int64_t>()] = &in;
     for (const json &p : alg_["params"])
       bindParam(p);
-    // States: drawn at random -> an input; otherwise their init body.
+    // The layers before the range drew their minibatches first.
+    if (from > 0) {
+      for (const json &s : alg_["states"])
+        if (s.contains("init"))
+          draws_ += minibatches(s["init"]);
+      for (int64_t l = 0; l < from; ++l)
+        draws_ += minibatches(layers[l]["body"]);
+    }
+    // States: drawn at random -> an input; otherwise their init body; or,
+    // after the first layer, an input of the state's value there.
     std::vector<Func> initial;
     for (const json &s : alg_["states"]) {
+      const size_t i = out.stateNames.size();
       std::vector<int64_t> shape = s["shape"].get<std::vector<int64_t>>();
       out.stateNames.push_back(s["name"]);
       out.stateShapes.push_back(shape);
       HV v;
-      if (s.value("random", false)) {
+      if (from > 0) {
+        InferenceInput in =
+            makeInput(s["name"].get<std::string>() + "_in", shape, true);
+        in.note = "the state after layer " + std::to_string(from);
+        in.state = static_cast<int>(i);
+        stateInputs_.push_back(in);
+        v = HV{Func(in.param), shape, true};
+        v.stored = true;
+        values_[layers[from - 1]["results"][i].get<int64_t>()] = v;
+      } else if (s.value("random", false)) {
         InferenceInput in =
             makeInput(s["name"].get<std::string>() + "0", shape, true);
         in.note = "a draw of the initial " + s["name"].get<std::string>();
         randomStates_.push_back(in);
         v = HV{Func(in.param), shape, true};
         v.stored = true;
+        values_[s["id"].get<int64_t>()] = v;
       } else {
         v = perInstance(body(s["init"], {})[0]);
+        values_[s["id"].get<int64_t>()] = v;
       }
       initial.push_back(v.f);
-      values_[s["id"].get<int64_t>()] = v;
     }
     out.states.push_back(initial);
-    for (const json &layer : alg_["layers"]) {
+    for (int64_t l = from; l < to; ++l) {
+      const json &layer = layers[l];
       std::vector<HV> args;
       for (const json &id : layer["state"])
         args.push_back(get(id.get<int64_t>()));
@@ -219,6 +249,8 @@ public:
       out.inputs.push_back(r);
     if (samples_)
       out.inputs.push_back(*samples_);
+    for (auto &r : stateInputs_)
+      out.inputs.push_back(r);
     for (const InferenceInput &in : out.inputs)
       if (in.batched && !batch_.defined())
         batch_ = in.param.dim(static_cast<int>(in.shape.size())).extent();
@@ -243,6 +275,23 @@ private:
         ++uses_[a.get<int64_t>()];
     for (const json &y : yield)
       ++uses_[y.get<int64_t>()];
+  }
+
+  /// Ops in a body, with those of its fused regions.
+  static int64_t opsIn(const json &b) {
+    int64_t n = 0;
+    for (const json &op : b["ops"])
+      n += 1 + (op.contains("body") ? opsIn(op["body"]) : 0);
+    return n;
+  }
+
+  /// The minibatches a body draws (ops at its top level, as `lower` meets
+  /// them).
+  static int64_t minibatches(const json &b) {
+    int64_t n = 0;
+    for (const json &op : b["ops"])
+      n += op["op"] == "minibatch";
+    return n;
   }
 
   int uses(int64_t id) const {
@@ -883,7 +932,7 @@ private:
       throw ExportError("export supports minibatches of one size, from one "
                         "number of nodes, only");
     }
-    const int k = static_cast<int>(samples_->shape[0]++);
+    const int k = static_cast<int>(draws_ + samples_->shape[0]++);
     Func u(samples_->param);
     const json &ids = op["ids"];
     for (size_t i = 0; i < a.size(); ++i) {
@@ -1005,8 +1054,11 @@ private:
   std::map<int64_t, const json *> inputsById_;
   std::map<int64_t, InferenceInput> usedInputs_;
   std::vector<InferenceInput> randomStates_;
+  std::vector<InferenceInput> stateInputs_;
   /// The minibatches' draws, once a layer draws one.
   std::optional<InferenceInput> samples_;
+  /// Draws before the first one lowered: the layers before the range's.
+  int64_t draws_ = 0;
   std::vector<HV> reductions_;
   /// Values that reductions read, stored (see operand).
   std::vector<HV> operands_;
@@ -1024,10 +1076,11 @@ private:
 
 InferencePipeline
 lowerForInference(const json &plan,
-                  const std::map<std::string, Halide::Buffer<float>> &params) {
+                  const std::map<std::string, Halide::Buffer<float>> &params,
+                  const StateRange &range) {
   for (const json &alg : plan["algorithms"])
     if (alg.contains("train") || plan["algorithms"].size() == 1)
-      return Lowering(alg, params).run();
+      return Lowering(alg, params).run(range);
   throw ExportError("the program has no trained algorithm");
 }
 

@@ -34,18 +34,39 @@ struct InferenceInput {
   /// (a random draw).
   std::string note;
   Halide::ImageParam param; // rank |shape| (+1 for the batch, outermost)
+  /// Not -1: the value of state `state` that the first layer lowered
+  /// starts from (a StateRange that does not start at the initial state).
+  int state = -1;
+};
+
+/// Which states to lower: states[from..to] (to < 0: the last), the first
+/// of them an input of the pipeline unless it is the initial state
+/// (from = 0). Export compiles a big program one layer per pipeline:
+/// Halide's compile time grows with the square of a pipeline's size.
+struct StateRange {
+  int64_t from = 0;
+  int64_t to = -1;
 };
 
 struct InferencePipeline {
   std::string algorithm;
   /// Data inputs, then given inputs the layers use, then the initial
   /// states drawn at random, then (if the layers draw minibatches) their
-  /// uniform draws, `samples`.
+  /// uniform draws, `samples`, then the states the first layer starts from
+  /// (with a StateRange from > 0).
   std::vector<InferenceInput> inputs;
+  /// The number of layers of the algorithm (all of them, not only those
+  /// lowered).
+  int64_t layers = 0;
+  /// The index of the first state in `states`.
+  int64_t firstState = 0;
+  /// Ops in all layers (with those of their fused regions), lowered or
+  /// not: what export splits big programs by.
+  int64_t layerOps = 0;
   std::vector<std::string> stateNames;
   std::vector<std::vector<int64_t>> stateShapes;
-  /// states[l][i]: state i after layer l (l = 0: the initial state), each a
-  /// Func over (state axes innermost first..., batch).
+  /// states[l][i]: state i after layer firstState + l (0: the initial
+  /// state), each a Func over (state axes innermost first..., batch).
   std::vector<std::vector<Halide::Func>> states;
   /// Products of a shared matrix and per-instance vectors, matrices or
   /// stacks (GEMMs over all their vectors), and how many of them are computed
@@ -60,9 +81,11 @@ struct InferencePipeline {
 };
 
 /// Lowers the trained algorithm of `plan` with parameter values `params`,
-/// keyed as in checkpoints ("param.Wu.3", "param.D"). Throws ExportError.
+/// keyed as in checkpoints ("param.Wu.3", "param.D"): the states in
+/// `range`. Throws ExportError.
 InferencePipeline
 lowerForInference(const nlohmann::json &plan,
-                  const std::map<std::string, Halide::Buffer<float>> &params);
+                  const std::map<std::string, Halide::Buffer<float>> &params,
+                  const StateRange &range = {});
 
 } // namespace unroll::compiler
