@@ -602,11 +602,13 @@ int run(int argc, char **argv) {
   exp->add_option("--target", exportOpts.target, "host (the default)");
   exp->add_option("--name", exportOpts.name,
                   "C prefix of the API (default: the algorithm's name)");
-  exp->add_option("--split", exportOpts.split, "auto: a Halide pipeline per layer when the layers hold more than " +
-          std::to_string(compiler::kSplitOps) +
-          " ops (compile time grows with the square of a pipeline's size); "
-          "none: one pipeline for all layers (the fastest at small "
-          "batches); layers: one per layer")
+  exp->add_option(
+         "--split", exportOpts.split,
+         "auto: a Halide pipeline per layer when the layers hold more than " +
+             std::to_string(compiler::kSplitOps) +
+             " ops (compile time grows with the square of a pipeline's size); "
+             "none: one pipeline for all layers (the fastest at small "
+             "batches); layers: one per layer")
       ->check(CLI::IsMember({"auto", "none", "layers"}));
 
   auto *build = app.add_subcommand(
@@ -621,11 +623,14 @@ int run(int argc, char **argv) {
   build->add_option("--name", buildOpts.name,
                     "C prefix of the model inside (default: the algorithm's "
                     "name)");
-  build->add_option("--split", buildOpts.split, "auto: a Halide pipeline per layer when the layers hold more than " +
-          std::to_string(compiler::kSplitOps) +
-          " ops (compile time grows with the square of a pipeline's size); "
-          "none: one pipeline for all layers (the fastest at small "
-          "batches); layers: one per layer")
+  build
+      ->add_option(
+          "--split", buildOpts.split,
+          "auto: a Halide pipeline per layer when the layers hold more than " +
+              std::to_string(compiler::kSplitOps) +
+              " ops (compile time grows with the square of a pipeline's size); "
+              "none: one pipeline for all layers (the fastest at small "
+              "batches); layers: one per layer")
       ->check(CLI::IsMember({"auto", "none", "layers"}));
 
   try {

@@ -152,8 +152,7 @@ public:
     out.algorithm = alg_["name"];
     const json &layers = alg_["layers"];
     out.layers = static_cast<int64_t>(layers.size());
-    const int64_t from = range.from,
-                  to = range.to < 0 ? out.layers : range.to;
+    const int64_t from = range.from, to = range.to < 0 ? out.layers : range.to;
     assert(0 <= from && from <= to && to <= out.layers);
     out.firstState = from;
     for (const json &layer : layers)
@@ -456,6 +455,19 @@ private:
     in.param = Halide::ImageParam(
         Halide::Float(32), static_cast<int>(shape.size()) + (batched ? 1 : 0),
         name);
+    // The axes of an instance are dense and of known sizes (the exported
+    // function checks the arrays' lengths): constant strides and extents
+    // let Halide index and vectorise without the buffer's. Only the
+    // batch's stride varies (a state inside the per-layer outputs).
+    int stride = 1;
+    for (size_t k = 0; k < shape.size(); ++k) {
+      const int d = static_cast<int>(k);
+      const int extent = static_cast<int>(shape[shape.size() - 1 - k]);
+      in.param.dim(d).set_bounds(0, extent).set_stride(stride);
+      stride *= extent;
+    }
+    if (batched)
+      in.param.dim(static_cast<int>(shape.size())).set_min(0);
     return in;
   }
 
@@ -926,6 +938,8 @@ private:
       batched |= v.batched;
     if (!samples_) {
       samples_ = makeInput("samples", {0, nodes, size}, batched);
+      // As many draws as the layers take (more than a stage's own).
+      samples_->param.dim(2).set_extent(Expr());
       samples_->note = "uniform draws in [0, 1) that pick the minibatches";
     } else if (samples_->shape[1] != nodes || samples_->shape[2] != size ||
                samples_->batched != batched) {

@@ -40,8 +40,12 @@ train lista {
 } // namespace
 
 TEST_CASE("an exported LISTA computes what the runtime computes", "[export]") {
+  // One pipeline for all layers, and one per layer (with the states
+  // between them in the per-layer arrays or in scratch arrays).
+  const std::string split = GENERATE(as<std::string>{}, "none", "layers");
+  INFO("--split " << split);
   fs::path dir = fs::temp_directory_path() /
-                 ("unroll-export-" + std::to_string(::getpid()));
+                 ("unroll-export-" + std::to_string(::getpid()) + split);
   fs::remove_all(dir);
   // Compile and train a tiny run.
   mlir::MLIRContext ctx;
@@ -69,8 +73,11 @@ TEST_CASE("an exported LISTA computes what the runtime computes", "[export]") {
   compiler::ExportOptions eo;
   eo.outDir = (dir / "out").string();
   eo.runDir = to.runDir;
+  eo.split = split;
   compiler::exportModel(*plan, params, eo, log);
   INFO(log.str());
+  CHECK((log.str().find("layer 3 of 3 compiled") != std::string::npos) ==
+        (split == "layers"));
   REQUIRE(fs::exists(dir / "out" / "include" / "lista.h"));
   REQUIRE(fs::exists(dir / "out" / "lib" / "liblista.a"));
   REQUIRE(fs::exists(dir / "out" / "lib" / "cmake" / "lista" /
@@ -150,8 +157,10 @@ unrolled admm(layers = 3) solves sc(p = 6, d = 10, alpha = 0.1) {
   }
 }
 )";
+  const std::string split = GENERATE(as<std::string>{}, "none", "layers");
+  INFO("--split " << split);
   fs::path dir = fs::temp_directory_path() /
-                 ("unroll-export2-" + std::to_string(::getpid()));
+                 ("unroll-export2-" + std::to_string(::getpid()) + split);
   fs::remove_all(dir);
   json plan = test::fusedPlanFor(spec);
   auto algs = runtime::parsePlan(plan.dump());
@@ -167,6 +176,7 @@ unrolled admm(layers = 3) solves sc(p = 6, d = 10, alpha = 0.1) {
   compiler::ExportOptions eo;
   std::ostringstream log;
   eo.outDir = (dir / "out").string();
+  eo.split = split;
   compiler::ExportSummary summary =
       compiler::exportModel(plan, params, eo, log);
   INFO(log.str());

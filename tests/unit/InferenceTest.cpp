@@ -35,6 +35,9 @@ struct Lowered {
   std::unique_ptr<runtime::Executor> ex;
   std::map<std::string, torch::Tensor> inputs;
   compiler::InferencePipeline pipe;
+  /// What `pipe` was lowered from, to lower parts of it again.
+  json plan;
+  std::map<std::string, Halide::Buffer<float>> params;
 };
 
 /// `spec` lowered with `inputs`; with `randomParams`, every parameter is
@@ -73,6 +76,8 @@ Lowered lower(const std::string &spec,
         test::toHalide(out.ex->params().at(id));
   }
   out.pipe = compiler::lowerForInference(*plan, params);
+  out.plan = *plan;
+  out.params = params;
   return out;
 }
 
@@ -111,39 +116,71 @@ json initOnlyPlan(const json &op, const json &params) {
              {"layers", json::array()}}}}};
 }
 
-/// Checks every layer's state against the runtime's forward; with
-/// `scheduled`, the pipeline gets the schedules export gives it for the
-/// host (register-blocked tiles of rows by instances).
-void checkForward(Lowered low, bool scheduled = false) {
-  runtime::ForwardResult fw = low.ex->forward(9);
-  const int64_t batch = fw.states[0][0].size(0);
-  compiler::InferencePipeline &pipe = low.pipe;
-  if (scheduled)
-    for (auto &schedule : pipe.schedules)
-      schedule(Halide::get_jit_target_from_environment());
-
-  std::vector<Halide::Buffer<float>> keep;
+/// Binds the inputs of `pipe` (lowered from `low`): the runtime's inputs,
+/// its random draws, and its states where the pipeline starts after a
+/// layer.
+void bindInputs(compiler::InferencePipeline &pipe, const Lowered &low,
+                const runtime::ForwardResult &fw,
+                std::vector<Halide::Buffer<float>> &keep) {
   for (compiler::InferenceInput &in : pipe.inputs) {
     INFO(in.name);
-    // The runtime's own random draws where the pipeline takes draws.
-    torch::Tensor t = in.name == pipe.stateNames[0] + "0" ? fw.states[0][0]
-                      : in.name == "samples"
-                          ? torch::stack(fw.samples, in.batched ? 1 : 0)
-                          : low.inputs.at(in.name);
+    torch::Tensor t =
+        in.state >= 0 ? fw.states[pipe.firstState][in.state].contiguous()
+        : in.name == pipe.stateNames[0] + "0" ? fw.states[0][0]
+        : in.name == "samples" ? torch::stack(fw.samples, in.batched ? 1 : 0)
+                               : low.inputs.at(in.name);
     keep.push_back(test::toHalide(t));
     in.param.set(keep.back());
   }
-  for (size_t l = 0; l < pipe.states.size(); ++l) {
-    INFO("layer " << l);
+}
+
+/// Checks the states of `pipe` (from its firstState + `from` on) against
+/// the runtime's forward.
+void checkStates(compiler::InferencePipeline &pipe,
+                 const runtime::ForwardResult &fw, size_t from = 0) {
+  const int64_t batch = fw.states[0][0].size(0);
+  for (size_t l = from; l < pipe.states.size(); ++l) {
+    const size_t layer = pipe.firstState + l;
+    INFO("layer " << layer);
     std::vector<int64_t> full{batch};
     full.insert(full.end(), pipe.stateShapes[0].begin(),
                 pipe.stateShapes[0].end());
     std::vector<int> extents(full.rbegin(), full.rend());
     Halide::Buffer<float> out = pipe.states[l][0].realize(extents);
+    const torch::Tensor &want = fw.states[layer][0];
     INFO("largest difference "
-         << (toTorch(out, full) - fw.states[l][0]).abs().max().item<double>()
-         << ", largest value " << fw.states[l][0].abs().max().item<double>());
-    CHECK(torch::allclose(toTorch(out, full), fw.states[l][0], 1e-4, 1e-5));
+         << (toTorch(out, full) - want).abs().max().item<double>()
+         << ", largest value " << want.abs().max().item<double>());
+    CHECK(torch::allclose(toTorch(out, full), want, 1e-4, 1e-5));
+  }
+}
+
+/// Checks every layer's state against the runtime's forward; with
+/// `scheduled`, the pipeline gets the schedules export gives it for the
+/// host (register-blocked tiles of rows by instances); with `perLayer`,
+/// each layer is lowered on its own (as `export --split layers` does),
+/// from the runtime's state before it.
+void checkForward(Lowered low, bool scheduled = false, bool perLayer = false) {
+  runtime::ForwardResult fw = low.ex->forward(9);
+  const Halide::Target host = Halide::get_jit_target_from_environment();
+  std::vector<Halide::Buffer<float>> keep;
+  if (!perLayer) {
+    if (scheduled)
+      for (auto &schedule : low.pipe.schedules)
+        schedule(host);
+    bindInputs(low.pipe, low, fw, keep);
+    checkStates(low.pipe, fw);
+    return;
+  }
+  for (int64_t l = 0; l <= low.pipe.layers; ++l) {
+    compiler::InferencePipeline stage = compiler::lowerForInference(
+        low.plan, low.params, {std::max<int64_t>(0, l - 1), l});
+    REQUIRE(stage.states.size() == (l == 0 ? 1u : 2u));
+    if (scheduled)
+      for (auto &schedule : stage.schedules)
+        schedule(host);
+    bindInputs(stage, low, fw, keep);
+    checkStates(stage, fw, stage.states.size() - 1);
   }
 }
 
@@ -157,6 +194,31 @@ void checkForward(const std::string &spec, int64_t batch, int64_t p = 6,
 TEST_CASE("LISTA's forward as one Halide pipeline matches LibTorch",
           "[inference]") {
   checkForward(test::tinyLista(6, 10, 3), 5);
+}
+
+TEST_CASE("each layer lowered on its own, from the state before it, "
+          "matches LibTorch",
+          "[inference]") {
+  for (int64_t batch : {1, 37}) {
+    INFO("batch " << batch);
+    checkForward(lower(test::tinyLista(6, 10, 3), batch, 6, 10), true,
+                 /*perLayer=*/true);
+  }
+  // The states' inputs come after the program's, and only the first
+  // layer's pipeline computes the initial state.
+  Lowered low = lower(test::tinyLista(6, 10, 3), 4, 6, 10);
+  compiler::InferencePipeline second =
+      compiler::lowerForInference(low.plan, low.params, {1, 2});
+  std::vector<std::string> names;
+  for (const compiler::InferenceInput &in : second.inputs)
+    names.push_back(in.name);
+  CHECK(names == std::vector<std::string>{"x", "y_in"});
+  CHECK(second.inputs.back().state == 0);
+  CHECK(second.firstState == 1);
+  CHECK(second.layers == 3);
+  CHECK(second.products == 2);
+  CHECK(second.layerOps == low.pipe.layerOps); // of all layers
+  CHECK(second.layerOps > 0);
 }
 
 TEST_CASE("scheduled products match LibTorch below, at and above a block "
@@ -365,6 +427,12 @@ TEST_CASE("GLOW-Prox's forward (squeezes, slices, concatenations, 1x1 and "
   // Scheduled: inlined, every convolution would recompute the ones
   // before it.
   checkForward(lower(spec, inputs, /*randomParams=*/true), true);
+  // And a layer at a time, as export compiles a program this big.
+  if (batch > 1) {
+    torch::manual_seed(3);
+    checkForward(lower(spec, inputs, /*randomParams=*/true), true,
+                 /*perLayer=*/true);
+  }
 }
 
 TEST_CASE("SURF's forward (minibatches, softmax, graph filters, stacked "
@@ -399,4 +467,7 @@ TEST_CASE("SURF's forward (minibatches, softmax, graph filters, stacked "
   // products are not.
   CHECK(low.pipe.products == 10);
   checkForward(std::move(low), true);
+  // A layer at a time: the second layer's pipeline reads the second
+  // block of draws.
+  checkForward(lower(spec, inputs), true, /*perLayer=*/true);
 }
