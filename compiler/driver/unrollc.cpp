@@ -602,14 +602,22 @@ int run(int argc, char **argv) {
   exp->add_option("--target", exportOpts.target, "host (the default)");
   exp->add_option("--name", exportOpts.name,
                   "C prefix of the API (default: the algorithm's name)");
-  exp->add_option(
-         "--split", exportOpts.split,
-         "auto: a Halide pipeline per layer when the layers hold more than " +
-             std::to_string(compiler::kSplitOps) +
-             " ops (compile time grows with the square of a pipeline's size); "
-             "none: one pipeline for all layers (the fastest at small "
-             "batches); layers: one per layer")
-      ->check(CLI::IsMember({"auto", "none", "layers"}));
+  // How export and build compile the layers.
+  auto addCompileOptions = [](CLI::App *cmd, compiler::ExportOptions &o) {
+    cmd->add_option("--split", o.split,
+                    "auto: a Halide pipeline per layer when the layers hold "
+                    "more than " +
+                        std::to_string(compiler::kSplitOps) +
+                        " ops (compile time grows with the square of a "
+                        "pipeline's size); none: one pipeline for all layers "
+                        "(the fastest at small batches); layers: one per layer")
+        ->check(CLI::IsMember({"auto", "none", "layers"}));
+    cmd->add_option("-j,--jobs", o.jobs,
+                    "threads compiling layers at once when split (default: "
+                    "one per core)")
+        ->check(CLI::NonNegativeNumber);
+  };
+  addCompileOptions(exp, exportOpts);
 
   auto *build = app.add_subcommand(
       "build", "compile a trained run into a standalone program that reads "
@@ -623,15 +631,7 @@ int run(int argc, char **argv) {
   build->add_option("--name", buildOpts.name,
                     "C prefix of the model inside (default: the algorithm's "
                     "name)");
-  build
-      ->add_option(
-          "--split", buildOpts.split,
-          "auto: a Halide pipeline per layer when the layers hold more than " +
-              std::to_string(compiler::kSplitOps) +
-              " ops (compile time grows with the square of a pipeline's size); "
-              "none: one pipeline for all layers (the fastest at small "
-              "batches); layers: one per layer")
-      ->check(CLI::IsMember({"auto", "none", "layers"}));
+  addCompileOptions(build, buildOpts);
 
   try {
     app.parse(argc, argv);

@@ -2,6 +2,7 @@
 
 #include "compiler/kernels/CudaKernels.h"
 
+#include <atomic>
 #include <cassert>
 #include <cctype>
 #include <chrono>
@@ -9,8 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <mutex>
 #include <sstream>
 #include <sys/wait.h>
+#include <thread>
 
 namespace unroll::compiler {
 
@@ -540,30 +543,57 @@ exportModel(const nlohmann::json &plan,
     cWrapper = wrapper(n, pipe, outs, L);
   } else {
     // Layer l from the states after layer l - 1 (l = 0: the initial
-    // states from the inputs), each lowered and compiled on its own;
-    // Halide's runtime goes into the first library only.
-    std::vector<InferencePipeline> stages;
-    for (int64_t l = 0; l <= L; ++l) {
-      const auto start = std::chrono::steady_clock::now();
-      stages.push_back(lowerForInference(
-          plan, params, StateRange{std::max<int64_t>(0, l - 1), l}));
-      const std::string fn = n + "_halide_" + std::to_string(l);
-      compileStage(stages.back(), n, outs, fn,
-                   l == 0 ? target
-                          : target.with_feature(Halide::Target::NoRuntime),
-                   build);
-      libraries.push_back(fn);
-      const std::chrono::duration<double> took =
-          std::chrono::steady_clock::now() - start;
-      std::ostringstream line;
-      line << opts.command << ": "
-           << (l == 0
-                   ? std::string("initial state")
-                   : "layer " + std::to_string(l) + " of " + std::to_string(L))
-           << " compiled (" << std::fixed << std::setprecision(1)
-           << took.count() << " s)\n";
-      log << line.str() << std::flush;
-    }
+    // states from the inputs), each lowered and compiled on its own, on
+    // as many threads as asked (Halide compiles pipelines that share no
+    // Exprs concurrently); Halide's runtime goes into the first library
+    // only.
+    std::vector<InferencePipeline> stages(static_cast<size_t>(L + 1));
+    for (int64_t l = 0; l <= L; ++l)
+      libraries.push_back(n + "_halide_" + std::to_string(l));
+    std::atomic<int64_t> next{0};
+    std::mutex mutex;
+    std::exception_ptr error;
+    auto work = [&] {
+      for (int64_t l = next++; l <= L; l = next++) {
+        try {
+          const auto start = std::chrono::steady_clock::now();
+          stages[l] = lowerForInference(
+              plan, params, StateRange{std::max<int64_t>(0, l - 1), l});
+          compileStage(stages[l], n, outs, libraries[l],
+                       l == 0 ? target
+                              : target.with_feature(Halide::Target::NoRuntime),
+                       build);
+          const std::chrono::duration<double> took =
+              std::chrono::steady_clock::now() - start;
+          std::ostringstream line;
+          line << opts.command << ": "
+               << (l == 0 ? std::string("initial state")
+                          : "layer " + std::to_string(l) + " of " +
+                                std::to_string(L))
+               << " compiled (" << std::fixed << std::setprecision(1)
+               << took.count() << " s)\n";
+          std::lock_guard<std::mutex> lock(mutex);
+          log << line.str() << std::flush;
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mutex);
+          if (!error)
+            error = std::current_exception();
+          next = L + 1; // the others stop after their current layer
+        }
+      }
+    };
+    const int64_t hardware =
+        std::max<int64_t>(1, std::thread::hardware_concurrency());
+    const int64_t jobs =
+        std::min<int64_t>(opts.jobs > 0 ? opts.jobs : hardware, L + 1);
+    std::vector<std::thread> threads;
+    for (int64_t j = 1; j < jobs; ++j)
+      threads.emplace_back(work);
+    work();
+    for (std::thread &t : threads)
+      t.join();
+    if (error)
+      std::rethrow_exception(error);
     cWrapper = stagedWrapper(n, pipe, outs, L, stages);
   }
 

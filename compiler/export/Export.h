@@ -34,6 +34,9 @@ struct ExportOptions {
   /// (Halide's compile time grows with the square of a pipeline's size);
   /// "auto", per layer when the layers hold more than kSplitOps ops.
   std::string split = "auto";
+  /// Threads compiling the layers' pipelines at once (split per layer);
+  /// 0: one per core.
+  int jobs = 0;
 };
 
 /// Ops in all layers (with those of fused regions) above which `--split

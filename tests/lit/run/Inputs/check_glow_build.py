@@ -4,7 +4,10 @@ initial state is the observed image (init y = x), the last layer is the
 output, and each layer changes the image. The layers' values are checked
 against LibTorch in InferenceTest (the same lowering, JIT-compiled).
 
-usage: check_glow_build.py EXE WORK_DIR"""
+With REF_DIR (the WORK_DIR of another build of the same run), also
+whether the output and the layers match that build's (to 1e-5).
+
+usage: check_glow_build.py EXE WORK_DIR [REF_DIR]"""
 import math
 import os
 import subprocess
@@ -13,6 +16,7 @@ import sys
 from npy import read_npy, write_npy
 
 exe, work = sys.argv[1:3]
+ref = sys.argv[3] if len(sys.argv) > 3 else None
 B, H, W = 2, 28, 28
 x = [0.5 + 0.4 * math.sin(0.05 * i) for i in range(B * H * W)]
 mask = [0.0 if 7 <= (i // W) < 21 and 7 <= (i % W) < 21 else 1.0
@@ -41,3 +45,9 @@ print("last layer is the output:",
 print("every layer changes the image:",
       all(max(abs(u - v) for u, v in zip(at(b, l), at(b, l - 1))) > 1e-4
           for b in range(B) for l in range(1, L)))
+if ref:
+    _, ref_out = read_npy(os.path.join(ref, "out.npy"))
+    _, ref_layers = read_npy(os.path.join(ref, "layers.npy"))
+    print("same as the other build:",
+          max(abs(u - v) for u, v in zip(out + layers, ref_out + ref_layers))
+          < 1e-5)
