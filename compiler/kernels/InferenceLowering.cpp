@@ -44,6 +44,8 @@ struct HV {
   /// gather). A reduction stores the operands that are not, so that it
   /// does not recompute them for every term of its sums.
   bool stored = false;
+  /// Where f is a reduction's value, its index among the reductions.
+  int reduction = -1;
 };
 
 /// Computes `v` (values per instance or shared) once, vectorised along its
@@ -254,6 +256,8 @@ public:
       if (in.batched && !batch_.defined())
         batch_ = in.param.dim(static_cast<int>(in.shape.size())).extent();
     out.products = products_.size();
+    out.reductions = reductions_.size();
+    out.reductionsFused = reductionsFused_;
     for (const Output &o : outputs_)
       out.productsInTiles += o.absorbed.size();
     out.schedules = schedules();
@@ -519,9 +523,36 @@ private:
 
   /// `v`, a reduction: computed once and stored.
   HV reduction(HV v) {
+    v.reduction = static_cast<int>(reductions_.size());
     reductions_.push_back(v);
     v.stored = true;
     return v;
+  }
+
+  /// `r`, an op of `op` applied element by element to `a`, stored in place
+  /// of the one reduction among `a` that nothing else reads (the others
+  /// cheap to read, and none broadcast): the reduction's sums are then
+  /// computed inside r's loops instead of into an array of their own that
+  /// r reads back. GLOW-Prox's ReLU after each coupling's first
+  /// convolution was such a pass over its hidden channels.
+  HV fuseReduction(const json &op, const std::vector<HV> &a, HV r) {
+    int fused = -1;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i].reduction >= 0 && uses(op["args"][i].get<int64_t>()) == 1 &&
+          a[i].shape == r.shape && a[i].batched == r.batched && fused < 0) {
+        fused = a[i].reduction;
+        continue;
+      }
+      if (!a[i].stored)
+        return r;
+    }
+    if (fused < 0)
+      return r;
+    r.reduction = fused;
+    r.stored = true;
+    reductions_[fused] = r;
+    ++reductionsFused_;
+    return r;
   }
 
   /// `v` as an operand that a reduction reads many times: stored first
@@ -624,6 +655,7 @@ private:
           operands.push_back(at(v, idx, shape, b));
         return fusedExpr(body, operands);
       });
+      r = fuseReduction(op, a, r);
     } else if (isElementwise(name)) {
       r = define(shape, batched, [&](auto &idx, Expr b) {
         std::vector<Expr> args;
@@ -631,6 +663,7 @@ private:
           args.push_back(at(v, idx, shape, b));
         return elementwise(op, args);
       });
+      r = fuseReduction(op, a, r);
     } else if (name == "slice") {
       const int64_t axis = op["axis"].get<int64_t>();
       const int start = static_cast<int>(op["start"].get<int64_t>());
@@ -1074,6 +1107,7 @@ private:
   /// Draws before the first one lowered: the layers before the range's.
   int64_t draws_ = 0;
   std::vector<HV> reductions_;
+  size_t reductionsFused_ = 0;
   /// Values that reductions read, stored (see operand).
   std::vector<HV> operands_;
   std::set<std::string> operandNames_;

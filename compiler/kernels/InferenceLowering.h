@@ -73,6 +73,11 @@ struct InferencePipeline {
   /// in the tiles of the layer output that reads them (on the CPU) instead of
   /// into arrays of their own.
   size_t products = 0, productsInTiles = 0;
+  /// Reductions computed as sums inside loops of their own (convolutions,
+  /// per-agent products), and how many of them are stored after the
+  /// element-by-element op that is their only reader (a ReLU) instead of
+  /// before it.
+  size_t reductions = 0, reductionsFused = 0;
   /// The schedules of the layer outputs, of the other reductions
   /// (computed once each) and of the products lowered as GEMMs (on the CPU, a
   /// product that only one layer output reads is computed in that output's
