@@ -44,8 +44,19 @@ struct HV {
   /// gather). A reduction stores the operands that are not, so that it
   /// does not recompute them for every term of its sums.
   bool stored = false;
-  /// Where f is a reduction's value, its index among the reductions.
-  int reduction = -1;
+  /// Where f is a reduction's value, its index among the reductions; a
+  /// convolution's, among the convolutions.
+  int reduction = -1, conv = -1;
+};
+
+/// A 3-D convolution's Funcs (conv2d): `acc` sums the taps (an update over
+/// `r`) for a few output channels and one vector of pixels at a time, in
+/// registers; `out` stores it (or an element-by-element op of it that is
+/// its only reader).
+struct Conv {
+  Func out, acc;
+  Halide::RDom r;
+  int64_t channels = 0, width = 0;
 };
 
 /// Computes `v` (values per instance or shared) once, vectorised along its
@@ -256,7 +267,7 @@ public:
       if (in.batched && !batch_.defined())
         batch_ = in.param.dim(static_cast<int>(in.shape.size())).extent();
     out.products = products_.size();
-    out.reductions = reductions_.size();
+    out.reductions = reductions_.size() + convs_.size();
     out.reductionsFused = reductionsFused_;
     for (const Output &o : outputs_)
       out.productsInTiles += o.absorbed.size();
@@ -368,6 +379,8 @@ private:
     // one instance, 56 ms vectorised.
     for (const HV &v : reductions_)
       out.push_back([v](const Halide::Target &t) { scheduleStored(v, t); });
+    for (const Conv &c : convs_)
+      out.push_back([c](const Halide::Target &t) { scheduleConv(c, t); });
     for (const HV &v : operands_)
       out.push_back([v](const Halide::Target &t) { scheduleStored(v, t, 16); });
     for (const Output &o : outputs_) {
@@ -538,9 +551,10 @@ private:
   HV fuseReduction(const json &op, const std::vector<HV> &a, HV r) {
     int fused = -1;
     for (size_t i = 0; i < a.size(); ++i) {
-      if (a[i].reduction >= 0 && uses(op["args"][i].get<int64_t>()) == 1 &&
-          a[i].shape == r.shape && a[i].batched == r.batched && fused < 0) {
-        fused = a[i].reduction;
+      if ((a[i].reduction >= 0 || a[i].conv >= 0) &&
+          uses(op["args"][i].get<int64_t>()) == 1 && a[i].shape == r.shape &&
+          a[i].batched == r.batched && fused < 0) {
+        fused = static_cast<int>(i);
         continue;
       }
       if (!a[i].stored)
@@ -548,9 +562,15 @@ private:
     }
     if (fused < 0)
       return r;
-    r.reduction = fused;
     r.stored = true;
-    reductions_[fused] = r;
+    if (a[fused].conv >= 0) {
+      // The op's loops are the convolution's tiles.
+      r.conv = a[fused].conv;
+      convs_[r.conv].out = r.f;
+    } else {
+      r.reduction = a[fused].reduction;
+      reductions_[r.reduction] = r;
+    }
     ++reductionsFused_;
     return r;
   }
@@ -749,7 +769,6 @@ private:
   /// padded to keep h and w (as the runtime's conv2d).
   HV conv2d(HV x, const HV &k, const std::vector<int64_t> &shape,
             bool batched) {
-    x = operand(x);
     if (k.batched || x.shape.size() != 3 || k.shape.size() != 4)
       throw ExportError("export supports conv2d of an image with a shared "
                         "kernel only");
@@ -758,17 +777,86 @@ private:
               kw = static_cast<int>(k.shape[3]);
     const int h = static_cast<int>(x.shape[1]),
               w = static_cast<int>(x.shape[2]);
-    Halide::RDom r(0, ci, 0, kh, 0, kw, "tap");
-    HV out = define(shape, batched, [&](auto &idx, Expr b) {
-      Expr y = idx[1] + r.y - kh / 2, xx = idx[2] + r.z - kw / 2;
-      Expr inside = y >= 0 && y < h && xx >= 0 && xx < w;
-      Expr pixel =
-          at(x, {r.x, Halide::clamp(y, 0, h - 1), Halide::clamp(xx, 0, w - 1)},
-             x.shape, b);
-      return Halide::sum(at(k, {idx[0], r.x, r.y, r.z}, k.shape, b) *
-                         Halide::select(inside, pixel, 0.0f));
-    });
-    return reduction(out);
+    // The image zero-padded, stored: each tap then reads a plain vector
+    // of pixels (a tap of the image itself, clamped at the borders and
+    // selected, is a gather).
+    HV padded = define({x.shape[0], h + kh - 1, w + kw - 1}, x.batched,
+                       [&](auto &idx, Expr b) {
+                         Expr y = idx[1] - kh / 2, xx = idx[2] - kw / 2;
+                         Expr inside = y >= 0 && y < h && xx >= 0 && xx < w;
+                         Expr pixel = at(x,
+                                         {idx[0], Halide::clamp(y, 0, h - 1),
+                                          Halide::clamp(xx, 0, w - 1)},
+                                         x.shape, b);
+                         return Halide::select(inside, pixel, 0.0f);
+                       });
+    operands_.push_back(padded);
+    Conv c;
+    c.r = Halide::RDom(0, ci, 0, kh, 0, kw, "tap");
+    c.channels = shape[0];
+    c.width = shape[2];
+    std::vector<Var> vs = axes(3);
+    std::vector<Var> def = vs;
+    Var b("b");
+    if (batched)
+      def.push_back(b);
+    std::vector<Expr> idx{vs[2], vs[1], vs[0]};
+    c.acc = Func("conv");
+    c.acc(def) = 0.0f;
+    c.acc(def) +=
+        at(k, {idx[0], c.r.x, c.r.y, c.r.z}, k.shape, b) *
+        at(padded, {c.r.x, idx[1] + c.r.y, idx[2] + c.r.z}, padded.shape, b);
+    c.out = Func("conv_out");
+    c.out(def) = c.acc(std::vector<Expr>(def.begin(), def.end()));
+    HV out{c.out, shape, batched};
+    out.stored = true;
+    out.conv = static_cast<int>(convs_.size());
+    convs_.push_back(c);
+    return out;
+  }
+
+  /// Schedules convolution `c`: `out` in tiles of one vector of pixels by
+  /// a block of output channels, parallel over the blocks, rows and
+  /// instances; in each tile the taps accumulate in registers (a vector
+  /// read of the padded image, then one multiply-add per channel of the
+  /// block). Summed per output vector instead, each tap read a vector
+  /// and a weight for one multiply-add.
+  static void scheduleConv(Conv c, const Halide::Target &t) {
+    Func out = c.out;
+    out.compute_root();
+    if (t.has_gpu_feature()) {
+      Var thread = scheduleForGpu(out);
+      c.acc.compute_at(out, thread);
+      return;
+    }
+    std::vector<Var> args = out.args(); // w, h, co[, b]
+    const int width = static_cast<int>(c.width);
+    int lanes = t.natural_vector_size<float>();
+    while (lanes > width)
+      lanes /= 2;
+    int block = 8;
+    while (c.channels % block != 0)
+      block /= 2;
+    Var w = args[0], h = args[1], co = args[2];
+    Var wo("wo"), wi("wi"), coo("coo"), coi("coi"), task("task");
+    out.bound(w, 0, width)
+        .bound(co, 0, static_cast<int>(c.channels))
+        .split(w, wo, wi, lanes, Halide::TailStrategy::ShiftInwards)
+        .split(co, coo, coi, block)
+        .reorder(wi, coi, wo, h, coo)
+        .vectorize(wi)
+        .unroll(coi);
+    if (args.size() > 3)
+      out.fuse(coo, args[3], task).parallel(task);
+    else
+      out.parallel(coo);
+    c.acc.compute_at(out, wo)
+        .bound_storage(w, lanes)
+        .bound_storage(co, block)
+        .store_in(Halide::MemoryType::Stack)
+        .vectorize(w)
+        .unroll(co);
+    c.acc.update().reorder(w, co, c.r.z, c.r.y, c.r.x).vectorize(w).unroll(co);
   }
 
   /// The inverse of a trained matrix, computed here (Gauss-Jordan with
@@ -1107,6 +1195,7 @@ private:
   /// Draws before the first one lowered: the layers before the range's.
   int64_t draws_ = 0;
   std::vector<HV> reductions_;
+  std::vector<Conv> convs_;
   size_t reductionsFused_ = 0;
   /// Values that reductions read, stored (see operand).
   std::vector<HV> operands_;
