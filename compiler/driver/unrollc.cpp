@@ -613,9 +613,9 @@ int run(int argc, char **argv) {
                         "(the fastest at small batches); layers: one per layer")
         ->check(CLI::IsMember({"auto", "none", "layers"}));
     cmd->add_option("-j,--jobs", o.jobs,
-                    "threads compiling layers at once when split (default: "
-                    "one per core)")
-        ->check(CLI::NonNegativeNumber);
+                    "threads compiling layers at once when split (0, the "
+                    "default: one per core)")
+        ->check(CLI::Range(0, 1024));
   };
   addCompileOptions(exp, exportOpts);
 
