@@ -379,6 +379,21 @@ std::string cmakeConfig(const std::string &n) {
   return c.str();
 }
 
+/// The arguments of `pipe`'s compiled function: its inputs, in order.
+std::vector<Halide::Argument> argumentsOf(const InferencePipeline &pipe) {
+  std::vector<Halide::Argument> args;
+  for (const InferenceInput &in : pipe.inputs)
+    args.push_back(in.param);
+  return args;
+}
+
+/// `base` as the name of a Func for state `i`: suffixed with the state's
+/// name when there is more than one.
+std::string stateFunc(const std::string &base, const std::vector<Output> &outs,
+                      size_t i) {
+  return outs.size() == 1 ? base : base + "_" + identifier(outs[i].name);
+}
+
 /// Output `name` of a pipeline: a copy of `states[0]` (a Func over the
 /// state's axes and the batch, as in InferencePipeline::states), vectorised
 /// and parallel over the batch; with `layer`, of every `states[l]` along
@@ -428,16 +443,12 @@ void compileStage(const InferencePipeline &pipe, const std::string &n,
   // be inputs).
   std::vector<Func> states = pipe.states.back();
   for (size_t i = 0; pipe.states.size() == 1 && i < outs.size(); ++i)
-    states[i] = outputOf(
-        n + "_state" + (outs.size() == 1 ? "" : "_" + identifier(outs[i].name)),
-        {states[i]}, outs[i].shape.size(), false, target);
+    states[i] = outputOf(stateFunc(n + "_state", outs, i), {states[i]},
+                         outs[i].shape.size(), false, target);
   for (auto &schedule : pipe.schedules)
     schedule(target);
-  std::vector<Halide::Argument> args;
-  for (const InferenceInput &in : pipe.inputs)
-    args.push_back(in.param);
   Halide::Pipeline(states).compile_to_static_library(
-      (dir / ("lib" + fn)).string(), args, fn, target);
+      (dir / ("lib" + fn)).string(), argumentsOf(pipe), fn, target);
 }
 
 } // namespace
@@ -511,14 +522,13 @@ exportModel(const nlohmann::json &plan,
     // stacked on a layer axis.
     std::vector<Func> finals, alls;
     for (size_t i = 0; i < outs.size(); ++i) {
-      const std::string suffix =
-          outs.size() == 1 ? "" : "_" + identifier(outs[i].name);
       std::vector<Func> layers;
       for (const std::vector<Func> &s : pipe.states)
         layers.push_back(s[i]);
-      finals.push_back(outputOf(n + "_final" + suffix, {layers.back()},
-                                outs[i].shape.size(), false, target));
-      alls.push_back(outputOf(n + "_layers" + suffix, layers,
+      finals.push_back(outputOf(stateFunc(n + "_final", outs, i),
+                                {layers.back()}, outs[i].shape.size(), false,
+                                target));
+      alls.push_back(outputOf(stateFunc(n + "_layers", outs, i), layers,
                               outs[i].shape.size(), true, target));
     }
     // Layer outputs and products once each (the pipeline's schedules): on
@@ -526,9 +536,7 @@ exportModel(const nlohmann::json &plan,
     // the batch, on the GPU one thread per element.
     for (auto &schedule : pipe.schedules)
       schedule(target);
-    std::vector<Halide::Argument> args;
-    for (const InferenceInput &in : pipe.inputs)
-      args.push_back(in.param);
+    const std::vector<Halide::Argument> args = argumentsOf(pipe);
     std::vector<Func> both = finals;
     both.insert(both.end(), alls.begin(), alls.end());
     Halide::Pipeline(both).compile_to_static_library(

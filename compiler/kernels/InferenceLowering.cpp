@@ -767,7 +767,7 @@ private:
 
   /// x [ci, h, w] convolved with a shared kernel k [co, ci, kh, kw], zero
   /// padded to keep h and w (as the runtime's conv2d).
-  HV conv2d(HV x, const HV &k, const std::vector<int64_t> &shape,
+  HV conv2d(const HV &x, const HV &k, const std::vector<int64_t> &shape,
             bool batched) {
     if (k.batched || x.shape.size() != 3 || k.shape.size() != 4)
       throw ExportError("export supports conv2d of an image with a shared "
@@ -790,7 +790,7 @@ private:
                                          x.shape, b);
                          return Halide::select(inside, pixel, 0.0f);
                        });
-    operands_.push_back(padded);
+    padded = operand(padded);
     Conv c;
     c.r = Halide::RDom(0, ci, 0, kh, 0, kw, "tap");
     c.channels = shape[0];
