@@ -1,8 +1,8 @@
 #include "compiler/export/Export.h"
+#include "compiler/export/ParallelFor.h"
 
 #include "compiler/kernels/CudaKernels.h"
 
-#include <atomic>
 #include <cassert>
 #include <cctype>
 #include <chrono>
@@ -13,7 +13,6 @@
 #include <mutex>
 #include <sstream>
 #include <sys/wait.h>
-#include <thread>
 
 namespace unroll::compiler {
 
@@ -558,50 +557,27 @@ exportModel(const nlohmann::json &plan,
     std::vector<InferencePipeline> stages(static_cast<size_t>(L + 1));
     for (int64_t l = 0; l <= L; ++l)
       libraries.push_back(n + "_halide_" + std::to_string(l));
-    std::atomic<int64_t> next{0};
-    std::mutex mutex;
-    std::exception_ptr error;
-    auto work = [&] {
-      for (int64_t l = next++; l <= L; l = next++) {
-        try {
-          const auto start = std::chrono::steady_clock::now();
-          stages[l] = lowerForInference(
-              plan, params, StateRange{std::max<int64_t>(0, l - 1), l});
-          compileStage(stages[l], n, outs, libraries[l],
-                       l == 0 ? target
-                              : target.with_feature(Halide::Target::NoRuntime),
-                       build);
-          const std::chrono::duration<double> took =
-              std::chrono::steady_clock::now() - start;
-          std::ostringstream line;
-          line << opts.command << ": "
-               << (l == 0 ? std::string("initial state")
-                          : "layer " + std::to_string(l) + " of " +
-                                std::to_string(L))
-               << " compiled (" << std::fixed << std::setprecision(1)
-               << took.count() << " s)\n";
-          std::lock_guard<std::mutex> lock(mutex);
-          log << line.str() << std::flush;
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(mutex);
-          if (!error)
-            error = std::current_exception();
-          next = L + 1; // the others stop after their current layer
-        }
-      }
-    };
-    const int64_t hardware =
-        std::max<int64_t>(1, std::thread::hardware_concurrency());
-    const int64_t jobs =
-        std::min<int64_t>(opts.jobs > 0 ? opts.jobs : hardware, L + 1);
-    std::vector<std::thread> threads;
-    for (int64_t j = 1; j < jobs; ++j)
-      threads.emplace_back(work);
-    work();
-    for (std::thread &t : threads)
-      t.join();
-    if (error)
-      std::rethrow_exception(error);
+    std::mutex logMutex;
+    parallelFor(L + 1, opts.jobs, [&](int64_t l) {
+      const auto start = std::chrono::steady_clock::now();
+      stages[l] = lowerForInference(plan, params,
+                                    StateRange{std::max<int64_t>(0, l - 1), l});
+      compileStage(stages[l], n, outs, libraries[l],
+                   l == 0 ? target
+                          : target.with_feature(Halide::Target::NoRuntime),
+                   build);
+      const std::chrono::duration<double> took =
+          std::chrono::steady_clock::now() - start;
+      std::ostringstream line;
+      line << opts.command << ": "
+           << (l == 0
+                   ? std::string("initial state")
+                   : "layer " + std::to_string(l) + " of " + std::to_string(L))
+           << " compiled (" << std::fixed << std::setprecision(1)
+           << took.count() << " s)\n";
+      std::lock_guard<std::mutex> lock(logMutex);
+      log << line.str() << std::flush;
+    });
     cWrapper = stagedWrapper(n, pipe, outs, L, stages);
   }
 

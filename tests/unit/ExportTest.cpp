@@ -6,6 +6,7 @@
 #include "RuntimeTestUtil.h"
 
 #include "compiler/export/Export.h"
+#include "compiler/export/ParallelFor.h"
 #include "compiler/plan/PlanLowering.h"
 #include "runtime/Data.h"
 #include "runtime/Run.h"
@@ -13,9 +14,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <dlfcn.h>
 #include <filesystem>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
 #include <unistd.h>
 
 using namespace unroll;
@@ -228,4 +233,52 @@ unrolled admm(layers = 3) solves sc(p = 6, d = 10, alpha = 0.1) {
             0, nullptr, 0) == 2);
   dlclose(lib);
   fs::remove_all(dir);
+}
+
+TEST_CASE("the per-layer compile pool runs each item once and reports the "
+          "first failure after every thread has stopped",
+          "[export]") {
+  using compiler::parallelFor;
+  SECTION("every item once, whatever the number of threads") {
+    for (int64_t jobs : {0, 1, 2, 3, 50}) {
+      std::vector<std::atomic<int>> runs(7);
+      parallelFor(7, jobs, [&](int64_t i) { ++runs[i]; });
+      for (size_t i = 0; i < runs.size(); ++i)
+        CHECK(runs[i] == 1);
+    }
+    bool called = false;
+    parallelFor(0, 2, [&](int64_t) { called = true; });
+    CHECK_FALSE(called);
+  }
+  SECTION("one thread: the items after a failure never start") {
+    std::vector<int64_t> ran;
+    auto failing = [&] {
+      parallelFor(6, 1, [&](int64_t i) {
+        ran.push_back(i);
+        if (i == 2)
+          throw compiler::ExportError("layer 2 failed");
+      });
+    };
+    CHECK_THROWS_MATCHES(failing(), compiler::ExportError,
+                         Catch::Message("layer 2 failed"));
+    CHECK(ran == std::vector<int64_t>{0, 1, 2});
+  }
+  SECTION("several threads: the first error is rethrown once the items "
+          "already running have finished") {
+    std::atomic<int> started{0}, finished{0};
+    auto failing = [&] {
+      parallelFor(100, 3, [&](int64_t i) {
+        ++started;
+        if (i == 1)
+          throw std::runtime_error("item 1");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        ++finished;
+      });
+    };
+    CHECK_THROWS_WITH(failing(), "item 1");
+    // Nothing runs behind the caller's back, and the failure cut the work
+    // short (3 threads, 10 ms an item: far fewer than 100 start).
+    CHECK(started == finished + 1);
+    CHECK(started < 100);
+  }
 }
