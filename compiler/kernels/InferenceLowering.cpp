@@ -29,6 +29,14 @@ constexpr int kRowParallelBatch = 32;
 /// into: two AVX-512 vectors.
 constexpr int kPanelRows = 32;
 
+/// Elements a thread computes per task of a stored value: tasks of one
+/// short row each (SURF's 65 floats) are taken by the threads in turn, and
+/// the rows' shared cache lines went back and forth between them.
+constexpr int64_t kTaskElements = 8192;
+
+/// Multiply-adds a thread does per task of a product's tiles.
+constexpr int64_t kTaskMultiplyAdds = 1 << 18;
+
 /// A value while lowering: a Func over its axes (innermost first) and, if
 /// per instance, the batch axis last.
 struct HV {
@@ -90,7 +98,13 @@ void scheduleStored(const HV &v, const Halide::Target &t, int batchTasks = 1) {
   if (args.size() > 2) {
     // A batch of one instance uses every thread too.
     Var tasks("tasks");
-    f.fuse(args[args.size() - 2], args.back(), tasks).parallel(tasks);
+    int64_t row = 1;
+    for (size_t k = 0; k + 2 < args.size(); ++k)
+      row *= v.shape.empty() ? 1 : v.shape[v.shape.size() - 1 - k];
+    const int rowsPerTask = static_cast<int>(
+        std::max<int64_t>(1, kTaskElements / std::max<int64_t>(1, row)));
+    f.fuse(args[args.size() - 2], args.back(), tasks)
+        .parallel(tasks, rowsPerTask, Halide::TailStrategy::GuardWithIf);
   } else if (args.size() == 2) {
     f.parallel(args.back(), batchTasks, Halide::TailStrategy::GuardWithIf);
   }
@@ -113,6 +127,8 @@ struct Product {
   bool constant = false; ///< W packed at export time
   /// Columns (vectors multiplied) per instance.
   int64_t columns = 1;
+  /// The length of the sums (W's columns).
+  int64_t depth = 0;
 };
 
 /// Ops that combine their operands element by element (with broadcasting),
@@ -429,7 +445,20 @@ private:
       tileRows(small, guard);
       small.parallel(io);
       tileRows(owner, Halide::TailStrategy::ShiftInwards);
-      owner.parallel(bo);
+      // Tasks of several blocks of columns where a block is little work
+      // (SURF's: a few microseconds, about what the thread pool takes to
+      // hand a task out), yet at least 16 tasks.
+      int64_t blockWork = 0;
+      for (const Product &p : parts)
+        blockWork += p.panels * kPanelRows * 8 * p.depth;
+      const int perTask = static_cast<int>(std::max<int64_t>(
+          1, kTaskMultiplyAdds / std::max<int64_t>(1, blockWork)));
+      Var task("task");
+      owner
+          .split(bo, task, bo,
+                 Halide::max(1, Halide::min(perTask, batch / (8 * 16))),
+                 Halide::TailStrategy::GuardWithIf)
+          .parallel(task);
     } else {
       // No input is per instance (the layers read no data and the initial
       // state is not drawn): the batch is only the output's extent, which
@@ -1164,6 +1193,7 @@ private:
     p.panel = panel;
     p.r = r;
     p.rows = m;
+    p.depth = k;
     p.panels = panels;
     p.constant = constant;
     p.columns = columns;
