@@ -41,8 +41,10 @@ struct ExportOptions {
 
 /// Ops in all layers (with those of fused regions) above which `--split
 /// auto` compiles a pipeline per layer: GLOW-Prox's 5 layers hold 1655,
-/// SURF's 10 layers 330, LISTA's 10 layers 90.
-constexpr int64_t kSplitOps = 1000;
+/// SURF's 10 layers 330 (117 s to export whole, 8.7 s per layer, about as
+/// fast either way), LISTA's 10 layers 90 (20% slower per layer at batch
+/// 4096: its layers' products are not computed in each other's tiles).
+constexpr int64_t kSplitOps = 200;
 
 /// What an export produced: enough to write a program against it.
 struct ExportSummary {

@@ -51,5 +51,7 @@ int main(void) {
                      BATCH * LISTA_Y0_SIZE, y, BATCH * LISTA_OUTPUT_SIZE,
                      NULL, 0);
   printf("with a short input: %s\n", lista_status_string(status));
+  /* lista_run keeps the memory it frees for its next call; done with it. */
+  lista_release_memory();
   return 0;
 }
