@@ -726,9 +726,17 @@ exportModel(const nlohmann::json &plan,
   runTool("ar rcs '" + staticLib.string() + "' '" +
               (build / (n + ".o")).string() + "'" + objects,
           logFile);
+  // The shared library exports the C API only: its Halide runtime (thread
+  // pool, allocator, caches) stays its own, not bound to that of another
+  // exported library in the same process.
+  const fs::path symbols = build / (n + ".map");
+  writeText(symbols, "{\n  global:\n    " + n + "_run;\n    " + n +
+                         "_status_string;\n    " + n +
+                         "_release_memory;\n  local:\n    *;\n};\n");
   runTool("cc -shared -o '" + (lib / ("lib" + n + ".so")).string() + "' '" +
-              (build / (n + ".o")).string() + "' -Wl,--whole-archive" +
-              archives + " -Wl,--no-whole-archive -lpthread -ldl -lm",
+              (build / (n + ".o")).string() + "' -Wl,--version-script='" +
+              symbols.string() + "' -Wl,--whole-archive" + archives +
+              " -Wl,--no-whole-archive -lpthread -ldl -lm",
           logFile);
   ExportSummary summary;
   summary.name = n;
