@@ -157,7 +157,7 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
 /// NAME_release_memory. A block of 128 KiB or more that glibc returns to
 /// the kernel comes back as fresh pages, each faulted in and zeroed on
 /// first touch: standalone, SURF's exported forward took 6.8 ms with
-/// glibc's allocator against 5.6 ms with its blocks kept (9.6 against 5.7
+/// glibc's allocator against 5.7 ms with its blocks kept (9.6 against 5.9
 /// ms per layer), and the benchmark's speed depended on what LibTorch had
 /// allocated before. Blocks have the layout of Halide's default allocator
 /// (the malloc'd start just before the aligned pointer), so either frees

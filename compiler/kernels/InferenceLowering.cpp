@@ -100,7 +100,7 @@ void scheduleStored(const HV &v, const Halide::Target &t, int batchTasks = 1) {
     Var tasks("tasks");
     int64_t row = 1;
     for (size_t k = 0; k + 2 < args.size(); ++k)
-      row *= v.shape.empty() ? 1 : v.shape[v.shape.size() - 1 - k];
+      row *= v.shape[v.shape.size() - 1 - k];
     const int rowsPerTask = static_cast<int>(
         std::max<int64_t>(1, kTaskElements / std::max<int64_t>(1, row)));
     f.fuse(args[args.size() - 2], args.back(), tasks)

@@ -17,7 +17,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <dlfcn.h>
 #include <filesystem>
 #include <fstream>
@@ -180,11 +179,12 @@ int main(void) {
   }
   const fs::path exported = dir / "out";
   const std::string exe = (dir / "faults").string();
-  REQUIRE(std::system(("cc -O2 '" + (dir / "faults.c").string() + "' -I'" +
-                       (exported / "include").string() + "' '" +
-                       (exported / "lib" / "liblista.a").string() + "' -o '" +
-                       exe + "' -lpthread -ldl -lm")
-                          .c_str()) == 0);
+  REQUIRE_NOTHROW(
+      compiler::runTool("cc -O2 '" + (dir / "faults.c").string() + "' -I'" +
+                            (exported / "include").string() + "' '" +
+                            (exported / "lib" / "liblista.a").string() +
+                            "' -o '" + exe + "' -lpthread -ldl -lm",
+                        dir / "faults.log"));
   FILE *pipe = popen(exe.c_str(), "r");
   REQUIRE(pipe);
   long faults = -1;
