@@ -1,6 +1,8 @@
 #include "dsl/AST.h"
 
 #include <cassert>
+#include <cmath>
+#include <iomanip>
 #include <sstream>
 
 namespace unroll::dsl {
@@ -13,8 +15,12 @@ std::string at(SourceLoc l) {
 
 std::string num(double v, bool isInt) {
   std::ostringstream os;
-  if (isInt)
+  // 2^63 and above do not convert to long long (an integer literal up to
+  // INT64_MAX is held as a double that rounds to 2^63).
+  if (isInt && std::fabs(v) < 9223372036854775808.0)
     os << static_cast<long long>(v);
+  else if (isInt)
+    os << std::fixed << std::setprecision(0) << v;
   else
     os << v;
   std::string s = os.str();

@@ -152,6 +152,10 @@ Dim Sema::evalDim(const Expr &e, Scope *scope,
     if (!n.isInt)
       return fail(e.loc,
                   "dimension must be an integer, got " + exprToString(e));
+    // Larger literals would not even convert to a 64-bit integer.
+    if (n.value > static_cast<double>(kMaxDimension))
+      return fail(e.loc, "this dimension is too large (at most " +
+                             std::to_string(kMaxDimension) + ")");
     return Dim::constant(static_cast<long long>(n.value));
   }
   case Expr::Kind::Name: {
@@ -212,6 +216,41 @@ Dim Sema::evalDim(const Expr &e, Scope *scope,
   }
 }
 
+bool Sema::checkDims(const std::vector<Dim> &dims,
+                     const std::vector<ExprPtr> &exprs) {
+  // The element count over the dimensions that are known.
+  long long elements = 1;
+  for (size_t k = 0; k < dims.size() && k < exprs.size(); ++k) {
+    const Expr &d = *exprs[k];
+    try {
+      Dim value = dims[k].substitute(bindings);
+      if (!value.isConstant())
+        continue;
+      if (value.value() <= 0) {
+        error(d.loc, "dimension must be positive, got " + value.str());
+        return false;
+      }
+      if (value.value() > kMaxDimension) {
+        error(d.loc, "dimension '" + exprToString(d) +
+                         "' is too large: " + value.str() + " (at most " +
+                         std::to_string(kMaxDimension) + ")");
+        return false;
+      }
+      elements *= value.value(); // both at most 2^31 - 1: no overflow
+      if (elements > kMaxDimension) {
+        error(d.loc, "a tensor of more than " + std::to_string(kMaxDimension) +
+                         " elements is too large");
+        return false;
+      }
+    } catch (DimError &err) {
+      error(d.loc,
+            "dimension '" + exprToString(d) + "' is too large: " + err.what());
+      return false;
+    }
+  }
+  return true;
+}
+
 Type Sema::evalType(const TypeExpr &t, Scope *scope,
                     std::map<std::string, Dim> *patterns, bool definition) {
   switch (t.kind) {
@@ -227,16 +266,9 @@ Type Sema::evalType(const TypeExpr &t, Scope *scope,
   case TypeExpr::Kind::Tensor: {
     std::vector<Dim> dims;
     bool ok = true;
-    for (auto &d : t.dims) {
-      Dim v = evalDim(*d, scope, patterns, definition, ok);
-      if (ok && v.substitute(bindings).isConstant() &&
-          v.substitute(bindings).value() <= 0) {
-        error(d->loc, "dimension must be positive, got " +
-                          v.substitute(bindings).str());
-        ok = false;
-      }
-      dims.push_back(v);
-    }
+    for (auto &d : t.dims)
+      dims.push_back(evalDim(*d, scope, patterns, definition, ok));
+    ok = ok && checkDims(dims, t.dims);
     if (!ok)
       return patterns && !definition ? Type::any() : Type::error();
     return Type::tensor(std::move(dims));

@@ -158,6 +158,12 @@ public:
   Type checkBody(const FnDecl &fn, Scope *scope);
   bool sameType(const Type &a, const Type &b) const;
   bool sameDim(const Dim &a, const Dim &b) const;
+  /// Checks a shape's dimensions (`exprs` where they are written) under
+  /// the current bindings: each positive and at most kMaxDimension, the
+  /// element count at most kMaxDimension. Reports at the dimension and
+  /// returns false on the first that fails.
+  bool checkDims(const std::vector<Dim> &dims,
+                 const std::vector<ExprPtr> &exprs);
   void unknownName(SourceLoc loc, const std::string &name, Scope *scope);
   std::string typeStr(const Type &t) const;
 

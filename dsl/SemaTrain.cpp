@@ -381,6 +381,17 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
     }
   }
 
+  // The problem's shapes with its sizes bound (p = 64): a size that makes
+  // a dimension or a tensor too large is an error here, not in the
+  // compiler.
+  for (const VarDecl &v : pd.vars) {
+    auto it = info->scope->names.find(v.name);
+    if (v.type && it != info->scope->names.end() &&
+        it->second.type.kind == Type::Kind::Tensor &&
+        !checkDims(it->second.type.shape, v.type->dims))
+      note(u.problemLoc,
+           "with the sizes of problem '" + pd.name + "' given here");
+  }
   for (auto &[n, sym] : info->scope->names)
     us->names[n] = sym;
   Symbol lsym;

@@ -2,23 +2,83 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 
 namespace unroll::dsl {
 
 namespace {
 
+/// Whether `text` is a number as the language writes one, with an
+/// optional sign: digits [ '.' digits ] [ ('e'|'E') ['+'|'-'] digits ]
+/// (the lexer's rule; no "nan", "inf", hexadecimal or leading '.').
+bool isNumberText(const std::string &text, bool &isInt) {
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])))
+      ++i;
+    return i > start;
+  };
+  if (i < text.size() && (text[i] == '-' || text[i] == '+'))
+    ++i;
+  if (!digits())
+    return false;
+  isInt = true;
+  if (i < text.size() && text[i] == '.') {
+    isInt = false;
+    ++i;
+    digits();
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    isInt = false;
+    ++i;
+    if (i < text.size() && (text[i] == '-' || text[i] == '+'))
+      ++i;
+    if (!digits())
+      return false;
+  }
+  return i == text.size();
+}
+
 /// The value of a setting as the parser would have produced it; the
 /// location is the one of the expression it replaces, so that later errors
-/// (a non-positive size, say) still point into the spec.
-ExprPtr parseValue(const std::string &text, SourceLoc loc) {
+/// (a non-positive size, say) still point into the spec. Null with `why`
+/// set when the text is a number the language rejects.
+ExprPtr parseValue(const std::string &text, SourceLoc loc, std::string &why) {
   if (text.empty())
     return nullptr;
-  char *end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (end && *end == '\0') {
-    bool isInt = text.find_first_of(".eE") == std::string::npos;
+  bool isInt = false;
+  if (isNumberText(text, isInt)) {
+    errno = 0;
+    double v = 0;
+    if (isInt) {
+      long long i = std::strtoll(text.c_str(), nullptr, 10);
+      if (errno == ERANGE) {
+        why = "integer '" + text + "' is too large";
+        return nullptr;
+      }
+      v = static_cast<double>(i);
+    } else {
+      v = std::strtod(text.c_str(), nullptr);
+      if (errno == ERANGE || !std::isfinite(v)) {
+        why = "number '" + text + "' is out of range";
+        return nullptr;
+      }
+    }
     return std::make_unique<NumberExpr>(loc, v, isInt);
+  }
+  std::string lower = text;
+  for (char &c : lower)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!lower.empty() && (lower[0] == '-' || lower[0] == '+'))
+    lower.erase(0, 1);
+  if (lower == "nan" || lower == "inf" || lower == "infinity") {
+    why = "'" + text +
+          "' is not a number the language accepts; values must "
+          "be finite";
+    return nullptr;
   }
   bool ident =
       std::isalpha(static_cast<unsigned char>(text[0])) || text[0] == '_';
@@ -97,9 +157,11 @@ bool applySettings(Module &m, const std::vector<std::string> &settings,
       continue;
     }
     SourceLoc at = t ? t->loc : u ? u->loc : SourceLoc{};
-    ExprPtr value = parseValue(text, at);
+    std::string why;
+    ExprPtr value = parseValue(text, at, why);
     if (!value) {
-      fail(s, "the value must be a number, a name or a \"string\"");
+      fail(s, why.empty() ? "the value must be a number, a name or a \"string\""
+                          : why);
       continue;
     }
     size_t dot = key.find('.');

@@ -1,6 +1,7 @@
 #include "dsl/Source.h"
 
 #include <cassert>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -19,6 +20,13 @@ uint32_t SourceManager::addBuffer(std::string path, std::string text) {
 }
 
 uint32_t SourceManager::addFile(const std::string &path, std::string &err) {
+  // A directory opens as a stream that reads nothing: it would check as an
+  // empty spec.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    err = "'" + path + "' is a directory, not a spec file";
+    return 0;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     err = "cannot open '" + path + "'";

@@ -13,13 +13,13 @@ constexpr size_t kMaxTerms = 32;
 long long checkedAdd(long long a, long long b) {
   long long r;
   if (__builtin_add_overflow(a, b, &r))
-    throw DimError("dimension arithmetic overflows");
+    throw DimError("its value overflows 64-bit integers");
   return r;
 }
 long long checkedMul(long long a, long long b) {
   long long r;
   if (__builtin_mul_overflow(a, b, &r))
-    throw DimError("dimension arithmetic overflows");
+    throw DimError("its value overflows 64-bit integers");
   return r;
 }
 } // namespace
@@ -119,7 +119,9 @@ std::string Dim::str() const {
   // Symbolic terms first, constant last: "features + 1".
   auto emit = [&](const Monomial &m, long long c) {
     bool neg = c < 0;
-    long long a = neg ? -c : c;
+    // Unsigned: the magnitude of the most negative coefficient.
+    unsigned long long a = neg ? 0ULL - static_cast<unsigned long long>(c)
+                               : static_cast<unsigned long long>(c);
     if (out.empty())
       out += neg ? "-" : "";
     else

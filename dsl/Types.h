@@ -13,6 +13,10 @@ struct ProblemInfo;
 struct ModuleInst;
 struct Scope;
 
+/// The largest dimension, and element count, of a tensor: the exported
+/// code and Halide index with 32-bit extents.
+constexpr long long kMaxDimension = 2147483647;
+
 /// Raised by Dim arithmetic that cannot be represented (overflow, too many
 /// terms, inexact division of a constant). Sema turns it into a diagnostic.
 class DimError : public std::runtime_error {

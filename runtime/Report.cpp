@@ -189,7 +189,10 @@ void writeReport(const std::string &runDir, std::ostream &log) {
   std::vector<json> baseMetrics;
   if (ev.is_object() && ev.contains("baseline")) {
     fs::path b = ev["baseline"].get<std::string>();
-    base = readJsonFile(b / "eval.json");
+    // The baseline's evaluation as this run's eval made it (older runs
+    // left it in the baseline's own eval.json).
+    base = ev.contains("baseline_eval") ? ev["baseline_eval"]
+                                        : readJsonFile(b / "eval.json");
     baseConfig = readJsonFile(b / "config.json");
     baseMetrics = readMetrics(b / "metrics.jsonl");
   }

@@ -9,11 +9,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -385,6 +387,14 @@ void restore(PrimalDual &pd, const TensorFile &f) {
   }
 }
 
+/// A non-negative decimal integer (no sign, no spaces), or nothing.
+std::optional<int64_t> countOf(const std::string &s) {
+  if (s.empty() || s.size() > 18 ||
+      s.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  return std::stoll(s);
+}
+
 struct RunState {
   int64_t epoch = 0; // epochs finished
   double bestVal = std::numeric_limits<double>::infinity();
@@ -396,7 +406,7 @@ void writeCheckpoint(const fs::path &file, const PrimalDual &pd,
   TensorFile f;
   pd.save(f);
   f.metadata = {{"format", "unroll-checkpoint"},
-                {"version", "1"},
+                {"version", "2"},
                 {"plan_hash", hash},
                 {"epoch", std::to_string(rs.epoch)},
                 {"best_epoch", std::to_string(rs.bestEpoch)},
@@ -415,10 +425,39 @@ TensorFile readCheckpoint(const fs::path &file, const std::string &hash) {
   }
   if (f.metadata["format"] != "unroll-checkpoint" || !f.metadata.count("epoch"))
     throw RunError("'" + file.string() + "' is not an Unroll checkpoint");
+  auto damaged = [&](const std::string &why) {
+    return RunError("'" + file.string() + "' is damaged: " + why +
+                    " (delete it to start the run over)");
+  };
+  // Version 1 checkpoints predate the checksums; from version 2 on every
+  // tensor has one, so that a damaged tensor is never loaded.
+  const std::string version = f.metadata["version"];
+  if (version != "1" && version != "2")
+    throw RunError("'" + file.string() +
+                   "' is an Unroll checkpoint of version '" + version +
+                   "'; this runtime reads versions 1 and 2");
+  if (version != "1")
+    for (auto &[name, t] : f.tensors)
+      if (!f.metadata.count(checksumKey(name)))
+        throw damaged("tensor '" + name + "' has no checksum");
   if (f.metadata["plan_hash"] != hash)
     throw RunError("'" + file.string() +
                    "' was written for a different program than the run's "
                    "plan.json (the spec or its settings changed)");
+  const std::optional<int64_t> epoch = countOf(f.metadata["epoch"]),
+                               bestEpoch = countOf(f.metadata["best_epoch"]);
+  if (!epoch || *epoch < 1)
+    throw damaged("its epoch '" + f.metadata["epoch"] +
+                  "' is not a positive integer");
+  if (!bestEpoch || *bestEpoch > *epoch)
+    throw damaged("its best epoch '" + f.metadata["best_epoch"] +
+                  "' is not an epoch from 0 to " + std::to_string(*epoch));
+  const std::string &bestLoss = f.metadata["best_val_loss"];
+  char *end = nullptr;
+  const double loss = std::strtod(bestLoss.c_str(), &end);
+  if (bestLoss.empty() || *end != '\0' || std::isnan(loss))
+    throw damaged("its best validation loss '" + bestLoss +
+                  "' is not a number");
   return f;
 }
 
@@ -473,6 +512,24 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                      (hint.empty() ? "" : "; it was started with" + hint));
     }
   }
+  // Epochs recorded in metrics.jsonl: a run that has them but lost its
+  // checkpoint is not started over silently (its metrics would go).
+  int64_t recorded = 0;
+  if (opts.resume && fs::exists(metricsFile, ec)) {
+    std::istringstream in(readText(metricsFile));
+    for (std::string line; std::getline(in, line);)
+      recorded += !line.empty();
+  }
+  if (opts.resume && !hasCheckpoint && recorded > 0)
+    throw RunError("cannot resume '" + dir.string() +
+                   "': " + ckptFile.filename().string() +
+                   " is missing although " + metricsFile.filename().string() +
+                   " records " + std::to_string(recorded) +
+                   " finished epoch(s); restore the checkpoint, or start over "
+                   "in another directory (--out) or after deleting this one");
+  if (opts.resume && !hasCheckpoint)
+    log << "nothing to resume from (no epoch had finished): training from "
+           "the start\n";
   RunState rs;
   std::optional<TensorFile> resumeFrom;
   if (opts.resume && hasCheckpoint) {
@@ -492,6 +549,15 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   Dataset data = loadDataset(alg, to.seed);
   log << "data: " << data.train.size << " train, " << data.validation.size
       << " validation, " << data.test.size << " test\n";
+  // The best checkpoint is chosen on the validation split, and eval runs on
+  // the test split: neither may be empty.
+  for (const auto &[split, name] :
+       {std::pair<const Split *, const char *>{&data.train, "training"},
+        {&data.validation, "validation"},
+        {&data.test, "test"}})
+    if (split->size < 1)
+      throw RunError(std::string("the data source gives no ") + name +
+                     " instances; give it more data (--set data.n=...)");
   Tensor yTrain = targetsFor(alg, data.train, cache, device, log, "train");
   Tensor yVal =
       targetsFor(alg, data.validation, cache, device, log, "validation");
@@ -500,7 +566,6 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   fs::create_directories(dir, ec);
   if (ec)
     throw RunError("cannot create '" + dir.string() + "': " + ec.message());
-  writeFileAtomic(planFile.string(), planText);
   json config = {{"spec", opts.spec},
                  {"settings", opts.settings},
                  {"plan_hash", hash},
@@ -517,11 +582,22 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                    {"backend", kernels ? "compiled" : "eager"}}}};
   if (!opts.kernelLibrary.empty())
     config["kernel_library"] = fs::absolute(opts.kernelLibrary).string();
-  writeFileAtomic((dir / "config.json").string(), config.dump(2) + "\n");
+  // The program and its settings: a new run writes them now; a resumed one
+  // (whose settings may have changed: epochs, optimiser) once its first
+  // epoch has finished, so that a resume that fails leaves the run as it
+  // was.
+  bool runFilesWritten = false;
+  auto writeRunFiles = [&] {
+    writeFileAtomic(planFile.string(), planText);
+    writeFileAtomic((dir / "config.json").string(), config.dump(2) + "\n");
+    runFilesWritten = true;
+  };
+  if (!resumeFrom)
+    writeRunFiles();
   // Metrics of epochs after the checkpoint (a run killed between the two
   // writes) are dropped so that the file matches the parameters.
   std::string metrics;
-  if (opts.resume && fs::exists(metricsFile, ec)) {
+  if (resumeFrom && fs::exists(metricsFile, ec)) {
     std::istringstream in(readText(metricsFile));
     for (std::string line; std::getline(in, line);) {
       json m = json::parse(line, nullptr, false);
@@ -529,7 +605,8 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
         metrics += line + "\n";
     }
   }
-  writeFileAtomic(metricsFile.string(), metrics);
+  if (!resumeFrom)
+    writeFileAtomic(metricsFile.string(), metrics);
 
   Executor ex(alg);
   PrimalDual pd = startModel(ex, to, device, kernels, data.train);
@@ -613,6 +690,8 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                  {"val_loss", val.loss}, {"val_distance", means(val.distance)},
                  {"violation", viol},    {"lambda", lam},
                  {"seconds", secs},      {"best", best}};
+    if (!runFilesWritten)
+      writeRunFiles();
     // Checkpoint first: metrics never describe parameters that were lost.
     writeCheckpoint(ckptFile, pd, hash, rs);
     if (best)
@@ -654,7 +733,32 @@ std::map<std::string, Tensor> readRunParams(const std::string &runDir) {
   return out;
 }
 
-int evalRun(const EvalRunOptions &opts, std::ostream &log) {
+namespace {
+
+/// Prints the per-layer summary of an evaluation (`what` names the model).
+void printSummary(const json &ev, const std::string &what,
+                  std::ostream &results) {
+  // Without a target (SURF's classification), the objective says how the
+  // layers progress.
+  bool anyDistance = false;
+  for (auto &d : ev["distance"])
+    anyDistance |= !d.is_null();
+  const char *key = anyDistance ? "distance" : "objective";
+  for (const json &o : ev.value("ood", json::array()))
+    results << what << "ood p=" << fmt(o["p"].get<double>())
+            << ": final distance " << o["final"] << "\n";
+  for (const json &o : ev.value("perturb", json::array()))
+    results << what << "perturb s=" << fmt(o["s"].get<double>())
+            << ": final distance " << o["final"] << "\n";
+  results << what << "per-layer "
+          << (anyDistance ? "distance to the optimum" : "objective") << ":";
+  for (auto &d : ev.value(key, json::array()))
+    results << " " << (d.is_null() ? "-" : fmt(d.get<double>()));
+  results << std::endl;
+}
+
+/// The evaluation of `opts.runDir` as eval.json holds it; writes nothing.
+json evaluateRun(const EvalRunOptions &opts, std::ostream &log) {
   useAllCores();
   retainFreedMemory();
   fs::path dir(opts.runDir);
@@ -683,6 +787,8 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
   const torch::Device device = pickDevice(opts.device, kernels, log);
   const std::string cache = cacheDirectory(opts.cacheDir);
   Dataset data = loadDataset(alg, to.seed);
+  if (data.test.size < 1)
+    throw RunError("the data source gives no test instances to evaluate on");
   Tensor yTest = targetsFor(alg, data.test, cache, device, log, "test");
   Executor ex(alg);
   PrimalDual pd = startModel(ex, to, device, kernels, data.train);
@@ -747,7 +853,6 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
     Tensor ys = targetsFor(alg, shifted, cache, device, log, "ood " + fmt(p));
     SplitEval e = evaluateSplit(ex, shifted, ys, seed, 0, false);
     json d = means(e.distance);
-    log << "  ood p=" << fmt(p) << ": final distance " << d.back() << "\n";
     ood.push_back({{"p", p}, {"distance", d}, {"final", d.back()}});
   }
   out["ood"] = ood;
@@ -757,7 +862,6 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
       throw RunError("--perturb values must be non-negative");
     SplitEval e = evaluateSplit(ex, data.test, yTest, seed, s, false);
     json d = means(e.distance);
-    log << "  perturb s=" << fmt(s) << ": final distance " << d.back() << "\n";
     perturb.push_back({{"s", s}, {"distance", d}, {"final", d.back()}});
   }
   out["perturb"] = perturb;
@@ -773,21 +877,24 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log) {
     bo.kernels = nullptr;
     bo.kernelLibrary.clear();
     log << "baseline:\n";
-    evalRun(bo, log);
+    // The baseline is read, never written: its evaluation goes into this
+    // run's eval.json.
     out["baseline"] = fs::absolute(base).string();
+    out["baseline_eval"] = evaluateRun(bo, log);
   }
+  return out;
+}
+
+} // namespace
+
+int evalRun(const EvalRunOptions &opts, std::ostream &log,
+            std::ostream &results) {
+  fs::path dir(opts.runDir);
+  const json out = evaluateRun(opts, log);
   writeFileAtomic((dir / "eval.json").string(), out.dump(1) + "\n");
-  // Without a target (SURF's classification), the objective says how the
-  // layers progress.
-  bool anyDistance = false;
-  for (auto &d : out["distance"])
-    anyDistance |= !d.is_null();
-  const char *what = anyDistance ? "distance" : "objective";
-  log << "per-layer " << (anyDistance ? "distance to the optimum" : "objective")
-      << ":";
-  for (auto &d : out.value(what, json::array()))
-    log << " " << (d.is_null() ? "-" : fmt(d.get<double>()));
-  log << "\n";
+  printSummary(out, "", results);
+  if (out.contains("baseline_eval"))
+    printSummary(out["baseline_eval"], "baseline ", results);
   writeReport(dir.string(), log);
   log << "wrote " << (dir / "eval.json").string() << " and "
       << (dir / "report.html").string() << "\n";

@@ -75,8 +75,11 @@ struct EvalRunOptions {
 };
 
 /// Evaluates the best checkpoint of a run layer by layer on its test split;
-/// writes RUN_DIR/eval.json and RUN_DIR/report.html.
-int evalRun(const EvalRunOptions &opts, std::ostream &log);
+/// writes RUN_DIR/eval.json (with the baseline's evaluation inside: the
+/// baseline's own directory is only read) and RUN_DIR/report.html. The
+/// per-layer summary goes to `results`, progress to `log`.
+int evalRun(const EvalRunOptions &opts, std::ostream &log,
+            std::ostream &results);
 
 /// The parameters of a run's best checkpoint (after checking it against
 /// the run's plan.json), by checkpoint name. Throws RunError.

@@ -97,7 +97,7 @@ extern "C" int unroll_runtime_eval(const char *optionsJson,
     opts.device = o.value("device", "auto");
     opts.kernels = kernels;
     opts.kernelLibrary = o.value("kernel_library", "");
-    return unroll::runtime::evalRun(opts, std::cerr);
+    return unroll::runtime::evalRun(opts, std::cerr, std::cout);
   });
 }
 

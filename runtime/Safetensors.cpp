@@ -1,6 +1,11 @@
 #include "runtime/Safetensors.h"
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iterator>
 
 #include <cerrno>
 #include <cstring>
@@ -96,6 +101,25 @@ void atomicWrite(const std::string &path,
 
 } // namespace
 
+std::string checksumKey(const std::string &tensor) { return "crc32." + tensor; }
+
+std::string checksumOf(const torch::Tensor &t0) {
+  torch::Tensor t = t0.contiguous();
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto *p = static_cast<const Bytef *>(t.data_ptr());
+  size_t n = static_cast<size_t>(t.numel()) * t.element_size();
+  // zlib takes the length as a uInt.
+  while (n > 0) {
+    const uInt chunk = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
+    crc = crc32(crc, p, chunk);
+    p += chunk;
+    n -= chunk;
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
+  return hex;
+}
+
 void writeFileAtomic(const std::string &path, const std::string &text) {
   atomicWrite(path, {{text.data(), text.size()}});
 }
@@ -118,8 +142,13 @@ void writeSafetensors(const std::string &path, const TensorFile &f) {
     offset += bytes;
     data.push_back(t);
   }
-  if (!f.metadata.empty())
-    header["__metadata__"] = f.metadata;
+  std::map<std::string, std::string> metadata = f.metadata;
+  for (size_t i = 0; i < data.size(); ++i) {
+    auto it = std::next(f.tensors.begin(), static_cast<std::ptrdiff_t>(i));
+    metadata[checksumKey(it->first)] = checksumOf(data[i]);
+  }
+  if (!metadata.empty())
+    header["__metadata__"] = metadata;
   std::string h = header.dump();
   // The format pads the header with spaces to a multiple of 8 bytes.
   h.append((8 - h.size() % 8) % 8, ' ');
@@ -200,6 +229,13 @@ TensorFile readSafetensors(const std::string &path) {
     if (count)
       std::memcpy(t.data_ptr(), bytes.data() + dataStart + b, e - b);
     out.tensors[name] = t;
+  }
+  // Checksums, where the file has them (every file written here does).
+  for (auto &[name, t] : out.tensors) {
+    auto it = out.metadata.find(checksumKey(name));
+    if (it != out.metadata.end() && it->second != checksumOf(t))
+      throw corrupt("tensor '" + name +
+                    "' does not match its checksum: the file is damaged");
   }
   return out;
 }

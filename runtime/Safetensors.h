@@ -27,12 +27,20 @@ struct TensorFile {
 /// Writes `f` to `path` atomically: to a temporary file in the same
 /// directory, flushed to disk, then renamed over `path`. A crash at any
 /// point leaves either the old file or the new one. Tensors are stored
-/// contiguous, on the CPU, as F32, F64 or I64.
+/// contiguous, on the CPU, as F32, F64 or I64; the metadata gains each
+/// tensor's CRC-32 under checksumKey(name).
 void writeSafetensors(const std::string &path, const TensorFile &f);
 
 /// Reads and validates a file written by writeSafetensors (or any
-/// safetensors file of F32/F64/I64/I32/U8 tensors). Throws FileError.
+/// safetensors file of F32/F64/I64/I32/U8 tensors), verifying the checksum
+/// of every tensor that has one. Throws FileError.
 TensorFile readSafetensors(const std::string &path);
+
+/// The metadata key of a tensor's checksum: "crc32.NAME".
+std::string checksumKey(const std::string &tensor);
+
+/// The CRC-32 of a CPU tensor's bytes, as 8 hexadecimal digits.
+std::string checksumOf(const torch::Tensor &t);
 
 /// Writes `text` to `path` atomically (as writeSafetensors does).
 void writeFileAtomic(const std::string &path, const std::string &text);

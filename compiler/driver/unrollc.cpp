@@ -56,10 +56,13 @@ std::vector<std::string> libraryPath(const std::vector<std::string> &extra) {
 }
 
 int checkFiles(const std::vector<std::string> &files,
-               const std::vector<std::string> &includes, bool quiet) {
+               const std::vector<std::string> &includes,
+               const std::vector<std::string> &settings, bool quiet) {
   int rc = 0;
   dsl::FrontendOptions opts;
   opts.libraryPath = libraryPath(includes);
+  // A spec is checked as it would train: with the --set values applied.
+  opts.settings = settings;
   for (const std::string &f : files) {
     auto fe = dsl::runFrontend(f, nullptr, opts, std::cerr);
     if (!fe->ok()) {
@@ -269,9 +272,9 @@ std::string kernelLibraryFor(const std::string &planText,
     if (cuda)
       throw;
     // The tool's output, not its long command line.
-    std::string why = e.what();
-    if (size_t at = why.find(" failed:\n"); at != std::string::npos)
-      why = "the C++ compiler failed: " + why.substr(at + 9);
+    const auto *tool = dynamic_cast<const compiler::ToolError *>(&e);
+    std::string why =
+        tool ? "the C++ compiler failed: " + tool->output : e.what();
     while (!why.empty() && why.back() == '\n')
       why.pop_back();
     std::cerr << "warning: no kernel library (" << why
@@ -480,7 +483,7 @@ int exportCommand(const std::string &runDir, compiler::ExportOptions opts,
           compiler::exportModel(plan, params, opts, std::cerr);
       std::cerr << "export: wrote " << m.includeDir << "/" << m.name << ".h, "
                 << m.staticLibrary << ", " << m.sharedLibrary << " and "
-                << m.cmakeConfig << "\n";
+                << m.cmakeConfig << " (version " << opts.version << ")\n";
     } else
       compiler::buildExecutable(plan, params, exe, opts, std::cerr);
   } catch (const compiler::ExportError &e) {
@@ -522,6 +525,10 @@ int run(int argc, char **argv) {
   bool quiet = false;
   check->add_option("files", checkFilesList, "spec files")->required();
   check->add_flag("-q,--quiet", quiet, "print nothing on success");
+  check
+      ->add_option("--set", co.settings,
+                   "check with a spec setting changed, key=value")
+      ->allow_extra_args(false);
   check->add_option("-I,--lib", includes,
                     "extra directory to search for imported libraries");
 
@@ -599,7 +606,11 @@ int run(int argc, char **argv) {
   exp->add_option("run_dir", exportRun, "run directory")->required();
   exp->add_option("-o,--out", exportOpts.outDir, "output directory")
       ->required();
-  exp->add_option("--target", exportOpts.target, "host (the default)");
+  exp->add_option("--target", exportOpts.target,
+                  "host (the default) or host-cuda (layers as CUDA kernels)");
+  exp->add_option("--model-version", exportOpts.version,
+                  "the model's version MAJOR.MINOR.PATCH (default 1.0.0): "
+                  "the CMake package's, and libNAME.so.MAJOR");
   exp->add_option("--name", exportOpts.name,
                   "C prefix of the API (default: the algorithm's name)");
   // How export and build compile the layers.
@@ -653,7 +664,7 @@ int run(int argc, char **argv) {
   co.includes = includes;
   co.printAfterAll = printAfterAll;
   if (*check)
-    return checkFiles(checkFilesList, includes, quiet);
+    return checkFiles(checkFilesList, includes, co.settings, quiet);
   if (*train)
     return trainCommand(trainSpec, co, out, resume, cacheDir, device, backend);
   if (*comp)

@@ -3,6 +3,7 @@
 
 #include "compiler/kernels/CudaKernels.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cctype>
 #include <chrono>
@@ -124,10 +125,12 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
                      : " /* floats, shared by all instances")
       << (in.note.empty() ? "" : ": " + in.note) << " */\n";
   h << "\nenum " << n << "_status {\n  " << N << "_OK = 0,\n  " << N
-    << "_BAD_ARGUMENT = 1, /* a null pointer or batch < 1 */\n  " << N
-    << "_BAD_SIZE = 2,     /* an array length that does not match */\n  " << N
-    << "_FAILED = 3,       /* the generated code reported an error */\n  " << N
-    << "_NO_MEMORY = 4     /* no memory for the states between layers */\n"
+    << "_BAD_ARGUMENT = 1, /* a null pointer, or batch < 1 or > 2^31 - 1 */\n  "
+    << N << "_BAD_SIZE = 2,     /* an array length that does not match */\n  "
+    << N << "_FAILED = 3,       /* the generated code reported an error */\n  "
+    << N
+    << "_NO_MEMORY = 4,    /* no memory for the states between layers */\n  "
+    << N << "_NOT_FINITE = 5    /* an input holds NaN or Inf */\n"
     << "};\n\n"
     << "/* Runs all " << layers << " layers on `batch` instances. Each array "
     << "comes with its\n * length in floats. ";
@@ -271,8 +274,8 @@ std::string wrapperStart(const std::string &n, const InferencePipeline &pipe,
   c << "#include \"" << n << ".h\"\n";
   for (const std::string &lib : libraries)
     c << "#include \"lib" << lib << ".h\"\n";
-  c << "#include \"HalideRuntime.h\"\n\n#include <pthread.h>\n#include "
-       "<stdlib.h>\n#include <string.h>\n\n"
+  c << "#include \"HalideRuntime.h\"\n\n#include <math.h>\n#include "
+       "<pthread.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
     << cacheAllocator(n)
     << "/* A dense row-major array as a Halide buffer (axes reversed). */\n"
     << "static void view(halide_buffer_t *b, halide_dimension_t *dims, "
@@ -289,13 +292,15 @@ std::string wrapperStart(const std::string &n, const InferencePipeline &pipe,
     << "const char *" << n << "_status_string(int status) {\n"
     << "  switch (status) {\n  case " << N << "_OK: return \"ok\";\n"
     << "  case " << N
-    << "_BAD_ARGUMENT: return \"a null pointer or a batch below 1\";\n"
+    << "_BAD_ARGUMENT: return \"a null pointer, or a batch below 1 or above "
+       "2^31 - 1\";\n"
     << "  case " << N
     << "_BAD_SIZE: return \"an array length does not match the model\";\n"
     << "  case " << N
     << "_FAILED: return \"the generated code reported an error\";\n"
     << "  case " << N
     << "_NO_MEMORY: return \"no memory for the states between layers\";\n"
+    << "  case " << N << "_NOT_FINITE: return \"an input holds NaN or Inf\";\n"
     << "  default: return \"unknown status\";\n  }\n}\n\n"
     << runSignature(n, pipe, outs) << " {\n"
     << "  pthread_once(&cache_once, cache_install);\n"
@@ -326,6 +331,14 @@ std::string wrapperStart(const std::string &n, const InferencePipeline &pipe,
     c << "  if (" << o.out << "_len != batch * " << size << "LL || ("
       << o.layers << " && " << o.layers << "_len != batch * "
       << (layers + 1) * size << "LL))\n    return " << N << "_BAD_SIZE;\n";
+  }
+  // Non-finite inputs are refused: the layers' thresholds and
+  // activations would turn NaN into plausible zeros.
+  for (const InferenceInput &in : pipe.inputs) {
+    std::string a = identifier(in.name);
+    c << "  for (int64_t i = 0; i < " << a << "_len; ++i)\n"
+      << "    if (!isfinite(" << a << "[i]))\n      return " << N
+      << "_NOT_FINITE;\n";
   }
   int i = 0;
   for (const InferenceInput &in : pipe.inputs) {
@@ -472,10 +485,16 @@ std::string stagedWrapper(const std::string &n, const InferencePipeline &pipe,
   return c.str();
 }
 
-std::string cmakeConfig(const std::string &n) {
+/// The major number of a version "X.Y.Z".
+std::string majorOf(const std::string &version) {
+  return version.substr(0, version.find('.'));
+}
+
+std::string cmakeConfig(const std::string &n, const std::string &version) {
+  const std::string soname = sharedLibraryName(n, version);
   std::ostringstream c;
-  c << "# " << n << " exported by unrollc: find_package(" << n << ") gives "
-    << n << "::" << n << " (static) and " << n
+  c << "# " << n << " " << version << " exported by unrollc: find_package(" << n
+    << ") gives " << n << "::" << n << " (static) and " << n
     << "::shared.\ninclude(CMakeFindDependencyMacro)\n"
     << "find_dependency(Threads)\n"
     << "get_filename_component(_prefix \"${CMAKE_CURRENT_LIST_DIR}/../../..\" "
@@ -488,9 +507,40 @@ std::string cmakeConfig(const std::string &n) {
     << "    INTERFACE_LINK_LIBRARIES \"Threads::Threads;${CMAKE_DL_LIBS};m\")\n"
     << "  add_library(" << n << "::shared SHARED IMPORTED)\n"
     << "  set_target_properties(" << n << "::shared PROPERTIES\n"
-    << "    IMPORTED_LOCATION \"${_prefix}/lib/lib" << n << ".so\"\n"
+    << "    IMPORTED_LOCATION \"${_prefix}/lib/" << soname << "\"\n"
+    << "    IMPORTED_SONAME \"" << soname << "\"\n"
     << "    INTERFACE_INCLUDE_DIRECTORIES \"${_prefix}/include\")\n"
     << "endif()\nunset(_prefix)\n";
+  return c.str();
+}
+
+/// NAMEConfigVersion.cmake: `find_package(NAME X.Y)` accepts this export
+/// when X is its major version and X.Y is not newer than it (CMake's
+/// SameMajorVersion rule), on 64-bit builds only.
+std::string cmakeConfigVersion(const std::string &version) {
+  std::ostringstream c;
+  c << "set(PACKAGE_VERSION \"" << version << "\")\n"
+    << "if(PACKAGE_FIND_VERSION_RANGE)\n"
+    << "  if(PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION_MIN OR\n"
+    << "     (PACKAGE_FIND_VERSION_RANGE_MAX STREQUAL \"INCLUDE\" AND\n"
+    << "      PACKAGE_VERSION VERSION_GREATER PACKAGE_FIND_VERSION_MAX) OR\n"
+    << "     (PACKAGE_FIND_VERSION_RANGE_MAX STREQUAL \"EXCLUDE\" AND\n"
+    << "      PACKAGE_VERSION VERSION_GREATER_EQUAL "
+       "PACKAGE_FIND_VERSION_MAX))\n"
+    << "    set(PACKAGE_VERSION_COMPATIBLE FALSE)\n"
+    << "  else()\n    set(PACKAGE_VERSION_COMPATIBLE TRUE)\n  endif()\n"
+    << "elseif(NOT PACKAGE_FIND_VERSION)\n"
+    << "  set(PACKAGE_VERSION_COMPATIBLE TRUE)\n"
+    << "elseif(PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION OR\n"
+    << "       NOT PACKAGE_FIND_VERSION_MAJOR STREQUAL \"" << majorOf(version)
+    << "\")\n"
+    << "  set(PACKAGE_VERSION_COMPATIBLE FALSE)\n"
+    << "else()\n  set(PACKAGE_VERSION_COMPATIBLE TRUE)\n"
+    << "  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)\n"
+    << "    set(PACKAGE_VERSION_EXACT TRUE)\n  endif()\nendif()\n"
+    << "if(NOT CMAKE_SIZEOF_VOID_P STREQUAL \"8\")\n"
+    << "  set(PACKAGE_VERSION \"${PACKAGE_VERSION} (64bit)\")\n"
+    << "  set(PACKAGE_VERSION_UNSUITABLE TRUE)\nendif()\n";
   return c.str();
 }
 
@@ -568,15 +618,27 @@ void compileStage(const InferencePipeline &pipe, const std::string &n,
 
 } // namespace
 
-void runTool(const std::string &cmd, const fs::path &logFile) {
-  std::string full = cmd + " > '" + logFile.string() + "' 2>&1";
-  int rc = std::system(full.c_str());
-  if (rc != 0) {
-    std::ifstream in(logFile);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    throw ExportError("'" + cmd + "' failed:\n" + ss.str());
+bool validVersion(const std::string &v) {
+  int parts = 0;
+  size_t i = 0;
+  while (i <= v.size()) {
+    size_t j = v.find('.', i);
+    if (j == std::string::npos)
+      j = v.size();
+    if (j == i || j - i > 9)
+      return false;
+    for (size_t k = i; k < j; ++k)
+      if (!std::isdigit(static_cast<unsigned char>(v[k])))
+        return false;
+    ++parts;
+    i = j + 1;
   }
+  return parts == 3;
+}
+
+std::string sharedLibraryName(const std::string &name,
+                              const std::string &version) {
+  return "lib" + name + ".so." + version.substr(0, version.find('.'));
 }
 
 ExportSummary
@@ -587,6 +649,9 @@ exportModel(const nlohmann::json &plan,
   if (opts.target != "host" && !gpu)
     throw ExportError("target '" + opts.target +
                       "' is not supported; use --target host or host-cuda");
+  if (!validVersion(opts.version))
+    throw ExportError("--model-version '" + opts.version +
+                      "' is not a version MAJOR.MINOR.PATCH of numbers");
   if (opts.split != "auto" && opts.split != "none" && opts.split != "layers")
     throw ExportError("--split '" + opts.split +
                       "' is not one of auto, none, layers");
@@ -699,45 +764,73 @@ exportModel(const nlohmann::json &plan,
 
   writeText(inc / (n + ".h"), header(n, pipe, outs, L, opts.runDir));
   writeText(build / (n + ".c"), cWrapper);
-  writeText(cmake / (n + "Config.cmake"), cmakeConfig(n));
+  writeText(cmake / (n + "Config.cmake"), cmakeConfig(n, opts.version));
+  writeText(cmake / (n + "ConfigVersion.cmake"),
+            cmakeConfigVersion(opts.version));
 
   const fs::path logFile = build / "tools.log";
   const std::string halideInc = "/usr/include/halide14";
-  runTool("cc -O2 -fPIC -c '" + (build / (n + ".c")).string() + "' -I'" +
-              inc.string() + "' -I'" + build.string() + "' -I'" + halideInc +
-              "' -o '" + (build / (n + ".o")).string() + "'",
+  const fs::path object = build / (n + ".o");
+  runTool(cCompiler() +
+              std::vector<std::string>{
+                  "-O2", "-fPIC", "-c", (build / (n + ".c")).string(),
+                  "-I" + inc.string(), "-I" + build.string(), "-I" + halideInc,
+                  "-o", object.string()},
           logFile);
   // Static: the wrapper plus the objects of the Halide archives, each
   // archive into its own folder (their members' names may clash).
   fs::path objs = build / "objs";
   fs::remove_all(objs, ec);
-  std::string objects, archives;
+  std::vector<std::string> members{object.string()}, archives;
   for (size_t k = 0; k < libraries.size(); ++k) {
     const fs::path dir = objs / std::to_string(k);
     const std::string archive =
         (build / ("lib" + libraries[k] + ".a")).string();
     fs::create_directories(dir);
-    runTool("cd '" + dir.string() + "' && ar x '" + archive + "'", logFile);
-    objects += " '" + dir.string() + "'/*.o";
-    archives += " '" + archive + "'";
+    runTool({"ar", "x", archive}, logFile, dir);
+    std::vector<std::string> extracted;
+    for (const fs::directory_entry &e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".o")
+        extracted.push_back(e.path().string());
+    std::sort(extracted.begin(), extracted.end());
+    members.insert(members.end(), extracted.begin(), extracted.end());
+    archives.push_back(archive);
   }
   fs::path staticLib = lib / ("lib" + n + ".a");
   fs::remove(staticLib, ec);
-  runTool("ar rcs '" + staticLib.string() + "' '" +
-              (build / (n + ".o")).string() + "'" + objects,
+  runTool(std::vector<std::string>{"ar", "rcs", staticLib.string()} + members,
           logFile);
   // The shared library exports the C API only: its Halide runtime (thread
   // pool, allocator, caches) stays its own, not bound to that of another
-  // exported library in the same process.
+  // exported library in the same process. Its SONAME carries the major
+  // version, so a program linked against it records that name, not the
+  // export folder's path, and finds it wherever the folder moves.
   const fs::path symbols = build / (n + ".map");
   writeText(symbols, "{\n  global:\n    " + n + "_run;\n    " + n +
                          "_status_string;\n    " + n +
                          "_release_memory;\n  local:\n    *;\n};\n");
-  runTool("cc -shared -o '" + (lib / ("lib" + n + ".so")).string() + "' '" +
-              (build / (n + ".o")).string() + "' -Wl,--version-script='" +
-              symbols.string() + "' -Wl,--whole-archive" + archives +
-              " -Wl,--no-whole-archive -lpthread -ldl -lm",
-          logFile);
+  const std::string soname = sharedLibraryName(n, opts.version);
+  const fs::path shared = lib / soname;
+  std::vector<std::string> link =
+      cCompiler() +
+      std::vector<std::string>{"-shared",
+                               "-o",
+                               shared.string(),
+                               object.string(),
+                               "-Wl,-soname," + soname,
+                               "-Wl,--version-script=" + symbols.string(),
+                               "-Wl,--whole-archive"};
+  link = link + archives +
+         std::vector<std::string>{"-Wl,--no-whole-archive", "-lpthread", "-ldl",
+                                  "-lm"};
+  runTool(link, logFile);
+  // libNAME.so, the name a linker looks for, points at it.
+  const fs::path linkName = lib / ("lib" + n + ".so");
+  fs::remove(linkName, ec);
+  fs::create_symlink(soname, linkName, ec);
+  if (ec)
+    throw ExportError("cannot write '" + linkName.string() +
+                      "': " + ec.message());
   ExportSummary summary;
   summary.name = n;
   for (const InferenceInput &in : pipe.inputs)

@@ -2,10 +2,12 @@
 // `unrollc export RUN_DIR -o DIR`: the trained forward pass compiled ahead
 // of time by Halide, with the weights inside, behind a small C interface:
 //   DIR/include/NAME.h                  the C API (no Halide types)
-//   DIR/lib/libNAME.a, DIR/lib/libNAME.so
+//   DIR/lib/libNAME.a, DIR/lib/libNAME.so.MAJOR (and libNAME.so, a link)
 //   DIR/lib/cmake/NAME/NAMEConfig.cmake  targets NAME::NAME, NAME::shared
+//   DIR/lib/cmake/NAME/NAMEConfigVersion.cmake
 // Neither LibTorch, MLIR nor Halide is needed to use it.
 
+#include "compiler/export/Tool.h"
 #include "compiler/kernels/InferenceLowering.h"
 
 #include <nlohmann/json.hpp>
@@ -37,7 +39,17 @@ struct ExportOptions {
   /// Threads compiling the layers' pipelines at once (split per layer);
   /// 0: one per core.
   int jobs = 0;
+  /// The model's version, MAJOR.MINOR.PATCH: the CMake package's version
+  /// and, its major number, the shared library's SONAME (libNAME.so.MAJOR).
+  std::string version = "1.0.0";
 };
+
+/// Whether `v` is MAJOR.MINOR.PATCH, each a number.
+bool validVersion(const std::string &v);
+
+/// The shared library's file name and SONAME: libNAME.so.MAJOR.
+std::string sharedLibraryName(const std::string &name,
+                              const std::string &version);
 
 /// Ops in all layers (with those of fused regions) above which `--split
 /// auto` compiles a pipeline per layer: GLOW-Prox's 5 layers hold 1655,
@@ -68,10 +80,6 @@ struct ExportSummary {
   int64_t layers = 0;
   std::string includeDir, staticLibrary, sharedLibrary, cmakeConfig;
 };
-
-/// Runs a shell command with its output into `logFile`; on failure,
-/// ExportError with that output.
-void runTool(const std::string &cmd, const std::filesystem::path &logFile);
 
 /// Lowers, compiles and packages the trained algorithm of `plan` with
 /// parameters `params` (checkpoint names). Needs a C compiler (`cc`) and

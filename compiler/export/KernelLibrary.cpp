@@ -542,15 +542,22 @@ KernelLibrarySummary buildKernelLibrary(const std::string &planText,
   // Per process: two runs may build the same cached library at once.
   fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp" +
                                       std::to_string(::getpid()));
-  std::string cmd = "c++ -std=c++17 -O2 -fPIC -shared " +
-                    std::string(cuda ? "" : "-fopenmp ") +
-                    "-fvisibility=hidden -I'" + build.string() +
-                    "' -I/usr/include/halide14 '" +
-                    (build / "kernels.cpp").string() + "'";
-  for (const std::string &o : objects)
-    cmd += " '" + o + "'";
-  cmd += " -Wl,--version-script='" + (build / "exports.map").string() +
-         "' -Wl,-Bsymbolic -o '" + tmp.string() + "' -ldl -lpthread";
+  std::vector<std::string> cmd =
+      cxxCompiler() +
+      std::vector<std::string>{"-std=c++17", "-O2", "-fPIC", "-shared"};
+  if (!cuda)
+    cmd.push_back("-fopenmp");
+  cmd = cmd + std::vector<std::string>{
+                  "-fvisibility=hidden", "-I" + build.string(),
+                  "-I/usr/include/halide14", (build / "kernels.cpp").string()};
+  cmd = cmd + objects +
+        std::vector<std::string>{"-Wl,--version-script=" +
+                                     (build / "exports.map").string(),
+                                 "-Wl,-Bsymbolic",
+                                 "-o",
+                                 tmp.string(),
+                                 "-ldl",
+                                 "-lpthread"};
   runTool(cmd, build / "tools.log");
   fs::rename(tmp, out, ec);
   if (ec)

@@ -20,6 +20,7 @@
 #include <dlfcn.h>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -141,6 +142,24 @@ TEST_CASE("an exported LISTA computes what the runtime computes", "[export]") {
       reinterpret_cast<const char *(*)(int)>(dlsym(lib, "lista_status_string"));
   REQUIRE(status);
   CHECK(std::string(status(2)) == "an array length does not match the model");
+  // A NaN or an Inf in an input is a status of its own, the outputs left
+  // as they were (the thresholds would have turned NaN into zeros).
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    INFO("bad value " << bad);
+    torch::Tensor xb = x.clone();
+    xb[B - 1][5] = bad;
+    torch::Tensor o = torch::full({B, 10}, 7.0f);
+    torch::Tensor ol = torch::full({B, 4, 10}, 7.0f);
+    CHECK(run(B, xb.data_ptr<float>(), B * 6, o.data_ptr<float>(), B * 10,
+              nullptr, 0) == 5);
+    CHECK(run(B, xb.data_ptr<float>(), B * 6, o.data_ptr<float>(), B * 10,
+              ol.data_ptr<float>(), B * 4 * 10) == 5);
+    CHECK(torch::all(o == 7.0f).item<bool>());
+    CHECK(torch::all(ol == 7.0f).item<bool>());
+  }
+  CHECK(std::string(status(5)) == "an input holds NaN or Inf");
 
   // The blocks a call frees are kept for the next: in a fresh process
   // glibc maps a block of 128 KiB or more anew each time, and every page of
@@ -179,12 +198,11 @@ int main(void) {
   }
   const fs::path exported = dir / "out";
   const std::string exe = (dir / "faults").string();
-  REQUIRE_NOTHROW(
-      compiler::runTool("cc -O2 '" + (dir / "faults.c").string() + "' -I'" +
-                            (exported / "include").string() + "' '" +
-                            (exported / "lib" / "liblista.a").string() +
-                            "' -o '" + exe + "' -lpthread -ldl -lm",
-                        dir / "faults.log"));
+  REQUIRE_NOTHROW(compiler::runTool({"cc", "-O2", (dir / "faults.c").string(),
+                                     "-I" + (exported / "include").string(),
+                                     (exported / "lib" / "liblista.a").string(),
+                                     "-o", exe, "-lpthread", "-ldl", "-lm"},
+                                    dir / "faults.log"));
   FILE *pipe = popen(exe.c_str(), "r");
   REQUIRE(pipe);
   long faults = -1;

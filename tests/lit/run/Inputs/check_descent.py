@@ -5,8 +5,10 @@ import json
 import sys
 
 eps = 0.05
-con = json.load(open(sys.argv[1]))["distance"]
-unc = json.load(open(sys.argv[2]))["distance"]
+# usage: check_descent.py CONSTRAINED/eval.json (evaluated with --baseline)
+ev = json.load(open(sys.argv[1]))
+con = ev["distance"]
+unc = ev["baseline_eval"]["distance"]
 print("constrained  ", " ".join("%.3g" % d for d in con))
 print("unconstrained", " ".join("%.3g" % d for d in unc))
 # Layer 1 starts from a random y0: the constraint holds in expectation, so
