@@ -1,6 +1,8 @@
 #pragma once
 // The runtime program ("plan", docs/plan.md) as read by the runtime.
 
+#include "abi/PlanFormat.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -17,8 +19,8 @@ public:
   using std::runtime_error::runtime_error;
 };
 
-/// The plan version this runtime reads.
-constexpr int kPlanVersion = 1;
+/// The plan version this runtime reads (the compiler's, from abi/).
+using abi::kPlanVersion;
 
 /// One algorithm of a plan, checked for the keys the executor needs.
 struct Algorithm {

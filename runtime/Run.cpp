@@ -557,7 +557,12 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
         {&data.test, "test"}})
     if (split->size < 1)
       throw RunError(std::string("the data source gives no ") + name +
-                     " instances; give it more data (--set data.n=...)");
+                     " instances (" + std::to_string(data.train.size) +
+                     " training, " + std::to_string(data.validation.size) +
+                     " validation, " + std::to_string(data.test.size) +
+                     " test): training needs at least one of each (the best "
+                     "checkpoint is chosen on validation, eval runs on test); "
+                     "give it more data");
   Tensor yTrain = targetsFor(alg, data.train, cache, device, log, "train");
   Tensor yVal =
       targetsFor(alg, data.validation, cache, device, log, "validation");

@@ -8,6 +8,8 @@
 //   unrollc eval RUN_DIR         evaluate a run layer by layer
 //   unrollc --version            print the toolchain this build links
 #include "RuntimeLoader.h"
+#include "Suggest.h"
+#include "abi/PlanFormat.h"
 #include "compiler/BuildInfo.h"
 #include "compiler/IRGen/IRGen.h"
 #include "compiler/Pipeline.h"
@@ -396,22 +398,44 @@ int compileCommand(const std::string &spec, const CompileOptions &co,
   return 0;
 }
 
+/// Whether a run's plan.json has the structure of a plan (every reader
+/// after this may index it freely); prints why not.
+bool validPlan(const nlohmann::json &plan, const std::string &runDir) {
+  try {
+    abi::checkPlan(plan);
+    return true;
+  } catch (const abi::PlanFormatError &e) {
+    std::cerr << "error: '" << runDir
+              << "/plan.json' is not a valid plan: " << e.what() << "\n";
+    return false;
+  }
+}
+
 int evalCommand(const std::string &runDir, const std::vector<double> &ood,
                 const std::vector<double> &perturb, const std::string &baseline,
                 const std::string &cacheDir, const std::string &device,
                 const std::string &backend) {
+  // The run's own program says which kernels it needs; a directory that is
+  // not a run (or whose plan.json is not JSON) is left to the runtime to
+  // report, a plan.json that is no plan is refused here, before anything
+  // reads it.
+  std::ifstream planFile(std::filesystem::path(runDir) / "plan.json");
+  std::stringstream text;
+  nlohmann::json plan;
+  const bool havePlan = static_cast<bool>(planFile);
+  if (havePlan) {
+    text << planFile.rdbuf();
+    plan = nlohmann::json::parse(text.str(), nullptr, false);
+    if (!plan.is_discarded() && !validPlan(plan, runDir))
+      return 1;
+  }
   driver::RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
     return 1;
-  // The run's own program says which kernels it needs; a directory that is
-  // not a run is left to the runtime to report.
   std::unique_ptr<compiler::JitKernels> jit;
   std::string library;
-  std::ifstream planFile(std::filesystem::path(runDir) / "plan.json");
-  if (planFile && backend == "compiled") {
-    std::stringstream text;
-    text << planFile.rdbuf();
-    if (!nlohmann::json::parse(text.str(), nullptr, false).is_discarded()) {
+  if (havePlan && backend == "compiled") {
+    if (!plan.is_discarded()) {
       try {
         library =
             kernelLibraryFor(text.str(), backend, device, cacheDir, *rt, jit);
@@ -447,6 +471,8 @@ bool loadRun(const std::string &runDir, nlohmann::json &plan,
     std::cerr << "error: '" << runDir << "/plan.json' is not valid JSON\n";
     return false;
   }
+  if (!validPlan(plan, runDir))
+    return false;
   driver::RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
     return false;
@@ -646,6 +672,15 @@ int run(int argc, char **argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ExtrasError &e) {
+    // "not expected: SPEC" says little: name what was probably meant.
+    const std::string fix =
+        driver::suggestFix(app, std::vector<std::string>(argv + 1, argv + argc),
+                           {"epochs", "batch", "seed", "layers"});
+    if (fix.empty())
+      return app.exit(e) == 0 ? 0 : 1;
+    std::cerr << "error: " << fix << "\n";
+    return 1;
   } catch (const CLI::ParseError &e) {
     return app.exit(e) == 0 ? 0 : 1;
   }

@@ -182,9 +182,7 @@ static float *read_npy(const char *path, int *rank, int64_t *shape,
     if (d > 0 && *count > (int64_t)(INT64_MAX / (int64_t)width) / d) {
       free(header);
       fclose(f);
-      fail("'%s' claims more values than this program can hold (a shape "
-           "axis of %lld)",
-           path, d);
+      fail("'%s' claims more values than this program can hold", path);
       return NULL;
     }
     shape[(*rank)++] = d;

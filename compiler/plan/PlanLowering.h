@@ -3,14 +3,17 @@
 // a versioned JSON document the runtime executes without MLIR. The format
 // is documented in docs/plan.md.
 
+#include "abi/PlanFormat.h"
+
 #include "mlir/IR/BuiltinOps.h"
 
 #include <nlohmann/json.hpp>
 
 namespace unroll::compiler {
 
-/// Version of the plan format written by lowerToPlan.
-constexpr int kPlanVersion = 1;
+/// Version of the plan format written by lowerToPlan (abi/, shared with
+/// every reader).
+using abi::kPlanVersion;
 
 /// Lowers every unroll.algorithm of `module`. The module must have gone
 /// through differentiate and unroll-layers (no unroll.step or unroll.grad

@@ -1,10 +1,15 @@
-// Mutated specs through the whole compile pipeline available so far (front
-// end, IR generation, the dialect's verifier, the middle-end passes): every
-// run must end
-// with status 0 (compiled), 1 (user error reported) or, never, anything
-// else. IR generation's internal errors (exit 2) count as failures too.
+// Mutated specs through the whole compile pipeline (front end, IR
+// generation, the dialect's verifier, the middle-end passes with fusion,
+// the plan), as `unrollc --emit=plan` runs it: every run must end within
+// the child's time limit (a hang fails) with status 0 (a plan that passes
+// the readers' structural check) or 1 (user error reported), never
+// anything else. Internal errors (exit 2) and plans that the readers would
+// reject count as failures too.
 #include "CompilerTestUtil.h"
 #include "Mutation.h"
+
+#include "abi/PlanFormat.h"
+#include "compiler/plan/PlanLowering.h"
 
 #include <catch2/catch.hpp>
 
@@ -15,9 +20,24 @@ int compile(const std::string &text) {
   std::ostringstream err;
   mlir::MLIRContext ctx;
   try {
-    return test::compileSpec(text, ctx, err, /*pipeline=*/true) ? 0 : 1;
+    dsl::FrontendOptions opts;
+    opts.libraryPath = {test::sourcePath("stdlib")};
+    auto fe = dsl::runFrontend("spec.unroll", &text, opts, err);
+    if (!fe->ok())
+      return 1;
+    auto module = compiler::generateIR(ctx, *fe);
+    if (!module || mlir::failed(compiler::runPipeline(*module, false,
+                                                      /*fuse=*/true)))
+      return 1;
+    auto plan = compiler::lowerToPlan(*module);
+    if (mlir::failed(plan))
+      return 1;
+    abi::checkPlan(*plan);
+    return 0;
   } catch (const dsl::InternalError &) {
     return 2;
+  } catch (const abi::PlanFormatError &) {
+    return 4;
   }
 }
 } // namespace

@@ -142,6 +142,48 @@ TEST_CASE("safetensors: corrupt files are rejected with the file's name",
                     Catch::Contains("cannot open"));
 }
 
+TEST_CASE("safetensors: a flipped bit in tensor data fails its checksum",
+          "[runfiles]") {
+  TempDir dir;
+  runtime::TensorFile f;
+  f.tensors["w"] = torch::randn({64});
+  f.tensors["v"] = torch::arange(10, torch::kInt64);
+  runtime::writeSafetensors(dir / "good", f);
+  runtime::TensorFile g = runtime::readSafetensors(dir / "good");
+  CHECK(g.metadata.at(runtime::checksumKey("w")) ==
+        runtime::checksumOf(f.tensors["w"]));
+  const std::string good = readBytes(dir / "good");
+  // Every bit of the data section, one at a time in steps: each flip is
+  // caught and names the tensor it hit.
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(good[i])) << (8 * i);
+  const size_t start = 8 + n;
+  int caught = 0, tried = 0;
+  for (size_t byte = start; byte < good.size(); byte += 37)
+    for (int bit = 0; bit < 8; bit += 3) {
+      std::string bad = good;
+      bad[byte] = static_cast<char>(bad[byte] ^ (1 << bit));
+      writeBytes(dir / "bad", bad);
+      ++tried;
+      try {
+        runtime::readSafetensors(dir / "bad");
+      } catch (const runtime::FileError &e) {
+        caught += std::string(e.what()).find("does not match its checksum") !=
+                  std::string::npos;
+      }
+    }
+  CHECK(tried > 20);
+  CHECK(caught == tried);
+  // A file without checksums (another tool's) still reads.
+  std::string plain = good;
+  const size_t at = plain.find("\"crc32.");
+  REQUIRE(at != std::string::npos);
+  plain.replace(at, 6, "\"xxxxx");
+  writeBytes(dir / "plain", plain);
+  CHECK_NOTHROW(runtime::readSafetensors(dir / "plain"));
+}
+
 TEST_CASE("IDX files: gzip and plain, dimensions, corrupt input",
           "[runfiles]") {
   TempDir dir;

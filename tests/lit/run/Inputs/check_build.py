@@ -75,7 +75,31 @@ print("largest difference from float64 LISTA: %s" %
 write_npy(os.path.join(work, "short.npy"), (B, p - 1), [0.0] * (B * (p - 1)))
 write_npy(os.path.join(work, "two.npy"), (2, d), [0.0] * (2 * d))
 open(os.path.join(work, "junk.npy"), "w").write("not an array")
+write_npy(os.path.join(work, "i64.npy"), (B, p), [0.0] * (B * p), "<i8")
+write_npy(os.path.join(work, "f16.npy"), (B, p), [0.0] * (B * p), "<f2")
+write_npy(os.path.join(work, "huge.npy"), (2**58, p), [0.0] * p)
+write_npy(os.path.join(work, "big.npy"), (2**40, p), [0.0] * p)
+bad = list(x)
+bad[1 * p + 3] = float("nan")
+write_npy(os.path.join(work, "nan.npy"), (B, p), bad)
+bad[1 * p + 3] = 1e300  # finite in float64, Inf in float32
+write_npy(os.path.join(work, "inf.npy"), (B, p), bad, "<f8")
+xy = ("x=" + os.path.join(work, "x.npy"), "y0=" + os.path.join(work, "y0.npy"))
 cases = {
+    "int64": ("-o", os.path.join(work, "o.npy"),
+              "x=" + os.path.join(work, "i64.npy"), xy[1]),
+    "float16": ("-o", os.path.join(work, "o.npy"),
+                "x=" + os.path.join(work, "f16.npy"), xy[1]),
+    "huge shape": ("-o", os.path.join(work, "o.npy"),
+                   "x=" + os.path.join(work, "huge.npy"), xy[1]),
+    "big shape": ("-o", os.path.join(work, "o.npy"),
+                  "x=" + os.path.join(work, "big.npy"), xy[1]),
+    "nan": ("-o", os.path.join(work, "o.npy"),
+            "x=" + os.path.join(work, "nan.npy"), xy[1]),
+    "inf": ("-o", os.path.join(work, "o.npy"),
+            "x=" + os.path.join(work, "inf.npy"), xy[1]),
+    "layers unwritable": ("-o", os.path.join(work, "o.npy"), "--layers",
+                          os.path.join(work, "nowhere", "l.npy"), *xy),
     "missing input": ("-o", os.path.join(work, "o.npy"),
                       "x=" + os.path.join(work, "x.npy")),
     "wrong shape": ("-o", os.path.join(work, "o.npy"),
@@ -94,4 +118,5 @@ for name, args in cases.items():
     last = [l for l in text.splitlines() if "error:" in l][-1]
     print("%s: exit %d: %s" % (name, rc, last.split("error: ", 1)[1]
                                .replace(work + "/", "")))
-print("no output written on error:", not os.path.exists(os.path.join(work, "o.npy")))
+print("no output written on error:",
+      not any(f.startswith("o.npy") for f in os.listdir(work)))

@@ -9,6 +9,8 @@ def write_npy(path, shape, values, dtype="<f4"):
         else "%d," % shape[0])
     pad = (64 - (10 + len(header) + 1) % 64) % 64
     header += " " * pad + "\n"
+    # Other dtypes ('<i8', '<f2') get float64 bytes: enough for a reader
+    # that must refuse them.
     fmt = "<%d%s" % (len(values), "f" if dtype == "<f4" else "d")
     with open(path, "wb") as f:
         f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)))
