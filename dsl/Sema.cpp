@@ -728,6 +728,7 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
     if (p.binding != Binding::None)
       error(p.bindingLoc, "'per layer' and 'shared' apply to parameters of "
                           "an unrolled algorithm, not of a module");
+    int64_t times = 1;
     if (p.repeat) {
       // Symbolic while the module is checked on its own; constant once
       // instantiated with arguments.
@@ -740,14 +741,23 @@ ModuleInst *Sema::instantiateModule(const TypeExpr &t, Scope *scope) {
         if (n.isConstant() && n.value() < 1)
           error(p.repeat->loc,
                 "repeat count must be at least 1, got " + n.str());
+        else if (n.isConstant())
+          times = std::min<int64_t>(n.value(), kMaxModuleCopies + 1);
       }
       if (sym.type.kind != Type::Kind::Module)
         error(p.repeat->loc, "only module parameters can be repeated");
       sym.repeated = true;
     }
+    if (sym.type.kind == Type::Kind::Module && sym.type.module)
+      inst->copies = std::min<int64_t>(
+          inst->copies + times * sym.type.module->copies, kMaxModuleCopies + 1);
     checkParamInit(p, sym.type, ms);
     declareChecked(ms, p.name, sym);
   }
+  if (inst->copies > kMaxModuleCopies)
+    error(t.loc, "module '" + md.name + "' expands to more than " +
+                     std::to_string(kMaxModuleCopies) +
+                     " module copies; lower its repeat counts");
   std::set<std::string> methodNames;
   for (auto &m : md.methods) {
     if (!methodNames.insert(m->name).second) {

@@ -61,7 +61,14 @@ struct ModuleInst {
   const ModuleDecl *decl = nullptr;
   Scope *scope = nullptr;
   std::string key;
+  /// Module copies it expands to: itself and, per member, its copies
+  /// times the member's repeat count (at most kMaxModuleCopies + 1).
+  int64_t copies = 1;
 };
+
+/// The most module copies an instance may expand to: each copy is lowered
+/// and compiled on its own.
+constexpr int64_t kMaxModuleCopies = 10000;
 
 /// Semantic analysis: name resolution, type and shape checking with symbolic
 /// dimensions, and the rules of problems, unrolled algorithms and train

@@ -7,6 +7,7 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/DenseSet.h"
 
 namespace unroll::compiler {
 
@@ -49,9 +50,20 @@ struct SpecializePass
         if (failed(inlineCall(call, symbols)))
           return signalPassFailure();
     }
-    // Every call was inlined: private functions have no users left.
+    // Every call was inlined: private functions that nothing outside the
+    // private functions refers to go, all of them after one walk (a use
+    // query per function would walk the module once each).
+    llvm::DenseSet<StringAttr> used;
+    for (Operation &top : module.getBody()->getOperations()) {
+      auto f = dyn_cast<func::FuncOp>(top);
+      if (f && f.isPrivate())
+        continue;
+      if (auto uses = SymbolTable::getSymbolUses(&top))
+        for (const SymbolTable::SymbolUse &u : *uses)
+          used.insert(u.getSymbolRef().getRootReference());
+    }
     for (auto f : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
-      if (f.isPrivate() && SymbolTable::symbolKnownUseEmpty(f, module))
+      if (f.isPrivate() && !used.contains(f.getSymNameAttr()))
         f.erase();
   }
 

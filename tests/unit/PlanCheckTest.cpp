@@ -64,7 +64,7 @@ TEST_CASE("damaged plans are rejected with the place of the damage", "[abi]") {
                       "version 1");
   j = good;
   j.erase("algorithms");
-  CHECK(problem(j) == "the plan has no \"algorithms\"");
+  CHECK(problem(j) == "the plan has no \"algorithms\" array");
   j = good;
   j["algorithms"][0].erase("states");
   CHECK(problem(j) == "algorithms[0]: lacks \"states\"");
