@@ -373,19 +373,24 @@ static output_t *output_for(const char *arg, const char **path) {
   return NULL;
 }
 
-/* Removes the temporaries of the first `done` files written (in the order
-   of write_outputs). */
-static void remove_temporaries(int done) {
-  char tmp[4096];
-  int k = 0;
+/* The k-th file asked for (each state's -o file, then its --layers file,
+   state by state), or NULL when fewer were. */
+static const char *file_at(int k) {
   for (int i = 0; i < n_outputs; ++i)
     for (int l = 0; l < 2; ++l) {
       const char *p = l ? outputs[i].layers_path : outputs[i].path;
-      if (!p)
-        continue;
-      if (k++ < done && temporary_of(p, tmp, sizeof tmp))
-        remove(tmp);
+      if (p && k-- == 0)
+        return p;
     }
+  return NULL;
+}
+
+/* Removes the temporaries of the first `done` files written. */
+static void remove_temporaries(int done) {
+  char tmp[4096];
+  for (int k = 0; k < done; ++k)
+    if (temporary_of(file_at(k), tmp, sizeof tmp))
+      remove(tmp);
 }
 
 /* Writes every file asked for: all to temporaries first, then each renamed
@@ -419,21 +424,16 @@ static int write_outputs(int64_t batch) {
     }
   }
   char tmp[4096];
-  int k = 0;
-  for (int i = 0; i < n_outputs; ++i)
-    for (int l = 0; l < 2; ++l) {
-      const char *p = l ? outputs[i].layers_path : outputs[i].path;
-      if (!p)
-        continue;
-      ++k;
-      temporary_of(p, tmp, sizeof tmp);
-      if (rename(tmp, p) != 0) {
-        const int saved = errno;
-        remove_temporaries(done);
-        return fail("cannot write '%s': %s", p, strerror(saved)), -1;
-      }
+  for (int k = 0; k < done; ++k) {
+    const char *p = file_at(k);
+    temporary_of(p, tmp, sizeof tmp);
+    if (rename(tmp, p) != 0) {
+      const int saved = errno;
+      remove_temporaries(done);
+      return fail("cannot write '%s': %s", p, strerror(saved)), -1;
     }
-  return k;
+  }
+  return done;
 }
 
 int main(int argc, char **argv) {
@@ -558,16 +558,9 @@ int main(int argc, char **argv) {
     return 1;
   fprintf(stderr, "%s: %lld instances, %lld layers: wrote", program,
           (long long)batch, (long long)n_layers);
-  int listed = 0;
-  for (int i = 0; i < n_outputs; ++i)
-    for (int l = 0; l < 2; ++l) {
-      const char *p = l ? outputs[i].layers_path : outputs[i].path;
-      if (!p)
-        continue;
-      ++listed;
-      fprintf(stderr, "%s%s",
-              listed == 1 ? " " : (listed == written ? " and " : ", "), p);
-    }
+  for (int k = 0; k < written; ++k)
+    fprintf(stderr, "%s%s", k == 0 ? " " : (k + 1 == written ? " and " : ", "),
+            file_at(k));
   fputc('\n', stderr);
   return 0;
 }
