@@ -62,6 +62,16 @@ extern "C" int unroll_runtime_describe(char *buf, int size) {
   return static_cast<int>(s.size());
 }
 
+extern "C" int unroll_runtime_cuda_devices(void) {
+  try {
+    return torch::cuda::is_available()
+               ? static_cast<int>(torch::cuda::device_count())
+               : 0;
+  } catch (const std::exception &) {
+    return 0;
+  }
+}
+
 extern "C" int unroll_runtime_train(const char *planJson,
                                     const char *optionsJson,
                                     const unroll_kernels *kernels, char *err,

@@ -130,13 +130,17 @@ typedef struct unroll_kernel_library {
 #define UNROLL_KERNEL_LIBRARY_SYMBOL "unroll_kernel_library_get"
 
 /// Version of this C interface; the driver refuses a library with another.
-#define UNROLL_RUNTIME_ABI_VERSION 8
+#define UNROLL_RUNTIME_ABI_VERSION 9
 UNROLL_RUNTIME_API int unroll_runtime_abi_version(void);
 
 /// Writes a NUL-terminated description of the LibTorch in use (after
 /// exercising it once) into `buf` of `size` bytes; returns the length it
 /// needed, excluding the NUL.
 UNROLL_RUNTIME_API int unroll_runtime_describe(char *buf, int size);
+
+/// The number of CUDA devices the runtime's LibTorch can use: 0 when it
+/// was built without CUDA or sees no GPU.
+UNROLL_RUNTIME_API int unroll_runtime_cuda_devices(void);
 
 /// `unrollc train`: trains the plan (JSON text) into a run directory.
 /// `options_json` holds run_dir, resume, spec, settings, cache_dir,

@@ -56,7 +56,9 @@ RuntimeLibrary *RuntimeLibrary::get(std::string &err) {
     auto readParams =
         reinterpret_cast<int (*)(const char *, unroll_param_fn, void *, char *,
                                  int)>(dlsym(h, "unroll_runtime_read_params"));
-    if (!abi || !describe || !train || !eval || !readParams ||
+    auto cudaDevices =
+        reinterpret_cast<int (*)()>(dlsym(h, "unroll_runtime_cuda_devices"));
+    if (!abi || !describe || !train || !eval || !readParams || !cudaDevices ||
         abi() != UNROLL_RUNTIME_ABI_VERSION) {
       tried += "\n  " + path + " (not a compatible Unroll runtime)";
       dlclose(h);
@@ -67,12 +69,15 @@ RuntimeLibrary *RuntimeLibrary::get(std::string &err) {
     lib.train_ = train;
     lib.eval_ = eval;
     lib.readParams_ = readParams;
+    lib.cudaDevices_ = cudaDevices;
     return &lib;
   }
   err = "cannot load the Unroll runtime library; tried:" + tried +
         "\nset UNROLL_RUNTIME_LIB to its path";
   return nullptr;
 }
+
+int RuntimeLibrary::cudaDevices() const { return cudaDevices_(); }
 
 std::string RuntimeLibrary::describe() const {
   std::string s(256, '\0');

@@ -15,6 +15,9 @@ public:
   /// LibTorch's description, from unroll_runtime_describe.
   std::string describe() const;
 
+  /// CUDA devices the runtime can use (unroll_runtime_cuda_devices).
+  int cudaDevices() const;
+
   /// unroll_runtime_train / unroll_runtime_eval: the exit status; `err`
   /// receives the message of a failure.
   /// `kernels` null: eager execution of fused ops.
@@ -36,6 +39,7 @@ private:
   int (*train_)(const char *, const char *, const unroll_kernels *, char *,
                 int) = nullptr;
   int (*eval_)(const char *, const unroll_kernels *, char *, int) = nullptr;
+  int (*cudaDevices_)() = nullptr;
 };
 
 } // namespace unroll::driver

@@ -46,13 +46,6 @@ int64_t elements(const std::vector<int64_t> &shape) {
   return n;
 }
 
-void writeText(const fs::path &p, const std::string &text) {
-  std::ofstream out(p);
-  out << text;
-  if (!out)
-    throw ExportError("cannot write '" + p.string() + "'");
-}
-
 /// What NAME_run writes for one state variable: its final value and,
 /// optionally, its value after every layer.
 using Output = ExportSummary::State;

@@ -427,13 +427,6 @@ int noise(void *, const unroll_tensor *w, const unroll_tensor *o,
   return os.str();
 }
 
-void writeText(const fs::path &p, const std::string &text) {
-  std::ofstream out(p);
-  out << text;
-  if (!out)
-    throw ExportError("cannot write '" + p.string() + "'");
-}
-
 } // namespace
 
 KernelLibrarySummary buildKernelLibrary(const std::string &planText,

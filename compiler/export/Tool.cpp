@@ -1,5 +1,7 @@
 #include "compiler/export/Tool.h"
 
+#include "abi/Files.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -47,6 +49,14 @@ std::vector<std::string> operator+(std::vector<std::string> base,
                                    const std::vector<std::string> &more) {
   base.insert(base.end(), more.begin(), more.end());
   return base;
+}
+
+void writeText(const fs::path &p, const std::string &text) {
+  try {
+    abi::writeFileAtomic(p.string(), text);
+  } catch (const abi::WriteError &e) {
+    throw ExportError(e.what());
+  }
 }
 
 std::vector<std::string> cCompiler() { return fromEnvironment("CC", "cc"); }

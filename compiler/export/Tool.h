@@ -1,6 +1,7 @@
 #pragma once
 // Running the external tools an export needs (the C and C++ compilers,
-// ar): an argument vector, no shell, the tool's output into a log file.
+// ar): an argument vector, no shell, the tool's output into a log file;
+// and writing the files they read.
 
 #include "compiler/kernels/InferenceLowering.h"
 
@@ -36,6 +37,10 @@ std::vector<std::string> cCompiler();
 
 /// The C++ compiler: $CXX split on blanks, else `c++`.
 std::vector<std::string> cxxCompiler();
+
+/// Writes `text` to `p` atomically (abi::writeFileAtomic); ExportError
+/// when it cannot.
+void writeText(const std::filesystem::path &p, const std::string &text);
 
 /// `base` followed by `more`.
 std::vector<std::string> operator+(std::vector<std::string> base,
