@@ -433,8 +433,8 @@ ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
     torch::NoGradGuard noGrad;
     Tensor t;
     // A random initial state: each instance draws its own, all at once
-    // (running the body once per instance cost about 0.7 ms of a 10 ms LISTA
-    // training step). Reset even if the body throws.
+    // (running the body once per instance is a step's worth of small ops).
+    // Reset even if the body throws.
     drawPerInstance_ = s.value("random", false);
     RValue v;
     try {

@@ -18,12 +18,11 @@ inline uint32_t twist(uint32_t u, uint32_t v) {
 }
 
 /// at::mt19937's next_state(), in two loops that the compiler vectorises
-/// (the engine's own is a word at a time: 27 us of a 12,800-word draw of
-/// 31 us). The first reads words that it writes later (a vector reads them
-/// all before it writes); the second reads what it wrote kN - kM = 227
-/// words before, so no more than that many words may be in flight. Built
-/// for AVX-512, AVX2 and the baseline, chosen at load time: 12,800 words
-/// take 1.7 us on AVX-512 against 4.3 us on the baseline.
+/// (the engine's own is a word at a time, most of a draw's time). The
+/// first reads words that it writes later (a vector reads them all before
+/// it writes); the second reads what it wrote kN - kM = 227 words before,
+/// so no more than that many words may be in flight. Built for AVX-512,
+/// AVX2 and the baseline, chosen at load time (the wider, the faster).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void
 nextState(uint32_t *s) {
 #pragma omp simd

@@ -90,6 +90,22 @@ bool loadRun(const std::string &runDir, nlohmann::json &plan,
   return true;
 }
 
+/// The kernels for `planText` (kernelLibraryFor, with the GPUs the runtime
+/// sees); false after printing why there are none.
+bool kernelsFor(const std::string &planText, const std::string &backend,
+                const std::string &device, const std::string &cacheDir,
+                RuntimeLibrary &rt, std::string &library,
+                std::unique_ptr<compiler::JitKernels> &jit) {
+  try {
+    library = kernelLibraryFor(planText, backend, device, cacheDir,
+                               rt.cudaDevices(), jit);
+    return true;
+  } catch (const compiler::ExportError &e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return false;
+  }
+}
+
 } // namespace
 
 int trainCommand(const std::string &spec, const DriverOptions &co,
@@ -103,13 +119,8 @@ int trainCommand(const std::string &spec, const DriverOptions &co,
     return 1;
   std::unique_ptr<compiler::JitKernels> jit;
   std::string library;
-  try {
-    library = kernelLibraryFor(planText, backend, device, cacheDir,
-                               rt->cudaDevices(), jit);
-  } catch (const compiler::ExportError &e) {
-    std::cerr << "error: " << e.what() << "\n";
+  if (!kernelsFor(planText, backend, device, cacheDir, *rt, library, jit))
     return 1;
-  }
   if (out.empty())
     out = defaultRunDir(spec);
   nlohmann::json opts = {
@@ -203,17 +214,9 @@ int evalCommand(const std::string &runDir, const std::vector<double> &ood,
     return 1;
   std::unique_ptr<compiler::JitKernels> jit;
   std::string library;
-  if (havePlan && backend == "compiled") {
-    if (!plan.is_discarded()) {
-      try {
-        library = kernelLibraryFor(text.str(), backend, device, cacheDir,
-                                   rt->cudaDevices(), jit);
-      } catch (const compiler::ExportError &e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-      }
-    }
-  }
+  if (havePlan && !plan.is_discarded() &&
+      !kernelsFor(text.str(), backend, device, cacheDir, *rt, library, jit))
+    return 1;
   nlohmann::json opts = {{"run_dir", runDir},        {"ood", ood},
                          {"perturb", perturb},       {"baseline", baseline},
                          {"cache_dir", cacheDir},    {"device", device},

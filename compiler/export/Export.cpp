@@ -152,12 +152,10 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
 /// scratch arrays), which keeps freed blocks for the next call, and
 /// NAME_release_memory. A block of 128 KiB or more that glibc returns to
 /// the kernel comes back as fresh pages, each faulted in and zeroed on
-/// first touch: standalone, SURF's exported forward took 6.8 ms with
-/// glibc's allocator against 5.7 ms with its blocks kept (9.6 against 5.9
-/// ms per layer), and the benchmark's speed depended on what LibTorch had
-/// allocated before. Blocks have the layout of Halide's default allocator
-/// (the malloc'd start just before the aligned pointer), so either frees
-/// the other's.
+/// first touch, on every call, so a program's speed would depend on what
+/// else it had allocated and freed before. Blocks have the layout of Halide's
+/// default allocator (the malloc'd start just before the aligned pointer), so
+/// either frees the other's.
 std::string cacheAllocator(const std::string &n) {
   std::ostringstream c;
   c << R"(/* Freed blocks kept for the next call (the least recently freed
@@ -596,9 +594,8 @@ void compileStage(const InferencePipeline &pipe, const std::string &n,
                   const std::vector<Output> &outs, const std::string &fn,
                   const Halide::Target &target, const fs::path &dir) {
   // A layer's outputs are the pipeline's (a copy would read and write
-  // every state once more: LISTA's ten layers took 6.2 ms at batch 4096
-  // with copies, 5.2 ms without); the initial states are copied (they may
-  // be inputs).
+  // every state once more); the initial states are copied (they may be
+  // inputs).
   std::vector<Func> states = pipe.states.back();
   for (size_t i = 0; pipe.states.size() == 1 && i < outs.size(); ++i)
     states[i] = outputOf(stateFunc(n + "_state", outs, i), {states[i]},

@@ -52,10 +52,11 @@ std::string sharedLibraryName(const std::string &name,
                               const std::string &version);
 
 /// Ops in all layers (with those of fused regions) above which `--split
-/// auto` compiles a pipeline per layer: GLOW-Prox's 5 layers hold 1655,
-/// SURF's 10 layers 330 (117 s to export whole, 8.7 s per layer, about as
-/// fast either way), LISTA's 10 layers 90 (20% slower per layer at batch
-/// 4096: its layers' products are not computed in each other's tiles).
+/// auto` compiles a pipeline per layer. Halide's compile time grows with
+/// the square of a pipeline's size, so big programs (GLOW-Prox, SURF)
+/// split; small ones (LISTA) stay whole, where one layer's products can be
+/// computed in the next layer's tiles (docs/performance.md has the
+/// figures).
 constexpr int64_t kSplitOps = 200;
 
 /// What an export produced: enough to write a program against it.

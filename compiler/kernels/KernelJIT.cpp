@@ -63,9 +63,9 @@ JitKernels::JitKernels(const nlohmann::json &plan)
     backward_.emplace(id, std::move(back[i - 1]));
     kernels_.emplace(id, std::move(k));
   }
-  // Compiled by their first realize: Adam's is about 0.5 s that `eval`,
-  // which never updates parameters, need not pay; a normal draw's 0.3 s
-  // only where a spec draws (noise, a random initial state).
+  // Compiled by their first realize: Adam's compile is a cost that `eval`,
+  // which never updates parameters, need not pay, and a normal draw's only
+  // where a spec draws (noise, a random initial state).
   scheduleAdamCpu(adam_, target_);
   adam_.update.jit_handlers().custom_do_par_for = parallelFor;
   scheduleNoiseCpu(noise_, target_);
