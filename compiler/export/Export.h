@@ -54,9 +54,8 @@ std::string sharedLibraryName(const std::string &name,
 /// Ops in all layers (with those of fused regions) above which `--split
 /// auto` compiles a pipeline per layer. Halide's compile time grows with
 /// the square of a pipeline's size, so big programs (GLOW-Prox, SURF)
-/// split; small ones (LISTA) stay whole, where one layer's products can be
-/// computed in the next layer's tiles (docs/performance.md has the
-/// figures).
+/// split; small ones (LISTA) stay whole, which runs them faster at large
+/// batches (docs/performance.md has the figures).
 constexpr int64_t kSplitOps = 200;
 
 /// What an export produced: enough to write a program against it.
