@@ -10,6 +10,10 @@ using nlohmann::json;
 
 namespace {
 
+/// The largest dimension a plan may hold: the exported code and Halide
+/// index with 32-bit extents (the checker bounds specs the same way).
+constexpr int64_t kMaxDimension = 2147483647;
+
 enum class Kind { String, Int, Number, Bool, Array, Object };
 
 const char *kindName(Kind k) {
@@ -135,15 +139,15 @@ public:
       fail(at, "is not an object");
   }
 
-  /// A shape: per-instance dimensions, each at least 1.
+  /// A shape: per-instance dimensions, each from 1 to kMaxDimension.
   void shape(const json &v, const std::string &at) const {
     if (!v.is_array())
       fail(at, "is not a shape (an array of dimensions)");
     for (size_t k = 0; k < v.size(); ++k)
       if (!v[k].is_number_integer() || v[k].get<int64_t>() < 1 ||
-          v[k].get<int64_t>() > 2147483647)
+          v[k].get<int64_t>() > kMaxDimension)
         fail(at + "[" + std::to_string(k) + "]",
-             "is not a dimension from 1 to 2147483647");
+             "is not a dimension from 1 to " + std::to_string(kMaxDimension));
   }
 
   /// A new id: an integer not defined before.

@@ -266,52 +266,23 @@ private:
 
   // number := digits [ '.' digits ] [ ('e'|'E') ['+'|'-'] digits ]
   bool lexNumber(Token &t) {
-    size_t start = pos_;
     bool isFloat = false;
-    while (std::isdigit(static_cast<unsigned char>(peek())))
+    const size_t end = scanNumber(src_, pos_, isFloat);
+    t.text = src_.substr(pos_, end - pos_);
+    while (pos_ < end) // a number holds no newline: columns advance
       advance();
-    // "0..10" is a range, not the float "0." followed by ".10".
-    if (peek() == '.' && peek(1) != '.') {
-      isFloat = true;
-      advance();
-      while (std::isdigit(static_cast<unsigned char>(peek())))
-        advance();
-    }
-    if ((peek() == 'e' || peek() == 'E') &&
-        (std::isdigit(static_cast<unsigned char>(peek(1))) ||
-         ((peek(1) == '+' || peek(1) == '-') &&
-          std::isdigit(static_cast<unsigned char>(peek(2)))))) {
-      isFloat = true;
-      advance();
-      if (peek() == '+' || peek() == '-')
-        advance();
-      while (std::isdigit(static_cast<unsigned char>(peek())))
-        advance();
-    }
-    t.text = src_.substr(start, pos_ - start);
     if (std::isalpha(static_cast<unsigned char>(peek())) || peek() == '_') {
       diag_.error(here(), "invalid suffix on number '" + t.text + "'");
       while (std::isalnum(static_cast<unsigned char>(peek())) || peek() == '_')
         advance();
       return false;
     }
-    errno = 0;
-    if (isFloat) {
-      t.kind = Tok::Float;
-      t.number = std::strtod(t.text.c_str(), nullptr);
-      if (errno == ERANGE) {
-        diag_.error(t.loc, "number '" + t.text + "' is out of range");
-        return false;
-      }
-    } else {
-      t.kind = Tok::Int;
-      t.integer = std::strtoll(t.text.c_str(), nullptr, 10);
-      if (errno == ERANGE) {
-        diag_.error(t.loc, "integer '" + t.text + "' is too large");
-        return false;
-      }
-      t.number = static_cast<double>(t.integer);
+    std::string why;
+    if (!convertNumber(t.text, isFloat, t.number, t.integer, why)) {
+      diag_.error(t.loc, why);
+      return false;
     }
+    t.kind = isFloat ? Tok::Float : Tok::Int;
     return true;
   }
 
@@ -324,6 +295,50 @@ private:
 };
 
 } // namespace
+
+size_t scanNumber(const std::string &s, size_t pos, bool &isFloat) {
+  auto at = [&](size_t k) { return pos + k < s.size() ? s[pos + k] : '\0'; };
+  auto digit = [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  };
+  isFloat = false;
+  while (digit(at(0)))
+    ++pos;
+  if (at(0) == '.' && at(1) != '.') {
+    isFloat = true;
+    ++pos;
+    while (digit(at(0)))
+      ++pos;
+  }
+  if ((at(0) == 'e' || at(0) == 'E') &&
+      (digit(at(1)) || ((at(1) == '+' || at(1) == '-') && digit(at(2))))) {
+    isFloat = true;
+    pos += at(1) == '+' || at(1) == '-' ? 2 : 1;
+    while (digit(at(0)))
+      ++pos;
+  }
+  return pos;
+}
+
+bool convertNumber(const std::string &text, bool isFloat, double &value,
+                   long long &integer, std::string &why) {
+  errno = 0;
+  if (isFloat) {
+    value = std::strtod(text.c_str(), nullptr);
+    if (errno == ERANGE) {
+      why = "number '" + text + "' is out of range";
+      return false;
+    }
+    return true;
+  }
+  integer = std::strtoll(text.c_str(), nullptr, 10);
+  if (errno == ERANGE) {
+    why = "integer '" + text + "' is too large";
+    return false;
+  }
+  value = static_cast<double>(integer);
+  return true;
+}
 
 std::vector<Token> lex(const SourceManager &sm, uint32_t file,
                        DiagnosticEngine &diag) {

@@ -51,6 +51,18 @@ struct Token {
   long long integer = 0;
 };
 
+/// The end of the number literal that starts with a digit at `pos` of
+/// `s`: digits [ '.' digits ] [ ('e'|'E') ['+'|'-'] digits ] ("0..10" is a
+/// range, not "0." then ".10"). `isFloat` says whether it has a '.' or an
+/// exponent.
+size_t scanNumber(const std::string &s, size_t pos, bool &isFloat);
+
+/// The value of a number literal as scanNumber delimits it (a leading
+/// sign allowed): `value`, and for an integer also `integer`. False with
+/// `why` when it is out of range.
+bool convertNumber(const std::string &text, bool isFloat, double &value,
+                   long long &integer, std::string &why);
+
 /// Splits a buffer into tokens. Invalid characters and malformed literals are
 /// reported and skipped, so the parser always gets a token stream ending in
 /// Eof.

@@ -1,46 +1,14 @@
 #include "dsl/Settings.h"
 
+#include "dsl/Lexer.h"
+
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <cmath>
 #include <cstdlib>
 
 namespace unroll::dsl {
 
 namespace {
-
-/// Whether `text` is a number as the language writes one, with an
-/// optional sign: digits [ '.' digits ] [ ('e'|'E') ['+'|'-'] digits ]
-/// (the lexer's rule; no "nan", "inf", hexadecimal or leading '.').
-bool isNumberText(const std::string &text, bool &isInt) {
-  size_t i = 0;
-  auto digits = [&] {
-    size_t start = i;
-    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])))
-      ++i;
-    return i > start;
-  };
-  if (i < text.size() && (text[i] == '-' || text[i] == '+'))
-    ++i;
-  if (!digits())
-    return false;
-  isInt = true;
-  if (i < text.size() && text[i] == '.') {
-    isInt = false;
-    ++i;
-    digits();
-  }
-  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
-    isInt = false;
-    ++i;
-    if (i < text.size() && (text[i] == '-' || text[i] == '+'))
-      ++i;
-    if (!digits())
-      return false;
-  }
-  return i == text.size();
-}
 
 /// The value of a setting as the parser would have produced it; the
 /// location is the one of the expression it replaces, so that later errors
@@ -49,25 +17,18 @@ bool isNumberText(const std::string &text, bool &isInt) {
 ExprPtr parseValue(const std::string &text, SourceLoc loc, std::string &why) {
   if (text.empty())
     return nullptr;
-  bool isInt = false;
-  if (isNumberText(text, isInt)) {
-    errno = 0;
+  // A number as the lexer reads one (no "nan", "inf", hexadecimal or
+  // leading '.'), with an optional sign.
+  const size_t digits = text[0] == '-' || text[0] == '+' ? 1 : 0;
+  bool isFloat = false;
+  if (digits < text.size() &&
+      std::isdigit(static_cast<unsigned char>(text[digits])) &&
+      scanNumber(text, digits, isFloat) == text.size()) {
     double v = 0;
-    if (isInt) {
-      long long i = std::strtoll(text.c_str(), nullptr, 10);
-      if (errno == ERANGE) {
-        why = "integer '" + text + "' is too large";
-        return nullptr;
-      }
-      v = static_cast<double>(i);
-    } else {
-      v = std::strtod(text.c_str(), nullptr);
-      if (errno == ERANGE || !std::isfinite(v)) {
-        why = "number '" + text + "' is out of range";
-        return nullptr;
-      }
-    }
-    return std::make_unique<NumberExpr>(loc, v, isInt);
+    long long integer = 0;
+    if (!convertNumber(text, isFloat, v, integer, why))
+      return nullptr;
+    return std::make_unique<NumberExpr>(loc, v, !isFloat);
   }
   std::string lower = text;
   for (char &c : lower)

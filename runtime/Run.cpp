@@ -512,11 +512,15 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                      (hint.empty() ? "" : "; it was started with" + hint));
     }
   }
-  // Epochs recorded in metrics.jsonl: a run that has them but lost its
-  // checkpoint is not started over silently (its metrics would go).
+  // The metrics of a resumed run, read once: a run that records epochs but
+  // lost its checkpoint is not started over silently (its metrics would
+  // go), and the lines are kept below.
+  const std::string recordedText = opts.resume && fs::exists(metricsFile, ec)
+                                       ? readText(metricsFile)
+                                       : std::string();
   int64_t recorded = 0;
-  if (opts.resume && fs::exists(metricsFile, ec)) {
-    std::istringstream in(readText(metricsFile));
+  {
+    std::istringstream in(recordedText);
     for (std::string line; std::getline(in, line);)
       recorded += !line.empty();
   }
@@ -602,8 +606,8 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   // Metrics of epochs after the checkpoint (a run killed between the two
   // writes) are dropped so that the file matches the parameters.
   std::string metrics;
-  if (resumeFrom && fs::exists(metricsFile, ec)) {
-    std::istringstream in(readText(metricsFile));
+  if (resumeFrom) {
+    std::istringstream in(recordedText);
     for (std::string line; std::getline(in, line);) {
       json m = json::parse(line, nullptr, false);
       if (!m.is_discarded() && m.value("epoch", int64_t(0)) <= rs.epoch)

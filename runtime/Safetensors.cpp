@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 
 namespace unroll::runtime {
@@ -86,6 +85,7 @@ void writeFileAtomic(const std::string &path, const std::string &text) {
 void writeSafetensors(const std::string &path, const TensorFile &f) {
   json header = json::object();
   std::vector<torch::Tensor> data;
+  std::map<std::string, std::string> metadata = f.metadata;
   size_t offset = 0;
   for (auto &[name, t0] : f.tensors) {
     torch::Tensor t = t0.detach().to(torch::kCPU).contiguous();
@@ -99,12 +99,8 @@ void writeSafetensors(const std::string &path, const TensorFile &f) {
                     {"shape", t.sizes().vec()},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
+    metadata[checksumKey(name)] = checksumOf(t);
     data.push_back(t);
-  }
-  std::map<std::string, std::string> metadata = f.metadata;
-  for (size_t i = 0; i < data.size(); ++i) {
-    auto it = std::next(f.tensors.begin(), static_cast<std::ptrdiff_t>(i));
-    metadata[checksumKey(it->first)] = checksumOf(data[i]);
   }
   if (!metadata.empty())
     header["__metadata__"] = metadata;
@@ -189,7 +185,8 @@ TensorFile readSafetensors(const std::string &path) {
       std::memcpy(t.data_ptr(), bytes.data() + dataStart + b, e - b);
     out.tensors[name] = t;
   }
-  // Checksums, where the file has them (every file written here does).
+  // Checksums, where the file has them (every file written here does); the
+  // metadata is read with the tensors, in whatever order the header has.
   for (auto &[name, t] : out.tensors) {
     auto it = out.metadata.find(checksumKey(name));
     if (it != out.metadata.end() && it->second != checksumOf(t))

@@ -476,11 +476,6 @@ std::string stagedWrapper(const std::string &n, const InferencePipeline &pipe,
   return c.str();
 }
 
-/// The major number of a version "X.Y.Z".
-std::string majorOf(const std::string &version) {
-  return version.substr(0, version.find('.'));
-}
-
 std::string cmakeConfig(const std::string &n, const std::string &version) {
   const std::string soname = sharedLibraryName(n, version);
   std::ostringstream c;
@@ -626,9 +621,13 @@ bool validVersion(const std::string &v) {
   return parts == 3;
 }
 
+std::string majorOf(const std::string &version) {
+  return version.substr(0, version.find('.'));
+}
+
 std::string sharedLibraryName(const std::string &name,
                               const std::string &version) {
-  return "lib" + name + ".so." + version.substr(0, version.find('.'));
+  return "lib" + name + ".so." + majorOf(version);
 }
 
 ExportSummary

@@ -47,6 +47,9 @@ struct ExportOptions {
 /// Whether `v` is MAJOR.MINOR.PATCH, each a number.
 bool validVersion(const std::string &v);
 
+/// The major number of a version MAJOR.MINOR.PATCH.
+std::string majorOf(const std::string &version);
+
 /// The shared library's file name and SONAME: libNAME.so.MAJOR.
 std::string sharedLibraryName(const std::string &name,
                               const std::string &version);
