@@ -81,11 +81,11 @@ std::vector<int64_t> parseList(const std::string &s) {
 std::map<std::string, torch::Tensor> randomInputs(const runtime::Algorithm &alg,
                                                   int64_t B) {
   std::map<std::string, torch::Tensor> in;
-  for (const nlohmann::json &i : alg.json["inputs"]) {
-    std::vector<int64_t> shape = i["shape"].get<std::vector<int64_t>>();
-    if (i["role"] == "data")
+  for (const abi::Input &i : alg.inputs) {
+    std::vector<int64_t> shape = i.shape;
+    if (i.role == abi::Role::Data)
       shape.insert(shape.begin(), B);
-    in[i["name"].get<std::string>()] = torch::randn(shape);
+    in[i.name] = torch::randn(shape);
   }
   return in;
 }
@@ -229,12 +229,12 @@ int main(int argc, char **argv) {
   const int64_t maxB = *std::max_element(batches.begin(), batches.end());
   // LISTA-like: data x and a dictionary D, which the roofline's GEMM
   // sizes come from; any other model is timed against eager alone.
-  const nlohmann::json &specInputs = alg.json["inputs"];
-  const bool listaLike =
-      specInputs.size() == 2 && specInputs[0]["name"] == "x" &&
-      specInputs[1]["name"] == "D" && specInputs[1]["shape"].size() == 2;
-  const int64_t p = listaLike ? specInputs[1]["shape"][0].get<int64_t>() : 0;
-  const int64_t d = listaLike ? specInputs[1]["shape"][1].get<int64_t>() : 0;
+  const std::vector<abi::Input> &specInputs = alg.inputs;
+  const bool listaLike = specInputs.size() == 2 && specInputs[0].name == "x" &&
+                         specInputs[1].name == "D" &&
+                         specInputs[1].shape.size() == 2;
+  const int64_t p = listaLike ? specInputs[1].shape[0] : 0;
+  const int64_t d = listaLike ? specInputs[1].shape[1] : 0;
 
   // The runtime with its initial parameters; the export embeds the same.
   runtime::SparseCodingData g;
@@ -247,9 +247,8 @@ int main(int argc, char **argv) {
   }
   ex.initParams(0);
   std::map<std::string, Halide::Buffer<float>> params;
-  for (const nlohmann::json &prm : alg.json["params"]) {
-    torch::Tensor t =
-        ex.params().at(prm["id"].get<int64_t>()).detach().contiguous();
+  for (const abi::Param &prm : alg.params) {
+    torch::Tensor t = ex.params().at(prm.id).detach().contiguous();
     std::vector<int> extents;
     for (int64_t k = t.dim() - 1; k >= 0; --k)
       extents.push_back(static_cast<int>(t.size(k)));
@@ -265,7 +264,7 @@ int main(int argc, char **argv) {
   std::ostringstream log;
   compiler::ExportSummary m;
   try {
-    m = compiler::exportModel(plan, params, eo, log);
+    m = compiler::exportModel(abi::readPlan(plan), params, eo, log);
   } catch (const compiler::ExportError &e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

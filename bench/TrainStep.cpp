@@ -121,31 +121,30 @@ int main(int argc, char **argv) {
   nlohmann::json plan = bench::compilePlan(spec, settings);
   auto algs = runtime::parsePlan(plan.dump());
   const runtime::Algorithm &alg = algs[0];
-  const nlohmann::json &train = alg.json["train"];
+  const nlohmann::json train = alg.train.value_or(nlohmann::json::object());
   runtime::TrainOptions to;
   to.batch = train.value("batch", int64_t(64));
   to.primalLr = train["primal"].value("lr", 1e-3);
   to.dualLr = train["dual"].value("lr", 1e-2);
   to.dualEveryEpoch = train["dual"].value("every", "epoch") == "epoch";
-  to.constrained = !alg.json["constraints"].empty();
+  to.constrained = !alg.constraints.empty();
 
   // (steps + 1) batches of data: synthetic sparse codes for LISTA-like
   // specs (a data vector and a dictionary), the spec's own data source for
   // others (SURF); targets, if any, to a loose tolerance (their accuracy
   // does not change the cost of a step).
-  const nlohmann::json &specInputs = alg.json["inputs"];
+  const std::vector<abi::Input> &specInputs = alg.inputs;
   const bool listaLike =
-      specInputs.size() == 2 && specInputs[1]["role"] == "given" &&
-      specInputs[1]["shape"].size() == 2 && specInputs[0]["shape"].size() == 1;
+      specInputs.size() == 2 && specInputs[1].role == abi::Role::Given &&
+      specInputs[1].shape.size() == 2 && specInputs[0].shape.size() == 1;
   const int64_t needed = to.batch * (steps + 1);
   int64_t p = 0, d = 0;
   runtime::Split data;
   if (listaLike) {
-    p = specInputs[1]["shape"][0].get<int64_t>();
-    d = specInputs[1]["shape"][1].get<int64_t>();
+    p = specInputs[1].shape[0];
+    d = specInputs[1].shape[1];
     auto g = runtime::syntheticSparse(needed, p, d, 0.1, 0.01, 1);
-    data.inputs = {{specInputs[0]["name"].get<std::string>(), g.x},
-                   {specInputs[1]["name"].get<std::string>(), g.D}};
+    data.inputs = {{specInputs[0].name, g.x}, {specInputs[1].name, g.D}};
     data.size = g.x.size(0);
   } else {
     data = runtime::loadDataset(alg, 1).train;
@@ -158,7 +157,7 @@ int main(int argc, char **argv) {
     }
   }
   torch::Tensor ystar;
-  if (!alg.json["targets"].empty()) {
+  if (!alg.targets.empty()) {
     runtime::Executor solver(alg);
     solver.bindInputs(data.inputs);
     solver.initParams(0);
@@ -168,7 +167,7 @@ int main(int argc, char **argv) {
   // The compiled side's kernels: JIT-compiled in process (unrollc train),
   // or a kernel library compiled ahead of time (unrollc compile, then
   // unroll-run).
-  compiler::JitKernels jit(plan);
+  compiler::JitKernels jit(abi::readPlan(plan));
   std::unique_ptr<runtime::KernelLibrary> library;
   const unroll_kernels *abi = jit.abi();
   if (kernels == "library") {
@@ -216,10 +215,10 @@ int main(int argc, char **argv) {
   for (int64_t s = 0; s <= steps; ++s) {
     runtime::Split one;
     torch::Tensor idx = torch::arange(s * to.batch, (s + 1) * to.batch);
-    for (const nlohmann::json &in : alg.json["inputs"]) {
-      const std::string name = in["name"];
-      const torch::Tensor &t = data.inputs.at(name);
-      one.inputs[name] = in["role"] == "data" ? t.index_select(0, idx) : t;
+    for (const abi::Input &in : alg.inputs) {
+      const torch::Tensor &t = data.inputs.at(in.name);
+      one.inputs[in.name] =
+          in.role == abi::Role::Data ? t.index_select(0, idx) : t;
     }
     one.size = to.batch;
     batches.push_back(one);

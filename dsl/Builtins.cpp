@@ -129,6 +129,11 @@ Type check(Ctx &c) {
     }
     return Type::tensor({c.args[0].intValue, c.args[0].intValue});
   }
+  if (n == "stop_gradient") {
+    if (Type early; c.start(1, 1, early))
+      return early;
+    return c.tensor(0, -1, "a tensor") ? c.t(0) : c.fail();
+  }
   if (n == "inv") {
     if (Type early; c.start(1, 1, early))
       return early;
@@ -361,7 +366,7 @@ const std::vector<std::string> &builtinNames() {
           "uniform",      "zeros",       "ones",      "concat",
           "first_half",   "second_half", "squeeze2d", "unsqueeze2d",
           "conv2d",       "softmax",     "logsumexp", "append_ones",
-          "graph_filter", "minibatch",   "grad"})
+          "graph_filter", "minibatch",   "grad",      "stop_gradient"})
       v.push_back(n);
     return v;
   }();

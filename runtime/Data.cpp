@@ -87,18 +87,16 @@ double numArg(const json &src, const char *key, double dflt) {
   return src[key].get<double>();
 }
 
-std::vector<const json *> inputsWithRole(const Algorithm &alg,
-                                         const char *role) {
-  std::vector<const json *> out;
-  for (const json &in : alg.json["inputs"])
-    if (in["role"] == role)
+std::vector<const abi::Input *> inputsWithRole(const Algorithm &alg,
+                                               abi::Role role) {
+  std::vector<const abi::Input *> out;
+  for (const abi::Input &in : alg.inputs)
+    if (in.role == role)
       out.push_back(&in);
   return out;
 }
 
-std::vector<int64_t> shapeOf(const json &in) {
-  return in["shape"].get<std::vector<int64_t>>();
-}
+const std::vector<int64_t> &shapeOf(const abi::Input &in) { return in.shape; }
 
 Split slice(const Split &all, const std::vector<std::string> &dataNames,
             int64_t from, int64_t n) {
@@ -113,8 +111,8 @@ Split slice(const Split &all, const std::vector<std::string> &dataNames,
 }
 
 Dataset sparseSplits(const Algorithm &alg, const json &src, uint64_t seed) {
-  auto data = inputsWithRole(alg, "data");
-  auto given = inputsWithRole(alg, "given");
+  auto data = inputsWithRole(alg, abi::Role::Data);
+  auto given = inputsWithRole(alg, abi::Role::Given);
   if (data.size() != 1 || given.size() != 1 || shapeOf(*data[0]).size() != 1 ||
       shapeOf(*given[0]).size() != 2 ||
       shapeOf(*given[0])[0] != shapeOf(*data[0])[0])
@@ -133,7 +131,7 @@ Dataset sparseSplits(const Algorithm &alg, const json &src, uint64_t seed) {
       syntheticSparse(n + 2 * held, p, d, numArg(src, "density", 0.1),
                       numArg(src, "noise", 0.01), dataSeed);
   Split all;
-  std::string x = (*data[0])["name"], D = (*given[0])["name"];
+  std::string x = data[0]->name, D = given[0]->name;
   all.inputs[x] = sc.x;
   all.inputs[D] = sc.D;
   return {slice(all, {x}, 0, n), slice(all, {x}, n, held),
@@ -144,8 +142,8 @@ Dataset fashionSplits(const Algorithm &alg, const json &src, uint64_t seed) {
   std::string dir = src.contains("path") && src["path"].is_string()
                         ? src["path"].get<std::string>()
                         : "/usr/share/datasets/fashion-mnist";
-  auto data = inputsWithRole(alg, "data");
-  auto given = inputsWithRole(alg, "given");
+  auto data = inputsWithRole(alg, abi::Role::Data);
+  auto given = inputsWithRole(alg, abi::Role::Given);
   if (data.empty() || data.size() > 2 || given.size() > 1)
     throw PlanError("fashion_mnist supplies a masked image and optionally "
                     "the clean one (data) and the mask (given)");
@@ -155,8 +153,7 @@ Dataset fashionSplits(const Algorithm &alg, const json &src, uint64_t seed) {
     numel *= s;
   if (numel != 28 * 28)
     throw PlanError("fashion_mnist images have 784 pixels; input '" +
-                    (*data[0])["name"].get<std::string>() + "' has " +
-                    std::to_string(numel));
+                    data[0]->name + "' has " + std::to_string(numel));
   torch::Tensor trainImg = readIdx(dir + "/train-images-idx3-ubyte.gz");
   torch::Tensor testImg = readIdx(dir + "/t10k-images-idx3-ubyte.gz");
   for (auto *t : {&trainImg, &testImg})
@@ -185,11 +182,11 @@ Dataset fashionSplits(const Algorithm &alg, const json &src, uint64_t seed) {
     torch::Tensor clean = (img.to(torch::kFloat32) / 255.0).reshape(batched);
     torch::Tensor m = M.reshape(shape);
     s.size = clean.size(0);
-    s.inputs[(*data[0])["name"].get<std::string>()] = clean * m;
+    s.inputs[data[0]->name] = clean * m;
     if (data.size() == 2)
-      s.inputs[(*data[1])["name"].get<std::string>()] = clean;
+      s.inputs[data[1]->name] = clean;
     if (!given.empty())
-      s.inputs[(*given[0])["name"].get<std::string>()] = m;
+      s.inputs[given[0]->name] = m;
     return s;
   };
   return {make(trainPart.index_select(0, order)),
@@ -229,8 +226,8 @@ torch::Tensor shiftOperator(const std::string &graph, int64_t agents,
 }
 
 Dataset federatedSplits(const Algorithm &alg, const json &src, uint64_t seed) {
-  auto data = inputsWithRole(alg, "data");
-  auto given = inputsWithRole(alg, "given");
+  auto data = inputsWithRole(alg, abi::Role::Data);
+  auto given = inputsWithRole(alg, abi::Role::Given);
   std::vector<int64_t> xs, ys, ss;
   if (data.size() == 2 && given.size() == 1) {
     xs = shapeOf(*data[0]);
@@ -279,8 +276,7 @@ Dataset federatedSplits(const Algorithm &alg, const json &src, uint64_t seed) {
           .reshape({total, agents, samples});
   torch::Tensor Y = torch::one_hot(label, classes).to(torch::kFloat32);
   Split all;
-  std::string x = (*data[0])["name"], y = (*data[1])["name"],
-              s = (*given[0])["name"];
+  std::string x = data[0]->name, y = data[1]->name, s = given[0]->name;
   all.inputs[x] = X;
   all.inputs[y] = Y;
   all.inputs[s] = S;
@@ -292,7 +288,7 @@ Dataset federatedSplits(const Algorithm &alg, const json &src, uint64_t seed) {
 } // namespace
 
 Dataset loadDataset(const Algorithm &alg, uint64_t seed) {
-  const json &train = alg.json.value("train", json::object());
+  const json train = alg.train.value_or(json::object());
   if (!train.contains("data") || train["data"].empty())
     throw PlanError("the train block names no data source");
   const json &src = train["data"][0];

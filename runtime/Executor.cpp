@@ -8,7 +8,6 @@
 
 namespace unroll::runtime {
 
-using nlohmann::json;
 using torch::Tensor;
 
 namespace {
@@ -221,10 +220,6 @@ struct FusedFunction : public torch::autograd::Function<FusedFunction> {
   }
 };
 
-std::vector<int64_t> shapeOf(const json &j) {
-  return j.get<std::vector<int64_t>>();
-}
-
 /// One fused op that ends in a reduction, run on every layer's value of
 /// its argument (a descent constraint's measure at every layer) as one node
 /// of the autograd graph: the kernel once per layer on that layer's value,
@@ -366,13 +361,13 @@ RValue Executor::get(int64_t id) const {
 
 void Executor::bindInputs(const std::map<std::string, Tensor> &inputs) {
   batch_ = -1;
-  for (const json &in : alg_.json["inputs"]) {
-    std::string name = in["name"];
+  for (const abi::Input &in : alg_.inputs) {
+    const std::string &name = in.name;
     auto it = inputs.find(name);
     if (it == inputs.end())
       throw PlanError("missing input '" + name + "'");
-    bool data = in["role"] == "data";
-    std::vector<int64_t> want = shapeOf(in["shape"]);
+    bool data = in.role == abi::Role::Data;
+    const std::vector<int64_t> &want = in.shape;
     Tensor t = it->second.to(device_, torch::kFloat32);
     std::vector<int64_t> got(t.sizes().begin(), t.sizes().end());
     if (data) {
@@ -386,8 +381,9 @@ void Executor::bindInputs(const std::map<std::string, Tensor> &inputs) {
     if (got != want)
       throw PlanError("input '" + name + "' has shape " +
                       c10::str(it->second.sizes()) + ", expected " +
-                      in["shape"].dump() + (data ? " per instance" : ""));
-    env_[in["id"].get<int64_t>()] = RValue{t, data};
+                      c10::str(c10::IntArrayRef(want)) +
+                      (data ? " per instance" : ""));
+    env_[in.id] = RValue{t, data};
   }
   if (batch_ < 0)
     batch_ = 1;
@@ -396,13 +392,13 @@ void Executor::bindInputs(const std::map<std::string, Tensor> &inputs) {
 void Executor::initParams(uint64_t seed) {
   gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
   torch::NoGradGuard noGrad;
-  for (const json &op : alg_.json["prelude"])
+  for (const Op &op : alg_.prelude)
     run(op);
-  for (const json &p : alg_.json["params"]) {
-    Tensor t = body(p["init"], {})[0].t.clone();
+  for (const abi::Param &p : alg_.params) {
+    Tensor t = body(p.init, {})[0].t.clone();
     t.set_requires_grad(true);
-    params_[p["id"].get<int64_t>()] = t;
-    env_[p["id"].get<int64_t>()] = RValue{t, false};
+    params_[p.id] = t;
+    env_[p.id] = RValue{t, false};
   }
 }
 
@@ -429,42 +425,42 @@ ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
     }
   } reset{*this};
   std::vector<Tensor> state;
-  for (const json &s : alg_.json["states"]) {
+  for (const abi::State &s : alg_.states) {
     torch::NoGradGuard noGrad;
     Tensor t;
     // A random initial state: each instance draws its own, all at once
     // (running the body once per instance is a step's worth of small ops).
     // Reset even if the body throws.
-    drawPerInstance_ = s.value("random", false);
+    drawPerInstance_ = s.random;
     RValue v;
     try {
-      v = body(s["init"], {})[0];
+      v = body(s.init, {})[0];
     } catch (...) {
       drawPerInstance_ = false;
       throw;
     }
     drawPerInstance_ = false;
     t = v.batched ? v.t : perInstance(v.t, batch_).clone();
-    env_[s["id"].get<int64_t>()] = RValue{t, true};
+    env_[s.id] = RValue{t, true};
     state.push_back(t);
   }
   out.states.push_back(state);
-  for (const json &layer : alg_.json["layers"]) {
-    layerIndex_ = layer["index"].get<double>();
+  for (const abi::Layer &layer : alg_.layers) {
+    layerIndex_ = static_cast<double>(layer.index);
     std::vector<RValue> args;
-    for (const json &id : layer["state"])
-      args.push_back(get(id.get<int64_t>()));
-    std::vector<RValue> res = body(layer["body"], args);
+    for (int64_t id : layer.state)
+      args.push_back(get(id));
+    std::vector<RValue> res = body(layer.body, args);
     std::vector<Tensor> next;
     for (size_t i = 0; i < res.size(); ++i) {
       RValue r = res[i];
       if (!r.batched) // a layer that ignores its input: still per instance
         r = RValue{perInstance(r.t, batch_).clone(), true};
       if (noise)
-        r.t = addNoise(alg_.json["states"][i]["name"].get<std::string>(), r.t);
+        r.t = addNoise(alg_.states[i].name, r.t);
       if (perturb > 0)
         r.t = r.t + perturb * torch::randn(r.t.sizes(), gen_).to(device_);
-      env_[layer["results"][i].get<int64_t>()] = r;
+      env_[layer.results[i]] = r;
       next.push_back(r.t);
     }
     out.states.push_back(next);
@@ -473,16 +469,16 @@ ForwardResult Executor::forward(uint64_t seed, bool noise, double perturb) {
 }
 
 Tensor Executor::addNoise(const std::string &state, Tensor value) {
-  for (const json &n : alg_.json["noise"]) {
-    if (n["on"] != state)
+  for (const abi::Noise &n : alg_.noise) {
+    if (n.on != state)
       continue;
     // The body sees this layer's state (layerIndex_ is the layer).
-    std::vector<RValue> ab = body(n["body"], {RValue{value, true}});
+    std::vector<RValue> ab = body(n.body, {RValue{value, true}});
     int64_t r = value.dim() - 1;
     Tensor a = alignBatched(ab[0], r), b = alignBatched(ab[1], r);
     // Random numbers come from the CPU generator on every device, so that
     // a seed means the same draws on CPU and GPU.
-    bool normal = n["distribution"] == "normal";
+    bool normal = n.distribution == abi::Distribution::Normal;
     Tensor scale = normal ? b : b - a;
     // With a noise kernel: shifted and scaled as it draws.
     if (Tensor u = kernelDraw(value.sizes(), normal, a, scale); u.defined()) {
@@ -535,42 +531,39 @@ Tensor Executor::kernelDraw(c10::IntArrayRef sizes, bool normal,
   return out;
 }
 
-const std::set<int64_t> &Executor::absorbedProducts(const json &b) {
+const std::set<int64_t> &Executor::absorbedProducts(const Body &b) {
   auto [it, fresh] = absorbedCache_.try_emplace(&b);
   if (!fresh)
     return it->second;
   std::map<int64_t, int> uses;
-  std::map<int64_t, const json *> user;
-  for (const json &op : b["ops"])
-    for (const json &id : op["args"]) {
-      ++uses[id.get<int64_t>()];
-      user[id.get<int64_t>()] = &op;
+  std::map<int64_t, const Op *> user;
+  for (const Op &op : b.ops)
+    for (int64_t id : op.args) {
+      ++uses[id];
+      user[id] = &op;
     }
-  for (const json &id : b["yield"])
-    ++uses[id.get<int64_t>()];
-  for (const json &op : b["ops"]) {
-    if (op["op"] != "matmul")
+  for (int64_t id : b.yield)
+    ++uses[id];
+  for (const Op &op : b.ops) {
+    if (op.code != OpCode::Matmul)
       continue;
-    int64_t id = op["id"].get<int64_t>();
-    auto u = user.find(id);
-    if (uses[id] == 1 && u != user.end() && (*u->second)["op"] == "fused" &&
-        u->second->contains("kernel"))
-      it->second.insert(id);
+    auto u = user.find(op.id);
+    if (uses[op.id] == 1 && u != user.end() && u->second->code == OpCode::Fused)
+      it->second.insert(op.id);
   }
   return it->second;
 }
 
-std::vector<RValue> Executor::body(const json &b,
+std::vector<RValue> Executor::body(const Body &b,
                                    const std::vector<RValue> &args) {
-  const json &ids = b["args"];
-  if (ids.size() != args.size())
+  if (b.args.size() != args.size())
     throw PlanError("a plan body gets the wrong number of arguments");
   for (size_t i = 0; i < args.size(); ++i)
-    env_[ids[i].get<int64_t>()] = args[i];
+    env_[b.args[i]] = args[i];
   const std::set<int64_t> *outer = absorbed_;
   absorbed_ = kernels_ ? &absorbedProducts(b) : nullptr;
   try {
-    for (const json &op : b["ops"])
+    for (const Op &op : b.ops)
       run(op);
   } catch (...) {
     absorbed_ = outer;
@@ -579,20 +572,17 @@ std::vector<RValue> Executor::body(const json &b,
   }
   absorbed_ = outer;
   std::vector<RValue> out;
-  for (const json &y : b["yield"])
-    out.push_back(get(y.get<int64_t>()));
+  for (int64_t y : b.yield)
+    out.push_back(get(y));
   return out;
 }
 
-std::vector<RValue> Executor::bodyStacked(const json &b,
+std::vector<RValue> Executor::bodyStacked(const Body &b,
                                           const std::vector<RValue> &args,
                                           int64_t copies) {
-  std::set<int64_t> local;
-  for (const json &id : b["args"])
-    local.insert(id.get<int64_t>());
+  std::set<int64_t> local(b.args.begin(), b.args.end());
   std::map<int64_t, RValue> saved;
-  auto tile = [&](const json &id) {
-    int64_t i = id.get<int64_t>();
+  auto tile = [&](int64_t i) {
     if (local.count(i) || saved.count(i))
       return;
     auto it = env_.find(i);
@@ -606,15 +596,14 @@ std::vector<RValue> Executor::bodyStacked(const json &b,
     flat[0] *= copies;
     it->second.t = t.unsqueeze(0).expand(full).reshape(flat);
   };
-  for (const json &op : b["ops"]) {
-    for (const json &id : op["args"])
+  for (const Op &op : b.ops) {
+    for (int64_t id : op.args)
       tile(id);
-    if (op.contains("id"))
-      local.insert(op["id"].get<int64_t>());
-    for (const json &id : op.value("ids", json::array()))
-      local.insert(id.get<int64_t>());
+    if (op.id >= 0)
+      local.insert(op.id);
+    local.insert(op.ids.begin(), op.ids.end());
   }
-  for (const json &id : b["yield"])
+  for (int64_t id : b.yield)
     tile(id);
   const int64_t batch = batch_;
   batch_ *= copies;
@@ -635,70 +624,122 @@ std::vector<RValue> Executor::bodyStacked(const json &b,
 }
 
 std::vector<RValue>
-Executor::bodyOverLayers(const json &b, const std::vector<Tensor> &values) {
+Executor::bodyOverLayers(const Body &b, const std::vector<Tensor> &values) {
   const int64_t n = static_cast<int64_t>(values.size());
-  const bool oneKernel = kernels_ && n > 0 && b["args"].size() == 1 &&
-                         b["ops"].size() == 1 && b["ops"][0]["op"] == "fused" &&
-                         b["ops"][0].contains("kernel") &&
-                         fusedReduces(b["ops"][0]) && b["yield"].size() == 1 &&
-                         b["yield"][0] == b["ops"][0]["id"];
+  const bool oneKernel = kernels_ && n > 0 && b.args.size() == 1 &&
+                         b.ops.size() == 1 && b.ops[0].reduces() &&
+                         b.yield.size() == 1 && b.yield[0] == b.ops[0].id;
   if (!oneKernel)
     return bodyStacked(b, {RValue{torch::cat(values), true}}, n);
-  const json &op = b["ops"][0];
-  const int64_t arg = b["args"][0].get<int64_t>();
+  const Op &op = b.ops[0];
+  const int64_t arg = b.args[0];
   std::vector<Tensor> inputs(values.begin(), values.end());
   std::vector<int64_t> kinds;
-  for (const json &id : op["args"]) {
-    if (id.get<int64_t>() == arg) {
+  for (int64_t id : op.args) {
+    if (id == arg) {
       kinds.push_back(LayerwiseFusedFunction::Layer);
       continue;
     }
-    RValue v = get(id.get<int64_t>());
+    RValue v = get(id);
     inputs.push_back(v.t.to(torch::kFloat32));
     kinds.push_back(v.batched ? Batched : Shared);
   }
-  const std::vector<int64_t> domain = fusedDomain(op);
+  const std::vector<int64_t> &domain = op.domain();
   std::vector<int64_t> full{values[0].size(0)};
   full.insert(full.end(), domain.begin(), domain.end());
-  Tensor r = LayerwiseFusedFunction::apply(
-      at::TensorList(inputs), n, op["kernel"].get<int64_t>(),
-      reinterpret_cast<int64_t>(kernels_), kinds, full);
+  Tensor r = LayerwiseFusedFunction::apply(at::TensorList(inputs), n, op.kernel,
+                                           reinterpret_cast<int64_t>(kernels_),
+                                           kinds, full);
   return {RValue{r.reshape({-1}), true}};
 }
 
-void Executor::run(const json &op) {
-  const std::string name = op["op"];
+namespace {
+
+Tensor unary(abi::UnaryFn fn, const Tensor &x) {
+  using abi::UnaryFn;
+  switch (fn) {
+  case UnaryFn::Neg:
+    return -x;
+  case UnaryFn::Abs:
+    return x.abs();
+  case UnaryFn::Sign:
+    return x.sign();
+  case UnaryFn::Relu:
+    return torch::relu(x);
+  case UnaryFn::Step:
+    return (x > 0).to(torch::kFloat32);
+  case UnaryFn::Exp:
+    return x.exp();
+  case UnaryFn::Log:
+    return x.log();
+  case UnaryFn::Sqrt:
+    return x.sqrt();
+  case UnaryFn::Tanh:
+    return x.tanh();
+  case UnaryFn::Sigmoid:
+    return torch::sigmoid(x);
+  case UnaryFn::Square:
+    return x * x;
+  }
+  throw PlanError("unknown elementwise function");
+}
+
+Tensor reduce(abi::ReduceKind kind, const Tensor &x,
+              const std::vector<int64_t> &dims) {
+  using abi::ReduceKind;
+  if (dims.empty()) // reducing a scalar
+    return kind == ReduceKind::Norm || kind == ReduceKind::Norm1 ? x.abs()
+           : kind == ReduceKind::Sqnorm                          ? x * x
+                                                                 : x;
+  switch (kind) {
+  case ReduceKind::Sum:
+    return x.sum(dims);
+  case ReduceKind::Mean:
+    return x.mean(dims);
+  case ReduceKind::Norm:
+    // One op and one node backward (and a zero gradient at zero, where
+    // the square root of a sum has an infinite one).
+    return torch::linalg::vector_norm(x, 2, dims, false, c10::nullopt);
+  case ReduceKind::Norm1:
+    return x.abs().sum(dims);
+  case ReduceKind::Sqnorm:
+    return (x * x).sum(dims);
+  }
+  throw PlanError("unknown reduction");
+}
+
+} // namespace
+
+void Executor::run(const Op &op) {
   std::vector<RValue> a;
-  for (const json &id : op["args"])
-    a.push_back(get(id.get<int64_t>()));
-  std::vector<int64_t> shape =
-      op.contains("shape") ? shapeOf(op["shape"]) : std::vector<int64_t>{};
+  for (int64_t id : op.args)
+    a.push_back(get(id));
+  const std::vector<int64_t> &shape = op.shape;
   int64_t outRank = static_cast<int64_t>(shape.size());
   bool anyBatched = false;
   for (const RValue &v : a)
     anyBatched |= v.batched;
-  auto set = [&](Tensor t, bool batched) {
-    env_[op["id"].get<int64_t>()] = RValue{t, batched};
-  };
+  auto set = [&](Tensor t, bool batched) { env_[op.id] = RValue{t, batched}; };
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
 
+  switch (op.code) {
   // Constants and layer indices are made once per executor, not on every
   // run of their op (each creation is a conversion and a copy).
-  if (name == "constant") {
-    auto [it, fresh] = constants_.try_emplace(op["id"].get<int64_t>());
+  case OpCode::Constant: {
+    auto [it, fresh] = constants_.try_emplace(op.id);
     if (fresh)
-      it->second = torch::tensor(op["value"].get<double>(), opts);
+      it->second = torch::tensor(op.value, opts);
     return set(it->second, false);
   }
-  if (name == "layer_index") {
+  case OpCode::LayerIndex: {
     auto [it, fresh] = layerIndices_.try_emplace(layerIndex_);
     if (fresh)
       it->second = torch::tensor(layerIndex_, opts);
     return set(it->second, false);
   }
-  if (name == "eye")
+  case OpCode::Eye:
     return set(torch::eye(shape[0], opts), false);
-  if (name == "fill") {
+  case OpCode::Fill: {
     if (a[0].batched) {
       std::vector<int64_t> full{a[0].t.size(0)};
       full.insert(full.end(), shape.begin(), shape.end());
@@ -708,14 +749,14 @@ void Executor::run(const json &op) {
     }
     return set(a[0].t.expand(shape), false);
   }
-  if (name == "random") {
+  case OpCode::Random: {
     std::vector<int64_t> drawn = shape;
     if (drawPerInstance_)
       drawn.insert(drawn.begin(), batch_);
     int64_t r = static_cast<int64_t>(shape.size());
     Tensor lo = alignBatched(a[0], r), hi = alignBatched(a[1], r);
     bool batched = drawPerInstance_ || anyBatched;
-    const bool normal = op["distribution"] == "normal";
+    const bool normal = op.distribution == abi::Distribution::Normal;
     Tensor scale = normal ? hi : hi - lo;
     if (Tensor s = kernelDraw(drawn, normal, lo, scale); s.defined())
       return set(s, batched);
@@ -723,59 +764,36 @@ void Executor::run(const json &op) {
                    .to(device_);
     return set(lo + scale * s, batched);
   }
-  if (name == "unary") {
-    const std::string fn = op["fn"];
-    Tensor x = a[0].t, r;
-    if (fn == "neg")
-      r = -x;
-    else if (fn == "abs")
-      r = x.abs();
-    else if (fn == "sign")
-      r = x.sign();
-    else if (fn == "relu")
-      r = torch::relu(x);
-    else if (fn == "step")
-      r = (x > 0).to(torch::kFloat32);
-    else if (fn == "exp")
-      r = x.exp();
-    else if (fn == "log")
-      r = x.log();
-    else if (fn == "sqrt")
-      r = x.sqrt();
-    else if (fn == "tanh")
-      r = x.tanh();
-    else if (fn == "sigmoid")
-      r = torch::sigmoid(x);
-    else if (fn == "square")
-      r = x * x;
-    else
-      throw PlanError("unknown elementwise function '" + fn + "'");
-    return set(r, a[0].batched);
-  }
-  static const std::vector<std::string> binary = {"add", "sub", "mul", "div",
-                                                  "pow", "max", "min"};
-  if (std::find(binary.begin(), binary.end(), name) != binary.end()) {
+  case OpCode::Unary:
+    return set(unary(op.fn, a[0].t), a[0].batched);
+  case OpCode::Add:
+  case OpCode::Sub:
+  case OpCode::Mul:
+  case OpCode::Div:
+  case OpCode::Pow:
+  case OpCode::Max:
+  case OpCode::Min: {
     Tensor x = alignBatched(a[0], outRank), y = alignBatched(a[1], outRank);
-    Tensor r = name == "add"   ? x + y
-               : name == "sub" ? x - y
-               : name == "mul" ? x * y
-               : name == "div" ? x / y
-               : name == "pow" ? torch::pow(x, y)
-               : name == "max" ? torch::maximum(x, y)
-                               : torch::minimum(x, y);
+    Tensor r = op.code == OpCode::Add   ? x + y
+               : op.code == OpCode::Sub ? x - y
+               : op.code == OpCode::Mul ? x * y
+               : op.code == OpCode::Div ? x / y
+               : op.code == OpCode::Pow ? torch::pow(x, y)
+               : op.code == OpCode::Max ? torch::maximum(x, y)
+                                        : torch::minimum(x, y);
     return set(r, anyBatched);
   }
-  if (name == "matmul") {
+  case OpCode::Matmul: {
     Tensor x = a[0].t, y = a[1].t;
     bool lv = rank(a[0]) == 1, rv = rank(a[1]) == 1;
     // A shared matrix times one vector per instance (W @ y in every LISTA
     // or ISTA layer): one GEMM, y [B, k] @ W^T, instead of B products.
     if (!a[0].batched && a[1].batched && rank(a[0]) == 2 && rv) {
       // A product only a fused kernel reads: computed inside its node.
-      if (absorbed_ && absorbed_->count(op["id"].get<int64_t>()) &&
+      if (absorbed_ && absorbed_->count(op.id) &&
           x.scalar_type() == torch::kFloat32 &&
           y.scalar_type() == torch::kFloat32) {
-        products_[op["id"].get<int64_t>()] = {x, y};
+        products_[op.id] = {x, y};
         return set(Tensor(), true);
       }
       return set(torch::matmul(y, x.t()), true);
@@ -803,49 +821,29 @@ void Executor::run(const json &op) {
       r = r.squeeze(rv ? -1 : -2);
     return set(r, anyBatched);
   }
-  if (name == "transpose")
+  case OpCode::Transpose:
     return set(a[0].t.transpose(-1, -2), a[0].batched);
-  if (name == "reduce") {
-    const std::string kind = op["kind"];
-    Tensor x = a[0].t;
+  case OpCode::Reduce: {
+    const Tensor &x = a[0].t;
     std::vector<int64_t> dims;
-    if (op.contains("axis"))
-      dims.push_back(dim(a[0], op["axis"].get<int64_t>()));
+    if (op.axis)
+      dims.push_back(dim(a[0], *op.axis));
     else
       for (int64_t d = a[0].batched ? 1 : 0; d < x.dim(); ++d)
         dims.push_back(d);
-    Tensor r;
-    if (dims.empty()) // reducing a scalar
-      r = kind == "norm" || kind == "norm1" ? x.abs()
-          : kind == "sqnorm"                ? x * x
-                                            : x;
-    else if (kind == "sum")
-      r = x.sum(dims);
-    else if (kind == "mean")
-      r = x.mean(dims);
-    else if (kind == "norm")
-      // One op and one node backward (and a zero gradient at zero, where
-      // the square root of a sum has an infinite one).
-      r = torch::linalg::vector_norm(x, 2, dims, false, c10::nullopt);
-    else if (kind == "norm1")
-      r = x.abs().sum(dims);
-    else if (kind == "sqnorm")
-      r = (x * x).sum(dims);
-    else
-      throw PlanError("unknown reduction '" + kind + "'");
-    return set(r, a[0].batched);
+    return set(reduce(op.reduce, x, dims), a[0].batched);
   }
-  if (name == "outer") {
+  case OpCode::Outer: {
     Tensor x = a[0].t.unsqueeze(-1), y = a[1].t.unsqueeze(-2);
     return set(x * y, anyBatched);
   }
-  if (name == "expand") {
-    int64_t ax = dim(a[0], op["axis"].get<int64_t>());
+  case OpCode::Expand: {
+    int64_t ax = dim(a[0], *op.axis);
     std::vector<int64_t> full(a[0].t.sizes().begin(), a[0].t.sizes().end());
-    full.insert(full.begin() + ax, shape[op["axis"].get<int64_t>()]);
+    full.insert(full.begin() + ax, shape[*op.axis]);
     return set(a[0].t.unsqueeze(ax).expand(full), a[0].batched);
   }
-  if (name == "sum_to") {
+  case OpCode::SumTo: {
     // Sum the axes broadcasting added (leading ones, and size-1 targets).
     Tensor x = a[0].t;
     int64_t lead = rank(a[0]) - outRank, off = a[0].batched ? 1 : 0;
@@ -856,8 +854,8 @@ void Executor::run(const json &op) {
         x = x.sum(d + off, /*keepdim=*/true);
     return set(x, a[0].batched);
   }
-  if (name == "concat") {
-    int64_t axis = op["axis"].get<int64_t>();
+  case OpCode::Concat: {
+    int64_t axis = *op.axis;
     if (anyBatched) {
       std::vector<Tensor> parts;
       for (const RValue &v : a)
@@ -866,18 +864,18 @@ void Executor::run(const json &op) {
     }
     return set(torch::cat({a[0].t, a[1].t}, axis), false);
   }
-  if (name == "slice") {
-    int64_t axis = op["axis"].get<int64_t>();
-    return set(
-        a[0].t.narrow(dim(a[0], axis), op["start"].get<int64_t>(), shape[axis]),
-        a[0].batched);
+  case OpCode::Slice: {
+    int64_t axis = *op.axis;
+    return set(a[0].t.narrow(dim(a[0], axis), op.start, shape[axis]),
+               a[0].batched);
   }
-  if (name == "squeeze2d" || name == "unsqueeze2d") {
+  case OpCode::Squeeze2d:
+  case OpCode::Unsqueeze2d: {
     // y[4c + 2di + dj, i, j] = x[c, 2i + di, 2j + dj], per instance.
     Tensor x = a[0].batched ? a[0].t : a[0].t.unsqueeze(0);
     int64_t n = x.size(0);
     Tensor r;
-    if (name == "squeeze2d") {
+    if (op.code == OpCode::Squeeze2d) {
       int64_t C = x.size(1), H = x.size(2), W = x.size(3);
       r = x.reshape({n, C, H / 2, 2, W / 2, 2})
               .permute({0, 1, 3, 5, 2, 4})
@@ -890,8 +888,9 @@ void Executor::run(const json &op) {
     }
     return set(a[0].batched ? r : r.squeeze(0), a[0].batched);
   }
-  if (name == "conv2d" || name == "conv2d_transpose") {
-    bool transposed = name == "conv2d_transpose";
+  case OpCode::Conv2d:
+  case OpCode::Conv2dTranspose: {
+    bool transposed = op.code == OpCode::Conv2dTranspose;
     Tensor x = a[0].batched ? a[0].t : a[0].t.unsqueeze(0);
     Tensor k = a[1].t;
     int64_t kh = k.size(-2), kw = k.size(-1);
@@ -912,7 +911,7 @@ void Executor::run(const json &op) {
                     k.reshape({n * k.size(1), k.size(2), kh, kw}), n);
     return set(r.reshape({n, -1, x.size(2), x.size(3)}), true);
   }
-  if (name == "conv2d_kernel_adjoint") {
+  case OpCode::Conv2dKernelAdjoint: {
     // sum over pixels of g [o, h, w] times the kernel-sized patches of x.
     int64_t n = anyBatched ? batch_ : 1;
     auto batchOf = [&](const RValue &v) {
@@ -927,27 +926,27 @@ void Executor::run(const json &op) {
                    .reshape({n, shape[0], shape[1], kh, kw});
     return set(anyBatched ? r : r.squeeze(0), anyBatched);
   }
-  if (name == "reshape") {
+  case OpCode::Reshape: {
     std::vector<int64_t> full;
     if (a[0].batched)
       full.push_back(a[0].t.size(0));
     full.insert(full.end(), shape.begin(), shape.end());
     return set(a[0].t.reshape(full), a[0].batched);
   }
-  if (name == "conv1x1") {
+  case OpCode::Conv1x1: {
     // [co, c] applied at every pixel of [.., c, h, w].
     Tensor r = torch::einsum("...oc,...chw->...ohw", {a[1].t, a[0].t});
     return set(r, anyBatched);
   }
-  if (name == "inverse")
+  case OpCode::Inverse:
     return set(torch::inverse(a[0].t), a[0].batched);
-  if (name == "logsumexp")
-    return set(torch::logsumexp(a[0].t, dim(a[0], op["axis"].get<int64_t>())),
-               a[0].batched);
-  if (name == "softmax")
-    return set(torch::softmax(a[0].t, dim(a[0], op["axis"].get<int64_t>())),
-               a[0].batched);
-  if (name == "graph_filter") {
+  case OpCode::StopGradient:
+    return set(a[0].t.detach(), a[0].batched);
+  case OpCode::Logsumexp:
+    return set(torch::logsumexp(a[0].t, dim(a[0], *op.axis)), a[0].batched);
+  case OpCode::Softmax:
+    return set(torch::softmax(a[0].t, dim(a[0], *op.axis)), a[0].batched);
+  case OpCode::GraphFilter: {
     // sum_k h_k S^k x over axis 0 (the nodes) of each instance.
     Tensor S = a[0].t, x = a[1].t, h = a[2].t;
     if (a[0].batched || a[2].batched)
@@ -962,10 +961,10 @@ void Executor::run(const json &op) {
     }
     return set(r, a[1].batched);
   }
-  if (name == "minibatch") {
+  case OpCode::Minibatch: {
     // One draw of `size` sample indices per instance and node, shared by
     // every operand so that samples stay paired.
-    int64_t size = op["size"].get<int64_t>();
+    const int64_t size = op.size;
     const RValue &first = a[0];
     int64_t nodes = first.t.size(first.batched ? 1 : 0);
     int64_t avail = first.t.size(first.batched ? 2 : 1);
@@ -981,7 +980,6 @@ void Executor::run(const json &op) {
                      .clamp_max(static_cast<double>(avail - 1))
                      .to(torch::kLong)
                      .to(device_);
-    const json &ids = op["ids"];
     for (size_t i = 0; i < a.size(); ++i) {
       Tensor t = a[i].batched ? a[i].t : perInstance(a[i].t, copies);
       std::vector<int64_t> view{copies, nodes, size};
@@ -990,33 +988,32 @@ void Executor::run(const json &op) {
       std::vector<int64_t> full(t.sizes().begin(), t.sizes().end());
       full[2] = size;
       Tensor gathered = t.gather(2, idx.reshape(view).expand(full));
-      env_[ids[i].get<int64_t>()] =
+      env_[op.ids[i]] =
           RValue{anyBatched ? gathered : gathered.squeeze(0), anyBatched};
     }
     return;
   }
-  if (name == "lipschitz_grad") {
+  case OpCode::LipschitzGrad: {
     // 2 sigma u v^T for the top singular triple (its sign cancels).
     auto [u, sv, vh] = torch::linalg_svd(a[0].t, /*full_matrices=*/false);
     Tensor top = u.select(-1, 0).unsqueeze(-1) * vh.select(-2, 0).unsqueeze(-2);
     return set(2 * sv.select(-1, 0).unsqueeze(-1).unsqueeze(-1) * top,
                a[0].batched);
   }
-  if (name == "lipschitz") {
+  case OpCode::Lipschitz: {
     Tensor s =
         torch::linalg::matrix_norm(a[0].t, 2, {-2, -1}, false, c10::nullopt);
     return set(s * s, a[0].batched);
   }
-  if (name == "fused") {
-    if (kernels_ && op.contains("kernel")) {
-      const std::vector<int64_t> domain = fusedDomain(op);
-      const bool reduces = fusedReduces(op);
+  case OpCode::Fused: {
+    if (kernels_) {
+      const std::vector<int64_t> &domain = op.domain();
       std::vector<int64_t> full{anyBatched ? batch_ : 1};
       full.insert(full.end(), domain.begin(), domain.end());
       std::vector<Tensor> inputs;
       std::vector<int64_t> kinds;
       for (size_t i = 0; i < a.size(); ++i) {
-        auto p = products_.find(op["args"][i].get<int64_t>());
+        auto p = products_.find(op.args[i]);
         if (p != products_.end()) {
           inputs.push_back(p->second.first);
           inputs.push_back(p->second.second);
@@ -1027,20 +1024,21 @@ void Executor::run(const json &op) {
         inputs.push_back(a[i].t.to(torch::kFloat32));
         kinds.push_back(a[i].batched ? Batched : Shared);
       }
-      Tensor r = FusedFunction::apply(
-          at::TensorList(inputs), op["kernel"].get<int64_t>(),
-          reinterpret_cast<int64_t>(kernels_), kinds, full, reduces);
+      Tensor r = FusedFunction::apply(at::TensorList(inputs), op.kernel,
+                                      reinterpret_cast<int64_t>(kernels_),
+                                      kinds, full, op.reduces());
       return set(anyBatched ? r : r.squeeze(0), anyBatched);
     }
-    std::vector<RValue> res = body(op["body"], a);
+    std::vector<RValue> res = body(*op.body, a);
     return set(res[0].t, res[0].batched);
   }
-  if (name == "probe") {
+  case OpCode::Probe:
     if (probes_)
-      (*probes_)[op["name"].get<std::string>()].push_back(a[0].t);
+      (*probes_)[op.name].push_back(a[0].t);
     return;
   }
-  throw PlanError("the runtime cannot run plan op '" + name + "' yet");
+  throw PlanError(std::string("the runtime cannot run plan op '") +
+                  abi::opName(op.code) + "'");
 }
 
 } // namespace unroll::runtime

@@ -1,8 +1,8 @@
 #pragma once
 // Runs a plan's algorithm with LibTorch on a batch of instances.
 
+#include "abi/RuntimeAPI.h"
 #include "runtime/Plan.h"
-#include "runtime/RuntimeAPI.h"
 
 #include <torch/torch.h>
 
@@ -59,20 +59,18 @@ public:
 
   /// Runs one of the plan's bodies (loss, constraint, solver, ...) on
   /// `args`; values it uses from outside must already be bound.
-  std::vector<RValue> body(const nlohmann::json &b,
-                           const std::vector<RValue> &args);
+  std::vector<RValue> body(const Body &b, const std::vector<RValue> &args);
   /// Runs `b` once on `copies` batches stacked along the batch axis (e.g.
   /// every layer's state): the per-instance values it reads from outside
   /// are repeated `copies` times for the run, then bound as they were.
-  std::vector<RValue> bodyStacked(const nlohmann::json &b,
-                                  const std::vector<RValue> &args,
-                                  int64_t copies);
+  std::vector<RValue>
+  bodyStacked(const Body &b, const std::vector<RValue> &args, int64_t copies);
   /// Runs `b`, a body of one per-instance argument, on each of `values`
   /// (e.g. every layer's state): the results stacked along the batch axis,
   /// as bodyStacked gives for the values' concatenation. With kernels, a
   /// body that is one fused op ending in a reduction (a descent
   /// constraint's measure) runs as one autograd node, without stacking.
-  std::vector<RValue> bodyOverLayers(const nlohmann::json &b,
+  std::vector<RValue> bodyOverLayers(const Body &b,
                                      const std::vector<torch::Tensor> &values);
   /// Binds a value by plan id (e.g. a target computed by a solver), moved
   /// to the executor's device.
@@ -100,7 +98,7 @@ public:
 
 private:
   RValue get(int64_t id) const;
-  void run(const nlohmann::json &op);
+  void run(const Op &op);
   torch::Tensor addNoise(const std::string &state, torch::Tensor value);
   /// shift + scale * z for a draw z of `sizes` from gen_ (standard normal
   /// as torch::randn, else uniform as torch::rand: the same words of the
@@ -113,7 +111,7 @@ private:
                            const torch::Tensor &scale);
   /// The matmul ops of body `b` whose product only a fused op with a
   /// kernel reads (found once per body, kept by the body's address).
-  const std::set<int64_t> &absorbedProducts(const nlohmann::json &b);
+  const std::set<int64_t> &absorbedProducts(const Body &b);
 
   Algorithm alg_;
   int64_t batch_ = 0;
@@ -136,7 +134,7 @@ private:
   /// of every body run so far, and the (matrix, vectors) of products
   /// deferred to the fused op that reads them.
   const std::set<int64_t> *absorbed_ = nullptr;
-  std::map<const nlohmann::json *, std::set<int64_t>> absorbedCache_;
+  std::map<const Body *, std::set<int64_t>> absorbedCache_;
   std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> products_;
   std::map<std::string, std::vector<torch::Tensor>> *probes_ = nullptr;
   std::vector<torch::Tensor> *samples_ = nullptr;

@@ -4,7 +4,7 @@
 // object, loaded here so that a runtime built without MLIR and Halide runs
 // them (`unroll-run`).
 
-#include "runtime/RuntimeAPI.h"
+#include "abi/RuntimeAPI.h"
 
 #include <memory>
 #include <string>

@@ -10,21 +10,12 @@ std::vector<Algorithm> parsePlan(const std::string &text) {
     throw PlanError(std::string("plan is not valid JSON: ") + e.what());
   }
   // The whole structure, once: what follows (and the executor) may then
-  // index the plan without checking.
+  // walk the plan without checking.
   try {
-    abi::checkPlan(j);
+    return abi::readPlan(j).algorithms;
   } catch (const abi::PlanFormatError &e) {
     throw PlanError(e.what());
   }
-  std::vector<Algorithm> out;
-  for (const auto &a : j["algorithms"]) {
-    Algorithm alg;
-    alg.json = a;
-    alg.name = a["name"].get<std::string>();
-    alg.layerCount = a["layer_count"].get<int64_t>();
-    out.push_back(std::move(alg));
-  }
-  return out;
 }
 
 } // namespace unroll::runtime

@@ -9,7 +9,7 @@
 //   best.safetensors        parameters of the best validation epoch
 //   eval.json, report.html  written by eval (report also by train)
 
-#include "runtime/RuntimeAPI.h"
+#include "abi/RuntimeAPI.h"
 
 #include <torch/torch.h>
 

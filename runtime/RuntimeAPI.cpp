@@ -1,4 +1,4 @@
-#include "runtime/RuntimeAPI.h"
+#include "abi/RuntimeAPI.h"
 
 #include "runtime/BuildInfo.h"
 #include "runtime/Plan.h"

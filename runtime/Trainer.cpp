@@ -2,7 +2,6 @@
 
 namespace unroll::runtime {
 
-using nlohmann::json;
 using torch::Tensor;
 
 namespace {
@@ -17,28 +16,26 @@ Tensor softThreshold(const Tensor &v, const Tensor &t) {
 }
 
 /// Whether a body (or a fused op inside it) reads the layer index.
-bool usesLayerIndex(const json &body) {
-  for (const json &op : body["ops"])
-    if (op["op"] == "layer_index" ||
-        (op.contains("body") && usesLayerIndex(op["body"])))
-      return true;
-  return false;
+bool usesLayerIndex(const Body &body) {
+  bool uses = false;
+  abi::forEachOp(body,
+                 [&](const Op &op) { uses |= op.code == OpCode::LayerIndex; });
+  return uses;
 }
 
 } // namespace
 
 Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
                     bool accelerated) {
-  const json &alg = ex.algorithm().json;
-  if (!alg.contains("solver"))
+  const Algorithm &alg = ex.algorithm();
+  if (!alg.solver)
     throw PlanError("the plan has no objective split for a classical solver "
                     "(problems with one variable have one)");
-  const json &solver = alg["solver"]["body"];
-  if (ex.algorithm().json["states"].size() != 1)
+  const Body &solver = alg.solver->body;
+  if (alg.states.size() != 1)
     throw PlanError("targets need a problem with one variable");
   torch::NoGradGuard noGrad;
-  std::vector<int64_t> shape =
-      alg["states"][0]["shape"].get<std::vector<int64_t>>();
+  const std::vector<int64_t> &shape = alg.states[0].shape;
   std::vector<int64_t> full{ex.batchSize()};
   full.insert(full.end(), shape.begin(), shape.end());
   auto eval = [&](const Tensor &y) {
@@ -78,11 +75,11 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
 }
 
 Tensor subgradientNorm(Executor &ex, const Tensor &y) {
-  const json &alg = ex.algorithm().json;
-  if (!alg.contains("solver"))
+  const Algorithm &alg = ex.algorithm();
+  if (!alg.solver)
     throw PlanError("the plan has no objective split to measure gradients");
   torch::NoGradGuard noGrad;
-  auto at = ex.body(alg["solver"]["body"], {RValue{y, true}});
+  auto at = ex.body(alg.solver->body, {RValue{y, true}});
   Tensor grad = at[1].batched ? at[1].t : at[1].t.expand(y.sizes());
   Tensor w = at[2].t;
   if (at[2].batched)
@@ -98,17 +95,17 @@ Tensor subgradientNorm(Executor &ex, const Tensor &y) {
 
 ConstraintValues constraintValues(Executor &ex, const ForwardResult &fw,
                                   size_t c) {
-  const json &alg = ex.algorithm().json;
-  const json &con = alg["constraints"][c];
-  const std::string on = con["on"];
-  double eps = con["eps"].get<double>();
-  bool ratio = con["mode"] == "ratio";
+  const Algorithm &alg = ex.algorithm();
+  const abi::Constraint &con = alg.constraints[c];
+  const std::string &on = con.on;
+  const double eps = con.eps;
+  const bool ratio = con.mode == abi::ConstraintMode::Ratio;
   // The constrained quantity at every layer: a state (layers 0..L) or a
   // step result (layers 1..L).
   std::vector<Tensor> q;
   int64_t first = 1;
-  for (size_t i = 0; i < alg["states"].size(); ++i)
-    if (alg["states"][i]["name"] == on) {
+  for (size_t i = 0; i < alg.states.size(); ++i)
+    if (alg.states[i].name == on) {
       for (auto &layerStates : fw.states)
         q.push_back(layerStates[i]);
       first = 0;
@@ -124,16 +121,15 @@ ConstraintValues constraintValues(Executor &ex, const ForwardResult &fw,
                      : v.t.reshape({1, 1}).expand({rows, batch});
   };
   Tensor m; // [n, batch]
-  if (!usesLayerIndex(con["body"])) {
+  if (!usesLayerIndex(con.body)) {
     // One run of the body over every layer's instances at once: a few
     // ops instead of a few per layer (each is an autograd node backward).
-    m = perLayer(ex.bodyOverLayers(con["body"], q)[0], n);
+    m = perLayer(ex.bodyOverLayers(con.body, q)[0], n);
   } else {
     std::vector<Tensor> rows;
     for (int64_t l = 0; l < n; ++l) {
       ex.setLayerIndex(static_cast<double>(first + l));
-      rows.push_back(
-          perLayer(ex.body(con["body"], {RValue{q[l], true}})[0], 1));
+      rows.push_back(perLayer(ex.body(con.body, {RValue{q[l], true}})[0], 1));
     }
     m = torch::cat(rows);
   }
@@ -142,17 +138,17 @@ ConstraintValues constraintValues(Executor &ex, const ForwardResult &fw,
                            : now - (1 - eps) * before};
 }
 
-std::string PrimalDual::paramKey(const json &param) {
-  std::string key = "param." + param["name"].get<std::string>();
-  if (param.contains("layer"))
-    key += "." + std::to_string(param["layer"].get<int64_t>());
+std::string PrimalDual::paramKey(const abi::Param &param) {
+  std::string key = "param." + param.name;
+  if (param.layer)
+    key += "." + std::to_string(*param.layer);
   return key;
 }
 
 PrimalDual::PrimalDual(Executor &ex, const TrainOptions &opts)
     : ex_(ex), opts_(opts) {
-  const json &alg = ex.algorithm().json;
-  if (!alg.contains("loss"))
+  const Algorithm &alg = ex.algorithm();
+  if (!alg.loss)
     throw PlanError("the plan has no loss to train");
   AdamSettings s;
   s.lr = opts.primalLr;
@@ -160,7 +156,7 @@ PrimalDual::PrimalDual(Executor &ex, const TrainOptions &opts)
   s.beta2 = opts.beta2;
   s.weightDecay = opts.weightDecay;
   adam_ = PrimalAdam::make(ex, s);
-  lambda_.assign(alg["constraints"].size(),
+  lambda_.assign(alg.constraints.size(),
                  std::vector<double>(ex.algorithm().layerCount, 0.0));
 }
 
@@ -187,7 +183,7 @@ bool allFinite(const std::vector<Tensor> &ts) {
 }
 
 /// Names the first layer whose state is not finite, if any.
-void checkFinite(const json &alg, const ForwardResult &fw, uint64_t step,
+void checkFinite(const Algorithm &alg, const ForwardResult &fw, uint64_t step,
                  int64_t epoch, int64_t batch) {
   std::vector<Tensor> all;
   for (size_t l = 1; l < fw.states.size(); ++l)
@@ -199,9 +195,9 @@ void checkFinite(const json &alg, const ForwardResult &fw, uint64_t step,
       if (!allFinite({fw.states[l][i]}))
         throw DivergedError(
             "layer " + std::to_string(l) + " produced NaN or Inf in state '" +
-            alg["states"][i]["name"].get<std::string>() + "' at step " +
-            std::to_string(step) + " (epoch " + std::to_string(epoch + 1) +
-            ", batch " + std::to_string(batch + 1) + ")");
+            alg.states[i].name + "' at step " + std::to_string(step) +
+            " (epoch " + std::to_string(epoch + 1) + ", batch " +
+            std::to_string(batch + 1) + ")");
 }
 
 } // namespace
@@ -209,8 +205,8 @@ void checkFinite(const json &alg, const ForwardResult &fw, uint64_t step,
 std::optional<EpochStats>
 PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
                   const std::function<bool(const BatchProgress &)> &onBatch) {
-  const json &alg = ex_.algorithm().json;
-  const size_t nc = alg["constraints"].size();
+  const Algorithm &alg = ex_.algorithm();
+  const size_t nc = alg.constraints.size();
   const int64_t L = ex_.algorithm().layerCount;
   const int64_t n = data.size;
   if (n <= 0)
@@ -228,21 +224,19 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
     int64_t start = b * opts_.batch;
     Tensor idx = order.narrow(0, start, std::min(opts_.batch, n - start));
     std::map<std::string, Tensor> batch;
-    for (const json &in : alg["inputs"]) {
-      const std::string name = in["name"];
-      const Tensor &t = data.inputs.at(name);
-      batch[name] = in["role"] == "data" ? t.index_select(0, idx) : t;
+    for (const abi::Input &in : alg.inputs) {
+      const Tensor &t = data.inputs.at(in.name);
+      batch[in.name] = in.role == abi::Role::Data ? t.index_select(0, idx) : t;
     }
     ex_.bindInputs(batch);
-    if (!alg["targets"].empty())
-      ex_.bind(alg["targets"][0]["id"].get<int64_t>(),
-               RValue{targets.index_select(0, idx), true});
+    if (!alg.targets.empty())
+      ex_.bind(alg.targets[0].id, RValue{targets.index_select(0, idx), true});
     ForwardResult fw = ex_.forward(opts_.seed * 1000003 + step, /*noise=*/true);
     checkFinite(alg, fw, step, e, b);
     std::vector<RValue> finals;
     for (const Tensor &s : fw.states.back())
       finals.push_back(RValue{s, true});
-    Tensor loss = ex_.body(alg["loss"], finals)[0].t.mean();
+    Tensor loss = ex_.body(*alg.loss, finals)[0].t.mean();
     double lossValue = loss.item<double>();
     if (!std::isfinite(lossValue))
       throw DivergedError("the loss is " + std::to_string(lossValue) +
@@ -287,19 +281,18 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
     if (Tensor all = adam_->allParams(); all.defined())
       params.push_back(all);
     else
-      for (const json &p : alg["params"])
-        params.push_back(ex_.params().at(p["id"].get<int64_t>()));
+      for (const abi::Param &p : alg.params)
+        params.push_back(ex_.params().at(p.id));
     if (!allFinite(params))
-      for (const json &p : alg["params"])
-        if (!allFinite({ex_.params().at(p["id"].get<int64_t>())}))
-          throw DivergedError(
-              "parameter '" + p["name"].get<std::string>() + "'" +
-              (p.contains("layer")
-                   ? " of layer " + std::to_string(p["layer"].get<int64_t>())
-                   : std::string()) +
-              " became NaN or Inf at step " + std::to_string(step) +
-              " (epoch " + std::to_string(e + 1) + ", batch " +
-              std::to_string(b + 1) + ")");
+      for (const abi::Param &p : alg.params)
+        if (!allFinite({ex_.params().at(p.id)}))
+          throw DivergedError("parameter '" + p.name + "'" +
+                              (p.layer ? " of layer " + std::to_string(*p.layer)
+                                       : std::string()) +
+                              " became NaN or Inf at step " +
+                              std::to_string(step) + " (epoch " +
+                              std::to_string(e + 1) + ", batch " +
+                              std::to_string(b + 1) + ")");
     if (onBatch && !onBatch({e, b, batches, step, lossValue}))
       return std::nullopt;
   }
@@ -316,12 +309,11 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
 }
 
 void PrimalDual::save(TensorFile &f) const {
-  const json &alg = ex_.algorithm().json;
-  for (const json &p : alg["params"]) {
+  for (const abi::Param &p : ex_.algorithm().params) {
     std::string key = paramKey(p);
-    const Tensor &t = ex_.params().at(p["id"].get<int64_t>());
+    const Tensor &t = ex_.params().at(p.id);
     f.tensors[key] = t.detach().clone();
-    auto m = adam_->moments(p["id"].get<int64_t>());
+    auto m = adam_->moments(p.id);
     if (!m)
       continue;
     f.tensors["adam." + key + ".exp_avg"] = m->expAvg.detach().clone();
@@ -334,7 +326,6 @@ void PrimalDual::save(TensorFile &f) const {
 }
 
 void PrimalDual::load(const TensorFile &f) {
-  const json &alg = ex_.algorithm().json;
   auto need = [&](const std::string &key,
                   const std::vector<int64_t> &shape) -> const Tensor & {
     auto it = f.tensors.find(key);
@@ -349,13 +340,13 @@ void PrimalDual::load(const TensorFile &f) {
     return it->second;
   };
   torch::NoGradGuard noGrad;
-  for (const json &p : alg["params"]) {
+  for (const abi::Param &p : ex_.algorithm().params) {
     std::string key = paramKey(p);
-    Tensor &t = ex_.params().at(p["id"].get<int64_t>());
+    Tensor &t = ex_.params().at(p.id);
     t.copy_(need(key, t.sizes().vec()));
     if (!f.tensors.count("adam." + key + ".step"))
       continue;
-    adam_->setMoments(p["id"].get<int64_t>(),
+    adam_->setMoments(p.id,
                       {need("adam." + key + ".exp_avg", t.sizes().vec()),
                        need("adam." + key + ".exp_avg_sq", t.sizes().vec()),
                        need("adam." + key + ".step", {}).item<int64_t>()});
@@ -374,9 +365,9 @@ train(Executor &ex, const std::map<std::string, Tensor> &data,
       const std::function<void(int64_t, const EpochStats &)> &progress) {
   Split split;
   split.inputs = data;
-  for (const json &in : ex.algorithm().json["inputs"])
-    if (in["role"] == "data")
-      split.size = data.at(in["name"].get<std::string>()).size(0);
+  for (const abi::Input &in : ex.algorithm().inputs)
+    if (in.role == abi::Role::Data)
+      split.size = data.at(in.name).size(0);
   PrimalDual pd(ex, opts);
   std::vector<EpochStats> history;
   for (int64_t e = 0; e < opts.epochs; ++e) {

@@ -95,7 +95,7 @@ public:
   void load(const TensorFile &f);
 
   /// Checkpoint name of a plan parameter ("param.Wu.3", "param.D").
-  static std::string paramKey(const nlohmann::json &param);
+  static std::string paramKey(const abi::Param &param);
 
 private:
   Executor &ex_;

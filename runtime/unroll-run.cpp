@@ -6,12 +6,14 @@
 //   unroll-run train DIR [--out RUN] [--device cuda]        (anywhere)
 //   unroll-run eval RUN
 //
-// DIR holds plan.json, program.json and the kernel library kernels.so.
+// DIR holds plan.json, program.json and the kernel library kernels.so
+// (abi/ProgramDir.h).
+#include "abi/ProgramDir.h"
+#include "abi/RuntimeAPI.h"
 #include "runtime/BuildInfo.h"
 #include "runtime/KernelLibrary.h"
 #include "runtime/Plan.h"
 #include "runtime/Run.h"
-#include "runtime/RuntimeAPI.h"
 
 #include <CLI/CLI.hpp>
 
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 using namespace unroll::runtime;
+namespace abi = unroll::abi;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -39,30 +42,13 @@ std::string readFile(const fs::path &p, const std::string &what) {
   return ss.str();
 }
 
-/// A directory written by `unrollc compile`.
-struct Program {
-  std::string planText;
-  json info; ///< program.json
-  fs::path kernels;
-};
-
-Program readProgram(const std::string &dir) {
-  const std::string what = "a compiled program (write one with `unrollc "
-                           "compile SPEC -o DIR`)";
-  Program p;
-  p.planText = readFile(fs::path(dir) / "plan.json", what);
-  p.info = json::parse(readFile(fs::path(dir) / "program.json", what), nullptr,
-                       false);
-  if (p.info.is_discarded() || !p.info.is_object())
-    throw RunError("'" + dir + "/program.json' is not valid JSON");
-  if (p.info.value("plan_hash", "") != planHash(p.planText))
-    throw RunError("'" + dir +
-                   "/plan.json' does not match its program.json "
-                   "(edited by hand?); compile the program again");
-  std::string lib = p.info.value("kernels", "");
-  if (!lib.empty())
-    p.kernels = fs::path(dir) / lib;
-  return p;
+/// The program directory `dir` (abi/ProgramDir.h); throws RunError.
+abi::ProgramDir readProgram(const std::string &dir) {
+  try {
+    return abi::readProgramDir(dir);
+  } catch (const abi::ProgramDirError &e) {
+    throw RunError(e.what());
+  }
 }
 
 /// The kernel library for `backend` ("compiled", "eager" or "auto": the
@@ -153,7 +139,7 @@ int run(int argc, char **argv) {
   };
   char buf[4096] = {0};
   if (*train) {
-    Program p = readProgram(programDir);
+    const abi::ProgramDir p = readProgram(programDir);
     auto lib = kernelsFor(backend, p.kernels, p.planText);
     json opts = {
         {"run_dir",
@@ -161,8 +147,8 @@ int run(int argc, char **argv) {
              ? (fs::path("runs") / fs::absolute(programDir).filename()).string()
              : out},
         {"resume", resume},
-        {"spec", p.info.value("spec", "")},
-        {"settings", p.info.value("settings", json::array())},
+        {"spec", p.info.spec},
+        {"settings", p.info.settings},
         {"cache_dir", cacheDir},
         {"interactive", isatty(2) == 1},
         {"device", device},

@@ -1,4 +1,5 @@
 #include "compiler/IRGen/IRGen.h"
+#include "compiler/IRGen/ObjectiveSplit.h"
 
 #include "compiler/dialect/UnrollDialect.h"
 
@@ -46,6 +47,20 @@ struct ModuleVal {
   std::map<std::string, GenValue> env;
   std::vector<ModuleVal *> copies; // non-empty: a repeated member
 };
+
+/// Whether `v` is computed from constants and the layer index alone (no
+/// state, parameter or input reaches it), so that no gradient could flow
+/// through it.
+bool constantValue(Value v) {
+  mlir::Operation *d = v.getDefiningOp();
+  if (!d)
+    return false; // a block argument: the state
+  if (mlir::isa<ir::ConstantOp, ir::LayerIndexOp>(d))
+    return true;
+  if (d->getNumOperands() == 0 || d->getNumRegions() != 0)
+    return false; // inputs, parameters, lets with bodies
+  return llvm::all_of(d->getOperands(), constantValue);
+}
 
 class IRGen {
 public:
@@ -182,7 +197,8 @@ private:
         bind(v.name,
              GenValue{b_.create<ir::InputOp>(
                           loc(v.loc), tensorOf(*v.type), v.name,
-                          v.role == VarDecl::Role::Data ? "data" : "given"),
+                          v.role == VarDecl::Role::Data ? ir::Role::Data
+                                                        : ir::Role::Given),
                       std::nullopt});
     for (const LetDecl &l : pd.lets)
       bind(l.name, gen(*l.value));
@@ -276,8 +292,10 @@ private:
   Value param(const ParamDecl &p, const std::string &name,
               const std::string &binding) {
     auto type = tensorOf(*p.type);
-    auto op = b_.create<ir::ParamOp>(loc(p.loc), type, name, binding,
-                                     /*layer=*/nullptr);
+    auto op = b_.create<ir::ParamOp>(
+        loc(p.loc), type, b_.getStringAttr(name),
+        ir::BindingAttr::get(b_.getContext(), *ir::symbolizeBinding(binding)),
+        /*layer=*/nullptr);
     genInit(op.getInit(), type, *p.init);
     return op.getResult();
   }
@@ -406,38 +424,25 @@ private:
     b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, pd.objectiveLoc)});
   }
 
-  /// Splits the objective of a one-variable problem into a smooth part g
-  /// and an l1 term w ||y||_1 (top-level terms c * norm1(y) with c free of
-  /// y), for the classical solvers that compute targets.
+  /// The objective split (ObjectiveSplit.h) as an unroll.composite: the
+  /// smooth part g, its gradient and the l1 weight w, for the classical
+  /// solvers that compute targets.
   void genComposite(const ProblemDecl &pd) {
-    const VarDecl *var = nullptr;
-    for (const VarDecl &v : pd.vars)
-      if (v.role == VarDecl::Role::Var) {
-        if (var)
-          return; // several variables: no proximal split
-        var = &v;
-      }
-    std::vector<std::pair<int, const Expr *>> terms; // (sign, term)
-    collectTerms(*pd.objective, +1, terms);
-    std::vector<std::pair<int, const Expr *>> smooth;
-    std::vector<const Expr *> weights; // nullptr: weight 1
-    for (auto &[sign, t] : terms) {
-      const Expr *w = nullptr;
-      if (sign > 0 && isL1Of(*t, var->name, w))
-        weights.push_back(w);
-      else
-        smooth.emplace_back(sign, t);
-    }
+    std::optional<ObjectiveSplit> split = splitObjective(pd);
+    if (!split)
+      return; // several variables: no proximal split
+    const VarDecl *var = split->var;
     mlir::OpBuilder::InsertionGuard guard(b_);
     mlir::Location l = loc(pd.objectiveLoc);
-    auto op = b_.create<ir::CompositeOp>(l, weights.empty() ? "none" : "l1");
+    auto op =
+        b_.create<ir::CompositeOp>(l, split->l1Weights.empty() ? "none" : "l1");
     mlir::RankedTensorType vt = tensorOf(*var->type);
     mlir::Block *blk = openBody(op.getBody(), vt, l);
     Frame f(*this);
     bind(var->name, GenValue{blk->getArgument(0), std::nullopt});
     auto smoothValue = [&] {
       Value acc = constant(0, l);
-      for (auto &[sign, t] : smooth) {
+      for (auto &[sign, t] : split->smooth) {
         Value v = tensor(gen(*t), t->loc);
         acc = sign > 0 ? create<ir::AddOp>(l, acc, v)
                        : create<ir::SubOp>(l, acc, v);
@@ -455,70 +460,10 @@ private:
       b_.create<ir::YieldOp>(l, mlir::ValueRange{smoothValue()});
     }
     Value w = constant(0, l);
-    for (const Expr *we : weights)
+    for (const Expr *we : split->l1Weights)
       w = create<ir::AddOp>(l, w,
                             we ? tensor(gen(*we), we->loc) : constant(1, l));
     b_.create<ir::YieldOp>(l, mlir::ValueRange{g, grad.getResult(), w});
-  }
-
-  static void collectTerms(const Expr &e, int sign,
-                           std::vector<std::pair<int, const Expr *>> &out) {
-    if (e.kind == Expr::Kind::Binary) {
-      auto &b = static_cast<const BinaryExpr &>(e);
-      if (b.op == '+' || b.op == '-') {
-        collectTerms(*b.lhs, sign, out);
-        collectTerms(*b.rhs, b.op == '+' ? sign : -sign, out);
-        return;
-      }
-    }
-    out.emplace_back(sign, &e);
-  }
-
-  /// norm1(y), or c * norm1(y) / norm1(y) * c with c not mentioning y.
-  static bool isL1Of(const Expr &e, const std::string &var, const Expr *&w) {
-    auto isNorm1 = [&](const Expr &x) {
-      if (x.kind != Expr::Kind::Call)
-        return false;
-      auto &c = static_cast<const CallExpr &>(x);
-      return c.callee->kind == Expr::Kind::Name &&
-             static_cast<const NameExpr &>(*c.callee).name == "norm1" &&
-             c.args.size() == 1 && c.args[0].value->kind == Expr::Kind::Name &&
-             static_cast<const NameExpr &>(*c.args[0].value).name == var;
-    };
-    if (isNorm1(e)) {
-      w = nullptr;
-      return true;
-    }
-    if (e.kind != Expr::Kind::Binary ||
-        static_cast<const BinaryExpr &>(e).op != '*')
-      return false;
-    auto &b = static_cast<const BinaryExpr &>(e);
-    const Expr *c = isNorm1(*b.rhs)   ? b.lhs.get()
-                    : isNorm1(*b.lhs) ? b.rhs.get()
-                                      : nullptr;
-    if (!c || !constantFree(*c, var))
-      return false;
-    w = c;
-    return true;
-  }
-
-  /// Numbers, names other than `var`, and arithmetic on them.
-  static bool constantFree(const Expr &e, const std::string &var) {
-    switch (e.kind) {
-    case Expr::Kind::Number:
-      return true;
-    case Expr::Kind::Name:
-      return static_cast<const NameExpr &>(e).name != var;
-    case Expr::Kind::Unary:
-      return constantFree(*static_cast<const UnaryExpr &>(e).operand, var);
-    case Expr::Kind::Binary: {
-      auto &b = static_cast<const BinaryExpr &>(e);
-      return b.op != '@' && constantFree(*b.lhs, var) &&
-             constantFree(*b.rhs, var);
-    }
-    default:
-      return false;
-    }
   }
 
   void genTrain(const TrainDecl &t, ir::AlgorithmOp alg,
@@ -588,13 +533,20 @@ private:
         if ((dist != "normal" && dist != "uniform") || c->args.size() != 2)
           fail(v.loc, "IR generation needs the noise written as normal(a, b) "
                       "or uniform(a, b)");
-        auto op = b_.create<ir::NoiseOp>(l, it.name, dist);
+        auto op = b_.create<ir::NoiseOp>(l, it.name,
+                                         *ir::symbolizeDistribution(dist));
         mlir::Block *blk = openBody(op.getBody(), stateType(it.name), l);
         Frame f(*this);
         bind(it.name, GenValue{blk->getArgument(0), std::nullopt});
         layerIndex_ = true;
-        Value a = tensor(gen(*c->args[0].value), it.loc);
-        Value bv = tensor(gen(*c->args[1].value), it.loc);
+        // The distribution's parameters are not differentiated in
+        // training (noise explores; it is not part of the model), as in
+        // the method's reference implementation.
+        auto stopped = [&](Value v) -> Value {
+          return constantValue(v) ? v : b_.create<ir::StopGradientOp>(l, v);
+        };
+        Value a = stopped(tensor(gen(*c->args[0].value), it.loc));
+        Value bv = stopped(tensor(gen(*c->args[1].value), it.loc));
         layerIndex_ = false;
         b_.create<ir::YieldOp>(l, mlir::ValueRange{a, bv});
         break;
@@ -656,11 +608,13 @@ private:
       }
     }
     mlir::Location l = loc(it.loc);
-    llvm::StringRef mode =
-        it.mode == ConstraintMode::Ratio ? "ratio" : "difference";
+    const ir::ConstraintMode mode = it.mode == ConstraintMode::Ratio
+                                        ? ir::ConstraintMode::Ratio
+                                        : ir::ConstraintMode::Difference;
     auto op = b_.create<ir::ConstraintOp>(
         l, b_.getStringAttr(form), b_.getStringAttr(on),
-        b_.getF64FloatAttr(number(*it.eps)), b_.getStringAttr(mode));
+        b_.getF64FloatAttr(number(*it.eps)),
+        ir::ConstraintModeAttr::get(b_.getContext(), mode));
     mlir::Block *blk = openBody(op.getBody(), qt, l);
     Frame f(*this);
     GenValue q{blk->getArgument(0), std::nullopt};
@@ -767,7 +721,8 @@ private:
         // evaluating call arguments unspecified).
         Value a = tensor(gen(*c.args[0].value), init.loc);
         Value bv = tensor(gen(*c.args[1].value), init.loc);
-        v = b_.create<ir::RandomOp>(l, type, n, a, bv);
+        v = b_.create<ir::RandomOp>(l, type, *ir::symbolizeDistribution(n), a,
+                                    bv);
       } else if (n == "zeros" || n == "ones")
         v = b_.create<ir::FillOp>(l, type, constant(n == "ones", l));
     }
@@ -966,6 +921,8 @@ private:
                                     : create<ir::Conv1x1Op>(l, x, k),
                       std::nullopt};
     }
+    if (n == "stop_gradient")
+      return GenValue{b_.create<ir::StopGradientOp>(l, arg(0)), std::nullopt};
     if (n == "inv") {
       Value m = arg(0);
       return GenValue{b_.create<ir::InverseOp>(l, m), std::nullopt};

@@ -28,6 +28,7 @@ static void printSameOrResult(OpAsmPrinter &printer, Operation *, Type operand,
 }
 
 #include "compiler/dialect/UnrollDialect.cpp.inc"
+#include "compiler/dialect/UnrollEnums.cpp.inc"
 
 namespace unroll::ir {
 
@@ -347,6 +348,7 @@ LogicalResult AppendOnesOp::inferReturnTypes(MLIRContext *ctx,
   }
 UNROLL_INFER_SAME(UnaryOp)
 UNROLL_INFER_SAME(InverseOp)
+UNROLL_INFER_SAME(StopGradientOp)
 UNROLL_INFER_SAME(SoftmaxOp)
 UNROLL_INFER_SAME(LipschitzGradOp)
 #undef UNROLL_INFER_SAME
@@ -381,6 +383,7 @@ UNROLL_COMPATIBLE(HalfOp)
 UNROLL_COMPATIBLE(AppendOnesOp)
 UNROLL_COMPATIBLE(UnaryOp)
 UNROLL_COMPATIBLE(InverseOp)
+UNROLL_COMPATIBLE(StopGradientOp)
 UNROLL_COMPATIBLE(SoftmaxOp)
 UNROLL_COMPATIBLE(LipschitzGradOp)
 #undef UNROLL_COMPATIBLE
@@ -434,13 +437,6 @@ LogicalResult LayerOp::verify() {
   return success();
 }
 
-LogicalResult InputOp::verify() {
-  if (getRole() != "data" && getRole() != "given")
-    return emitOpError("role must be 'data' or 'given', got '")
-           << getRole() << "'";
-  return success();
-}
-
 /// The yield of an initialiser region must produce the declared type (or a
 /// value that broadcasts to it).
 static LogicalResult verifyInit(Operation *op, Region &init, Type declared) {
@@ -455,9 +451,6 @@ static LogicalResult verifyInit(Operation *op, Region &init, Type declared) {
 }
 
 LogicalResult ParamOp::verify() {
-  if (getBinding() != "per_layer" && getBinding() != "shared")
-    return emitOpError("binding must be 'per_layer' or 'shared', got '")
-           << getBinding() << "'";
   return verifyInit(*this, getInit(), getType());
 }
 
@@ -505,8 +498,6 @@ LogicalResult FillOp::verify() {
 LogicalResult RandomOp::verify() {
   if (hasUnrankedTypes(*this))
     return success();
-  if (getDistribution() != "normal" && getDistribution() != "uniform")
-    return emitOpError("distribution must be 'normal' or 'uniform'");
   if (getA().getType().getRank() != 0 || getB().getType().getRank() != 0)
     return emitOpError("distribution parameters must be scalars");
   return success();
@@ -832,8 +823,6 @@ LogicalResult ConstraintOp::verify() {
   StringRef f = getForm();
   if (f != "distance" && f != "grad_norm" && f != "objective")
     return emitOpError("form must be distance, grad_norm or objective");
-  if (getMode() != "difference" && getMode() != "ratio")
-    return emitOpError("mode must be 'difference' or 'ratio'");
   double eps = getEps().convertToDouble();
   if (eps < 0 || eps >= 1)
     return emitOpError("eps must be in [0, 1)");
@@ -843,8 +832,6 @@ LogicalResult ConstraintOp::verify() {
 }
 
 LogicalResult NoiseOp::verify() {
-  if (getDistribution() != "normal" && getDistribution() != "uniform")
-    return emitOpError("distribution must be 'normal' or 'uniform'");
   if (getBody().front().getNumArguments() != 1)
     return emitOpError("body takes the state at one layer");
   return verifyScalarBody(*this, getBody(), 2);

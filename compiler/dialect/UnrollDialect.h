@@ -13,6 +13,7 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "compiler/dialect/UnrollDialect.h.inc"
+#include "compiler/dialect/UnrollEnums.h.inc"
 
 #define GET_OP_CLASSES
 #include "compiler/dialect/UnrollOps.h.inc"

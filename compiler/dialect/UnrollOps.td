@@ -4,6 +4,7 @@
 #define UNROLL_OPS
 
 include "UnrollDialect.td"
+include "mlir/IR/EnumAttr.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/CallInterfaces.td"
 include "mlir/IR/RegionKindInterface.td"
@@ -21,6 +22,37 @@ defvar Unroll_Infers = DeclareOpInterfaceMethods<InferTypeOpInterface>;
 defvar Unroll_Compatible = [{
   static bool isCompatibleReturnTypes(::mlir::TypeRange l, ::mlir::TypeRange r);
 }];
+
+//===----------------------------------------------------------------------===//
+// Enumerated attributes: printed and parsed as keywords (a string is read
+// too), anything else is a parse error naming the attribute.
+//===----------------------------------------------------------------------===//
+
+def Unroll_Role : I32EnumAttr<"Role", "an input's role", [
+    I32EnumAttrCase<"Data", 0, "data">,
+    I32EnumAttrCase<"Given", 1, "given">]> {
+  let cppNamespace = "::unroll::ir";
+}
+
+def Unroll_Binding : I32EnumAttr<"Binding", "a parameter's binding", [
+    I32EnumAttrCase<"Shared", 0, "shared">,
+    I32EnumAttrCase<"PerLayer", 1, "per_layer">]> {
+  let cppNamespace = "::unroll::ir";
+}
+
+def Unroll_ConstraintMode : I32EnumAttr<"ConstraintMode",
+    "how a descent constraint compares consecutive layers", [
+    I32EnumAttrCase<"Difference", 0, "difference">,
+    I32EnumAttrCase<"Ratio", 1, "ratio">]> {
+  let cppNamespace = "::unroll::ir";
+}
+
+def Unroll_Distribution : I32EnumAttr<"Distribution",
+    "a distribution of random draws", [
+    I32EnumAttrCase<"Normal", 0, "normal">,
+    I32EnumAttrCase<"Uniform", 1, "uniform">]> {
+  let cppNamespace = "::unroll::ir";
+}
 
 //===----------------------------------------------------------------------===//
 // Structure
@@ -41,10 +73,9 @@ def Unroll_AlgorithmOp : Unroll_Op<"algorithm", [Symbol, NoTerminator,
 
 def Unroll_InputOp : Unroll_Op<"input", [Pure]> {
   let summary = "per-instance data or shared given data of the problem";
-  let arguments = (ins StrAttr:$name, StrAttr:$role);
+  let arguments = (ins StrAttr:$name, Unroll_Role:$role);
   let results = (outs Unroll_Tensor:$result);
   let assemblyFormat = "$role $name attr-dict `:` type($result)";
-  let hasVerifier = 1;
 }
 
 def Unroll_ParamOp : Unroll_Op<"param", [SingleBlockImplicitTerminator<"YieldOp">]> {
@@ -54,7 +85,7 @@ def Unroll_ParamOp : Unroll_Op<"param", [SingleBlockImplicitTerminator<"YieldOp"
     tensor per layer when the algorithm is unrolled (each copy with its
     `layer` attribute); `shared` stays one.
   }];
-  let arguments = (ins StrAttr:$name, StrAttr:$binding,
+  let arguments = (ins StrAttr:$name, Unroll_Binding:$binding,
                        OptionalAttr<I64Attr>:$layer);
   let results = (outs Unroll_Tensor:$result);
   let regions = (region SizedRegion<1>:$init);
@@ -187,7 +218,7 @@ def Unroll_ConstraintOp : Unroll_Op<"constraint",
     (`difference`) or m(q_l) / m(q_{l-1}) - (1 - eps) <= 0 (`ratio`).
   }];
   let arguments = (ins StrAttr:$form, StrAttr:$on, F64Attr:$eps,
-                       StrAttr:$mode);
+                       Unroll_ConstraintMode:$mode);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat =
       "$form `on` $on `eps` $eps `mode` $mode attr-dict-with-keyword $body";
@@ -201,7 +232,7 @@ def Unroll_NoiseOp : Unroll_Op<"noise",
     The body takes the state at the layer (unroll.layer_index is the layer)
     and yields the distribution's two scalar parameters.
   }];
-  let arguments = (ins StrAttr:$on, StrAttr:$distribution);
+  let arguments = (ins StrAttr:$on, Unroll_Distribution:$distribution);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = "$distribution `on` $on attr-dict-with-keyword $body";
   let hasVerifier = 1;
@@ -273,7 +304,8 @@ def Unroll_RandomOp : Unroll_Op<"random"> {
   let description = [{
     `normal` draws N(a, b^2), `uniform` draws U(a, b), elementwise.
   }];
-  let arguments = (ins StrAttr:$distribution, Unroll_Tensor:$a, Unroll_Tensor:$b);
+  let arguments = (ins Unroll_Distribution:$distribution, Unroll_Tensor:$a,
+                       Unroll_Tensor:$b);
   let results = (outs Unroll_Tensor:$result);
   let assemblyFormat = [{
     $distribution `(` $a `,` $b `)` attr-dict `:` type($a) `,` type($b) `->`
@@ -505,6 +537,24 @@ def Unroll_Conv1x1Op : Unroll_Op<"conv1x1",
   let assemblyFormat = [{
     $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->`
     type($result)
+  }];
+}
+
+def Unroll_StopGradientOp : Unroll_Op<"stop_gradient",
+    [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
+  let summary = "its operand, through which no gradient flows";
+  let description = [{
+    The identity forward; backward, its adjoint is zero, both in
+    compile-time differentiation (`grad`) and in training, which does not
+    differentiate the parameters' loss through it. Noise scales are
+    wrapped in it: the noise is an exploration device, not part of the
+    model.
+  }];
+  let arguments = (ins Unroll_Tensor:$operand);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = [{
+    $operand attr-dict `:` custom<SameOrResult>(type($operand), type($result))
   }];
 }
 

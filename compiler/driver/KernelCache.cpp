@@ -1,9 +1,10 @@
 #include "KernelCache.h"
 
+#include "abi/Cache.h"
+#include "abi/Plan.h"
+#include "abi/PlanHash.h"
 #include "compiler/export/KernelLibrary.h"
 #include "compiler/export/Tool.h"
-#include "runtime/Cache.h"
-#include "runtime/Plan.h"
 
 #include <nlohmann/json.hpp>
 
@@ -64,16 +65,16 @@ std::string kernelLibraryFor(const std::string &planText,
   ko.command = "kernels";
   std::error_code ec;
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  uint64_t id = runtime::hashString(runtime::kFnvBasis, self.string());
+  uint64_t id = abi::hashString(abi::kFnvBasis, self.string());
   if (!ec) {
     auto size = fs::file_size(self, ec);
     auto time = fs::last_write_time(self, ec).time_since_epoch().count();
-    id = runtime::fnv(id, &size, sizeof size);
-    id = runtime::fnv(id, &time, sizeof time);
+    id = abi::fnv(id, &size, sizeof size);
+    id = abi::fnv(id, &time, sizeof time);
   }
-  fs::path dir = fs::path(runtime::cacheDirectory(cacheDir)) / "kernels";
-  fs::path lib = dir / (runtime::planHash(planText) + "-" + ko.target + "-" +
-                        runtime::hexHash(id) + ".so");
+  fs::path dir = fs::path(abi::cacheDirectory(cacheDir)) / "kernels";
+  fs::path lib = dir / (abi::planHash(planText) + "-" + ko.target + "-" +
+                        abi::hexHash(id) + ".so");
   if (fs::exists(lib, ec)) {
     std::cerr << "kernels: " << lib.string() << " (compiled earlier for the "
               << (cuda ? "GPU" : "host") << ")\n";
@@ -107,7 +108,8 @@ std::string kernelLibraryFor(const std::string &planText,
               << "); compiling the kernels in process\n";
   }
   t0 = std::chrono::steady_clock::now();
-  jit = std::make_unique<compiler::JitKernels>(nlohmann::json::parse(planText));
+  jit = std::make_unique<compiler::JitKernels>(
+      abi::readPlan(nlohmann::json::parse(planText)));
   double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
           .count();

@@ -5,8 +5,11 @@
 #include "KernelCache.h"
 #include "RuntimeLoader.h"
 
+#include "abi/Files.h"
+#include "abi/Plan.h"
 #include "abi/PlanFormat.h"
-#include "runtime/Plan.h"
+#include "abi/PlanHash.h"
+#include "abi/ProgramDir.h"
 
 #include <nlohmann/json.hpp>
 
@@ -37,11 +40,12 @@ std::string defaultRunDir(const std::string &spec) {
       .string();
 }
 
-/// Whether a run's plan.json has the structure of a plan (every reader
-/// after this may index it freely); prints why not.
-bool validPlan(const nlohmann::json &plan, const std::string &runDir) {
+/// A run's plan.json, checked and typed; false after printing why it is
+/// not a plan.
+bool readRunPlan(const nlohmann::json &json, const std::string &runDir,
+                 abi::Plan &plan) {
   try {
-    abi::checkPlan(plan);
+    plan = abi::readPlan(json);
     return true;
   } catch (const abi::PlanFormatError &e) {
     std::cerr << "error: '" << runDir
@@ -52,7 +56,7 @@ bool validPlan(const nlohmann::json &plan, const std::string &runDir) {
 
 /// A run's plan and trained parameters (as Halide buffers, which the
 /// generated code embeds); false after printing why not.
-bool loadRun(const std::string &runDir, nlohmann::json &plan,
+bool loadRun(const std::string &runDir, abi::Plan &plan,
              std::map<std::string, Halide::Buffer<float>> &params) {
   std::ifstream planFile(std::filesystem::path(runDir) / "plan.json");
   if (!planFile) {
@@ -60,12 +64,12 @@ bool loadRun(const std::string &runDir, nlohmann::json &plan,
               << "' is not a run directory (no plan.json)\n";
     return false;
   }
-  plan = nlohmann::json::parse(planFile, nullptr, false);
-  if (plan.is_discarded()) {
+  const nlohmann::json json = nlohmann::json::parse(planFile, nullptr, false);
+  if (json.is_discarded()) {
     std::cerr << "error: '" << runDir << "/plan.json' is not valid JSON\n";
     return false;
   }
-  if (!validPlan(plan, runDir))
+  if (!readRunPlan(json, runDir, plan))
     return false;
   RuntimeLibrary *rt = runtimeOrComplain();
   if (!rt)
@@ -135,9 +139,8 @@ int trainCommand(const std::string &spec, const DriverOptions &co,
   return rc;
 }
 
-/// `unrollc compile`: the program and its kernel library into `outDir`,
-/// for unroll-run. program.json is written last: it names the plan's hash,
-/// so a directory left half-written by a crash is refused, not misread.
+/// `unrollc compile`: the program and its kernel library into `outDir`
+/// (abi/ProgramDir.h), for unroll-run.
 int compileCommand(const std::string &spec, const DriverOptions &co,
                    const std::string &outDir,
                    const compiler::KernelLibraryOptions &ko,
@@ -153,17 +156,19 @@ int compileCommand(const std::string &spec, const DriverOptions &co,
       throw compiler::ExportError("cannot create '" + outDir +
                                   "': " + ec.message());
     fs::path dir(outDir);
-    nlohmann::json info = {{"spec", fs::absolute(spec).string()},
-                           {"settings", co.settings},
-                           {"plan_hash", runtime::planHash(planText)},
-                           {"unrollc", UNROLL_VERSION}};
+    abi::ProgramInfo info;
+    info.spec = fs::absolute(spec).string();
+    info.settings = co.settings;
+    info.planHash = abi::planHash(planText);
+    info.unrollc = UNROLL_VERSION;
     // Nothing stale may stay behind: a library from an earlier compile
     // would be refused anyway (another plan hash).
-    fs::remove(dir / "program.json", ec);
+    fs::remove(dir / abi::kProgramInfoFile, ec);
+    const fs::path library = dir / abi::kProgramKernelsFile;
     if (backend == "compiled") {
       auto t0 = std::chrono::steady_clock::now();
       compiler::KernelLibrarySummary s = compiler::buildKernelLibrary(
-          planText, (dir / "kernels.so").string(), ko, std::cerr);
+          planText, library.string(), ko, std::cerr);
       double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
               .count();
@@ -171,20 +176,22 @@ int compileCommand(const std::string &spec, const DriverOptions &co,
                 << " pipelines in " << std::fixed << std::setprecision(1)
                 << secs << " s\n"
                 << std::defaultfloat;
-      info["kernels"] = "kernels.so";
-      info["target"] = ko.target;
-      info["halide_target"] = s.target;
+      info.kernels = abi::kProgramKernelsFile;
+      info.target = ko.target;
+      info.halideTarget = s.target;
     } else {
-      fs::remove(dir / "kernels.so", ec);
+      fs::remove(library, ec);
     }
-    compiler::writeText(dir / "plan.json", planText);
-    compiler::writeText(dir / "program.json", info.dump(2) + "\n");
-    std::cerr << "compile: wrote " << (dir / "plan.json").string()
-              << (backend == "compiled" ? ", " + (dir / "kernels.so").string()
+    abi::writeProgramDir(dir, planText, info);
+    std::cerr << "compile: wrote " << (dir / abi::kProgramPlanFile).string()
+              << (backend == "compiled" ? ", " + library.string()
                                         : std::string())
-              << " and " << (dir / "program.json").string()
+              << " and " << (dir / abi::kProgramInfoFile).string()
               << "; run it with `unroll-run train " << outDir << "`\n";
   } catch (const compiler::ExportError &e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const abi::WriteError &e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
@@ -206,7 +213,8 @@ int evalCommand(const std::string &runDir, const std::vector<double> &ood,
   if (havePlan) {
     text << planFile.rdbuf();
     plan = nlohmann::json::parse(text.str(), nullptr, false);
-    if (!plan.is_discarded() && !validPlan(plan, runDir))
+    abi::Plan typed;
+    if (!plan.is_discarded() && !readRunPlan(plan, runDir, typed))
       return 1;
   }
   RuntimeLibrary *rt = runtimeOrComplain();
@@ -230,7 +238,7 @@ int evalCommand(const std::string &runDir, const std::vector<double> &ood,
 
 int exportCommand(const std::string &runDir, compiler::ExportOptions opts,
                   const std::string &exe) {
-  nlohmann::json plan;
+  abi::Plan plan;
   std::map<std::string, Halide::Buffer<float>> params;
   if (!loadRun(runDir, plan, params))
     return 1;

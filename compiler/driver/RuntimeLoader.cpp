@@ -1,6 +1,6 @@
 #include "RuntimeLoader.h"
 
-#include "runtime/RuntimeAPI.h"
+#include "abi/RuntimeAPI.h"
 
 #include <dlfcn.h>
 #include <filesystem>

@@ -1,5 +1,5 @@
 #pragma once
-#include "runtime/RuntimeAPI.h"
+#include "abi/RuntimeAPI.h"
 
 #include <string>
 

@@ -67,9 +67,9 @@ int emitCommand(const std::string &stage, const std::string &file,
   if (!spec)
     return 1;
   if (stage == "ptx") {
-    compiler::printPtx(*spec->plan, std::cout);
+    compiler::printPtx(abi::readPlan(*spec->plan), std::cout);
   } else if (stage == "kernels") {
-    compiler::printKernels(*spec->plan, std::cout);
+    compiler::printKernels(abi::readPlan(*spec->plan), std::cout);
   } else if (stage == "plan") {
     std::cout << spec->plan->dump(1) << "\n";
   } else {

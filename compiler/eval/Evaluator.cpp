@@ -417,6 +417,8 @@ private:
             r.data[o * P + p] += w.data[o * CI + c] * x.data[c * P + p];
       return set(op, r);
     }
+    if (auto sg = dyn_cast<ir::StopGradientOp>(op))
+      return set(op, get(sg.getOperand()));
     if (auto inv = dyn_cast<ir::InverseOp>(op)) {
       // Gauss-Jordan with partial pivoting.
       Tensor a = get(inv.getOperand());

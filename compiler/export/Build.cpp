@@ -63,7 +63,7 @@ std::string mainProgram(const ExportSummary &m) {
 
 } // namespace
 
-void buildExecutable(const nlohmann::json &plan,
+void buildExecutable(const abi::Plan &plan,
                      const std::map<std::string, Halide::Buffer<float>> &params,
                      const std::string &exePath, const ExportOptions &opts,
                      std::ostream &log) {

@@ -18,6 +18,9 @@
 namespace unroll::compiler {
 
 namespace fs = std::filesystem;
+
+/// compiler/export/ModelRuntime.c, as text.
+extern const char *const kModelRuntimeText;
 using Halide::Expr;
 using Halide::Func;
 using Halide::Var;
@@ -148,111 +151,6 @@ std::string header(const std::string &n, const InferencePipeline &pipe,
   return h.str();
 }
 
-/// C text: the allocator NAME_run installs as Halide's (and uses for its
-/// scratch arrays), which keeps freed blocks for the next call, and
-/// NAME_release_memory. A block of 128 KiB or more that glibc returns to
-/// the kernel comes back as fresh pages, each faulted in and zeroed on
-/// first touch, on every call, so a program's speed would depend on what
-/// else it had allocated and freed before. Blocks have the layout of Halide's
-/// default allocator (the malloc'd start just before the aligned pointer), so
-/// either frees the other's.
-std::string cacheAllocator(const std::string &n) {
-  std::ostringstream c;
-  c << R"(/* Freed blocks kept for the next call (the least recently freed
- * goes when all slots are taken). */
-#define CACHE_SLOTS 32
-#define CACHE_MAGIC 0x756e726f6c6c3031ULL
-typedef struct {
-  void *block;
-  size_t size;
-  unsigned long long freed;
-} cache_slot;
-static cache_slot cache[CACHE_SLOTS];
-static unsigned long long cache_clock;
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-
-/* 128-byte aligned; before it, the malloc'd start, the size and a magic
- * word; 64 bytes after it that may be read. */
-static void *cache_malloc(void *user_context, size_t size) {
-  (void)user_context;
-  void *block = NULL;
-  pthread_mutex_lock(&cache_lock);
-  for (int i = 0; i < CACHE_SLOTS; ++i)
-    if (cache[i].block && cache[i].size == size) {
-      block = cache[i].block;
-      cache[i].block = NULL;
-      break;
-    }
-  pthread_mutex_unlock(&cache_lock);
-  if (block)
-    return block;
-  char *start = (char *)malloc(size + 32 + 128 + 64);
-  if (!start)
-    return NULL;
-  char *p = (char *)(((uintptr_t)start + 32 + 127) & ~(uintptr_t)127);
-  ((void **)p)[-1] = start;
-  ((uint64_t *)p)[-2] = (uint64_t)size;
-  ((uint64_t *)p)[-3] = CACHE_MAGIC;
-  return p;
-}
-
-static void cache_free(void *user_context, void *p) {
-  (void)user_context;
-  if (!p)
-    return;
-  if (((uint64_t *)p)[-3] != CACHE_MAGIC) { /* Halide's default allocator's */
-    free(((void **)p)[-1]);
-    return;
-  }
-  void *evicted = NULL;
-  pthread_mutex_lock(&cache_lock);
-  int slot = 0;
-  for (int i = 0; i < CACHE_SLOTS; ++i) {
-    if (!cache[i].block) {
-      slot = i;
-      break;
-    }
-    if (cache[i].freed < cache[slot].freed)
-      slot = i;
-  }
-  if (cache[slot].block)
-    evicted = ((void **)cache[slot].block)[-1];
-  cache[slot].block = p;
-  cache[slot].size = (size_t)((uint64_t *)p)[-2];
-  cache[slot].freed = ++cache_clock;
-  pthread_mutex_unlock(&cache_lock);
-  free(evicted);
-}
-
-static void cache_install(void) {
-  halide_set_custom_malloc(cache_malloc);
-  halide_set_custom_free(cache_free);
-}
-
-)";
-  c << "void " << n << R"(_release_memory(void) {
-  void *blocks[CACHE_SLOTS];
-  pthread_mutex_lock(&cache_lock);
-  for (int i = 0; i < CACHE_SLOTS; ++i) {
-    blocks[i] = cache[i].block ? ((void **)cache[i].block)[-1] : NULL;
-    cache[i].block = NULL;
-  }
-  pthread_mutex_unlock(&cache_lock);
-  for (int i = 0; i < CACHE_SLOTS; ++i)
-    free(blocks[i]);
-}
-
-/* The kept blocks go when the library is unloaded. */
-__attribute__((destructor)) static void cache_release_at_unload(void) {
-  )" << n
-    << R"(_release_memory();
-}
-
-)";
-  return c.str();
-}
-
 /// The start of the C implementation of the public header: `view`, the
 /// status strings, and NAME_run up to its inputs as Halide buffers (b0,
 /// b1, ... in the order of pipe.inputs) and its outputs' sizes (sout0,
@@ -265,21 +163,8 @@ std::string wrapperStart(const std::string &n, const InferencePipeline &pipe,
   c << "#include \"" << n << ".h\"\n";
   for (const std::string &lib : libraries)
     c << "#include \"lib" << lib << ".h\"\n";
-  c << "#include \"HalideRuntime.h\"\n\n#include <math.h>\n#include "
-       "<pthread.h>\n#include <stdlib.h>\n#include <string.h>\n\n"
-    << cacheAllocator(n)
-    << "/* A dense row-major array as a Halide buffer (axes reversed). */\n"
-    << "static void view(halide_buffer_t *b, halide_dimension_t *dims, "
-       "const float *data,\n                 int rank, const int64_t *sizes) "
-       "{\n"
-    << "  memset(b, 0, sizeof *b);\n  b->host = (uint8_t *)data;\n"
-    << "  b->type.code = halide_type_float;\n  b->type.bits = 32;\n"
-    << "  b->type.lanes = 1;\n  b->dimensions = rank;\n  b->dim = dims;\n"
-    << "  int64_t stride = 1;\n  for (int k = rank - 1; k >= 0; --k) {\n"
-    << "    halide_dimension_t *d = &dims[rank - 1 - k];\n"
-    << "    d->min = 0;\n    d->extent = (int32_t)sizes[k];\n"
-    << "    d->stride = (int32_t)stride;\n    d->flags = 0;\n"
-    << "    stride *= sizes[k];\n  }\n}\n\n"
+  c << "#define UNROLL_RELEASE_MEMORY " << n << "_release_memory\n"
+    << kModelRuntimeText << "\n"
     << "const char *" << n << "_status_string(int status) {\n"
     << "  switch (status) {\n  case " << N << "_OK: return \"ok\";\n"
     << "  case " << N
@@ -631,7 +516,7 @@ std::string sharedLibraryName(const std::string &name,
 }
 
 ExportSummary
-exportModel(const nlohmann::json &plan,
+exportModel(const abi::Plan &plan,
             const std::map<std::string, Halide::Buffer<float>> &params,
             const ExportOptions &opts, std::ostream &log) {
   const bool gpu = opts.target == "host-cuda";

@@ -7,8 +7,8 @@
 //   DIR/lib/cmake/NAME/NAMEConfigVersion.cmake
 // Neither LibTorch, MLIR nor Halide is needed to use it.
 
+#include "compiler/export/InferenceLowering.h"
 #include "compiler/export/Tool.h"
-#include "compiler/kernels/InferenceLowering.h"
 
 #include <nlohmann/json.hpp>
 
@@ -88,7 +88,7 @@ struct ExportSummary {
 /// parameters `params` (checkpoint names). Needs a C compiler (`cc`) and
 /// `ar` on the PATH. Throws ExportError.
 ExportSummary
-exportModel(const nlohmann::json &plan,
+exportModel(const abi::Plan &plan,
             const std::map<std::string, Halide::Buffer<float>> &params,
             const ExportOptions &opts, std::ostream &log);
 
@@ -98,7 +98,7 @@ exportModel(const nlohmann::json &plan,
 /// for per-instance inputs) and writes the final state, and optionally
 /// every layer's, as float32 .npy; it needs no LibTorch, MLIR or Halide.
 /// Throws ExportError.
-void buildExecutable(const nlohmann::json &plan,
+void buildExecutable(const abi::Plan &plan,
                      const std::map<std::string, Halide::Buffer<float>> &params,
                      const std::string &exePath, const ExportOptions &opts,
                      std::ostream &log);

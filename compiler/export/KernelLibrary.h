@@ -3,7 +3,7 @@
 // program compiled ahead of time by Halide into one shared library that
 // the runtime loads (runtime/KernelLibrary.h), so that a machine without
 // MLIR and Halide (a GPU machine with only LibTorch) runs them. The library
-// exports UNROLL_KERNEL_LIBRARY_SYMBOL (runtime/RuntimeAPI.h), stamped
+// exports UNROLL_KERNEL_LIBRARY_SYMBOL (abi/RuntimeAPI.h), stamped
 // with the program's plan hash; Halide's runtime is inside it.
 
 #include <nlohmann/json.hpp>

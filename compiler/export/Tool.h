@@ -3,7 +3,7 @@
 // ar): an argument vector, no shell, the tool's output into a log file;
 // and writing the files they read.
 
-#include "compiler/kernels/InferenceLowering.h"
+#include "compiler/export/InferenceLowering.h"
 
 #include <filesystem>
 #include <string>

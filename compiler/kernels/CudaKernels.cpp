@@ -75,7 +75,7 @@ std::vector<std::string> ptxIn(const fs::path &archive) {
 
 } // namespace
 
-std::vector<PtxModule> buildPtx(const nlohmann::json &plan, int capability) {
+std::vector<PtxModule> buildPtx(const abi::Plan &plan, int capability) {
   Halide::Target target = cudaTarget(capability);
   fs::path dir =
       fs::temp_directory_path() / ("unroll-ptx-" + std::to_string(::getpid()));
@@ -116,7 +116,7 @@ std::vector<PtxModule> buildPtx(const nlohmann::json &plan, int capability) {
   return out;
 }
 
-void printPtx(const nlohmann::json &plan, std::ostream &os) {
+void printPtx(const abi::Plan &plan, std::ostream &os) {
   for (const PtxModule &m : buildPtx(plan))
     os << "// unroll kernel " << m.name << "\n" << m.ptx << "\n";
 }

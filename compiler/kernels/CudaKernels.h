@@ -4,7 +4,7 @@
 // Halide's NVPTX backend to PTX. Needs no GPU and no CUDA toolkit (ptxas,
 // where installed, can check the result: tests/lit/kernels/ptxas.unroll).
 
-#include <nlohmann/json.hpp>
+#include "abi/Plan.h"
 
 #include <Halide.h>
 
@@ -29,10 +29,9 @@ struct PtxModule {
 /// PTX for every distinct fused kernel of `plan`, for compute capability
 /// `capability` (one of Halide's: 30, 32, 35, 50, 61, 70, 75, 80, 86).
 /// Throws InternalError if Halide produces no PTX.
-std::vector<PtxModule> buildPtx(const nlohmann::json &plan,
-                                int capability = 75);
+std::vector<PtxModule> buildPtx(const abi::Plan &plan, int capability = 75);
 
 /// `--emit=ptx`: each module after a `// unroll kernel NAME` line.
-void printPtx(const nlohmann::json &plan, std::ostream &os);
+void printPtx(const abi::Plan &plan, std::ostream &os);
 
 } // namespace unroll::compiler

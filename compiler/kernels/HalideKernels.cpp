@@ -1,7 +1,6 @@
 #include "compiler/kernels/HalideKernels.h"
 
 #include "dsl/Diagnostics.h"
-#include "runtime/Plan.h"
 
 #include <functional>
 #include <map>
@@ -12,35 +11,38 @@ namespace unroll::compiler {
 
 using dsl::InternalError;
 using Halide::Expr;
-using nlohmann::json;
 
 namespace {
 
-Expr unary(const std::string &fn, const Expr &x) {
-  if (fn == "neg")
+Expr unary(abi::UnaryFn fn, const Expr &x) {
+  using abi::UnaryFn;
+  switch (fn) {
+  case UnaryFn::Neg:
     return -x;
-  if (fn == "abs")
+  case UnaryFn::Abs:
     return Halide::abs(x);
-  if (fn == "sign")
+  case UnaryFn::Sign:
     return Halide::select(x > 0.f, 1.f, Halide::select(x < 0.f, -1.f, 0.f));
-  if (fn == "relu")
+  case UnaryFn::Relu:
     return Halide::max(x, 0.f);
-  if (fn == "exp")
+  case UnaryFn::Exp:
     return Halide::exp(x);
-  if (fn == "log")
+  case UnaryFn::Log:
     return Halide::log(x);
-  if (fn == "sqrt")
+  case UnaryFn::Sqrt:
     return Halide::sqrt(x);
-  if (fn == "tanh")
+  case UnaryFn::Tanh:
     return Halide::tanh(x);
-  if (fn == "sigmoid")
+  case UnaryFn::Sigmoid:
     return 1.f / (1.f + Halide::exp(-x));
-  if (fn == "square")
+  case UnaryFn::Square:
     return x * x;
-  if (fn == "step")
+  case UnaryFn::Step:
     return Halide::select(x > 0.f, 1.f, 0.f);
-  throw InternalError("kernel generation: unknown elementwise function '" + fn +
-                      "'");
+  }
+  throw InternalError(std::string("kernel generation: unknown elementwise "
+                                  "function '") +
+                      abi::spelling(fn) + "'");
 }
 
 std::string shapeText(const std::vector<int64_t> &s) {
@@ -52,68 +54,80 @@ std::string shapeText(const std::vector<int64_t> &s) {
 
 } // namespace
 
-Expr elementwise(const json &o, const std::vector<Expr> &a) {
-  const std::string op = o["op"];
-  if (op == "unary" && a.size() == 1)
-    return unary(o["fn"].get<std::string>(), a[0]);
-  if (a.size() != 2)
-    throw InternalError("kernel generation: '" + op + "' is not elementwise");
-  if (op == "add")
-    return a[0] + a[1];
-  if (op == "sub")
-    return a[0] - a[1];
-  if (op == "mul")
-    return a[0] * a[1];
-  if (op == "div")
-    return a[0] / a[1];
-  if (op == "pow")
-    return Halide::pow(a[0], a[1]);
-  if (op == "max")
-    return Halide::max(a[0], a[1]);
-  if (op == "min")
-    return Halide::min(a[0], a[1]);
-  throw InternalError("kernel generation: '" + op + "' is not elementwise");
+Expr elementwise(const abi::Op &o, const std::vector<Expr> &a) {
+  if (o.code == abi::OpCode::Unary && a.size() == 1)
+    return unary(o.fn, a[0]);
+  if (a.size() == 2)
+    switch (o.code) {
+    case abi::OpCode::Add:
+      return a[0] + a[1];
+    case abi::OpCode::Sub:
+      return a[0] - a[1];
+    case abi::OpCode::Mul:
+      return a[0] * a[1];
+    case abi::OpCode::Div:
+      return a[0] / a[1];
+    case abi::OpCode::Pow:
+      return Halide::pow(a[0], a[1]);
+    case abi::OpCode::Max:
+      return Halide::max(a[0], a[1]);
+    case abi::OpCode::Min:
+      return Halide::min(a[0], a[1]);
+    default:
+      break;
+    }
+  throw InternalError(std::string("kernel generation: '") +
+                      abi::opName(o.code) + "' is not elementwise");
 }
 
-Expr fusedExpr(const json &body, const std::vector<Expr> &operands) {
+Expr fusedExpr(const abi::Body &body, const std::vector<Expr> &operands,
+               size_t opCount) {
   std::map<int64_t, Expr> value;
   for (size_t i = 0; i < operands.size(); ++i)
-    value[body["args"][i].get<int64_t>()] = operands[i];
-  auto get = [&](const json &id) {
-    auto it = value.find(id.get<int64_t>());
+    value[body.args[i]] = operands[i];
+  auto get = [&](int64_t id) {
+    auto it = value.find(id);
     if (it == value.end())
       throw InternalError("kernel generation: a fused region uses a value "
                           "from outside");
     return it->second;
   };
-  for (const json &o : body["ops"]) {
+  const size_t n = std::min(opCount, body.ops.size());
+  for (size_t i = 0; i < n; ++i) {
+    const abi::Op &o = body.ops[i];
     std::vector<Expr> args;
-    for (const json &id : o["args"])
+    for (int64_t id : o.args)
       args.push_back(get(id));
-    value[o["id"].get<int64_t>()] = elementwise(o, args);
+    value[o.id] = elementwise(o, args);
   }
-  return get(body["yield"][0]);
+  // Stopped before the last op (a reduction): its operand.
+  return get(n < body.ops.size() ? body.ops[n].args[0] : body.yield[0]);
 }
 
 namespace {
 
 /// What a reduction of `kind` sums for each element `e`.
-Expr summand(const std::string &kind, const Expr &e) {
-  if (kind == "sum" || kind == "mean")
+Expr summand(abi::ReduceKind kind, const Expr &e) {
+  using abi::ReduceKind;
+  switch (kind) {
+  case ReduceKind::Sum:
+  case ReduceKind::Mean:
     return e;
-  if (kind == "sqnorm" || kind == "norm")
+  case ReduceKind::Sqnorm:
+  case ReduceKind::Norm:
     return e * e;
-  if (kind == "norm1")
+  case ReduceKind::Norm1:
     return Halide::abs(e);
-  throw InternalError("kernel generation: unknown reduction '" + kind + "'");
+  }
+  throw InternalError("kernel generation: unknown reduction");
 }
 
 /// The reduction of `kind` from the sum `total` of its summands over
 /// `count` elements.
-Expr reductionOf(const std::string &kind, const Expr &total, int64_t count) {
-  if (kind == "mean")
+Expr reductionOf(abi::ReduceKind kind, const Expr &total, int64_t count) {
+  if (kind == abi::ReduceKind::Mean)
     return total / static_cast<float>(count);
-  if (kind == "norm")
+  if (kind == abi::ReduceKind::Norm)
     // Zero at zero with a zero gradient there (as LibTorch's vector_norm),
     // not the square root's infinite slope times zero.
     return Halide::select(total > 0.f, Halide::sqrt(total), 0.f);
@@ -122,19 +136,22 @@ Expr reductionOf(const std::string &kind, const Expr &total, int64_t count) {
 
 /// The derivative of a reduction of `kind` with respect to the element
 /// `e`, given the sum `total` of the summands over `count` elements.
-Expr slope(const std::string &kind, const Expr &e, const Expr &total,
+Expr slope(abi::ReduceKind kind, const Expr &e, const Expr &total,
            int64_t count) {
-  if (kind == "sum")
+  using abi::ReduceKind;
+  switch (kind) {
+  case ReduceKind::Sum:
     return Expr(1.f);
-  if (kind == "mean")
+  case ReduceKind::Mean:
     return Expr(1.f / static_cast<float>(count));
-  if (kind == "sqnorm")
+  case ReduceKind::Sqnorm:
     return 2.f * e;
-  if (kind == "norm") // e / ||e||, and 0 where the norm is 0
+  case ReduceKind::Norm: // e / ||e||, and 0 where the norm is 0
     return Halide::select(total > 0.f, e / Halide::sqrt(total), 0.f);
-  if (kind == "norm1")
+  case ReduceKind::Norm1:
     return Halide::select(e > 0.f, 1.f, Halide::select(e < 0.f, -1.f, 0.f));
-  throw InternalError("kernel generation: unknown reduction '" + kind + "'");
+  }
+  throw InternalError("kernel generation: unknown reduction");
 }
 
 /// Every operand's adjoint from `d`; zero for an operand the result does
@@ -154,15 +171,17 @@ void addGradInputs(FusedKernel &k, const Halide::Derivative &d,
 
 } // namespace
 
-FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
+FusedKernel buildFusedKernel(const abi::Op &fusedOp, const std::string &name) {
+  if (fusedOp.code != abi::OpCode::Fused || !fusedOp.body)
+    throw InternalError("kernel generation: not a fused op");
   FusedKernel k;
-  k.id = fusedOp.value("kernel", int64_t(0));
+  k.id = fusedOp.kernel;
   k.name = name;
-  k.resultShape = fusedOp["shape"].get<std::vector<int64_t>>();
+  k.resultShape = fusedOp.shape;
   k.rank = static_cast<int>(k.resultShape.size()) + 1;
   // A chain that ends in a reduction runs over the reduced value's shape.
-  const bool reduced = runtime::fusedReduces(fusedOp);
-  k.domainShape = runtime::fusedDomain(fusedOp);
+  const bool reduced = fusedOp.reduces();
+  k.domainShape = fusedOp.domain();
   k.operandRank = static_cast<int>(k.domainShape.size()) + 1;
   std::vector<Halide::Var> vars;
   for (int i = 0; i < k.operandRank; ++i)
@@ -170,16 +189,13 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
   std::vector<Expr> at(vars.begin(), vars.end());
   k.domainVars = vars;
 
-  const json &body = fusedOp["body"];
+  const abi::Body &body = *fusedOp.body;
   std::vector<Expr> operands;
   // Operands enter through identity Funcs, so that the adjoint of each is a
   // Func of its own.
   std::vector<Halide::Func> operandFuncs;
-  for (size_t i = 0; i < body["args"].size(); ++i) {
-    k.inputShapes.push_back(
-        fusedOp.contains("arg_shapes")
-            ? fusedOp["arg_shapes"][i].get<std::vector<int64_t>>()
-            : std::vector<int64_t>{});
+  for (size_t i = 0; i < body.args.size(); ++i) {
+    k.inputShapes.push_back(fusedOp.argShapes[i]);
     Halide::ImageParam in(Halide::Float(32), k.operandRank,
                           name + "_in" + std::to_string(i));
     // Broadcast operands arrive with stride 0, the innermost axis included
@@ -208,13 +224,10 @@ FusedKernel buildFusedKernel(const json &fusedOp, const std::string &name) {
     for (size_t d = 0; d + 1 < vars.size(); ++d)
       point.push_back(r[static_cast<int>(d)]);
     point.push_back(b);
-    json chain = body;
-    const json last = chain["ops"].back();
-    chain["ops"].erase(chain["ops"].size() - 1);
-    chain["yield"] = json::array({last["args"][0]});
-    const std::string kind = last["kind"];
+    const abi::ReduceKind kind = body.ops.back().reduce;
     Halide::Func e(name + "_chain");
-    e(vars) = fusedExpr(chain, operands);
+    // The chain: every op but the reduction.
+    e(vars) = fusedExpr(body, operands, body.ops.size() - 1);
     k.reduces = true;
     k.chain = e;
     // A Func of its own, so that it is computed once per instance forward
@@ -259,42 +272,33 @@ namespace {
 /// Calls `fn(op, user)` for every fused op of `plan`, where `user` says
 /// which part of the program holds it ("layer 3").
 void forEachFused(
-    const json &plan,
-    const std::function<void(const json &, const std::string &)> &fn) {
-  auto walk = [&](const json &body, const std::string &user) {
-    for (const json &op : body["ops"])
-      if (op["op"] == "fused")
+    const abi::Plan &plan,
+    const std::function<void(const abi::Op &, const std::string &)> &fn) {
+  auto walk = [&](const abi::Body &body, const std::string &user) {
+    for (const abi::Op &op : body.ops)
+      if (op.code == abi::OpCode::Fused)
         fn(op, user);
   };
-  for (const json &alg : plan["algorithms"]) {
-    for (const json &layer : alg["layers"])
-      walk(layer["body"],
-           "layer " + std::to_string(layer["index"].get<int64_t>()));
-    if (alg.contains("loss"))
-      walk(alg["loss"], "the loss");
+  for (const abi::Algorithm &alg : plan.algorithms) {
+    for (const abi::Layer &layer : alg.layers)
+      walk(layer.body, "layer " + std::to_string(layer.index));
+    if (alg.loss)
+      walk(*alg.loss, "the loss");
     size_t c = 0;
-    for (const json &con : alg.value("constraints", json::array()))
-      walk(con["body"], "constraint " + std::to_string(++c));
+    for (const abi::Constraint &con : alg.constraints)
+      walk(con.body, "constraint " + std::to_string(++c));
   }
-}
-
-int64_t kernelNumber(const json &op) {
-  int64_t id = op.value("kernel", int64_t(-1));
-  if (id < 0)
-    throw InternalError("kernel generation: a fused op without a kernel "
-                        "number");
-  return id;
 }
 
 } // namespace
 
-std::vector<FusedKernel> buildKernels(const json &plan) {
+std::vector<FusedKernel> buildKernels(const abi::Plan &plan) {
   std::map<int64_t, FusedKernel> byId;
-  forEachFused(plan, [&](const json &op, const std::string &user) {
-    int64_t id = kernelNumber(op);
-    auto it = byId.find(id);
+  forEachFused(plan, [&](const abi::Op &op, const std::string &user) {
+    auto it = byId.find(op.kernel);
     if (it == byId.end())
-      it = byId.emplace(id, buildFusedKernel(op, "k" + std::to_string(id)))
+      it = byId.emplace(op.kernel,
+                        buildFusedKernel(op, "k" + std::to_string(op.kernel)))
                .first;
     it->second.usedBy.push_back(user);
   });
@@ -304,19 +308,18 @@ std::vector<FusedKernel> buildKernels(const json &plan) {
   return out;
 }
 
-FusedKernel buildKernelOf(const json &plan, int64_t id) {
-  // A copy: the walk may visit temporaries.
-  std::optional<json> first;
-  forEachFused(plan, [&](const json &op, const std::string &) {
-    if (!first && kernelNumber(op) == id)
-      first = op;
+FusedKernel buildKernelOf(const abi::Plan &plan, int64_t id) {
+  const abi::Op *first = nullptr;
+  forEachFused(plan, [&](const abi::Op &op, const std::string &) {
+    if (!first && op.kernel == id)
+      first = &op;
   });
   if (!first)
     throw InternalError("kernel generation: no kernel " + std::to_string(id));
   return buildFusedKernel(*first, "k" + std::to_string(id));
 }
 
-void printKernels(const json &plan, std::ostream &os) {
+void printKernels(const abi::Plan &plan, std::ostream &os) {
   std::vector<FusedKernel> kernels = buildKernels(plan);
   os << "// " << kernels.size() << " kernel(s) from the fused regions\n";
   for (FusedKernel &k : kernels) {

@@ -13,7 +13,9 @@
 // Operand adjoints come over the full result domain; the caller sums them
 // over the axes along which the operand was broadcast.
 
-#include <nlohmann/json.hpp>
+#include "abi/Plan.h"
+
+#include <cstdint>
 
 #include <Halide.h>
 
@@ -60,29 +62,31 @@ struct FusedKernel {
 
 /// The Halide expression of one elementwise plan op (`add`, ..., `unary`
 /// with its "fn") applied to `args`. Throws InternalError for any other op.
-Halide::Expr elementwise(const nlohmann::json &op,
+Halide::Expr elementwise(const abi::Op &op,
                          const std::vector<Halide::Expr> &args);
 
 /// The value of a fused op's BODY with its arguments bound to `operands`
-/// (one expression per argument, all at the same coordinates).
-Halide::Expr fusedExpr(const nlohmann::json &body,
-                       const std::vector<Halide::Expr> &operands);
+/// (one expression per argument, all at the same coordinates). With
+/// `opCount`, of the body's first `opCount` ops only: the operand of the
+/// next op (the elementwise chain before a reduction).
+Halide::Expr fusedExpr(const abi::Body &body,
+                       const std::vector<Halide::Expr> &operands,
+                       size_t opCount = SIZE_MAX);
 
 /// Builds the kernel of one fused op of a plan (docs/plan.md); `name`
 /// prefixes its Halide names. Throws InternalError for an op the generator
 /// does not know (the fusion pass and this file must agree).
-FusedKernel buildFusedKernel(const nlohmann::json &fusedOp,
-                             const std::string &name);
+FusedKernel buildFusedKernel(const abi::Op &fusedOp, const std::string &name);
 
 /// One kernel per distinct "kernel" number of the plan, in number order.
-std::vector<FusedKernel> buildKernels(const nlohmann::json &plan);
+std::vector<FusedKernel> buildKernels(const abi::Plan &plan);
 
 /// The kernel numbered `id` of `plan`, built afresh (its Funcs shared with
 /// no other pipeline); `usedBy` is left empty.
-FusedKernel buildKernelOf(const nlohmann::json &plan, int64_t id);
+FusedKernel buildKernelOf(const abi::Plan &plan, int64_t id);
 
 /// `unrollc --emit=kernels`: every kernel with the layers that use it, its
 /// forward definition and its operand adjoints.
-void printKernels(const nlohmann::json &plan, std::ostream &os);
+void printKernels(const abi::Plan &plan, std::ostream &os);
 
 } // namespace unroll::compiler

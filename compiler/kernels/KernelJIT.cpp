@@ -45,7 +45,7 @@ void fail(const std::string &msg, char *err, int32_t size) {
 
 } // namespace
 
-JitKernels::JitKernels(const nlohmann::json &plan)
+JitKernels::JitKernels(const abi::Plan &plan)
     : target_(Halide::get_jit_target_from_environment()) {
   // Two sets of Funcs: a Func scheduled for one pipeline cannot be
   // compiled into another.

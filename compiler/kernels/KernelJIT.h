@@ -1,11 +1,11 @@
 #pragma once
 // The generated kernels of a program, JIT-compiled for the host by Halide
-// and handed to the runtime through its C interface (runtime/RuntimeAPI.h),
+// and handed to the runtime through its C interface (abi/RuntimeAPI.h),
 // so that `unrollc train --backend=compiled` runs every fused op with them.
 
+#include "abi/RuntimeAPI.h"
 #include "compiler/kernels/HalideKernels.h"
 #include "compiler/kernels/TrainingKernels.h"
-#include "runtime/RuntimeAPI.h"
 
 #include <map>
 
@@ -14,7 +14,7 @@ namespace unroll::compiler {
 class JitKernels {
 public:
   /// Builds, schedules and compiles every kernel of `plan` for the host.
-  explicit JitKernels(const nlohmann::json &plan);
+  explicit JitKernels(const abi::Plan &plan);
   JitKernels(const JitKernels &) = delete;
   JitKernels &operator=(const JitKernels &) = delete;
 

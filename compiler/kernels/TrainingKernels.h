@@ -55,7 +55,7 @@ struct AdamKernel {
 void scheduleAdamCpu(AdamKernel &k, const Halide::Target &target);
 
 /// A draw of training noise from LibTorch's CPU generator's words (see
-/// unroll_noise_fn in runtime/RuntimeAPI.h): `normal` and `uniform` are
+/// unroll_noise_fn in abi/RuntimeAPI.h): `normal` and `uniform` are
 /// shift + scale * z over the output's extent, z made of `words` as
 /// torch::randn and torch::rand make it. The words' bits come as floats
 /// (the kernels' one element type) and are reinterpreted, never converted.

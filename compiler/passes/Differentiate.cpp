@@ -460,7 +460,9 @@ struct DifferentiatePass
     for (Operation &op : body.without_terminator()) {
       Operation *c = b.clone(op, map);
       forward.push_back(c);
-      if (llvm::any_of(c->getOperands(),
+      // No gradient flows through stop_gradient: its result is inactive.
+      if (!isa<ir::StopGradientOp>(c) &&
+          llvm::any_of(c->getOperands(),
                        [&](Value v) { return active.contains(v); }))
         for (Value r : c->getResults())
           active.insert(r);

@@ -49,7 +49,7 @@ struct UnrollLayersPass
     SmallVector<ir::ParamOp> originals;
     for (Operation &op : alg.getBody().front()) {
       auto p = dyn_cast<ir::ParamOp>(op);
-      if (!p || p.getBinding() != "per_layer")
+      if (!p || p.getBinding() != ir::Binding::PerLayer)
         continue;
       originals.push_back(p);
       OpBuilder pb(p);

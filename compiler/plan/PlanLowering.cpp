@@ -26,13 +26,14 @@ public:
     for (Operation &op : alg.getBody().front()) {
       if (auto in = dyn_cast<ir::InputOp>(op)) {
         preludeSafe_.insert(in.getResult());
-        out["inputs"].push_back({{"id", define(in.getResult())},
-                                 {"name", in.getName().str()},
-                                 {"role", in.getRole().str()},
-                                 {"shape", shape(in.getType())}});
+        out["inputs"].push_back(
+            {{"id", define(in.getResult())},
+             {"name", in.getName().str()},
+             {"role", ir::stringifyRole(in.getRole()).str()},
+             {"shape", shape(in.getType())}});
       } else if (auto p = dyn_cast<ir::ParamOp>(op)) {
         json j{{"name", p.getName().str()},
-               {"binding", p.getBinding().str()},
+               {"binding", ir::stringifyBinding(p.getBinding()).str()},
                {"shape", shape(p.getType())},
                {"init", body(p.getInit())}};
         if (auto l = p.getLayer())
@@ -71,15 +72,18 @@ public:
       } else if (auto lo = dyn_cast<ir::LossOp>(op)) {
         out["loss"] = body(lo.getBody());
       } else if (auto c = dyn_cast<ir::ConstraintOp>(op)) {
-        out["constraints"].push_back({{"form", c.getForm().str()},
-                                      {"on", c.getOn().str()},
-                                      {"eps", c.getEps().convertToDouble()},
-                                      {"mode", c.getMode().str()},
-                                      {"body", body(c.getBody())}});
+        out["constraints"].push_back(
+            {{"form", c.getForm().str()},
+             {"on", c.getOn().str()},
+             {"eps", c.getEps().convertToDouble()},
+             {"mode", ir::stringifyConstraintMode(c.getMode()).str()},
+             {"body", body(c.getBody())}});
       } else if (auto n = dyn_cast<ir::NoiseOp>(op)) {
-        out["noise"].push_back({{"on", n.getOn().str()},
-                                {"distribution", n.getDistribution().str()},
-                                {"body", body(n.getBody())}});
+        out["noise"].push_back(
+            {{"on", n.getOn().str()},
+             {"distribution",
+              ir::stringifyDistribution(n.getDistribution()).str()},
+             {"body", body(n.getBody())}});
       } else if (isa<ir::StepOp, ir::GradOp>(op)) {
         return op.emitError("plan lowering needs unrolled, differentiated "
                             "IR; run unroll-layers and differentiate first");
@@ -133,6 +137,9 @@ private:
   json attr(Attribute a) {
     if (auto s = dyn_cast<StringAttr>(a))
       return s.str();
+    // Enumerated attributes are integers in the IR, their names in the plan.
+    if (auto d = dyn_cast<ir::DistributionAttr>(a))
+      return ir::stringifyDistribution(d.getValue()).str();
     if (auto i = dyn_cast<IntegerAttr>(a))
       return i.getInt();
     if (auto f = dyn_cast<FloatAttr>(a))

@@ -1,17 +1,25 @@
 // RUN: %unroll-opt %s -split-input-file -verify-diagnostics
 // Each op's verifier rejects malformed IR with a precise message.
 
-// expected-error@+1 {{'unroll.input' op role must be 'data' or 'given', got 'label'}}
+// The role, binding, constraint mode and distribution are enumerated
+// attributes: the parser names the one with a value outside it.
+// expected-error@+1 {{custom op 'unroll.input' invalid role attribute specification: "label"}}
 %0 = unroll.input "label" "x" : tensor<3xf32>
 
 // -----
 
-// expected-error@+1 {{'unroll.param' op binding must be 'per_layer' or 'shared', got 'tied'}}
+// expected-error@+1 {{custom op 'unroll.param' invalid binding attribute specification: "tied"}}
 %0 = unroll.param "tied" "w" : tensor<3xf32> {
   %c = unroll.constant 1.0 : tensor<f32>
   %f = unroll.fill %c : tensor<f32> -> tensor<3xf32>
   unroll.yield %f : tensor<3xf32>
 }
+
+// -----
+
+%a = unroll.constant 0.0 : tensor<f32>
+// expected-error@+1 {{custom op 'unroll.random' expected string or keyword containing one of the following enum values for attribute 'distribution' [normal, uniform]}}
+%0 = unroll.random cauchy(%a, %a) : tensor<f32>, tensor<f32> -> tensor<3xf32>
 
 // -----
 
@@ -23,29 +31,29 @@
 
 // -----
 
-%x = unroll.input "data" "x" : tensor<3xf32>
-%D = unroll.input "given" "D" : tensor<4x5xf32>
+%x = unroll.input data "x" : tensor<3xf32>
+%D = unroll.input given "D" : tensor<4x5xf32>
 // expected-error@+2 {{matmul: shapes 'tensor<4x5xf32>' and 'tensor<3xf32>' do not fit}}
 // expected-error@+1 {{'unroll.matmul' op failed to infer returned types}}
 %y = unroll.matmul %D, %x : tensor<4x5xf32>, tensor<3xf32> -> tensor<4xf32>
 
 // -----
 
-%a = unroll.input "data" "a" : tensor<3xf32>
-%b = unroll.input "data" "b" : tensor<4xf32>
+%a = unroll.input data "a" : tensor<3xf32>
+%b = unroll.input data "b" : tensor<4xf32>
 // expected-error@+2 {{add: shapes 'tensor<3xf32>' and 'tensor<4xf32>' do not broadcast}}
 // expected-error@+1 {{'unroll.add' op failed to infer returned types}}
 %c = unroll.add %a, %b : tensor<3xf32>, tensor<4xf32> -> tensor<3xf32>
 
 // -----
 
-%a = unroll.input "data" "a" : tensor<3xf32>
+%a = unroll.input data "a" : tensor<3xf32>
 // expected-error@+1 {{'unroll.unary' op unknown elementwise function 'cube'}}
 %b = unroll.unary "cube" %a : tensor<3xf32>
 
 // -----
 
-%a = unroll.input "data" "a" : tensor<3x4xf32>
+%a = unroll.input data "a" : tensor<3x4xf32>
 // expected-error@+1 {{'unroll.reduce' op 'norm' reduces over all elements}}
 %b = unroll.reduce "norm" %a {axis = 0 : i64} : tensor<3x4xf32> -> tensor<4xf32>
 

@@ -6,9 +6,9 @@
 // The region gets kernel number 0 (regions computing the same share one).
 
 unroll.algorithm @lista solves "p" layers(1) {
-  %x = unroll.input "data" "x" : tensor<3xf32>
-  %W = unroll.input "given" "W" : tensor<3x3xf32>
-  %t = unroll.input "given" "t" : tensor<3xf32>
+  %x = unroll.input data "x" : tensor<3xf32>
+  %W = unroll.input given "W" : tensor<3x3xf32>
+  %t = unroll.input given "t" : tensor<3xf32>
   %y0 = unroll.state "y" : tensor<3xf32> {
     unroll.yield %x : tensor<3xf32>
   }

@@ -3,7 +3,7 @@
 // into the step, each op located at its own line inside the calls that led
 // to it, and the functions, now unused, are erased.
 unroll.algorithm @a solves "p" layers(2) {
-  %w = unroll.input "given" "w" : tensor<3xf32>
+  %w = unroll.input given "w" : tensor<3xf32>
   %s = unroll.state "y" : tensor<3xf32> {
     %c = unroll.constant 0.0 : tensor<f32>
     %f = unroll.fill %c : tensor<f32> -> tensor<3xf32>

@@ -4,12 +4,12 @@
 // becomes a constant.
 
 unroll.algorithm @u solves "q" layers(3) {
-  %x = unroll.input "data" "x" : tensor<2xf32>
-  %a = unroll.param "per_layer" "a" : tensor<f32> {
+  %x = unroll.input data "x" : tensor<2xf32>
+  %a = unroll.param per_layer "a" : tensor<f32> {
     %c = unroll.constant 0.5 : tensor<f32>
     unroll.yield %c : tensor<f32>
   }
-  %b = unroll.param "shared" "b" : tensor<2xf32> {
+  %b = unroll.param shared "b" : tensor<2xf32> {
     %c = unroll.constant 0.1 : tensor<f32>
     %f = unroll.fill %c : tensor<f32> -> tensor<2xf32>
     unroll.yield %f : tensor<2xf32>
@@ -27,12 +27,12 @@ unroll.algorithm @u solves "q" layers(3) {
   }
 }
 
-// CHECK:      %[[A1:.*]] = unroll.param "per_layer" "a" {layer = 1 : i64}
-// CHECK:      %[[A2:.*]] = unroll.param "per_layer" "a" {layer = 2 : i64}
-// CHECK:      %[[A3:.*]] = unroll.param "per_layer" "a" {layer = 3 : i64}
-// CHECK-NOT:  unroll.param "per_layer" "a" :
-// CHECK:      %[[B:.*]] = unroll.param "shared" "b" :
-// CHECK-NOT:  unroll.param "shared"
+// CHECK:      %[[A1:.*]] = unroll.param per_layer "a" {layer = 1 : i64}
+// CHECK:      %[[A2:.*]] = unroll.param per_layer "a" {layer = 2 : i64}
+// CHECK:      %[[A3:.*]] = unroll.param per_layer "a" {layer = 3 : i64}
+// CHECK-NOT:  unroll.param per_layer "a" :
+// CHECK:      %[[B:.*]] = unroll.param shared "b" :
+// CHECK-NOT:  unroll.param shared
 // CHECK:      %[[Y0:.*]] = unroll.state "y"
 // CHECK-NOT:  unroll.step
 // CHECK:      %[[Y1:.*]] = unroll.layer 1(%[[Y0]])

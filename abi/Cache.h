@@ -1,12 +1,12 @@
 #pragma once
-// Where solved targets and compiled kernel libraries are cached. Inline:
-// the driver (which does not link the runtime) caches kernel libraries in
-// the same place.
+// Where solved targets and compiled kernel libraries are cached: one place
+// for the runtime, which caches targets there, and the driver, which
+// caches kernel libraries there (it does not link the runtime).
 
 #include <cstdlib>
 #include <string>
 
-namespace unroll::runtime {
+namespace unroll::abi {
 
 /// `given` if not empty, else $UNROLL_CACHE_DIR, else $XDG_CACHE_HOME/unroll,
 /// else ~/.cache/unroll.
@@ -22,4 +22,4 @@ inline std::string cacheDirectory(const std::string &given) {
   return ".unroll-cache";
 }
 
-} // namespace unroll::runtime
+} // namespace unroll::abi

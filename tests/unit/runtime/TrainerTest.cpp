@@ -178,7 +178,7 @@ train lista {
   nlohmann::json plan = test::fusedPlanFor(spec);
   auto algs = runtime::parsePlan(plan.dump());
   // Compiled: fused ops, Adam and noise by the JIT's kernels.
-  compiler::JitKernels jit(plan);
+  compiler::JitKernels jit(abi::readPlan(plan));
   const unroll_kernels *kernels = GENERATE(false, true) ? jit.abi() : nullptr;
   INFO((kernels ? "compiled" : "eager"));
   runtime::TrainOptions opts = smallOptions();

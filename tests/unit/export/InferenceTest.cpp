@@ -4,8 +4,8 @@
 #include "CompilerTestUtil.h"
 #include "RuntimeTestUtil.h"
 
+#include "compiler/export/InferenceLowering.h"
 #include "compiler/kernels/CudaKernels.h"
-#include "compiler/kernels/InferenceLowering.h"
 #include "compiler/plan/PlanLowering.h"
 #include "runtime/Data.h"
 #include "runtime/Trainer.h"
@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 using namespace unroll;
-using nlohmann::json;
 
 namespace {
 
@@ -36,7 +35,7 @@ struct Lowered {
   std::map<std::string, torch::Tensor> inputs;
   compiler::InferencePipeline pipe;
   /// What `pipe` was lowered from, to lower parts of it again.
-  json plan;
+  abi::Plan plan;
   std::map<std::string, Halide::Buffer<float>> params;
 };
 
@@ -63,8 +62,8 @@ Lowered lower(const std::string &spec,
   out.ex->initParams(4);
   torch::manual_seed(7);
   std::map<std::string, Halide::Buffer<float>> params;
-  for (const json &param : algs[0].json["params"]) {
-    int64_t id = param["id"].get<int64_t>();
+  for (const abi::Param &param : algs[0].params) {
+    const int64_t id = param.id;
     if (randomParams) {
       torch::Tensor t = out.ex->params().at(id).detach();
       // Small: larger draws make the flows ill-conditioned (states in the
@@ -75,8 +74,8 @@ Lowered lower(const std::string &spec,
     params[runtime::PrimalDual::paramKey(param)] =
         test::toHalide(out.ex->params().at(id));
   }
-  out.pipe = compiler::lowerForInference(*plan, params);
-  out.plan = *plan;
+  out.plan = abi::readPlan(*plan);
+  out.pipe = compiler::lowerForInference(out.plan, params);
   out.params = params;
   return out;
 }
@@ -101,19 +100,49 @@ std::string withStep(const std::string &spec, const std::string &step) {
   return replaced(spec, "Wu @ x + We @ y", step);
 }
 
+/// An op of a hand-written plan.
+abi::Op planOp(abi::OpCode code, std::vector<int64_t> args, int64_t id,
+               abi::Shape shape) {
+  abi::Op op;
+  op.code = code;
+  op.args = std::move(args);
+  op.id = id;
+  op.shape = std::move(shape);
+  return op;
+}
+
+/// A parameter or an input of a hand-written plan.
+abi::Param planParam(int64_t id, const std::string &name, abi::Shape shape) {
+  abi::Param p;
+  p.id = id;
+  p.name = name;
+  p.shape = std::move(shape);
+  return p;
+}
+abi::Input planInput(int64_t id, const std::string &name, abi::Role role,
+                     abi::Shape shape) {
+  return {id, name, role, std::move(shape)};
+}
+
 /// A hand-written plan: one algorithm whose only state, y, starts as the
-/// value of `op`, with parameters `params` and no layers.
-json initOnlyPlan(const json &op, const json &params) {
-  json init = {{"args", json::array()}, {"ops", {op}}, {"yield", {op["id"]}}};
-  json state = {
-      {"id", 0}, {"name", "y"}, {"shape", op["shape"]}, {"init", init}};
-  return {{"algorithms",
-           {{{"name", "a"},
-             {"inputs", json::array()},
-             {"prelude", json::array()},
-             {"params", params},
-             {"states", {state}},
-             {"layers", json::array()}}}}};
+/// value of `op`, with parameters `params`, inputs `inputs` and no layers
+/// (which the plan format does not allow, so it is built typed).
+abi::Plan initOnlyPlan(const abi::Op &op, std::vector<abi::Param> params,
+                       std::vector<abi::Input> inputs = {}) {
+  abi::State state;
+  state.id = 0;
+  state.name = "y";
+  state.shape = op.shape;
+  state.init.ops = {op};
+  state.init.yield = {op.id};
+  abi::Algorithm a;
+  a.name = "a";
+  a.params = std::move(params);
+  a.inputs = std::move(inputs);
+  a.states = {state};
+  abi::Plan plan;
+  plan.algorithms = {a};
+  return plan;
 }
 
 /// Binds the inputs of `pipe` (lowered from `low`): the runtime's inputs,
@@ -316,14 +345,12 @@ TEST_CASE("a shared matrix times per-instance matrices and stacks is one "
     for (int64_t batch : {1, 3, 37}) {
       INFO("W " << c.w[0] << "x" << c.w[1] << ", X of rank " << c.x.size()
                 << ", batch " << batch);
-      json op = {{"op", "matmul"},
-                 {"args", c.wLeft ? json{2, 3} : json{3, 2}},
-                 {"id", 1},
-                 {"shape", c.out}};
-      json plan =
-          initOnlyPlan(op, {{{"id", 2}, {"name", "W"}, {"shape", c.w}}});
-      plan["algorithms"][0]["inputs"] = {
-          {{"id", 3}, {"name", "X"}, {"role", "data"}, {"shape", c.x}}};
+      abi::Op op = planOp(abi::OpCode::Matmul,
+                          c.wLeft ? std::vector<int64_t>{2, 3}
+                                  : std::vector<int64_t>{3, 2},
+                          1, c.out);
+      abi::Plan plan = initOnlyPlan(op, {planParam(2, "W", c.w)},
+                                    {planInput(3, "X", abi::Role::Data, c.x)});
       torch::manual_seed(5);
       torch::Tensor W = torch::randn(c.w);
       std::vector<int64_t> xs{batch};
@@ -354,9 +381,10 @@ TEST_CASE("a random initial state becomes an input of the pipeline",
 
 TEST_CASE("ops without an inference lowering are reported by name",
           "[inference]") {
-  json plan = initOnlyPlan(
-      {{"op", "logsumexp"}, {"args", json::array()}, {"id", 1}, {"shape", {2}}},
-      json::array());
+  abi::Op lse = planOp(abi::OpCode::Logsumexp, {2}, 1, {2});
+  lse.axis = 0;
+  abi::Plan plan =
+      initOnlyPlan(lse, {}, {planInput(2, "x", abi::Role::Data, {2, 3})});
   CHECK_THROWS_WITH(compiler::lowerForInference(plan, {}),
                     Catch::Contains("export does not support the op "
                                     "'logsumexp' yet"));
@@ -365,9 +393,8 @@ TEST_CASE("ops without an inference lowering are reported by name",
 TEST_CASE("export inverts trained matrices only, and not singular ones",
           "[inference]") {
   // A program whose initial state inverts a trained W.
-  json plan = initOnlyPlan(
-      {{"op", "inverse"}, {"args", {2}}, {"id", 1}, {"shape", {2, 2}}},
-      {{{"id", 2}, {"name", "W"}, {"shape", {2, 2}}}});
+  abi::Plan plan = initOnlyPlan(planOp(abi::OpCode::Inverse, {2}, 1, {2, 2}),
+                                {planParam(2, "W", {2, 2})});
   Halide::Buffer<float> W(2, 2);
   // Halide's buffers are (column, row).
   W(0, 0) = 1, W(1, 0) = 2, W(0, 1) = 3, W(1, 1) = 6;
@@ -391,17 +418,15 @@ TEST_CASE("export inverts trained matrices only, and not singular ones",
 TEST_CASE("export convolves with shared kernels only", "[inference]") {
   // A program whose initial state convolves a per-instance image with a
   // per-instance kernel (both data inputs).
-  json plan = initOnlyPlan(
-      {{"op", "conv2d"}, {"args", {3, 2}}, {"id", 1}, {"shape", {1, 4, 4}}},
-      json::array());
-  plan["algorithms"][0]["inputs"] = {
-      {{"id", 2}, {"name", "k"}, {"role", "data"}, {"shape", {1, 1, 3, 3}}},
-      {{"id", 3}, {"name", "x"}, {"role", "data"}, {"shape", {1, 4, 4}}}};
+  abi::Plan plan =
+      initOnlyPlan(planOp(abi::OpCode::Conv2d, {3, 2}, 1, {1, 4, 4}), {},
+                   {planInput(2, "k", abi::Role::Data, {1, 1, 3, 3}),
+                    planInput(3, "x", abi::Role::Data, {1, 4, 4})});
   CHECK_THROWS_WITH(compiler::lowerForInference(plan, {}),
                     "export supports conv2d of an image with a shared kernel "
                     "only");
   // The same with the kernel shared (given) lowers.
-  plan["algorithms"][0]["inputs"][0]["role"] = "given";
+  plan.algorithms[0].inputs[0].role = abi::Role::Given;
   CHECK_NOTHROW(compiler::lowerForInference(plan, {}));
 }
 
@@ -477,4 +502,9 @@ TEST_CASE("SURF's forward (minibatches, softmax, graph filters, stacked "
   // A layer at a time: the second layer's pipeline reads the second
   // block of draws.
   checkForward(lower(spec, inputs), true, /*perLayer=*/true);
+}
+
+TEST_CASE("stop_gradient lowers as its operand", "[inference]") {
+  checkForward(
+      withStep(test::tinyLista(6, 10, 3), "Wu @ x + We @ stop_gradient(y)"), 4);
 }

@@ -66,18 +66,17 @@ void checkAgainstEvaluator(const std::string &spec,
              c && mlir::isa<ir::AlgorithmOp>(op->getParentOp()))
       env[c.getResult()] = eval::Tensor::scalar(c.getValue().convertToDouble());
   });
-  const auto &planParams = algs[0].json["params"];
+  const std::vector<abi::Param> &planParams = algs[0].params;
   REQUIRE(params.size() == planParams.size());
   for (size_t i = 0; i < params.size(); ++i)
-    env[params[i].getResult()] =
-        toEval(ex.params().at(planParams[i]["id"].get<int64_t>()));
+    env[params[i].getResult()] = toEval(ex.params().at(planParams[i].id));
   std::vector<ir::LayerOp> layers;
   module->walk([&](ir::LayerOp l) { layers.push_back(l); });
   REQUIRE(static_cast<int64_t>(layers.size()) == L);
   for (int64_t b = 0; b < B; ++b) {
     for (ir::InputOp in : ins) {
       const torch::Tensor &t = inputs.at(in.getName().str());
-      env[in.getResult()] = toEval(in.getRole() == "data" ? t[b] : t);
+      env[in.getResult()] = toEval(in.getRole() == ir::Role::Data ? t[b] : t);
     }
     eval::Tensor y = toEval(fw.states[0][0][b]);
     for (ir::LayerOp l : layers) {
@@ -348,7 +347,7 @@ train u {
   auto algs = runtime::parsePlan(plan.dump());
   // Compiled and eager draw the same noise; compiled, the kernels' noise
   // kernel draws it (counted here).
-  compiler::JitKernels jit(plan);
+  compiler::JitKernels jit(abi::readPlan(plan));
   static const unroll_kernels *inner = jit.abi();
   static int draws = 0;
   unroll_kernels counted = *jit.abi();
@@ -412,12 +411,60 @@ train u {
   ex.initParams(0);
   auto fw = ex.forward(1);
   torch::Tensor loss =
-      ex.body(algs[0].json["loss"], {runtime::RValue{fw.states[1][0], true}})[0]
+      ex.body(*algs[0].loss, {runtime::RValue{fw.states[1][0], true}})[0]
           .t.sum();
   CHECK(loss.item<double>() == 0.0);
-  torch::Tensor a =
-      ex.params().at(algs[0].json["params"][0]["id"].get<int64_t>());
+  torch::Tensor a = ex.params().at(algs[0].params[0].id);
   loss.backward();
   REQUIRE(a.grad().defined());
   CHECK(torch::equal(a.grad(), torch::zeros_like(a)));
+}
+
+TEST_CASE("noise parameters are not differentiated", "[runtime]") {
+  // y_1 = W x plus noise of scale ||W x||: with the scale a constant, the
+  // gradient of sum(y_1) in W is the sum over instances of 1 x^T whatever
+  // the draw; differentiated, it would gain (sum u) (W x)^T x / ||W x||.
+  const char *spec = R"(
+problem q(n: int, m: int) {
+  data x : vec[n]
+  var  y : vec[m]
+  minimize 0.5 * sqnorm(y)
+}
+unrolled u(layers = 1) solves q(n = 3, m = 2) {
+  init  y = zeros()
+  param W : mat[m, n] shared = normal(0, 1)
+  step { y = W @ x }
+}
+train u {
+  loss  sum(y[L])
+  noise y += normal(0, norm(y))
+}
+)";
+  auto algs = test::planFor(spec);
+  // The scale is wrapped in a stop_gradient.
+  REQUIRE(algs[0].noise.size() == 1);
+  const abi::Body &noise = algs[0].noise[0].body;
+  bool stopped = false;
+  for (const abi::Op &op : noise.ops)
+    stopped |= op.code == abi::OpCode::StopGradient && op.id == noise.yield[1];
+  CHECK(stopped);
+  torch::manual_seed(3);
+  torch::Tensor x = torch::randn({5, 3});
+  runtime::Executor ex(algs[0]);
+  ex.bindInputs({{"x", x}});
+  ex.initParams(0);
+  torch::Tensor W = ex.params().at(algs[0].params[0].id);
+  for (uint64_t seed : {1, 2}) {
+    if (W.grad().defined())
+      W.grad().zero_();
+    auto fw = ex.forward(seed, /*noise=*/true);
+    // The noise did move the state.
+    CHECK(!torch::allclose(fw.states[1][0], torch::matmul(x, W.detach().t())));
+    torch::Tensor loss =
+        ex.body(*algs[0].loss, {runtime::RValue{fw.states[1][0], true}})[0]
+            .t.sum();
+    loss.backward();
+    torch::Tensor want = torch::ones({2, 1}) * x.sum(0).unsqueeze(0);
+    CHECK(torch::allclose(W.grad(), want, 1e-5, 1e-6));
+  }
 }

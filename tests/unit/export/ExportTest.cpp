@@ -82,7 +82,7 @@ TEST_CASE("an exported LISTA computes what the runtime computes", "[export]") {
   eo.outDir = (dir / "out").string();
   eo.runDir = to.runDir;
   eo.split = split;
-  compiler::exportModel(*plan, params, eo, log);
+  compiler::exportModel(abi::readPlan(*plan), params, eo, log);
   INFO(log.str());
   CHECK((log.str().find("layer 3 of 3 compiled") != std::string::npos) ==
         (split == "layers"));
@@ -108,10 +108,8 @@ TEST_CASE("an exported LISTA computes what the runtime computes", "[export]") {
   ex.initParams(0);
   {
     torch::NoGradGuard noGrad;
-    for (const json &p : algs[0].json["params"])
-      ex.params()
-          .at(p["id"].get<int64_t>())
-          .copy_(weights.at(runtime::PrimalDual::paramKey(p)));
+    for (const abi::Param &p : algs[0].params)
+      ex.params().at(p.id).copy_(weights.at(runtime::PrimalDual::paramKey(p)));
   }
   runtime::ForwardResult fw = ex.forward(0);
 
@@ -251,15 +249,15 @@ unrolled admm(layers = 3) solves sc(p = 6, d = 10, alpha = 0.1) {
   ex.bindInputs({{"x", g.x}, {"D", g.D}});
   ex.initParams(3);
   std::map<std::string, Halide::Buffer<float>> params;
-  for (const json &p : algs[0].json["params"])
+  for (const abi::Param &p : algs[0].params)
     params[runtime::PrimalDual::paramKey(p)] =
-        test::toHalide(ex.params().at(p["id"].get<int64_t>()));
+        test::toHalide(ex.params().at(p.id));
   compiler::ExportOptions eo;
   std::ostringstream log;
   eo.outDir = (dir / "out").string();
   eo.split = split;
   compiler::ExportSummary summary =
-      compiler::exportModel(plan, params, eo, log);
+      compiler::exportModel(abi::readPlan(plan), params, eo, log);
   INFO(log.str());
   REQUIRE(summary.states.size() == 2);
   CHECK(summary.states[0].name == "y");

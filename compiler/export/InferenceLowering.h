@@ -6,7 +6,7 @@
 // a state drawn at random becomes an input (the caller supplies the draw),
 // and so do the uniform draws that pick the layers' minibatches.
 
-#include <nlohmann/json.hpp>
+#include "abi/Plan.h"
 
 #include <Halide.h>
 
@@ -89,7 +89,7 @@ struct InferencePipeline {
 /// keyed as in checkpoints ("param.Wu.3", "param.D"): the states in
 /// `range`. Throws ExportError.
 InferencePipeline
-lowerForInference(const nlohmann::json &plan,
+lowerForInference(const abi::Plan &plan,
                   const std::map<std::string, Halide::Buffer<float>> &params,
                   const StateRange &range = {});
 

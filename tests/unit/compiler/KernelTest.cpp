@@ -57,7 +57,7 @@ std::filesystem::path scratchDir() {
 struct ProgramKernels {
   ProgramKernels(const json &plan, bool library) {
     if (!library) {
-      jit = std::make_unique<compiler::JitKernels>(plan);
+      jit = std::make_unique<compiler::JitKernels>(abi::readPlan(plan));
       abi = jit->abi();
       return;
     }
@@ -102,27 +102,28 @@ void checkKernels(const std::string &spec, int64_t batch,
                   bool library = false) {
   json plan = test::fusedPlanFor(spec);
   auto algs = runtime::parsePlan(plan.dump());
-  std::vector<compiler::FusedKernel> kernels = compiler::buildKernels(plan);
+  std::vector<compiler::FusedKernel> kernels =
+      compiler::buildKernels(abi::readPlan(plan));
   REQUIRE(!kernels.empty());
   // Each kernel's first fused op: in the first layer, the loss or a
   // constraint.
-  const json &alg = algs[0].json;
-  std::vector<const json *> bodies{&alg["layers"][0]["body"]};
-  if (alg.contains("loss"))
-    bodies.push_back(&alg["loss"]);
-  for (const json &c : alg["constraints"])
-    bodies.push_back(&c["body"]);
-  std::vector<const json *> fusedJson;
+  const abi::Algorithm &alg = algs[0];
+  std::vector<const abi::Body *> bodies{&alg.layers[0].body};
+  if (alg.loss)
+    bodies.push_back(&*alg.loss);
+  for (const abi::Constraint &c : alg.constraints)
+    bodies.push_back(&c.body);
+  std::vector<const abi::Op *> fusedOps;
   for (auto &kern : kernels) {
-    const json *found = nullptr;
-    for (const json *b : bodies)
-      for (const json &op : (*b)["ops"])
-        if (!found && op["op"] == "fused" && op["kernel"] == kern.id)
+    const abi::Op *found = nullptr;
+    for (const abi::Body *b : bodies)
+      for (const abi::Op &op : b->ops)
+        if (!found && op.code == abi::OpCode::Fused && op.kernel == kern.id)
           found = &op;
     if (found)
-      fusedJson.push_back(found);
+      fusedOps.push_back(found);
   }
-  REQUIRE(fusedJson.size() == kernels.size());
+  REQUIRE(fusedOps.size() == kernels.size());
 
   // The same kernels through the runtime's C interface, as training calls
   // them: every adjoint in one call, and one operand's alone.
@@ -141,7 +142,7 @@ void checkKernels(const std::string &spec, int64_t batch,
                       kern.resultShape.end());
     CHECK(kern.reduces ==
           (kern.domainShape != kern.resultShape ||
-           (*fusedJson[k])["body"]["ops"].back()["op"] == "reduce"));
+           fusedOps[k]->body->ops.back().code == abi::OpCode::Reduce));
 
     // Eager: operand 0 per instance, the others shared, so that kernels
     // see broadcasting along the batch (and along axes, for lower ranks).
@@ -158,7 +159,7 @@ void checkKernels(const std::string &spec, int64_t batch,
       args.push_back({t, batched});
     }
     runtime::Executor ex(algs[0]);
-    torch::Tensor eager = ex.body((*fusedJson[k])["body"], args)[0].t;
+    torch::Tensor eager = ex.body(*fusedOps[k]->body, args)[0].t;
     eager = eager.expand(resultFull);
 
     std::vector<torch::Tensor> expanded;
@@ -282,16 +283,15 @@ train lista {
   descend objective(f, y) by 0.05
 }
 )"));
-  compiler::JitKernels jit(plan);
+  compiler::JitKernels jit(abi::readPlan(plan));
   auto algs = runtime::parsePlan(plan.dump());
-  const json &cons = algs[0].json["constraints"];
+  const std::vector<abi::Constraint> &cons = algs[0].constraints;
   REQUIRE(cons.size() == 2);
   // distance(y, ystar) is one fused op ending in a norm; the objective
   // multiplies by D, so its body is more than one kernel.
-  REQUIRE(cons[0]["body"]["ops"].size() == 1);
-  const int64_t distanceKernel =
-      cons[0]["body"]["ops"][0]["kernel"].get<int64_t>();
-  CHECK(cons[1]["body"]["ops"].size() > 1);
+  REQUIRE(cons[0].body.ops.size() == 1);
+  const int64_t distanceKernel = cons[0].body.ops[0].kernel;
+  CHECK(cons[1].body.ops.size() > 1);
   auto g = runtime::syntheticSparse(7, 6, 16, 0.3, 0.01, 4);
   struct Counting {
     const unroll_kernels *inner;
@@ -319,7 +319,7 @@ train lista {
     ex.initParams(2);
     if (!ystar.defined())
       ystar = runtime::solveTargets(ex, 5000, 1e-8);
-    ex.bind(algs[0].json["targets"][0]["id"].get<int64_t>(), {ystar, true});
+    ex.bind(algs[0].targets[0].id, {ystar, true});
     runtime::ForwardResult fw = ex.forward(3, /*noise=*/true);
     torch::Tensor weighted = torch::zeros({});
     for (size_t c = 0; c < cons.size(); ++c) {
@@ -354,7 +354,8 @@ train lista {
 TEST_CASE("--emit=kernels shares one kernel among identical layers",
           "[kernels]") {
   std::ostringstream os;
-  compiler::printKernels(test::fusedPlanFor(test::tinyLista(6, 10, 3)), os);
+  compiler::printKernels(
+      abi::readPlan(test::fusedPlanFor(test::tinyLista(6, 10, 3))), os);
   INFO(os.str());
   CHECK(os.str().find("// 1 kernel(s)") == 0);
   CHECK(os.str().find("used by: layer 1, layer 2, layer 3") !=
@@ -369,7 +370,7 @@ train lista {
   loss    mse(y[L], ystar)
 }
 )"));
-  compiler::JitKernels jit(plan);
+  compiler::JitKernels jit(abi::readPlan(plan));
   REQUIRE(jit.size() == 2); // the layers' soft-threshold and the loss
   auto algs = runtime::parsePlan(plan.dump());
   auto g = runtime::syntheticSparse(9, 6, 10, 0.3, 0.01, 4);
@@ -399,15 +400,14 @@ train lista {
     ex.initParams(1);
     if (!ystar.defined())
       ystar = runtime::solveTargets(ex, 5000, 1e-8);
-    ex.bind(algs[0].json["targets"][0]["id"].get<int64_t>(), {ystar, true});
+    ex.bind(algs[0].targets[0].id, {ystar, true});
     // Twice: the second backward accumulates into existing gradients (the
     // compiled path then adds its weight gradients to them in place).
     std::vector<torch::Tensor> first;
     for (int pass = 0; pass < 2; ++pass) {
       runtime::ForwardResult fw = ex.forward(3);
       torch::Tensor loss =
-          ex.body(algs[0].json["loss"], {{fw.states.back()[0], true}})[0]
-              .t.mean();
+          ex.body(*algs[0].loss, {{fw.states.back()[0], true}})[0].t.mean();
       loss.backward();
       if (pass == 0) {
         losses.push_back(loss.detach());
@@ -578,11 +578,12 @@ unrolled net(layers = 2) solves toy(m = 3, n = 10) {
 }
 )");
   // No shared or lower-rank operand (which would be broadcast, stride 0).
-  std::vector<compiler::FusedKernel> kernels = compiler::buildKernels(plan);
+  std::vector<compiler::FusedKernel> kernels =
+      compiler::buildKernels(abi::readPlan(plan));
   REQUIRE(kernels.size() == 1);
   for (const auto &shape : kernels[0].inputShapes)
     CHECK(shape == std::vector<int64_t>{3, 10});
-  compiler::JitKernels jit(plan);
+  compiler::JitKernels jit(abi::readPlan(plan));
   auto algs = runtime::parsePlan(plan.dump());
   torch::manual_seed(3);
   torch::Tensor x = torch::randn({5, 3, 10});

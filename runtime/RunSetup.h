@@ -1,0 +1,51 @@
+#pragma once
+// What training and evaluation of a run directory share: reading its files,
+// the device, the trained algorithm and its options, and the model started
+// from them.
+
+#include "runtime/Executor.h"
+#include "runtime/Plan.h"
+#include "runtime/Safetensors.h"
+#include "runtime/Trainer.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace unroll::runtime {
+
+/// A file's bytes; throws RunError if it cannot be read.
+std::string readText(const std::filesystem::path &p);
+/// A JSON file; throws RunError if it cannot be read or parsed.
+nlohmann::json readJson(const std::filesystem::path &p);
+
+/// "cpu", "cuda" (or "cuda:N"), or "auto": CUDA when this LibTorch has it
+/// and a GPU is visible. Generated kernels (null: none) run where they were
+/// compiled for: the host's in host memory, CUDA kernels on a GPU. Throws
+/// RunError.
+torch::Device pickDevice(const std::string &name, const unroll_kernels *kernels,
+                         std::ostream &log);
+
+/// The algorithm with a train block; throws RunError if none has one.
+const Algorithm &trainedAlgorithm(const std::vector<Algorithm> &algs);
+
+/// The train block's settings as options, defaults filled in; throws
+/// RunError for a setting this runtime does not implement.
+TrainOptions resolveOptions(const nlohmann::json &train);
+
+/// A run's executor on its device and kernels, its parameters initialised
+/// from the seed (the prelude sees the first training instances), and the
+/// trainer over them.
+PrimalDual startModel(Executor &ex, const TrainOptions &to,
+                      torch::Device device, const unroll_kernels *kernels,
+                      const Split &train);
+
+/// Parameters, multipliers and optimiser state from a checkpoint; a
+/// mismatch with the program is the user's problem (RunError), not a crash.
+void restore(PrimalDual &pd, const TensorFile &f);
+
+} // namespace unroll::runtime
