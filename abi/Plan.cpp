@@ -187,6 +187,22 @@ std::optional<OpCode> opCodeOf(std::string_view name) {
   return std::nullopt;
 }
 
+bool isElementwise(OpCode code) {
+  switch (code) {
+  case OpCode::Add:
+  case OpCode::Sub:
+  case OpCode::Mul:
+  case OpCode::Div:
+  case OpCode::Pow:
+  case OpCode::Max:
+  case OpCode::Min:
+  case OpCode::Unary:
+    return true;
+  default:
+    return false;
+  }
+}
+
 const char *spelling(UnaryFn v) { return spellingOf(v); }
 const char *spelling(ReduceKind v) { return spellingOf(v); }
 const char *spelling(Distribution v) { return spellingOf(v); }

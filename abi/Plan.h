@@ -27,6 +27,9 @@ enum class OpCode {
 const char *opName(OpCode code);
 /// The op called `name`, if there is one.
 std::optional<OpCode> opCodeOf(std::string_view name);
+/// Whether the op combines its operands element by element (with
+/// broadcasting): the binary arithmetic ops and `unary`.
+bool isElementwise(OpCode code);
 
 /// `unary`'s function.
 enum class UnaryFn {

@@ -147,11 +147,8 @@ json evaluateRun(const EvalRunOptions &opts, std::ostream &log) {
   TrainOptions to = resolveOptions(*alg.train);
   const std::string hash = planHash(planText);
   std::unique_ptr<KernelLibrary> library;
-  const unroll_kernels *kernels = opts.kernels;
-  if (!kernels && !opts.kernelLibrary.empty()) {
-    library = KernelLibrary::open(opts.kernelLibrary, planText);
-    kernels = library->kernels();
-  }
+  const unroll_kernels *kernels =
+      openKernels(opts.kernels, opts.kernelLibrary, planText, library);
   fs::path ckpt = dir / "best.safetensors";
   if (!fs::exists(ckpt, ec))
     throw RunError("'" + dir.string() +

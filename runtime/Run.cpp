@@ -67,11 +67,8 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   const std::string hash = planHash(planText);
   // A kernel library named by path (unrollc's cache) is opened here.
   std::unique_ptr<KernelLibrary> library;
-  const unroll_kernels *kernels = opts.kernels;
-  if (!kernels && !opts.kernelLibrary.empty()) {
-    library = KernelLibrary::open(opts.kernelLibrary, planText);
-    kernels = library->kernels();
-  }
+  const unroll_kernels *kernels =
+      openKernels(opts.kernels, opts.kernelLibrary, planText, library);
   fs::path dir(opts.runDir);
   fs::path planFile = dir / "plan.json",
            ckptFile = dir / "checkpoint.safetensors",

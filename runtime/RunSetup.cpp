@@ -121,6 +121,16 @@ TrainOptions resolveOptions(const json &train) {
   return o;
 }
 
+const unroll_kernels *openKernels(const unroll_kernels *given,
+                                  const std::string &path,
+                                  const std::string &planText,
+                                  std::unique_ptr<KernelLibrary> &holder) {
+  if (given || path.empty())
+    return given;
+  holder = KernelLibrary::open(path, planText);
+  return holder->kernels();
+}
+
 PrimalDual startModel(Executor &ex, const TrainOptions &to,
                       torch::Device device, const unroll_kernels *kernels,
                       const Split &train) {

@@ -4,6 +4,7 @@
 // from them.
 
 #include "runtime/Executor.h"
+#include "runtime/KernelLibrary.h"
 #include "runtime/Plan.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Trainer.h"
@@ -12,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -36,6 +38,14 @@ const Algorithm &trainedAlgorithm(const std::vector<Algorithm> &algs);
 /// The train block's settings as options, defaults filled in; throws
 /// RunError for a setting this runtime does not implement.
 TrainOptions resolveOptions(const nlohmann::json &train);
+
+/// The kernels a run uses: `given` (a JIT's, from unrollc), else the
+/// kernel library at `path` opened into `holder` and checked against
+/// `planText`, else none (null). Throws RunError.
+const unroll_kernels *openKernels(const unroll_kernels *given,
+                                  const std::string &path,
+                                  const std::string &planText,
+                                  std::unique_ptr<KernelLibrary> &holder);
 
 /// A run's executor on its device and kernels, its parameters initialised
 /// from the seed (the prelude sees the first training instances), and the

@@ -11,22 +11,6 @@
 
 namespace unroll::compiler::lowering {
 
-bool isElementwise(OpCode code) {
-  switch (code) {
-  case OpCode::Add:
-  case OpCode::Sub:
-  case OpCode::Mul:
-  case OpCode::Div:
-  case OpCode::Pow:
-  case OpCode::Max:
-  case OpCode::Min:
-  case OpCode::Unary:
-    return true;
-  default:
-    return false;
-  }
-}
-
 std::vector<Var> axes(size_t rank) {
   std::vector<Var> v;
   for (size_t i = 0; i < rank; ++i)
@@ -217,7 +201,7 @@ bool Lowering::readOnlyBy(const Product &p, const std::vector<Op> &ops,
     return false;
   for (const Op &op : ops)
     if (op.id == yielded) {
-      if (op.code != OpCode::Fused && !isElementwise(op.code))
+      if (op.code != OpCode::Fused && !abi::isElementwise(op.code))
         return false;
       for (int64_t a : op.args)
         if (a == p.id)
@@ -438,7 +422,7 @@ void Lowering::lower(const Op &op) {
       return fusedExpr(body, operands);
     });
     r = fuseReduction(op, a, r);
-  } else if (isElementwise(code)) {
+  } else if (abi::isElementwise(code)) {
     r = define(shape, batched, [&](auto &idx, Expr b) {
       std::vector<Expr> args;
       for (const HV &v : a)

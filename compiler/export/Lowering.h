@@ -91,10 +91,6 @@ struct Product {
   int64_t depth = 0;
 };
 
-/// Ops that combine their operands element by element (with broadcasting),
-/// lowered by `elementwise`.
-bool isElementwise(OpCode code);
-
 std::vector<Var> axes(size_t rank);
 
 /// `v` read at result coordinates `idx` (tensor order, the result's rank)
