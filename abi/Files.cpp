@@ -4,6 +4,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <unistd.h>
 
 namespace unroll::abi {
@@ -65,6 +67,15 @@ void writeFileAtomic(
 
 void writeFileAtomic(const std::string &path, const std::string &text) {
   writeFileAtomic(path, {{text.data(), text.size()}});
+}
+
+std::optional<std::string> readFile(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 } // namespace unroll::abi

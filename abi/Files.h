@@ -3,6 +3,7 @@
 // compiler (programs, exported packages, kernel libraries) and the runtime
 // (run directories, checkpoints) both do.
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -28,5 +29,8 @@ void writeFileAtomic(
 
 /// The same for one string.
 void writeFileAtomic(const std::string &path, const std::string &text);
+
+/// The bytes of the file at `path`; none if it cannot be opened.
+std::optional<std::string> readFile(const std::string &path);
 
 } // namespace unroll::abi

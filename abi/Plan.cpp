@@ -684,6 +684,4 @@ Plan readPlan(const json &plan) {
   return out;
 }
 
-void checkPlan(const json &plan) { (void)readPlan(plan); }
-
 } // namespace unroll::abi

@@ -214,8 +214,11 @@ struct Plan {
   std::vector<Algorithm> algorithms;
 };
 
-/// Checks `plan` as checkPlan does and returns it typed. Throws
-/// PlanFormatError naming the place.
+/// Checks the whole structure of `plan` as docs/plan.md defines it, so that
+/// no reader meets a missing key, a value of the wrong JSON type, an unknown
+/// op, an op with the wrong number of operands or a missing attribute, an
+/// enumerated attribute outside its values, or an id used before it is
+/// defined, and returns it typed. Throws PlanFormatError naming the place.
 Plan readPlan(const nlohmann::json &plan);
 
 /// Calls `fn(op)` for every op of `b`, and of the bodies of its fused ops,

@@ -22,10 +22,4 @@ public:
   using std::runtime_error::runtime_error;
 };
 
-/// Checks the whole structure of a plan as docs/plan.md defines it, so
-/// that no reader meets a missing key, a value of the wrong JSON type, an
-/// unknown op, an op with the wrong number of operands or a missing
-/// attribute, or an id used before it is defined. Throws PlanFormatError.
-void checkPlan(const nlohmann::json &plan);
-
 } // namespace unroll::abi

@@ -3,9 +3,6 @@
 #include "abi/Files.h"
 #include "abi/PlanHash.h"
 
-#include <fstream>
-#include <sstream>
-
 namespace unroll::abi {
 
 namespace fs = std::filesystem;
@@ -49,24 +46,23 @@ ProgramInfo ProgramInfo::fromJson(const json &j) {
 
 namespace {
 
-std::string readFile(const fs::path &p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in)
+std::string readFileOf(const fs::path &p) {
+  std::optional<std::string> text = readFile(p.string());
+  if (!text)
     throw ProgramDirError("'" + p.parent_path().string() +
                           "' is not a compiled program (write one with "
                           "`unrollc compile SPEC -o DIR`) (no " +
                           p.filename().string() + ")");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return *text;
 }
 
 } // namespace
 
 ProgramDir readProgramDir(const fs::path &dir) {
   ProgramDir p;
-  p.planText = readFile(dir / kProgramPlanFile);
-  const json j = json::parse(readFile(dir / kProgramInfoFile), nullptr, false);
+  p.planText = readFileOf(dir / kProgramPlanFile);
+  const json j =
+      json::parse(readFileOf(dir / kProgramInfoFile), nullptr, false);
   const std::string info = (dir / kProgramInfoFile).string();
   if (j.is_discarded())
     throw ProgramDirError("'" + info + "' is not valid JSON");

@@ -1,5 +1,6 @@
 #include "runtime/Report.h"
 
+#include "abi/Files.h"
 #include "runtime/Safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -131,12 +132,8 @@ std::vector<double> range(size_t n, double from = 0) {
 }
 
 json readJsonFile(const fs::path &p) {
-  std::ifstream in(p);
-  if (!in)
-    return json();
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str(), nullptr, false);
+  std::optional<std::string> text = abi::readFile(p.string());
+  return text ? json::parse(*text, nullptr, false) : json();
 }
 
 std::vector<json> readMetrics(const fs::path &p) {

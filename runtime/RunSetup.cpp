@@ -1,10 +1,8 @@
 #include "runtime/RunSetup.h"
 
+#include "abi/Files.h"
 #include "runtime/Run.h"
 #include "runtime/Targets.h"
-
-#include <fstream>
-#include <sstream>
 
 namespace unroll::runtime {
 
@@ -13,12 +11,10 @@ using torch::Tensor;
 namespace fs = std::filesystem;
 
 std::string readText(const fs::path &p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in)
+  std::optional<std::string> text = abi::readFile(p.string());
+  if (!text)
     throw RunError("cannot read '" + p.string() + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return *text;
 }
 
 json readJson(const fs::path &p) {

@@ -8,6 +8,7 @@
 //
 // DIR holds plan.json, program.json and the kernel library kernels.so
 // (abi/ProgramDir.h).
+#include "abi/Files.h"
 #include "abi/ProgramDir.h"
 #include "abi/RuntimeAPI.h"
 #include "runtime/BuildInfo.h"
@@ -20,9 +21,8 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
+#include <optional>
 #include <unistd.h>
 
 using namespace unroll::runtime;
@@ -33,13 +33,11 @@ using nlohmann::json;
 namespace {
 
 std::string readFile(const fs::path &p, const std::string &what) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in)
+  std::optional<std::string> text = abi::readFile(p.string());
+  if (!text)
     throw RunError("'" + p.parent_path().string() + "' is not " + what +
                    " (no " + p.filename().string() + ")");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return *text;
 }
 
 /// The program directory `dir` (abi/ProgramDir.h); throws RunError.

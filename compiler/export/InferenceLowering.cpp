@@ -413,21 +413,13 @@ void Lowering::lower(const Op &op) {
       r.constant = a[0].constant.transposed(0, 1);
   } else if (code == OpCode::Matmul) {
     r = matmul(a[0], a[1], shape, batched, op.id);
-  } else if (code == OpCode::Fused) {
-    const abi::Body &body = *op.body;
-    r = define(shape, batched, [&](auto &idx, Expr b) {
-      std::vector<Expr> operands;
-      for (const HV &v : a)
-        operands.push_back(at(v, idx, shape, b));
-      return fusedExpr(body, operands);
-    });
-    r = fuseReduction(op, a, r);
-  } else if (abi::isElementwise(code)) {
+  } else if (code == OpCode::Fused || abi::isElementwise(code)) {
     r = define(shape, batched, [&](auto &idx, Expr b) {
       std::vector<Expr> args;
       for (const HV &v : a)
         args.push_back(at(v, idx, shape, b));
-      return elementwise(op, args);
+      return code == OpCode::Fused ? fusedExpr(*op.body, args)
+                                   : elementwise(op, args);
     });
     r = fuseReduction(op, a, r);
   } else if (code == OpCode::Slice) {
