@@ -1,5 +1,6 @@
 #include "abi/Plan.h"
 
+#include <algorithm>
 #include <iterator>
 #include <map>
 #include <set>
@@ -529,6 +530,12 @@ public:
       s.name = string(states[k], here, "name");
       if (states[k].contains("random"))
         s.random = field(states[k], here, "random", Kind::Bool).get<bool>();
+      if (states[k].contains("algorithm"))
+        s.algorithm =
+            field(states[k], here, "algorithm", Kind::Bool).get<bool>();
+      if (!s.algorithm && !out.states.empty() && out.states.back().algorithm)
+        fail(here, "is a variable of the problem after a state of the "
+                   "algorithm; the problem's variables come first");
       s.shape =
           shape(field(states[k], here, "shape", Kind::Array), here + ".shape");
       s.init = nested(field(states[k], here, "init", Kind::Object),
@@ -591,9 +598,11 @@ public:
     }
 
     // Bodies over the values defined above.
+    if (out.variableCount() == 0)
+      fail(at + ".states", "holds no variable of the problem");
     if (a.contains("objective"))
       out.objective = nested(field(a, at, "objective", Kind::Object),
-                             at + ".objective", scope);
+                             at + ".objective", scope, out.variableCount(), 1);
     if (a.contains("loss")) {
       out.loss =
           nested(field(a, at, "loss", Kind::Object), at + ".loss", scope);
@@ -608,8 +617,39 @@ public:
       solver.prox = choice<Prox>(s, at + ".solver", "prox");
       solver.body = nested(field(s, at + ".solver", "body", Kind::Object),
                            at + ".solver.body", scope, 1, 3);
+      if (s.contains("proximal")) {
+        const json &p = field(s, at + ".solver", "proximal", Kind::Object);
+        const std::string here = at + ".solver.proximal";
+        Solver::Proximal proximal;
+        proximal.of = string(p, here, "of");
+        proximal.body = nested(field(p, here, "body", Kind::Object),
+                               here + ".body", scope, 2, 1);
+        solver.proximal = std::move(proximal);
+      } else if (solver.prox == Prox::L1) {
+        fail(at + ".solver", "has an l1 term but no \"proximal\" to step "
+                             "with; recompile the spec");
+      }
       solver.text = s.dump();
       out.solver = std::move(solver);
+    }
+    if (a.contains("projections")) {
+      const json &projections = field(a, at, "projections", Kind::Array);
+      for (size_t k = 0; k < projections.size(); ++k) {
+        const std::string here = at + ".projections[" + std::to_string(k) + "]";
+        object(projections[k], here);
+        Projection p;
+        p.set = string(projections[k], here, "set");
+        p.on = string(projections[k], here, "on");
+        auto var = std::find_if(out.states.begin(),
+                                out.states.begin() + out.variableCount(),
+                                [&](const State &s) { return s.name == p.on; });
+        if (var == out.states.begin() + out.variableCount())
+          fail(here + ".on", "'" + p.on + "' is not a variable of the problem");
+        p.body = nested(field(projections[k], here, "body", Kind::Object),
+                        here + ".body", scope, 1, 1);
+        p.text = projections[k].dump();
+        out.projections.push_back(std::move(p));
+      }
     }
     const json &constraints = field(a, at, "constraints", Kind::Array);
     for (size_t k = 0; k < constraints.size(); ++k) {

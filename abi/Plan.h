@@ -140,6 +140,9 @@ struct State {
   std::string name;
   /// Whether the initial value is drawn (per instance).
   bool random = false;
+  /// Whether the algorithm owns it (a `state` declaration) rather than the
+  /// problem (a `var`): the objective and the targets do not take it.
+  bool algorithm = false;
   Shape shape;
   Body init;
 };
@@ -164,9 +167,27 @@ struct Layer {
   std::vector<int64_t> results;
 };
 
-/// The objective split f = g + w ||y||_1: the body maps y to g, grad g, w.
+/// The objective split f = g + h: the body maps y to g, grad g and the
+/// weight w of h where h = w ||y||_1 (prox l1); `proximal` maps (v, t) to
+/// prox_{t h}(v) where f has a non-smooth part h.
 struct Solver {
+  struct Proximal {
+    /// The function of h's terms (norm1, norm, or a user's).
+    std::string of;
+    Body body;
+  };
   Prox prox = Prox::None;
+  Body body;
+  std::optional<Proximal> proximal;
+  /// The section as the plan writes it (its JSON text).
+  std::string text;
+};
+
+/// The projection onto a problem variable's constraint set.
+struct Projection {
+  std::string set;
+  std::string on;
+  /// Maps a value of `on` to its projection.
   Body body;
   /// The section as the plan writes it (its JSON text).
   std::string text;
@@ -197,17 +218,35 @@ struct Algorithm {
   std::vector<Input> inputs;
   std::vector<Op> prelude;
   std::vector<Param> params;
+  /// The problem's variables, then the algorithm's own states.
   std::vector<State> states;
   std::vector<Target> targets;
   std::vector<Layer> layers;
   std::optional<Body> objective;
   std::optional<Body> loss;
   std::optional<Solver> solver;
+  std::vector<Projection> projections;
   std::vector<Constraint> constraints;
   std::vector<Noise> noise;
   /// The train block's settings as the plan holds them (an object); the
   /// runtime resolves them into its options. None without a train block.
   std::optional<nlohmann::json> train;
+
+  /// How many of `states`, from the first, are the problem's variables
+  /// (the objective's arguments).
+  size_t variableCount() const {
+    size_t n = 0;
+    while (n < states.size() && !states[n].algorithm)
+      ++n;
+    return n;
+  }
+  /// The projection onto state `name`'s set, if it has one.
+  const Projection *projectionOf(const std::string &name) const {
+    for (const Projection &p : projections)
+      if (p.on == name)
+        return &p;
+    return nullptr;
+  }
 };
 
 struct Plan {

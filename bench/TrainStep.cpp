@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
   const nlohmann::json train = alg.train.value_or(nlohmann::json::object());
   runtime::TrainOptions to;
   to.batch = train.value("batch", int64_t(64));
-  to.primalLr = train["primal"].value("lr", 1e-3);
+  to.primal.lr = train["primal"].value("lr", 1e-3);
   to.dualLr = train["dual"].value("lr", 1e-2);
   to.dualEveryEpoch = train["dual"].value("every", "epoch") == "epoch";
   to.constrained = !alg.constraints.empty();

@@ -245,6 +245,16 @@ public:
         fn(1, *f);
       line(0, ")\n");
     }
+    for (auto &px : m.proxes) {
+      line(0, "(prox " + px->of + at(px->loc) + "\n");
+      fn(1, *px->fn);
+      line(0, ")\n");
+    }
+    for (auto &st : m.sets) {
+      line(0, "(set " + st->name + at(st->loc) + "\n");
+      fn(1, *st->project);
+      line(0, ")\n");
+    }
     for (auto &p : m.problems) {
       line(0, "(problem " + p->name + at(p->loc) + "\n");
       params(1, p->params);
@@ -253,7 +263,12 @@ public:
                            : v.role == VarDecl::Role::Given ? "given"
                                                             : "var";
         line(1, std::string("(") + role + " " + v.name + at(v.loc) + " " +
-                    typeStr(v.type.get()) + ")\n");
+                    typeStr(v.type.get()));
+        if (v.set) {
+          os_ << " in ";
+          expr(*v.set);
+        }
+        os_ << ")\n";
       }
       for (auto &l : p->lets)
         let(1, l);
@@ -276,6 +291,12 @@ public:
       for (auto &i : u->inits) {
         line(1, "(init " + i.var + at(i.loc) + (i.random ? " ~ " : " = "));
         expr(*i.value);
+        os_ << ")\n";
+      }
+      for (auto &st : u->states) {
+        line(1, "(state " + st.name + at(st.loc) + " " +
+                    typeStr(st.type.get()) + (st.random ? " ~ " : " = "));
+        expr(*st.value);
         os_ << ")\n";
       }
       for (auto &l : u->lets)

@@ -213,13 +213,38 @@ struct ImportDecl {
   SourceLoc loc;
 };
 
-/// data x : T | given D : T | var y : T   (inside a problem)
+/// data x : T | given D : T | var y : T [in SET]   (inside a problem)
 struct VarDecl {
   enum class Role { Data, Given, Var };
   Role role;
   std::string name;
   SourceLoc loc;
   TypeExprPtr type;
+  /// The constraint set of a `var`: a name (`nonneg`) or a call
+  /// (`box(0, 1)`); null if unconstrained.
+  ExprPtr set;
+};
+
+/// prox g(v, t) = expr
+/// The proximal operator of t * g, for g a built-in (norm1, norm, sqnorm)
+/// or a function of one argument: prox_{t g}(v) = argmin_u g(u) +
+/// ||u - v||^2 / (2 t). Classical solvers take a term `c * g(y)` of an
+/// objective as the non-smooth part through it.
+struct ProxDecl {
+  /// The function g.
+  std::string of;
+  SourceLoc loc;
+  /// The operator as a function of the point and the step (v, t).
+  std::unique_ptr<FnDecl> fn;
+};
+
+/// set name(params) project(v) = expr
+/// A constraint set, defined by its Euclidean projection. `project` is a
+/// function of the set's parameters followed by the point `v`.
+struct SetDecl {
+  std::string name;
+  SourceLoc loc;
+  std::unique_ptr<FnDecl> project;
 };
 
 /// problem name(params) { data/given/var decls, fn, let, minimize expr }
@@ -252,7 +277,20 @@ struct InitDecl {
   ExprPtr value;
 };
 
-/// unrolled name(layers = n) solves problem(args) { init, let, param, step }
+/// state v : type = expr  |  state v : type ~ dist
+/// A variable of the algorithm, not of the problem (FISTA's momentum
+/// point, ADMM's splitting variable and dual): carried from layer to layer
+/// like the problem's variables, but outside the objective and targets.
+struct StateDecl {
+  std::string name;
+  SourceLoc loc;
+  TypeExprPtr type;
+  bool random = false; // '~'
+  ExprPtr value;
+};
+
+/// unrolled name(layers = n) solves problem(args)
+///   { init, state, let, param, step }
 struct UnrolledDecl {
   std::string name;
   SourceLoc loc;
@@ -261,6 +299,7 @@ struct UnrolledDecl {
   SourceLoc problemLoc;
   std::vector<Arg> problemArgs;
   std::vector<InitDecl> inits;
+  std::vector<StateDecl> states;
   std::vector<LetDecl> lets;
   std::vector<ParamDecl> params;
   std::vector<StmtPtr> step;
@@ -320,6 +359,8 @@ struct Module {
   std::vector<FnDeclPtr> fns;
   std::vector<std::unique_ptr<ProblemDecl>> problems;
   std::vector<std::unique_ptr<ModuleDecl>> modules;
+  std::vector<std::unique_ptr<SetDecl>> sets;
+  std::vector<std::unique_ptr<ProxDecl>> proxes;
   std::vector<std::unique_ptr<UnrolledDecl>> unrolleds;
   std::vector<std::unique_ptr<TrainDecl>> trains;
 };

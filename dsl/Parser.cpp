@@ -22,7 +22,8 @@ public:
     mod_->file = file;
   }
 
-  // file := { import | problem | unrolled | train | module | fn }
+  // file := { import | problem | unrolled | train | module | set | prox
+  //          | fn }
   std::unique_ptr<Module> parseFile() {
     while (!at(Tok::Eof)) {
       try {
@@ -128,7 +129,8 @@ private:
     if (t.kind != Tok::Ident)
       return false;
     return t.text == "import" || t.text == "problem" || t.text == "unrolled" ||
-           t.text == "train" || t.text == "module" || t.text == "fn";
+           t.text == "train" || t.text == "module" || t.text == "fn" ||
+           t.text == "set" || t.text == "prox";
   }
 
   void syncTopLevel() {
@@ -186,7 +188,7 @@ private:
   void parseTopLevel() {
     if (!at(Tok::Ident) || !isTopLevelWord(tok()))
       fail("a declaration ('import', 'problem', 'unrolled', 'train', "
-           "'module' or 'fn')");
+           "'module', 'set', 'prox' or 'fn')");
     const std::string w = tok().text;
     if (w == "import")
       parseImport();
@@ -198,6 +200,10 @@ private:
       mod_->trains.push_back(parseTrain());
     else if (w == "module")
       mod_->modules.push_back(parseModule());
+    else if (w == "set")
+      mod_->sets.push_back(parseSet());
+    else if (w == "prox")
+      mod_->proxes.push_back(parseProx());
     else
       mod_->fns.push_back(parseFn());
   }
@@ -273,7 +279,8 @@ private:
   }
 
   // problem := 'problem' IDENT [ params ] '{' { problemItem } '}'
-  // problemItem := ('data' | 'given' | 'var') IDENT ':' type
+  // problemItem := ('data' | 'given') IDENT ':' type
+  //              | 'var' IDENT ':' type [ 'in' expr ]
   //              | 'let' IDENT '=' expr | fn | 'minimize' expr
   std::unique_ptr<ProblemDecl> parseProblem() {
     auto p = std::make_unique<ProblemDecl>();
@@ -293,6 +300,8 @@ private:
         v.loc = name.loc;
         expect(Tok::Colon, "':' and a type");
         v.type = parseType();
+        if (!tok().newlineBefore && acceptWord("in"))
+          v.set = parseExpr();
         p->vars.push_back(std::move(v));
       } else if (atWord("let")) {
         p->lets.push_back(parseLet());
@@ -347,6 +356,69 @@ private:
       d.repeat = parseExpr();
     if (accept(Tok::Assign))
       d.init = parseExpr();
+    return d;
+  }
+
+  // set := 'set' IDENT [ params ] 'project' '(' IDENT ')' '=' expr
+  std::unique_ptr<SetDecl> parseSet() {
+    auto d = std::make_unique<SetDecl>();
+    d->loc = take().loc;
+    Token name = expectIdent("a name for the set");
+    d->name = name.text;
+    d->loc = name.loc;
+    auto fn = std::make_unique<FnDecl>();
+    fn->name = name.text;
+    fn->loc = name.loc;
+    if (at(Tok::LParen))
+      fn->params = parseParams();
+    if (!atWord("project"))
+      fail("'project(v) = ...', the projection onto set '" + d->name + "'");
+    take();
+    expect(Tok::LParen, "'(' and the point to project");
+    Token v = expectIdent("the name of the point to project");
+    expect(Tok::RParen, "')'");
+    Param point;
+    point.name = v.text;
+    point.loc = v.loc;
+    fn->params.push_back(std::move(point));
+    expect(Tok::Assign, "'=' and the projection");
+    fn->body = parseExpr();
+    d->project = std::move(fn);
+    return d;
+  }
+
+  // prox := 'prox' IDENT params '=' expr
+  std::unique_ptr<ProxDecl> parseProx() {
+    auto d = std::make_unique<ProxDecl>();
+    take();
+    Token name = expectIdent("the function whose proximal operator this is");
+    d->of = name.text;
+    d->loc = name.loc;
+    auto fn = std::make_unique<FnDecl>();
+    fn->name = "prox " + name.text;
+    fn->loc = name.loc;
+    fn->params = parseParams();
+    expect(Tok::Assign, "'=' and the proximal operator");
+    fn->body = parseExpr();
+    d->fn = std::move(fn);
+    return d;
+  }
+
+  // stateDecl := 'state' IDENT ':' type ('~' | '=') expr
+  StateDecl parseStateDecl() {
+    take();
+    StateDecl d;
+    Token name = expectIdent("a name for the state");
+    d.name = name.text;
+    d.loc = name.loc;
+    expect(Tok::Colon, "':' and a type");
+    d.type = parseType();
+    if (accept(Tok::Tilde))
+      d.random = true;
+    else if (!accept(Tok::Assign))
+      fail("'~' (random) or '=' and the initial value of state '" + d.name +
+           "'");
+    d.value = parseExpr();
     return d;
   }
 
@@ -418,8 +490,9 @@ private:
 
   // unrolled := 'unrolled' IDENT [ '(' args ')' ] 'solves' IDENT
   //             [ '(' args ')' ] '{' { unrolledItem } '}'
-  // unrolledItem := 'init' IDENT ('~' | '=') expr | let | paramDecl
-  //               | 'step' block
+  // unrolledItem := 'init' IDENT ('~' | '=') expr
+  //               | 'state' IDENT ':' type ('~' | '=') expr
+  //               | let | paramDecl | 'step' block
   std::unique_ptr<UnrolledDecl> parseUnrolled() {
     auto u = std::make_unique<UnrolledDecl>();
     u->loc = take().loc;
@@ -445,6 +518,8 @@ private:
           fail("'~' (random) or '=' (given value)");
         d.value = parseExpr();
         u->inits.push_back(std::move(d));
+      } else if (atWord("state")) {
+        u->states.push_back(parseStateDecl());
       } else if (atWord("let")) {
         u->lets.push_back(parseLet());
       } else if (atWord("param")) {
@@ -457,7 +532,7 @@ private:
         u->stepLoc = kw.loc;
         u->step = parseBlock();
       } else {
-        fail("'init', 'let', 'param' or 'step'");
+        fail("'init', 'state', 'let', 'param' or 'step'");
       }
     });
     return u;

@@ -814,6 +814,17 @@ void Sema::buildFileScope(LoadedFile *f) {
     declFileScope_[md.get()] = fs;
     add(md->name, sym);
   }
+  // A prox is found by the name of its function, in a name no user can
+  // write.
+  for (auto &px : m.proxes)
+    add(px->fn->name, functionSymbol(*px->fn, fs));
+  for (auto &st : m.sets) {
+    Symbol sym = functionSymbol(*st->project, fs);
+    sym.kind = Symbol::Kind::Set;
+    sym.what = "constraint set";
+    sym.set = st.get();
+    add(st->name, sym);
+  }
   for (auto &p : m.problems) {
     Symbol sym;
     sym.kind = Symbol::Kind::Problem;
@@ -848,6 +859,19 @@ void Sema::checkFile(LoadedFile *f) {
   Module &m = *f->ast;
   for (auto &fn : m.fns)
     checkFnDefinition(*fn, fs);
+  for (auto &px : m.proxes)
+    checkProx(*px, fs);
+  for (auto &st : m.sets) {
+    // The set's parameters are numbers (bounds, radii); the point is last.
+    const std::vector<Param> &params = st->project->params;
+    for (size_t i = 0; i + 1 < params.size(); ++i)
+      if (!isNumberParam(params[i]))
+        error(params[i].type->loc,
+              "parameters of set '" + st->name + "' must be int or float");
+    if (params.back().defaultValue)
+      error(params.back().loc, "the point to project takes no default");
+    checkFnDefinition(*st->project, fs);
+  }
   for (auto &md : m.modules) {
     // Checked once with its parameters as symbols, so that errors in a
     // module show up even if no spec uses it.
@@ -900,6 +924,122 @@ void Sema::checkFile(LoadedFile *f) {
     checkTrain(*t, fs);
 }
 
+const FnDecl *Sema::proxOf(const ProblemDecl &pd, const std::string &g) const {
+  auto fs = declFileScope_.find(&pd);
+  if (fs == declFileScope_.end())
+    return nullptr;
+  Symbol *s = fs->second->lookup("prox " + g);
+  return s ? s->fn : nullptr;
+}
+
+void Sema::checkProx(const ProxDecl &p, Scope *fs) {
+  static const std::set<std::string> norms = {"norm1", "norm", "sqnorm"};
+  const FnDecl &fn = *p.fn;
+  if (!norms.count(p.of)) {
+    Symbol *g = fs->lookup(p.of);
+    if (!g || g->kind != Symbol::Kind::Function || !g->fn ||
+        g->fn->params.size() != 1) {
+      error(p.loc, "'" + p.of +
+                       "' is not a function of one argument; a prox is "
+                       "declared for a built-in norm (norm1, norm, sqnorm) "
+                       "or a 'fn' of one argument");
+      return;
+    }
+  }
+  if (fn.params.size() != 2) {
+    error(p.loc, "the prox of '" + p.of +
+                     "' takes the point and the step, (v, t), not " +
+                     std::to_string(fn.params.size()) + " parameter" +
+                     (fn.params.size() == 1 ? "" : "s"));
+    return;
+  }
+  checkFnDefinition(fn, fs);
+  // On a vector and a scalar step it must give a vector of the same size.
+  const Type point = Type::tensor({Dim::symbol("n")});
+  const size_t before = diag_.errorCount();
+  Type r = callFunction(functionSymbol(fn, fs).type, {point, Type::scalar()},
+                        {p.loc, p.loc}, {"", ""}, p.loc, "prox " + p.of);
+  if (diag_.errorCount() == before && !r.isUnknown() && !sameType(r, point))
+    error(fn.body ? fn.body->loc : p.loc,
+          "the prox of '" + p.of +
+              "' must return a value of the point's "
+              "type: for v : " +
+              typeStr(point) + " and a scalar t it gives " + typeStr(r));
+}
+
+void Sema::checkVarSet(const VarDecl &v, const Type &type, Scope *ps) {
+  const Expr &e = *v.set;
+  const NameExpr *name = nullptr;
+  const std::vector<Arg> *args = nullptr;
+  static const std::vector<Arg> none;
+  if (e.kind == Expr::Kind::Name) {
+    name = static_cast<const NameExpr *>(&e);
+    args = &none;
+  } else if (e.kind == Expr::Kind::Call &&
+             static_cast<const CallExpr &>(e).callee->kind ==
+                 Expr::Kind::Name) {
+    auto &c = static_cast<const CallExpr &>(e);
+    name = static_cast<const NameExpr *>(c.callee.get());
+    args = &c.args;
+  } else {
+    error(e.loc, "expected a constraint set after 'in', such as nonneg or "
+                 "box(0, 1)");
+    return;
+  }
+  Symbol *s = ps->lookup(name->name);
+  if (!s) {
+    unknownName(name->loc, name->name, ps);
+    return;
+  }
+  if (s->kind != Symbol::Kind::Set) {
+    error(name->loc, "'" + name->name +
+                         "' is not a constraint set; a set is declared with "
+                         "'set NAME project(v) = ...'");
+    return;
+  }
+  std::vector<Type> types;
+  std::vector<SourceLoc> locs;
+  std::vector<std::string> names;
+  ExprChecker ec(*this, ps);
+  for (const Arg &a : *args) {
+    Type t = ec.check(*a.value);
+    if (!t.isUnknown() && t.kind != Type::Kind::Int && !t.isScalar()) {
+      error(a.value->loc, "arguments of set '" + name->name +
+                              "' must be numbers, got " + typeStr(t));
+      return;
+    }
+    types.push_back(t);
+    locs.push_back(a.value->loc);
+    names.push_back(a.name);
+  }
+  if (type.isUnknown())
+    return;
+  // The point to project is the last parameter: the variable itself.
+  const std::string &point = s->set->project->params.back().name;
+  for (const std::string &n : names)
+    if (n == point) {
+      error(e.loc, "'" + point + "' is the point set '" + name->name +
+                       "' projects, not a setting");
+      return;
+    }
+  types.push_back(type);
+  locs.push_back(e.loc);
+  names.push_back(point);
+  const size_t before = diag_.errorCount();
+  Type r = callFunction(s->type, types, locs, names, e.loc, name->name);
+  if (diag_.errorCount() != before || r.isUnknown())
+    return;
+  if (!sameType(r, type)) {
+    error(e.loc, "the projection onto set '" + name->name + "' maps " +
+                     typeStr(type) + " to " + typeStr(r) + "; it must keep '" +
+                     v.name + "' a " + typeStr(type));
+    note(s->set->project->body ? s->set->project->body->loc : s->loc,
+         "projection defined here");
+    return;
+  }
+  varSets_[&v] = s->set;
+}
+
 void Sema::checkProblem(const ProblemDecl &p, Scope *fileScope) {
   problems_.emplace_back();
   ProblemInfo *info = &problems_.back();
@@ -936,8 +1076,15 @@ void Sema::checkProblem(const ProblemDecl &p, Scope *fileScope) {
     sym.what = v.role == VarDecl::Role::Data    ? "data"
                : v.role == VarDecl::Role::Given ? "given"
                                                 : "var";
+    Type type = sym.type;
     if (declareChecked(ps, v.name, sym) && v.role == VarDecl::Role::Var)
       info->vars.push_back(&v);
+    if (v.set && v.role != VarDecl::Role::Var)
+      error(v.set->loc, "only a 'var' can be constrained to a set; '" + v.name +
+                            "' is " +
+                            (v.role == VarDecl::Role::Data ? "data" : "given"));
+    else if (v.set)
+      checkVarSet(v, type, ps);
   }
   ExprChecker ec(*this, ps);
   declareLets(ps, p.lets);

@@ -20,6 +20,7 @@ struct Symbol {
     ModuleDef,
     Problem,
     Unrolled,
+    Set, // a constraint set; type is the Func of its projection
   };
   Kind kind = Kind::Value;
   Type type;
@@ -29,6 +30,7 @@ struct Symbol {
   const ProblemDecl *problem = nullptr;
   const UnrolledDecl *unrolled = nullptr;
   const FnDecl *fn = nullptr;
+  const SetDecl *set = nullptr;
   /// A module member declared with `repeat n`: its copies are composed, so
   /// its methods must map their input type to itself.
   bool repeated = false;
@@ -100,6 +102,15 @@ public:
     auto it = callees_.find(c);
     return it == callees_.end() ? nullptr : it->second;
   }
+  /// The set a problem variable is constrained to (`var y : T in box(0,
+  /// 1)`), or null.
+  const SetDecl *setOf(const VarDecl *v) const {
+    auto it = varSets_.find(v);
+    return it == varSets_.end() ? nullptr : it->second;
+  }
+  /// The proximal operator of t * g (`prox g(v, t) = ...`) visible where
+  /// problem `pd` is declared, or null.
+  const FnDecl *proxOf(const ProblemDecl &pd, const std::string &g) const;
   /// The problem whose objective `f` a call invokes, if it does.
   const ProblemDecl *objectiveOf(const CallExpr *c) const {
     auto it = objectiveCalls_.find(c);
@@ -132,6 +143,12 @@ private:
   void checkFile(LoadedFile *f);
   void checkFnDefinition(const FnDecl &fn, Scope *scope);
   void checkProblem(const ProblemDecl &p, Scope *fileScope);
+  /// Checks `var v : T in SET(args)`: a set, arguments that are numbers,
+  /// a projection that maps T to T.
+  void checkVarSet(const VarDecl &v, const Type &type, Scope *problemScope);
+  /// Checks `prox g(v, t) = ...`: g a norm or a function of one argument,
+  /// two parameters, and a result of the point's type.
+  void checkProx(const ProxDecl &p, Scope *fileScope);
   void checkUnrolled(const UnrolledDecl &u, Scope *fileScope);
   void checkTrain(const TrainDecl &t, Scope *fileScope);
   void checkDescend(const TrainItem &it, Scope *layerScope);
@@ -179,6 +196,7 @@ public:
   std::unordered_map<const CallExpr *, const ProblemDecl *> objectiveCalls_;
   std::unordered_map<const NameExpr *, FunctionRef> functionRefs_;
   std::unordered_map<const Expr *, Type> exprTypes_;
+  std::unordered_map<const VarDecl *, const SetDecl *> varSets_;
   bool recordTypes = true;
 
 private:

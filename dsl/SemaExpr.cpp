@@ -180,6 +180,12 @@ Type ExprChecker::checkName(const NameExpr &e) {
   case Symbol::Kind::Unrolled:
     S.error(e.loc, "'" + e.name + "' is an unrolled algorithm, not a value");
     return Type::error();
+  case Symbol::Kind::Set:
+    S.error(e.loc, "'" + e.name +
+                       "' is a constraint set, not a value; constrain a "
+                       "variable with 'var y : TYPE in " +
+                       e.name + "(...)'");
+    return Type::error();
   }
   if (s->type.kind == Type::Kind::Func)
     S.functionRefs_[&e] = Sema::FunctionRef{

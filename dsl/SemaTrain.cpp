@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <set>
 
 namespace unroll::dsl {
 
@@ -47,13 +48,31 @@ const std::vector<CallSpec> kDataSources = {
     {"npy", {{"path", ArgKind::String, true}}},
 };
 
+/// The learning-rate schedule every optimizer takes: constant, or per
+/// epoch a step decay (times `gamma` every `every` epochs) or a cosine
+/// from lr down to `min_lr` over the run.
+std::vector<ArgSpec> withSchedule(std::vector<ArgSpec> args) {
+  args.push_back(
+      {"schedule", ArgKind::Word, false, {"constant", "step", "cosine"}});
+  args.push_back({"every", ArgKind::Int});
+  args.push_back({"gamma", ArgKind::Number});
+  args.push_back({"min_lr", ArgKind::Number});
+  return args;
+}
+
 const std::vector<CallSpec> kPrimal = {
-    {"adam",
-     {{"lr", ArgKind::Number, true},
-      {"beta1", ArgKind::Number},
-      {"beta2", ArgKind::Number},
-      {"weight_decay", ArgKind::Number}}},
-    {"sgd", {{"lr", ArgKind::Number, true}, {"momentum", ArgKind::Number}}},
+    {"adam", withSchedule({{"lr", ArgKind::Number, true},
+                           {"beta1", ArgKind::Number},
+                           {"beta2", ArgKind::Number},
+                           {"weight_decay", ArgKind::Number}})},
+    {"adamw", withSchedule({{"lr", ArgKind::Number, true},
+                            {"beta1", ArgKind::Number},
+                            {"beta2", ArgKind::Number},
+                            {"weight_decay", ArgKind::Number}})},
+    {"sgd", withSchedule({{"lr", ArgKind::Number, true},
+                          {"momentum", ArgKind::Number},
+                          {"nesterov", ArgKind::Word, false, {"true", "false"}},
+                          {"weight_decay", ArgKind::Number}})},
 };
 
 const std::vector<CallSpec> kDual = {
@@ -70,7 +89,7 @@ const std::vector<CallSpec> kEvaluate = {
 const std::vector<CallSpec> kTarget = {
     {"solve",
      {{"problem", ArgKind::Problem, true},
-      {"solver", ArgKind::Word, true, {"ista", "fista", "pgd"}},
+      {"solver", ArgKind::Word, true, {"ista", "fista", "pgd", "auto"}},
       {"tol", ArgKind::Number},
       {"iters", ArgKind::Int}}},
 };
@@ -101,6 +120,73 @@ bool isFill(const Expr &e) {
     return false;
   const std::string &n = static_cast<const NameExpr &>(*c.callee).name;
   return n == "zeros" || n == "ones";
+}
+
+/// The first name in `e` (in source order) that is one of `names`.
+const NameExpr *firstNameIn(const Expr &e, const std::set<std::string> &names) {
+  switch (e.kind) {
+  case Expr::Kind::Name: {
+    auto &n = static_cast<const NameExpr &>(e);
+    return names.count(n.name) ? &n : nullptr;
+  }
+  case Expr::Kind::Unary:
+    return firstNameIn(*static_cast<const UnaryExpr &>(e).operand, names);
+  case Expr::Kind::Transpose:
+    return firstNameIn(*static_cast<const TransposeExpr &>(e).operand, names);
+  case Expr::Kind::Binary: {
+    auto &b = static_cast<const BinaryExpr &>(e);
+    const NameExpr *n = firstNameIn(*b.lhs, names);
+    return n ? n : firstNameIn(*b.rhs, names);
+  }
+  case Expr::Kind::Call: {
+    auto &c = static_cast<const CallExpr &>(e);
+    // The callee names a function, not a state.
+    for (const Arg &a : c.args)
+      if (const NameExpr *n = firstNameIn(*a.value, names))
+        return n;
+    return nullptr;
+  }
+  case Expr::Kind::Member:
+    return firstNameIn(*static_cast<const MemberExpr &>(e).base, names);
+  case Expr::Kind::Index: {
+    auto &i = static_cast<const IndexExpr &>(e);
+    const NameExpr *n = firstNameIn(*i.base, names);
+    return n ? n : firstNameIn(*i.index, names);
+  }
+  case Expr::Kind::Range: {
+    auto &r = static_cast<const RangeExpr &>(e);
+    const NameExpr *n = firstNameIn(*r.lo, names);
+    return n ? n : firstNameIn(*r.hi, names);
+  }
+  case Expr::Kind::Number:
+  case Expr::Kind::String:
+    return nullptr;
+  }
+  return nullptr;
+}
+
+/// The first name in `e`, or in the bodies of `fns` (where their own
+/// parameters shadow it), that `scope` resolves to a quantity with a value
+/// at every layer other than `self`.
+const NameExpr *otherLayered(const Expr &e, const std::vector<FnDeclPtr> &fns,
+                             const Scope *scope, const std::string &self) {
+  std::set<std::string> names, seen;
+  for (const Scope *s = scope; s; s = s->parent)
+    for (auto &[n, sym] : s->names)
+      if (seen.insert(n).second && sym.type.kind == Type::Kind::Layered &&
+          n != self)
+        names.insert(n);
+  if (const NameExpr *n = firstNameIn(e, names))
+    return n;
+  for (const FnDeclPtr &fn : fns) {
+    std::set<std::string> visible = names;
+    for (const Param &p : fn->params)
+      visible.erase(p.name);
+    if (fn->body)
+      if (const NameExpr *n = firstNameIn(*fn->body, visible))
+        return n;
+  }
+  return nullptr;
 }
 
 std::string joinWords(const std::vector<std::string> &w) {
@@ -460,6 +546,52 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
                          v->name + "'; add 'init " + v->name +
                          " ~ normal(0, 1)' or 'init " + v->name + " = ...'");
 
+  // The algorithm's own state, in order: an initial value may read the
+  // problem's variables (their initial values) and the states before it.
+  std::vector<std::string> states;
+  for (size_t k = 0; k < u.states.size(); ++k) {
+    const StateDecl &sd = u.states[k];
+    std::set<std::string> later;
+    for (size_t j = k; j < u.states.size(); ++j)
+      later.insert(u.states[j].name);
+    Symbol sym;
+    sym.type = evalType(*sd.type, us, nullptr, false);
+    sym.loc = sd.loc;
+    sym.what = "state";
+    if (!sym.type.isUnknown() && !sym.type.isTensor()) {
+      error(sd.type->loc, "state '" + sd.name + "' must be a scalar, vec, " +
+                              "mat or tensor, not " + typeStr(sym.type));
+      sym.type = Type::error();
+    } else if (sym.type.isTensor() && !checkDims(sym.type.shape, sd.type->dims))
+      note(u.problemLoc,
+           "with the sizes of problem '" + pd.name + "' given here");
+    if (const NameExpr *n = firstNameIn(*sd.value, later)) {
+      error(n->loc, "state '" + n->name + "' is read before it is defined" +
+                        (n->name == sd.name
+                             ? std::string("; its initial value cannot use "
+                                           "itself")
+                             : "; states are initialised in the order they "
+                               "are declared, so declare '" +
+                                   n->name + "' before '" + sd.name + "'"));
+    } else {
+      Type t = ec.check(*sd.value);
+      if (sd.random) {
+        if (!t.isUnknown() && t.kind != Type::Kind::Dist)
+          error(sd.value->loc, "'state " + sd.name +
+                                   " ~' needs a distribution such as "
+                                   "normal(0, 1), got " +
+                                   typeStr(t));
+      } else if (!isFill(*sd.value) && !t.isUnknown() &&
+                 !sym.type.isUnknown() && !sameType(t, sym.type) &&
+                 !t.isScalar() && t.kind != Type::Kind::Int) {
+        error(sd.value->loc, "state '" + sd.name + "' is " + typeStr(sym.type) +
+                                 ", but its initial value is " + typeStr(t));
+      }
+    }
+    if (declareChecked(us, sd.name, sym))
+      states.push_back(sd.name);
+  }
+
   // The step: one layer of the algorithm.
   Scope *ss = newScope(us);
   Symbol layerIdx;
@@ -485,7 +617,7 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
       if (ti.kind == Type::Kind::Int)
         ti = Type::scalar();
       Symbol *prev = ss->lookup(n);
-      if (prev && prev->what == "var") {
+      if (prev && (prev->what == "var" || prev->what == "state")) {
         if (!sameType(ti, prev->type))
           error(a.targetLocs[i], "step assigns " + typeStr(ti) + " to '" + n +
                                      "', which is " + typeStr(prev->type));
@@ -516,6 +648,12 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
       if (!assigned.count(v->name))
         missing(u.stepLoc, "the step never updates '" + v->name +
                                "', so the layers would not change it");
+  if (u.hasStep)
+    for (const StateDecl &sd : u.states)
+      if (!assigned.count(sd.name))
+        error(sd.loc, "the step never assigns state '" + sd.name +
+                          "', so it would keep its initial value; assign it "
+                          "in 'step' or make it a 'let'");
 
   // What a train block sees: state and step results, one per layer.
   Scope *ls = newScope(us);
@@ -524,6 +662,11 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
     sym.type = Type::layered(sym.type);
     sym.what = "state";
     ls->names[v->name] = sym;
+  }
+  for (const std::string &n : states) {
+    Symbol sym = us->names.at(n);
+    sym.type = Type::layered(sym.type);
+    ls->names[n] = sym;
   }
   for (const std::string &n : locals) {
     Symbol sym = ss->names.at(n);
@@ -537,6 +680,38 @@ void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
   ui.constants = constants;
   ui.layers = haveLayers ? layers : 1;
   bindings.clear();
+}
+
+/// Settings of a primal optimizer that only apply together: a schedule's
+/// own settings with that schedule, Nesterov's variant with momentum.
+static void checkPrimalSettings(Sema &S, const CallExpr &c) {
+  const std::string &name = static_cast<const NameExpr &>(*c.callee).name;
+  std::map<std::string, const Arg *> given;
+  for (const Arg &a : c.args)
+    if (!a.name.empty())
+      given[a.name] = &a;
+  auto word = [&](const char *key) -> std::string {
+    auto it = given.find(key);
+    return it == given.end()
+               ? ""
+               : static_cast<const NameExpr &>(*it->second->value).name;
+  };
+  const std::string schedule = word("schedule");
+  for (auto [key, needs] :
+       {std::pair<const char *, const char *>{"every", "step"},
+        {"gamma", "step"},
+        {"min_lr", "cosine"}})
+    if (given.count(key) && schedule != needs)
+      S.error(given[key]->loc, "'" + std::string(key) + "' of '" + name +
+                                   "' applies to 'schedule = " + needs +
+                                   "' only");
+  double num;
+  bool isInt;
+  if (word("nesterov") == "true" &&
+      !(given.count("momentum") &&
+        numberValue(*given["momentum"]->value, num, isInt) && num > 0))
+    S.error(given["nesterov"]->loc,
+            "'nesterov' of '" + name + "' needs a momentum above 0");
 }
 
 void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
@@ -589,7 +764,10 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
         checkConfigCall(*this, *c, kDataSources, "data source");
       break;
     case K::Primal:
-      checkConfigCall(*this, *it.value, kPrimal, "primal optimizer");
+      if (!checkConfigCall(*this, *it.value, kPrimal, "primal optimizer")
+               .empty() &&
+          it.value->kind == Expr::Kind::Call)
+        checkPrimalSettings(*this, static_cast<const CallExpr &>(*it.value));
       break;
     case K::Dual:
       checkConfigCall(*this, *it.value, kDual, "dual update");
@@ -666,6 +844,17 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
         error(it.nameLoc, "noise can only be added to a state variable of '" +
                               t.name + "' (" + joinWords(state) + "), not '" +
                               it.name + "'");
+        break;
+      }
+      // The noise's body sees the state it is added to, nothing else
+      // that changes across layers.
+      if (const NameExpr *n = otherLayered(*it.value, {}, sc, it.name)) {
+        error(n->loc, "the noise on '" + it.name + "' reads '" + n->name +
+                          "', which also changes across layers; it can read "
+                          "only '" +
+                          it.name +
+                          "' at its layer and values fixed across "
+                          "layers");
         break;
       }
       ExprChecker ec(*this, sc, ExprChecker::Layers::Current);
@@ -745,6 +934,18 @@ void Sema::checkDescend(const TrainItem &it, Scope *sc) {
                      exprToString(q) + "' does not");
     return;
   }
+  // A constraint compares one quantity with itself at the layer before:
+  // its measure sees that quantity, nothing else that changes.
+  const std::string &self = static_cast<const NameExpr &>(q).name;
+  for (const Arg &a : call.args)
+    if (const NameExpr *n = otherLayered(*a.value, it.fns, sc, self)) {
+      error(n->loc, "the descent constraint on '" + self + "' reads '" +
+                        n->name +
+                        "', which also changes across layers; it can read "
+                        "only '" +
+                        self + "' at its layer and values fixed across layers");
+      return;
+    }
   ExprChecker ec(*this, sc, ExprChecker::Layers::Current);
   Type a0 = ec.check(*call.args[0].value);
   Type a1 = ec.check(*call.args[1].value);

@@ -36,6 +36,9 @@ SplitEval evaluateSplit(Executor &ex, const Split &split, const Tensor &ystar,
   torch::NoGradGuard noGrad;
   std::vector<std::vector<Tensor>> dist(L + 1), obj(L + 1), grad(L + 1),
       l1(L + 1);
+  const size_t np = alg.projections.size();
+  std::vector<std::vector<std::vector<Tensor>>> sets(
+      np, std::vector<std::vector<Tensor>>(L + 1));
   const size_t nc = alg.constraints.size();
   std::vector<std::vector<std::vector<Tensor>>> cons(
       nc, std::vector<std::vector<Tensor>>(L));
@@ -62,9 +65,10 @@ SplitEval evaluateSplit(Executor &ex, const Split &split, const Tensor &ystar,
         dist[l].push_back((y - target).flatten(1).norm(2, {1}));
       if (!full)
         continue;
+      // The objective takes the problem's variables only.
       std::vector<RValue> st;
-      for (const Tensor &s : fw.states[l])
-        st.push_back(RValue{s, true});
+      for (size_t i = 0; i < alg.variableCount(); ++i)
+        st.push_back(RValue{fw.states[l][i], true});
       if (alg.objective) {
         RValue f = ex.body(*alg.objective, st)[0];
         obj[l].push_back(f.batched ? f.t.reshape({n})
@@ -73,6 +77,14 @@ SplitEval evaluateSplit(Executor &ex, const Split &split, const Tensor &ystar,
       if (hasSolver)
         grad[l].push_back(subgradientNorm(ex, y));
       l1[l].push_back(y.flatten(1).abs().sum(1));
+      for (size_t k = 0; k < np; ++k) {
+        const abi::Projection &p = alg.projections[k];
+        size_t i = 0;
+        while (alg.states[i].name != p.on)
+          ++i;
+        const Tensor &v = fw.states[l][i];
+        sets[k][l].push_back((v - project(ex, p, v)).flatten(1).norm(2, {1}));
+      }
     }
     if (full)
       for (size_t c = 0; c < nc; ++c) {
@@ -95,6 +107,8 @@ SplitEval evaluateSplit(Executor &ex, const Split &split, const Tensor &ystar,
   out.l1 = cat(l1);
   for (auto &c : cons)
     out.constraints.push_back(cat(c));
+  for (auto &k : sets)
+    out.setDistance.push_back(cat(k));
   return out;
 }
 
@@ -123,11 +137,20 @@ void printSummary(const json &ev, const std::string &what,
   for (const json &o : ev.value("perturb", json::array()))
     results << what << "perturb s=" << fmt(o["s"].get<double>())
             << ": final distance " << o["final"] << "\n";
+  auto row = [&](const json &values) {
+    for (auto &d : values)
+      results << " " << (d.is_null() ? "-" : fmt(d.get<double>()));
+    results << "\n";
+  };
+  for (const json &s : ev.value("sets", json::array())) {
+    results << what << "per-layer distance of " << s["on"].get<std::string>()
+            << " to set " << s["set"].get<std::string>() << ":";
+    row(s["distance"]);
+  }
   results << what << "per-layer "
           << (anyDistance ? "distance to the optimum" : "objective") << ":";
-  for (auto &d : ev.value(key, json::array()))
-    results << " " << (d.is_null() ? "-" : fmt(d.get<double>()));
-  results << std::endl;
+  row(ev.value(key, json::array()));
+  results << std::flush;
 }
 
 /// The evaluation of `opts.runDir` as eval.json holds it; writes nothing.
@@ -190,6 +213,22 @@ json evaluateRun(const EvalRunOptions &opts, std::ostream &log) {
                    {"satisfied", layers}});
   }
   out["constraints"] = sat;
+  // Each constrained variable's distance to its set, and the share of test
+  // instances inside it (to float rounding), per layer.
+  json sets = json::array();
+  for (size_t k = 0; k < ev.setDistance.size(); ++k) {
+    json inside = json::array();
+    for (const Tensor &t : ev.setDistance[k])
+      inside.push_back(
+          t.defined()
+              ? json((t <= 1e-5).to(torch::kFloat64).mean().item<double>())
+              : json());
+    sets.push_back({{"set", alg.projections[k].set},
+                    {"on", alg.projections[k].on},
+                    {"distance", means(ev.setDistance[k])},
+                    {"feasible", inside}});
+  }
+  out["sets"] = sets;
   // l1-norm histograms over a common range, so layers compare directly.
   double hi = 0;
   for (const Tensor &t : ev.l1)

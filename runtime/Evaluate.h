@@ -20,6 +20,9 @@ struct SplitEval {
   std::vector<torch::Tensor> objective; // [L + 1] x [n] (full only)
   std::vector<torch::Tensor> gradNorm;  // [L + 1] x [n] (full only)
   std::vector<torch::Tensor> l1;        // [L + 1] x [n] (full only)
+  /// setDistance[k][l]: ||y_l - P(y_l)|| per instance for the plan's
+  /// projection k (full only).
+  std::vector<std::vector<torch::Tensor>> setDistance;
   /// constraints[c][l - 1]: C_l per instance; undefined where the
   /// constraint has no value (layer 1 of a step-result constraint).
   std::vector<std::vector<torch::Tensor>> constraints;

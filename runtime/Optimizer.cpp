@@ -3,6 +3,7 @@
 #include <c10/util/string_utils.h>
 
 #include <cmath>
+#include <type_traits>
 
 namespace unroll::runtime {
 
@@ -10,38 +11,72 @@ using torch::Tensor;
 
 namespace {
 
-/// LibTorch's Adam.
-class TorchAdam : public PrimalAdam {
+/// Adam's and AdamW's state of one parameter (their LibTorch states have
+/// the same accessors).
+template <typename State>
+std::map<std::string, Tensor> adamState(const State &s) {
+  return {{"exp_avg", s.exp_avg()},
+          {"exp_avg_sq", s.exp_avg_sq()},
+          {"step", torch::tensor(s.step(), torch::kInt64)}};
+}
+
+template <typename State>
+std::unique_ptr<State> makeAdamState(const std::map<std::string, Tensor> &m,
+                                     const Tensor &param) {
+  auto s = std::make_unique<State>();
+  s->step(m.at("step").item<int64_t>());
+  s->exp_avg(m.at("exp_avg").to(param.device()).clone());
+  s->exp_avg_sq(m.at("exp_avg_sq").to(param.device()).clone());
+  return s;
+}
+
+/// One of LibTorch's optimizers, `Opt` with per-parameter `State`.
+template <typename Opt, typename State>
+class TorchOptimizer : public PrimalOptimizer {
 public:
-  TorchAdam(Executor &ex, const AdamSettings &s) : ex_(ex) {
+  template <typename Options>
+  TorchOptimizer(Executor &ex, const Options &options) : ex_(ex) {
     std::vector<Tensor> params;
     for (auto &[id, p] : ex.params())
       params.push_back(p);
-    adam_ = std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(s.lr)
-                    .betas({s.beta1, s.beta2})
-                    .eps(s.eps)
-                    .weight_decay(s.weightDecay));
+    opt_ = std::make_unique<Opt>(params, options);
   }
 
-  void zeroGrad() override { adam_->zero_grad(); }
-  void step() override { adam_->step(); }
-
-  std::optional<AdamMoments> moments(int64_t id) const override {
-    auto it = adam_->state().find(key(id));
-    if (it == adam_->state().end())
-      return std::nullopt;
-    auto &s = static_cast<torch::optim::AdamParamState &>(*it->second);
-    return AdamMoments{s.exp_avg(), s.exp_avg_sq(), s.step()};
+  void zeroGrad() override { opt_->zero_grad(); }
+  void step() override { opt_->step(); }
+  void setLr(double lr) override {
+    for (auto &group : opt_->param_groups())
+      group.options().set_lr(lr);
   }
 
-  void setMoments(int64_t id, const AdamMoments &m) override {
+  std::vector<std::string> stateNames() const override {
+    if constexpr (std::is_same_v<State, torch::optim::SGDParamState>)
+      return {"momentum_buffer"};
+    else
+      return {"exp_avg", "exp_avg_sq", "step"};
+  }
+
+  std::map<std::string, Tensor> state(int64_t id) const override {
+    auto it = opt_->state().find(key(id));
+    if (it == opt_->state().end())
+      return {};
+    auto &s = static_cast<State &>(*it->second);
+    if constexpr (std::is_same_v<State, torch::optim::SGDParamState>)
+      return {{"momentum_buffer", s.momentum_buffer()}};
+    else
+      return adamState(s);
+  }
+
+  void setState(int64_t id, const std::map<std::string, Tensor> &m) override {
     const Tensor &t = ex_.params().at(id);
-    auto s = std::make_unique<torch::optim::AdamParamState>();
-    s->step(m.step);
-    s->exp_avg(m.expAvg.to(t.device()).clone());
-    s->exp_avg_sq(m.expAvgSq.to(t.device()).clone());
-    adam_->state()[key(id)] = std::move(s);
+    std::unique_ptr<State> s;
+    if constexpr (std::is_same_v<State, torch::optim::SGDParamState>) {
+      s = std::make_unique<State>();
+      s->momentum_buffer(m.at("momentum_buffer").to(t.device()).clone());
+    } else {
+      s = makeAdamState<State>(m, t);
+    }
+    opt_->state()[key(id)] = std::move(s);
   }
 
 private:
@@ -51,19 +86,21 @@ private:
   }
 
   Executor &ex_;
-  std::unique_ptr<torch::optim::Adam> adam_;
+  std::unique_ptr<Opt> opt_;
 };
 
 /// One compiled kernel call per step over flat buffers of parameters,
 /// gradients and moments; each parameter and its gradient is a view.
-class FusedAdam : public PrimalAdam {
+/// AdamW's decoupled decay shrinks the parameters before the kernel runs
+/// Adam's update without decay, as LibTorch's AdamW does.
+class FusedAdam : public PrimalOptimizer {
 public:
-  FusedAdam(Executor &ex, const AdamSettings &s)
-      : kernels_(*ex.kernels()), settings_(s) {
+  FusedAdam(Executor &ex, const PrimalSettings &s)
+      : kernels_(*ex.kernels()), settings_(s), lr_(s.lr) {
     h_.beta1 = static_cast<float>(s.beta1);
     h_.beta2 = static_cast<float>(s.beta2);
     h_.eps = static_cast<float>(s.eps);
-    h_.weight_decay = static_cast<float>(s.weightDecay);
+    h_.weight_decay = static_cast<float>(decoupled() ? 0 : s.weightDecay);
     h_.one_minus_beta1 = static_cast<float>(1 - s.beta1);
     h_.one_minus_beta2 = static_cast<float>(1 - s.beta2);
     int64_t n = 0;
@@ -94,8 +131,11 @@ public:
   void step() override {
     ++step_;
     double t = static_cast<double>(step_);
-    h_.step_size =
-        static_cast<float>(settings_.lr / (1 - std::pow(settings_.beta1, t)));
+    if (decoupled() && settings_.weightDecay != 0) {
+      torch::NoGradGuard noGrad;
+      params_.mul_(1 - lr_ * settings_.weightDecay);
+    }
+    h_.step_size = static_cast<float>(lr_ / (1 - std::pow(settings_.beta1, t)));
     h_.bias2_sqrt =
         static_cast<float>(std::sqrt(1 - std::pow(settings_.beta2, t)));
     unroll_tensor p = kernelView(params_), g = kernelView(grads_),
@@ -105,17 +145,26 @@ public:
       throw PlanError(std::string("the compiled Adam step failed: ") + err);
   }
 
-  std::optional<AdamMoments> moments(int64_t id) const override {
-    if (step_ == 0)
-      return std::nullopt;
-    return AdamMoments{part(expAvg_, id), part(expAvgSq_, id), step_};
+  void setLr(double lr) override { lr_ = lr; }
+
+  std::vector<std::string> stateNames() const override {
+    return {"exp_avg", "exp_avg_sq", "step"};
   }
 
-  void setMoments(int64_t id, const AdamMoments &m) override {
+  std::map<std::string, Tensor> state(int64_t id) const override {
+    if (step_ == 0)
+      return {};
+    return {{"exp_avg", part(expAvg_, id)},
+            {"exp_avg_sq", part(expAvgSq_, id)},
+            {"step", torch::tensor(step_, torch::kInt64)}};
+  }
+
+  void setState(int64_t id, const std::map<std::string, Tensor> &m) override {
     torch::NoGradGuard noGrad;
-    part(expAvg_, id).copy_(m.expAvg);
-    part(expAvgSq_, id).copy_(m.expAvgSq);
-    step_ = m.step; // one step count for all: they are updated together
+    part(expAvg_, id).copy_(m.at("exp_avg"));
+    part(expAvgSq_, id).copy_(m.at("exp_avg_sq"));
+    // One step count for all: they are updated together.
+    step_ = m.at("step").item<int64_t>();
   }
 
   Tensor allParams() const override { return params_; }
@@ -132,8 +181,13 @@ private:
     return flat.narrow(0, s.offset, s.numel).view(s.shape);
   }
 
+  bool decoupled() const {
+    return settings_.kind == PrimalSettings::Kind::AdamW;
+  }
+
   const unroll_kernels &kernels_;
-  AdamSettings settings_;
+  PrimalSettings settings_;
+  double lr_;
   std::map<int64_t, Slot> slots_;
   Tensor params_, grads_, expAvg_, expAvgSq_;
   /// The kernel's constants; step() sets the step-dependent two.
@@ -143,14 +197,65 @@ private:
 
 } // namespace
 
-std::unique_ptr<PrimalAdam> PrimalAdam::make(Executor &ex,
-                                             const AdamSettings &s) {
+std::unique_ptr<PrimalOptimizer>
+PrimalOptimizer::make(Executor &ex, const PrimalSettings &s) {
+  using Kind = PrimalSettings::Kind;
   bool cpu = true;
   for (auto &[id, p] : ex.params())
     cpu &= p.device().is_cpu() && p.scalar_type() == torch::kFloat32;
-  if (ex.kernels() && ex.kernels()->adam && cpu && !ex.params().empty())
+  if (s.kind != Kind::Sgd && ex.kernels() && ex.kernels()->adam && cpu &&
+      !ex.params().empty())
     return std::make_unique<FusedAdam>(ex, s);
-  return std::make_unique<TorchAdam>(ex, s);
+  const auto betas = std::make_tuple(s.beta1, s.beta2);
+  switch (s.kind) {
+  case Kind::Adam:
+    return std::make_unique<
+        TorchOptimizer<torch::optim::Adam, torch::optim::AdamParamState>>(
+        ex,
+        torch::optim::AdamOptions(s.lr).betas(betas).eps(s.eps).weight_decay(
+            s.weightDecay));
+  case Kind::AdamW:
+    return std::make_unique<
+        TorchOptimizer<torch::optim::AdamW, torch::optim::AdamWParamState>>(
+        ex,
+        torch::optim::AdamWOptions(s.lr).betas(betas).eps(s.eps).weight_decay(
+            s.weightDecay));
+  case Kind::Sgd:
+    return std::make_unique<
+        TorchOptimizer<torch::optim::SGD, torch::optim::SGDParamState>>(
+        ex, torch::optim::SGDOptions(s.lr)
+                .momentum(s.momentum)
+                .nesterov(s.nesterov)
+                .weight_decay(s.weightDecay));
+  }
+  throw PlanError("unknown primal optimizer");
+}
+
+double PrimalSettings::lrAt(int64_t epoch, int64_t epochs) const {
+  switch (schedule) {
+  case Schedule::Constant:
+    break;
+  case Schedule::Step:
+    return lr * std::pow(gamma, static_cast<double>(epoch / every));
+  case Schedule::Cosine:
+    return minLr + (lr - minLr) *
+                       (1 + std::cos(M_PI * static_cast<double>(epoch) /
+                                     static_cast<double>(epochs))) /
+                       2;
+  }
+  return lr;
+}
+
+const char *PrimalSettings::name() const {
+  switch (kind) {
+  case Kind::Adam:
+    return "adam";
+  case Kind::AdamW:
+    return "adamw";
+  case Kind::Sgd:
+    return "sgd";
+  }
+  return "adam";
 }
 
 } // namespace unroll::runtime

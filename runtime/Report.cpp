@@ -250,6 +250,19 @@ void writeReport(const std::string &runDir, std::ostream &log) {
     if (!sat.empty())
       h << chart("share of test samples satisfying the constraint", "layer",
                  sat, false);
+    // A constrained variable's distance to its set, layer by layer.
+    for (const json &st : ev.value("sets", json::array())) {
+      std::vector<Series> d{
+          {"this run", range(st["distance"].size()), numbers(st["distance"])}};
+      if (base.is_object())
+        for (const json &b : base.value("sets", json::array()))
+          if (b["on"] == st["on"])
+            d.push_back({"baseline", range(b["distance"].size()),
+                         numbers(b["distance"]), true});
+      h << chart("distance of " + st["on"].get<std::string>() + " to set " +
+                     st["set"].get<std::string>(),
+                 "layer", d, false);
+    }
     if (ev.contains("l1_histogram") && ev["l1_histogram"]["counts"].size()) {
       const json &hist = ev["l1_histogram"];
       size_t L = hist["counts"].size() - 1;

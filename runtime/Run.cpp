@@ -173,7 +173,8 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                   {{"epochs", to.epochs},
                    {"batch", to.batch},
                    {"seed", to.seed},
-                   {"primal_lr", to.primalLr},
+                   {"primal", to.primal.name()},
+                   {"primal_lr", to.primal.lr},
                    {"dual_lr", to.dualLr},
                    {"dual_every", to.dualEveryEpoch ? "epoch" : "batch"},
                    {"constrained", to.constrained},
@@ -285,10 +286,15 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
                                          st->violation.begin() + (c + 1) * L));
       lam.push_back(pd.lambda()[c]);
     }
-    json line = {{"epoch", rs.epoch},    {"train_loss", st->loss},
-                 {"val_loss", val.loss}, {"val_distance", means(val.distance)},
-                 {"violation", viol},    {"lambda", lam},
-                 {"seconds", secs},      {"best", best}};
+    json line = {{"epoch", rs.epoch},
+                 {"train_loss", st->loss},
+                 {"lr", st->lr},
+                 {"val_loss", val.loss},
+                 {"val_distance", means(val.distance)},
+                 {"violation", viol},
+                 {"lambda", lam},
+                 {"seconds", secs},
+                 {"best", best}};
     if (!runFilesWritten)
       writeRunFiles();
     // Checkpoint first: metrics never describe parameters that were lost.

@@ -84,6 +84,78 @@ const Algorithm &trainedAlgorithm(const std::vector<Algorithm> &algs) {
   throw RunError("the spec has no train block: nothing to train");
 }
 
+PrimalSettings resolvePrimal(const json &primal) {
+  using Kind = PrimalSettings::Kind;
+  using Schedule = PrimalSettings::Schedule;
+  PrimalSettings p;
+  const std::string kind = primal.value("kind", "adam");
+  if (kind == "adam")
+    p.kind = Kind::Adam;
+  else if (kind == "adamw")
+    p.kind = Kind::AdamW;
+  else if (kind == "sgd")
+    p.kind = Kind::Sgd;
+  else
+    throw RunError("primal optimizer '" + kind +
+                   "' is not supported; use adam, adamw or sgd");
+  p.lr = primal.value("lr", 1e-3);
+  p.beta1 = primal.value("beta1", 0.9);
+  p.beta2 = primal.value("beta2", 0.999);
+  // AdamW decays by default, as PyTorch's does.
+  p.weightDecay = primal.value("weight_decay", kind == "adamw" ? 1e-2 : 0.0);
+  p.momentum = primal.value("momentum", 0.0);
+  p.nesterov = primal.value("nesterov", "false") == "true";
+  if (!(p.lr > 0))
+    throw RunError(kind + ": lr must be positive");
+  if (!(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1))
+    throw RunError(kind + " needs 0 <= beta1, beta2 < 1");
+  if (!(p.weightDecay >= 0))
+    throw RunError(kind + ": weight_decay must not be negative");
+  if (!(p.momentum >= 0 && p.momentum < 1))
+    throw RunError(kind + ": momentum must be in [0, 1)");
+  if (p.nesterov && p.momentum == 0)
+    throw RunError("sgd: nesterov needs a momentum above 0");
+  const std::string schedule = primal.value("schedule", "constant");
+  if (schedule == "constant")
+    p.schedule = Schedule::Constant;
+  else if (schedule == "step")
+    p.schedule = Schedule::Step;
+  else if (schedule == "cosine")
+    p.schedule = Schedule::Cosine;
+  else
+    throw RunError("learning-rate schedule '" + schedule +
+                   "' is not supported; use constant, step or cosine");
+  p.every = primal.value("every", int64_t(1));
+  p.gamma = primal.value("gamma", 0.1);
+  p.minLr = primal.value("min_lr", 0.0);
+  if (p.every < 1)
+    throw RunError(kind + ": every must be at least 1");
+  if (!(p.gamma > 0 && p.gamma <= 1))
+    throw RunError(kind + ": gamma must be in (0, 1]");
+  if (!(p.minLr >= 0 && p.minLr <= p.lr))
+    throw RunError(kind + ": min_lr must be in [0, lr]");
+  // A setting that does nothing for this optimizer or schedule is an
+  // error rather than silently ignored.
+  const bool adamLike = p.kind != Kind::Sgd;
+  const std::vector<std::pair<const char *, bool>> applies = {
+      {"beta1", adamLike},
+      {"beta2", adamLike},
+      {"momentum", !adamLike},
+      {"nesterov", !adamLike},
+      {"every", p.schedule == Schedule::Step},
+      {"gamma", p.schedule == Schedule::Step},
+      {"min_lr", p.schedule == Schedule::Cosine}};
+  for (auto &[key, ok] : applies)
+    if (!ok && primal.contains(key))
+      throw RunError(kind + ": '" + key + "' does not apply" +
+                     (std::string(key) == "every" || std::string(key) == "gamma"
+                          ? " without schedule = step"
+                      : std::string(key) == "min_lr"
+                          ? " without schedule = cosine"
+                          : " to " + kind));
+  return p;
+}
+
 TrainOptions resolveOptions(const json &train) {
   TrainOptions o;
   o.epochs = train.value("epochs", int64_t(10));
@@ -91,19 +163,10 @@ TrainOptions resolveOptions(const json &train) {
   o.seed = static_cast<uint64_t>(train.value("seed", int64_t(0)));
   json primal = train.value("primal", json{{"kind", "adam"}});
   json dual = train.value("dual", json{{"kind", "ascent"}});
-  if (primal.value("kind", "adam") != "adam")
-    throw RunError("primal optimizer '" + primal["kind"].get<std::string>() +
-                   "' is not supported; use adam");
   if (dual.value("kind", "ascent") != "ascent")
     throw RunError("dual update '" + dual["kind"].get<std::string>() +
                    "' is not supported; use ascent");
-  o.primalLr = primal.value("lr", 1e-3);
-  o.beta1 = primal.value("beta1", 0.9);
-  o.beta2 = primal.value("beta2", 0.999);
-  o.weightDecay = primal.value("weight_decay", 0.0);
-  if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 &&
-        o.weightDecay >= 0))
-    throw RunError("adam needs 0 <= beta1, beta2 < 1 and weight_decay >= 0");
+  o.primal = resolvePrimal(primal);
   o.dualLr = dual.value("lr", 1e-2);
   std::string every = dual.value("every", "epoch");
   if (every != "epoch" && every != "batch")
@@ -112,8 +175,8 @@ TrainOptions resolveOptions(const json &train) {
   o.dualEveryEpoch = every == "epoch";
   if (o.epochs < 1 || o.batch < 1)
     throw RunError("epochs and batch must be positive");
-  if (!(o.primalLr > 0) || !(o.dualLr >= 0))
-    throw RunError("learning rates must be positive");
+  if (!(o.dualLr >= 0))
+    throw RunError("the dual learning rate must not be negative");
   return o;
 }
 

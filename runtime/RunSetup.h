@@ -35,6 +35,11 @@ torch::Device pickDevice(const std::string &name, const unroll_kernels *kernels,
 /// The algorithm with a train block; throws RunError if none has one.
 const Algorithm &trainedAlgorithm(const std::vector<Algorithm> &algs);
 
+/// The train block's `primal` setting (`{kind, lr, ...}`) as settings,
+/// defaults filled in; throws RunError for a value out of range or a key
+/// that does not apply to the optimizer or its schedule.
+PrimalSettings resolvePrimal(const nlohmann::json &primal);
+
 /// The train block's settings as options, defaults filled in; throws
 /// RunError for a setting this runtime does not implement.
 TrainOptions resolveOptions(const nlohmann::json &train);

@@ -39,9 +39,9 @@ Tensor targetsFor(const Algorithm &alg, const Split &split,
     return Tensor();
   const abi::Target &target = alg.targets[0];
   const std::string &solver = target.solver;
-  if (solver != "fista" && solver != "ista")
+  if (solver != "fista" && solver != "ista" && solver != "pgd")
     throw RunError("target solver '" + solver +
-                   "' is not supported; use fista or ista");
+                   "' is not supported; use fista, ista or pgd");
   const double tol = target.tol.value_or(1e-6);
   const int64_t iters = target.iters.value_or(20000);
   // Keyed by the plan's text of the objective split and the target, as
@@ -49,6 +49,9 @@ Tensor targetsFor(const Algorithm &alg, const Split &split,
   uint64_t h =
       hashString(kFnvBasis, alg.solver ? alg.solver->text : json().dump());
   h = hashString(h, target.text);
+  // The variable's set changes the optimum too.
+  if (const abi::Projection *p = alg.projectionOf(alg.states[0].name))
+    h = hashString(h, p->text);
   for (auto &[name, t] : split.inputs) {
     h = hashString(h, name);
     h = hashTensor(h, t);

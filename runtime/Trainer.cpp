@@ -11,8 +11,22 @@ Tensor perInstanceSum(const Tensor &t) {
   return t.dim() == 1 ? t : t.flatten(1).sum(1);
 }
 
-Tensor softThreshold(const Tensor &v, const Tensor &t) {
-  return v.sign() * torch::relu(v.abs() - t);
+/// The prox of t h plus the indicator of y's set at v, for the objective's
+/// non-smooth part h (if any, by the plan's `proximal`) and y's set (if
+/// any): the prox, then the projection (the compiler admits both only
+/// where this is exact: both act entry by entry).
+Tensor proxStep(Executor &ex, const Tensor &v, double t) {
+  const Algorithm &alg = ex.algorithm();
+  Tensor u = v;
+  if (const auto &proximal = alg.solver->proximal) {
+    RValue r = ex.body(
+        proximal->body,
+        {RValue{v, true},
+         RValue{torch::tensor(static_cast<float>(t), v.options()), false}})[0];
+    u = r.batched ? r.t : r.t.expand(v.sizes());
+  }
+  const abi::Projection *set = alg.projectionOf(alg.states[0].name);
+  return set ? project(ex, *set, u) : u;
 }
 
 /// Whether a body (or a fused op inside it) reads the layer index.
@@ -25,6 +39,11 @@ bool usesLayerIndex(const Body &body) {
 
 } // namespace
 
+Tensor project(Executor &ex, const abi::Projection &p, const Tensor &v) {
+  RValue r = ex.body(p.body, {RValue{v, true}})[0];
+  return r.batched ? r.t : r.t.expand(v.sizes());
+}
+
 Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
                     bool accelerated) {
   const Algorithm &alg = ex.algorithm();
@@ -32,7 +51,7 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
     throw PlanError("the plan has no objective split for a classical solver "
                     "(problems with one variable have one)");
   const Body &solver = alg.solver->body;
-  if (alg.states.size() != 1)
+  if (alg.variableCount() != 1)
     throw PlanError("targets need a problem with one variable");
   torch::NoGradGuard noGrad;
   const std::vector<int64_t> &shape = alg.states[0].shape;
@@ -46,13 +65,13 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
   double t = 1, L = 1;
   for (int64_t it = 0; it < maxIters; ++it) {
     auto at = eval(z);
-    Tensor g = at[0].t, grad = at[1].t, w = at[2].t;
+    Tensor g = at[0].t, grad = at[1].t;
     if (!at[1].batched)
       grad = grad.expand(full);
     Tensor next;
     // Backtracking: grow L until the quadratic model bounds g.
     for (int k = 0; k < 60; ++k) {
-      next = softThreshold(z - grad / L, w / L);
+      next = proxStep(ex, z - grad / L, 1 / L);
       Tensor d = next - z;
       Tensor model =
           g + perInstanceSum(grad * d) + 0.5 * L * perInstanceSum(d * d);
@@ -85,6 +104,11 @@ Tensor subgradientNorm(Executor &ex, const Tensor &y) {
   if (at[2].batched)
     while (w.dim() < y.dim())
       w = w.unsqueeze(-1);
+  // With a set or a non-smooth part other than an l1 term, the
+  // prox-gradient residual (zero exactly at the optimum).
+  if (alg.projectionOf(alg.states[0].name) ||
+      (alg.solver->proximal && alg.solver->prox != abi::Prox::L1))
+    return (y - proxStep(ex, y - grad, 1)).flatten(1).norm(2, {1});
   // Off zero the l1 term is differentiable; at zero the subgradient of
   // least norm shrinks the smooth gradient by w.
   Tensor off = grad + w * y.sign();
@@ -150,12 +174,7 @@ PrimalDual::PrimalDual(Executor &ex, const TrainOptions &opts)
   const Algorithm &alg = ex.algorithm();
   if (!alg.loss)
     throw PlanError("the plan has no loss to train");
-  AdamSettings s;
-  s.lr = opts.primalLr;
-  s.beta1 = opts.beta1;
-  s.beta2 = opts.beta2;
-  s.weightDecay = opts.weightDecay;
-  adam_ = PrimalAdam::make(ex, s);
+  primal_ = PrimalOptimizer::make(ex, opts.primal);
   lambda_.assign(alg.constraints.size(),
                  std::vector<double>(ex.algorithm().layerCount, 0.0));
 }
@@ -218,6 +237,10 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
       at::make_generator<at::CPUGeneratorImpl>(opts_.seed * 7919 + e);
   Tensor order = torch::randperm(n, gen);
   EpochStats st;
+  // The schedule's rate depends on the epoch alone, so a resumed run
+  // steps as the uninterrupted one would.
+  st.lr = opts_.primal.lrAt(e, opts_.epochs);
+  primal_->setLr(st.lr);
   std::vector<std::vector<double>> violSum(nc, std::vector<double>(L, 0.0));
   for (int64_t b = 0; b < batches; ++b) {
     const uint64_t step = static_cast<uint64_t>(e * batches + b);
@@ -274,11 +297,11 @@ PrimalDual::epoch(int64_t e, const Split &data, const Tensor &targets,
         lagrangian = lagrangian +
                      (torch::tensor(lams, stacked.options()) * stacked).sum();
     }
-    adam_->zeroGrad();
+    primal_->zeroGrad();
     lagrangian.backward();
-    adam_->step();
+    primal_->step();
     std::vector<Tensor> params;
-    if (Tensor all = adam_->allParams(); all.defined())
+    if (Tensor all = primal_->allParams(); all.defined())
       params.push_back(all);
     else
       for (const abi::Param &p : alg.params)
@@ -313,12 +336,9 @@ void PrimalDual::save(TensorFile &f) const {
     std::string key = paramKey(p);
     const Tensor &t = ex_.params().at(p.id);
     f.tensors[key] = t.detach().clone();
-    auto m = adam_->moments(p.id);
-    if (!m)
-      continue;
-    f.tensors["adam." + key + ".exp_avg"] = m->expAvg.detach().clone();
-    f.tensors["adam." + key + ".exp_avg_sq"] = m->expAvgSq.detach().clone();
-    f.tensors["adam." + key + ".step"] = torch::tensor(m->step, torch::kInt64);
+    const std::string prefix = std::string(opts_.primal.name()) + "." + key;
+    for (auto &[name, v] : primal_->state(p.id))
+      f.tensors[prefix + "." + name] = v.detach().clone();
   }
   for (size_t c = 0; c < lambda_.size(); ++c)
     f.tensors["dual.lambda." + std::to_string(c)] =
@@ -340,16 +360,29 @@ void PrimalDual::load(const TensorFile &f) {
     return it->second;
   };
   torch::NoGradGuard noGrad;
+  const std::string optimizer = opts_.primal.name();
+  const std::vector<std::string> names = primal_->stateNames();
   for (const abi::Param &p : ex_.algorithm().params) {
     std::string key = paramKey(p);
     Tensor &t = ex_.params().at(p.id);
     t.copy_(need(key, t.sizes().vec()));
-    if (!f.tensors.count("adam." + key + ".step"))
+    // Another optimizer's state would be dropped without a word.
+    for (const char *other : {"adam", "adamw", "sgd"})
+      if (other != optimizer &&
+          (f.tensors.count(std::string(other) + "." + key + ".step") ||
+           f.tensors.count(std::string(other) + "." + key +
+                           ".momentum_buffer")))
+        throw FileError("the checkpoint holds the state of optimizer '" +
+                        std::string(other) + "', but this run uses '" +
+                        optimizer + "'");
+    const std::string prefix = optimizer + "." + key + ".";
+    if (names.empty() || !f.tensors.count(prefix + names[0]))
       continue;
-    adam_->setMoments(p.id,
-                      {need("adam." + key + ".exp_avg", t.sizes().vec()),
-                       need("adam." + key + ".exp_avg_sq", t.sizes().vec()),
-                       need("adam." + key + ".step", {}).item<int64_t>()});
+    std::map<std::string, Tensor> state;
+    for (const std::string &n : names)
+      state[n] = need(prefix + n,
+                      n == "step" ? std::vector<int64_t>{} : t.sizes().vec());
+    primal_->setState(p.id, state);
   }
   for (size_t c = 0; c < lambda_.size(); ++c) {
     const Tensor &l = need("dual.lambda." + std::to_string(c),

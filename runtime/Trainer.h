@@ -13,15 +13,25 @@
 
 namespace unroll::runtime {
 
+/// `v` ([batch, shape...]) projected onto a variable's set by the plan's
+/// projection `p`.
+torch::Tensor project(Executor &ex, const abi::Projection &p,
+                      const torch::Tensor &v);
+
 /// FISTA (or ISTA, without `accelerated`) with backtracking on the plan's
-/// `solver` split f = g + w ||y||_1, for every instance bound in `ex`;
+/// `solver` split f = g + h: a gradient step on g, then the prox of h by
+/// the plan's `proximal` where f has a non-smooth part, then the
+/// projection onto y's set where the plan has one (projected gradient),
+/// for every instance bound in `ex`;
 /// stops when no entry moves more than `tol`. Returns y* as
 /// [batch, shape...].
 torch::Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
                            bool accelerated = true);
 
 /// ||v||_2 per instance of the minimum-norm subgradient of f = g + w||y||_1
-/// at y ([batch, shape...]), from the plan's solver split.
+/// at y ([batch, shape...]), from the plan's solver split; for a variable
+/// with a set or a non-smooth part other than an l1 term, of the
+/// prox-gradient residual y - P(prox_h(y - grad g(y))).
 torch::Tensor subgradientNorm(Executor &ex, const torch::Tensor &y);
 
 /// One descent constraint at every layer it covers, per instance.
@@ -46,8 +56,7 @@ public:
 struct TrainOptions {
   int64_t epochs = 1;
   int64_t batch = 16;
-  double primalLr = 1e-3;
-  double beta1 = 0.9, beta2 = 0.999, weightDecay = 0; // Adam's
+  PrimalSettings primal;
   double dualLr = 1e-2;
   bool dualEveryEpoch = true; // false: after every batch
   bool constrained = true;    // false: the unconstrained baseline
@@ -56,6 +65,7 @@ struct TrainOptions {
 
 struct EpochStats {
   double loss = 0;               // mean primal loss over the batches
+  double lr = 0;                 // the primal learning rate of the epoch
   std::vector<double> violation; // mean C_l per constraint and layer
   std::vector<double> lambda;    // multipliers after the epoch
 };
@@ -67,7 +77,8 @@ struct BatchProgress {
   double loss = 0;
 };
 
-/// Algorithm 1: Adam on the primal parameters of `ex` against the
+/// Algorithm 1: the primal optimizer (Adam by default) on the parameters
+/// of `ex` against the
 /// Lagrangian loss + sum_l lambda_l mean(C_l), projected ascent on the
 /// multipliers. Epoch `e` depends only on the seed, `e` and the state at
 /// its start, so a run resumed from a checkpoint continues exactly as the
@@ -88,7 +99,8 @@ public:
   /// Multipliers, [constraint][layer - 1].
   const std::vector<std::vector<double>> &lambda() const { return lambda_; }
 
-  /// Parameters, multipliers and Adam's moments as named tensors.
+  /// Parameters, multipliers and the optimizer's state as named tensors
+  /// ("adam.param.W.exp_avg", "sgd.param.W.momentum_buffer").
   void save(TensorFile &f) const;
   /// Restores what save wrote; throws FileError naming what does not match
   /// this program (a checkpoint of another spec).
@@ -100,7 +112,7 @@ public:
 private:
   Executor &ex_;
   TrainOptions opts_;
-  std::unique_ptr<PrimalAdam> adam_;
+  std::unique_ptr<PrimalOptimizer> primal_;
   std::vector<std::vector<double>> lambda_;
 };
 

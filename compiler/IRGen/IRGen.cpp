@@ -214,8 +214,9 @@ private:
       }
       bind(p.name, GenValue{param(p, p.name, binding), std::nullopt});
     }
+    // State: the problem's variables, then the algorithm's own.
     llvm::SmallVector<Value> state;
-    std::vector<const VarDecl *> vars;
+    std::vector<std::string> names;
     for (const VarDecl &v : pd.vars) {
       if (v.role != VarDecl::Role::Var)
         continue;
@@ -226,10 +227,28 @@ private:
       assert(init && "Sema requires an init for every var");
       auto type = tensorOf(*v.type);
       auto op =
-          b_.create<ir::StateOp>(loc(init->loc), type, v.name, init->random);
+          b_.create<ir::StateOp>(loc(init->loc), type, v.name, init->random,
+                                 /*algorithm=*/false);
       genInit(op.getInit(), type, *init->value);
       state.push_back(op.getResult());
-      vars.push_back(&v);
+      names.push_back(v.name);
+    }
+    const size_t varCount = names.size();
+    {
+      // The algorithm's own states: their initial values may read the
+      // initial values of the problem's variables and of earlier states.
+      Frame initFrame(*this);
+      for (size_t i = 0; i < names.size(); ++i)
+        bind(names[i], GenValue{state[i], std::nullopt});
+      for (const StateDecl &sd : u.states) {
+        auto type = tensorOf(*sd.type);
+        auto op = b_.create<ir::StateOp>(loc(sd.loc), type, sd.name, sd.random,
+                                         /*algorithm=*/true);
+        genInit(op.getInit(), type, *sd.value);
+        state.push_back(op.getResult());
+        names.push_back(sd.name);
+        bind(sd.name, GenValue{op.getResult(), std::nullopt});
+      }
     }
 
     auto step = b_.create<ir::StepOp>(loc(u.stepLoc), state);
@@ -237,17 +256,17 @@ private:
     step.getBody().push_back(sb);
     b_.setInsertionPointToEnd(sb);
     Frame stepFrame(*this);
-    for (size_t i = 0; i < vars.size(); ++i)
-      bind(vars[i]->name,
-           GenValue{sb->addArgument(state[i].getType(), loc(vars[i]->loc)),
+    for (size_t i = 0; i < names.size(); ++i)
+      bind(names[i],
+           GenValue{sb->addArgument(state[i].getType(), state[i].getLoc()),
                     std::nullopt});
     layerIndex_ = true;
     for (const StmtPtr &s : u.step)
       assign(static_cast<const AssignStmt &>(*s), /*asTensors=*/true);
     layerIndex_ = false;
     llvm::SmallVector<Value> next;
-    for (const VarDecl *v : vars)
-      next.push_back(lookup(v->name)->v);
+    for (const std::string &n : names)
+      next.push_back(lookup(n)->v);
     // Step results stay readable per layer for the train block (probes are
     // added before the yield as constraints ask for them).
     stepLocals_.clear();
@@ -257,8 +276,9 @@ private:
     auto yield = b_.create<ir::YieldOp>(loc(u.stepLoc), next);
 
     b_.setInsertionPointAfter(step);
-    genObjective(pd, state);
+    genObjective(pd, llvm::ArrayRef<Value>(state).take_front(varCount));
     genComposite(pd);
+    genProjections(pd);
     for (auto &t : fe_.main->ast->trains)
       if (t->name == u.name) {
         if (trained_.count(u.name))
@@ -266,7 +286,7 @@ private:
                        "algorithm; '" +
                            u.name + "' has several");
         trained_.insert(u.name);
-        genTrain(*t, alg, vars, state, yield);
+        genTrain(*t, alg, pd, names, varCount, state, yield);
       }
   }
 
@@ -428,14 +448,19 @@ private:
   /// smooth part g, its gradient and the l1 weight w, for the classical
   /// solvers that compute targets.
   void genComposite(const ProblemDecl &pd) {
-    std::optional<ObjectiveSplit> split = splitObjective(pd);
+    std::optional<ObjectiveSplit> split = splitOf(pd);
     if (!split)
       return; // several variables: no proximal split
+    // Without one prox for the non-smooth terms there is no split to run
+    // (a target then fails in targetSolver, at its solver).
+    const FnDecl *prox = proxOf(pd, *split);
+    if ((!split->nonsmooth.empty() && !prox) || !split->composed.empty())
+      return;
     const VarDecl *var = split->var;
+    const std::vector<const Expr *> l1Weights = split->l1Weights();
     mlir::OpBuilder::InsertionGuard guard(b_);
     mlir::Location l = loc(pd.objectiveLoc);
-    auto op =
-        b_.create<ir::CompositeOp>(l, split->l1Weights.empty() ? "none" : "l1");
+    auto op = b_.create<ir::CompositeOp>(l, l1Weights.empty() ? "none" : "l1");
     mlir::RankedTensorType vt = tensorOf(*var->type);
     mlir::Block *blk = openBody(op.getBody(), vt, l);
     Frame f(*this);
@@ -459,22 +484,194 @@ private:
       bind(var->name, GenValue{gb->getArgument(0), std::nullopt});
       b_.create<ir::YieldOp>(l, mlir::ValueRange{smoothValue()});
     }
-    Value w = constant(0, l);
-    for (const Expr *we : split->l1Weights)
-      w = create<ir::AddOp>(l, w,
-                            we ? tensor(gen(*we), we->loc) : constant(1, l));
-    b_.create<ir::YieldOp>(l, mlir::ValueRange{g, grad.getResult(), w});
+    b_.create<ir::YieldOp>(
+        l, mlir::ValueRange{g, grad.getResult(), weightOf(l1Weights, l)});
+    if (prox) {
+      b_.setInsertionPointAfter(op);
+      genProximal(*split, *prox);
+    }
   }
 
-  void genTrain(const TrainDecl &t, ir::AlgorithmOp alg,
-                const std::vector<const VarDecl *> &vars,
+  /// The sum of the weights `ws` (null: 1).
+  Value weightOf(const std::vector<const Expr *> &ws, mlir::Location l) {
+    Value w = constant(0, l);
+    for (const Expr *we : ws)
+      w = create<ir::AddOp>(l, w,
+                            we ? tensor(gen(*we), we->loc) : constant(1, l));
+    return w;
+  }
+
+  /// The objective split of `pd`, a term non-smooth where its function
+  /// has a `prox` visible to the problem.
+  std::optional<ObjectiveSplit> splitOf(const ProblemDecl &pd) {
+    return splitObjective(pd, [&](const std::string &h) {
+      return fe_.sema->proxOf(pd, h) != nullptr;
+    });
+  }
+
+  /// The `prox` of the non-smooth terms of `split` when they all have the
+  /// same function and its prox is in scope; null otherwise.
+  const FnDecl *proxOf(const ProblemDecl &pd, const ObjectiveSplit &split) {
+    if (split.nonsmooth.empty())
+      return nullptr;
+    for (const ObjectiveSplit::Term &t : split.nonsmooth)
+      if (t.h != split.nonsmooth[0].h)
+        return nullptr;
+    return fe_.sema->proxOf(pd, split.nonsmooth[0].h);
+  }
+
+  /// The non-smooth terms c_i * h(y) of `split` as an unroll.proximal
+  /// whose body maps (v, t) to prox_{t sum_i c_i h}(v), by h's `prox`.
+  void genProximal(const ObjectiveSplit &split, const FnDecl &prox) {
+    const std::string &h = split.nonsmooth[0].h;
+    std::vector<const Expr *> weights;
+    for (const ObjectiveSplit::Term &t : split.nonsmooth)
+      weights.push_back(t.weight);
+    mlir::OpBuilder::InsertionGuard guard(b_);
+    mlir::Location l = loc(split.nonsmooth[0].expr->loc);
+    auto op = b_.create<ir::ProximalOp>(l, h);
+    mlir::RankedTensorType vt = tensorOf(*split.var->type);
+    llvm::SmallVector<mlir::Type> types{vt, ir::tensorType(&ctx_, {})};
+    mlir::Block *blk = openBody(op.getBody(), types, l);
+    Value t = create<ir::MulOp>(l, blk->getArgument(1), weightOf(weights, l));
+    Value r = tensor(callFn(prox,
+                            {GenValue{blk->getArgument(0), std::nullopt},
+                             GenValue{t, std::nullopt}},
+                            split.nonsmooth[0].expr->loc),
+                     split.nonsmooth[0].expr->loc);
+    b_.create<ir::YieldOp>(l, mlir::ValueRange{r});
+  }
+
+  /// An unroll.projection for every variable with a constraint set: the
+  /// set's `project` with the set's arguments, applied to the body's
+  /// argument.
+  void genProjections(const ProblemDecl &pd) {
+    for (const VarDecl &v : pd.vars) {
+      const SetDecl *set = fe_.sema->setOf(&v);
+      if (!set)
+        continue;
+      mlir::OpBuilder::InsertionGuard guard(b_);
+      mlir::Location l = loc(v.set->loc);
+      auto op = b_.create<ir::ProjectionOp>(l, set->name, v.name);
+      mlir::Block *blk = openBody(op.getBody(), tensorOf(*v.type), l);
+      static const std::vector<Arg> none;
+      const std::vector<Arg> &given =
+          v.set->kind == Expr::Kind::Call
+              ? static_cast<const CallExpr &>(*v.set).args
+              : none;
+      GenValue point{blk->getArgument(0), std::nullopt};
+      Value p = tensor(callFn(*set->project,
+                              argsFor(*set->project, given, point), v.set->loc),
+                       v.set->loc);
+      b_.create<ir::YieldOp>(l, mlir::ValueRange{p});
+    }
+  }
+
+  /// The classical solver `solver` (as written) for the target of `pd`'s
+  /// one variable, checked against the problem's form: proximal gradient
+  /// (ista, fista) on g + c h(y) with y's set, by h's `prox`; projected
+  /// gradient (pgd) on g and y's set; auto picks fista. Fails at `at`,
+  /// naming the forms supported, when none applies.
+  std::string targetSolver(const ProblemDecl &pd, const std::string &solver,
+                           SourceLoc at) {
+    std::optional<ObjectiveSplit> split = splitOf(pd);
+    if (!split)
+      fail(at, "classical solvers need a problem with one variable; '" +
+                   pd.name + "' has several");
+    const SetDecl *set = fe_.sema->setOf(split->var);
+    const std::string &y = split->var->name;
+    if (!split->composed.empty())
+      fail(at, "no classical solver applies to '" + pd.name + "': its term " +
+                   exprToString(*split->composed[0]) +
+                   " applies a non-smooth function to an expression of '" + y +
+                   "' other than '" + y +
+                   "' itself, which proximal and projected gradient cannot "
+                   "step through; supported: a smooth objective plus c * h(" +
+                   y + ") for one h with a prox, and a set");
+    const ObjectiveSplit::Term *term =
+        split->nonsmooth.empty() ? nullptr : &split->nonsmooth[0];
+    for (const ObjectiveSplit::Term &t : split->nonsmooth)
+      if (t.h != term->h)
+        fail(at, "proximal gradient takes one kind of non-smooth term, but '" +
+                     pd.name + "' has " + exprToString(*term->expr) + " and " +
+                     exprToString(*t.expr) +
+                     "; supported: a smooth objective plus c * h(" + y +
+                     ") for one h with a prox, and a set");
+    const FnDecl *prox = term ? fe_.sema->proxOf(pd, term->h) : nullptr;
+    if (term && !prox)
+      fail(at, "the term " + exprToString(*term->expr) + " of '" + pd.name +
+                   "' is not smooth, and no prox of '" + term->h +
+                   "' is in scope; add 'import prox' or declare 'prox " +
+                   term->h + "(v, t) = ...'");
+    if (solver == "pgd" && !set)
+      fail(at, "pgd projects onto a constraint set, but '" + y +
+                   "' has none; declare one ('var " + y +
+                   " : ... in box(0, 1)') or use ista or fista");
+    if (solver == "pgd" && term)
+      fail(at, "pgd needs a smooth objective, but '" + pd.name +
+                   "' has the term " + exprToString(*term->expr) +
+                   "; use ista or fista, which take its prox");
+    // The prox of c h plus the set's indicator is the projection of the
+    // prox when both act entry by entry (a product of intervals).
+    if (term && set && !(elementwise(*prox) && elementwise(*set->project)))
+      fail(at, "no classical solver applies to '" + pd.name +
+                   "': the prox of " + term->h + " and the projection onto '" +
+                   set->name +
+                   "' combine into the prox of their sum only when both act "
+                   "entry by entry; supported: a smooth objective with a "
+                   "set, a term with a prox, or both with a prox and a set "
+                   "that act entry by entry (norm1 and nonneg or box)");
+    return solver == "auto" ? "fista" : solver;
+  }
+
+  /// Whether `fn` acts on each entry alone: its body built of elementwise
+  /// built-ins, arithmetic, numbers, names and functions that are so too.
+  bool elementwise(const FnDecl &fn, int depth = 0) const {
+    if (!fn.body || depth > 32)
+      return false;
+    std::function<bool(const Expr &)> ok = [&](const Expr &e) -> bool {
+      switch (e.kind) {
+      case Expr::Kind::Number:
+      case Expr::Kind::Name:
+        return true;
+      case Expr::Kind::Unary:
+        return ok(*static_cast<const UnaryExpr &>(e).operand);
+      case Expr::Kind::Binary: {
+        auto &b = static_cast<const BinaryExpr &>(e);
+        return b.op != '@' && ok(*b.lhs) && ok(*b.rhs);
+      }
+      case Expr::Kind::Call: {
+        auto &c = static_cast<const CallExpr &>(e);
+        if (c.callee->kind != Expr::Kind::Name)
+          return false;
+        for (const Arg &a : c.args)
+          if (!ok(*a.value))
+            return false;
+        if (const FnDecl *callee = fe_.sema->calleeOf(&c))
+          return elementwise(*callee, depth + 1);
+        static const std::set<std::string> builtins = {
+            "abs",  "sign",    "relu",   "exp", "log", "sqrt",
+            "tanh", "sigmoid", "square", "min", "max"};
+        return builtins.count(static_cast<const NameExpr &>(*c.callee).name);
+      }
+      default:
+        return false;
+      }
+    };
+    return ok(*fn.body);
+  }
+
+  /// `names` are the states in order, the problem's `varCount` variables
+  /// first.
+  void genTrain(const TrainDecl &t, ir::AlgorithmOp alg, const ProblemDecl &pd,
+                const std::vector<std::string> &names, size_t varCount,
                 llvm::ArrayRef<Value> state, ir::YieldOp stepYield) {
     using K = TrainItem::Kind;
     std::vector<mlir::NamedAttribute> config;
     Frame trainFrame(*this);
     auto stateType = [&](const std::string &n) -> mlir::Type {
-      for (size_t i = 0; i < vars.size(); ++i)
-        if (vars[i]->name == n)
+      for (size_t i = 0; i < names.size(); ++i)
+        if (names[i] == n)
           return state[i].getType();
       return {};
     };
@@ -485,21 +682,24 @@ private:
       case K::Target: {
         auto &c = static_cast<const CallExpr &>(*it.value);
         std::string solver;
+        SourceLoc solverLoc = it.loc;
         mlir::FloatAttr tol;
         mlir::IntegerAttr iters;
         for (size_t i = 0; i < c.args.size(); ++i) {
           const Arg &a = c.args[i];
-          if (a.name == "solver" || (a.name.empty() && i == 1))
+          if (a.name == "solver" || (a.name.empty() && i == 1)) {
             solver = static_cast<const NameExpr &>(*a.value).name;
-          else if (a.name == "tol" || (a.name.empty() && i == 2))
+            solverLoc = a.value->loc;
+          } else if (a.name == "tol" || (a.name.empty() && i == 2))
             tol = b_.getF64FloatAttr(number(*a.value));
           else if (a.name == "iters" || (a.name.empty() && i == 3))
             iters =
                 b_.getI64IntegerAttr(static_cast<int64_t>(number(*a.value)));
         }
-        if (vars.size() != 1)
+        if (varCount != 1)
           fail(it.loc, "IR generation supports targets of single-variable "
                        "problems only");
+        solver = targetSolver(pd, solver, solverLoc);
         auto op = b_.create<ir::TargetOp>(l, state[0].getType(), it.name,
                                           solver, tol, iters);
         bind(it.name, GenValue{op.getResult(), std::nullopt});
@@ -511,8 +711,8 @@ private:
             openBody(op.getBody(), mlir::ValueRange(state).getTypes(), l);
         Frame f(*this);
         finalState_.clear();
-        for (size_t i = 0; i < vars.size(); ++i)
-          finalState_[vars[i]->name] = blk->getArgument(i);
+        for (size_t i = 0; i < names.size(); ++i)
+          finalState_[names[i]] = blk->getArgument(i);
         GenValue r = gen(*it.value);
         finalState_.clear();
         b_.create<ir::YieldOp>(l, mlir::ValueRange{tensor(r, it.loc)});
@@ -1042,10 +1242,22 @@ private:
   /// `f(args)` for a DSL function: arguments matched to parameters by
   /// position or name, defaults filled in.
   GenValue genFnCall(const FnDecl &fn, const CallExpr &c) {
+    return callFn(fn, argsFor(fn, c.args), c.loc);
+  }
+
+  /// The values of `fn`'s parameters from the arguments `call` gives
+  /// (positional, then named) and the defaults; `last`, if set, is the
+  /// value of the last parameter.
+  std::vector<GenValue> argsFor(const FnDecl &fn, const std::vector<Arg> &call,
+                                std::optional<GenValue> last = std::nullopt) {
     std::vector<GenValue> args(fn.params.size());
     std::vector<bool> given(fn.params.size(), false);
+    if (last) {
+      args.back() = *last;
+      given.back() = true;
+    }
     size_t pos = 0;
-    for (const Arg &a : c.args) {
+    for (const Arg &a : call) {
       size_t idx = pos;
       if (!a.name.empty()) {
         for (size_t i = 0; i < fn.params.size(); ++i)
@@ -1060,7 +1272,7 @@ private:
     for (size_t i = 0; i < fn.params.size(); ++i)
       if (!given[i])
         args[i] = gen(*fn.params[i].defaultValue);
-    return callFn(fn, args, c.loc);
+    return args;
   }
 
   /// A call of `fn`. Functions whose arguments are tensors and constants

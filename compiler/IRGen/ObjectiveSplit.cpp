@@ -22,18 +22,26 @@ void collectTerms(const Expr &e, int sign,
   out.emplace_back(sign, &e);
 }
 
-/// norm1(y), or c * norm1(y) / norm1(y) * c with c not mentioning y.
-bool isL1Of(const Expr &e, const std::string &var, const Expr *&w) {
-  auto isNorm1 = [&](const Expr &x) {
+/// h(y), or c * h(y) / h(y) * c with c not mentioning y, for an h that
+/// `nonsmooth` accepts: sets `h` and `w` (null for 1).
+bool isNonsmoothOf(const Expr &e, const std::string &var,
+                   const std::function<bool(const std::string &)> &nonsmooth,
+                   std::string &h, const Expr *&w) {
+  auto callOnVar = [&](const Expr &x) {
     if (x.kind != Expr::Kind::Call)
       return false;
     auto &c = static_cast<const CallExpr &>(x);
-    return c.callee->kind == Expr::Kind::Name &&
-           static_cast<const NameExpr &>(*c.callee).name == "norm1" &&
-           c.args.size() == 1 && c.args[0].value->kind == Expr::Kind::Name &&
-           static_cast<const NameExpr &>(*c.args[0].value).name == var;
+    if (c.callee->kind != Expr::Kind::Name || c.args.size() != 1 ||
+        c.args[0].value->kind != Expr::Kind::Name ||
+        static_cast<const NameExpr &>(*c.args[0].value).name != var)
+      return false;
+    const std::string &name = static_cast<const NameExpr &>(*c.callee).name;
+    if (!nonsmooth(name))
+      return false;
+    h = name;
+    return true;
   };
-  if (isNorm1(e)) {
+  if (callOnVar(e)) {
     w = nullptr;
     return true;
   }
@@ -41,13 +49,72 @@ bool isL1Of(const Expr &e, const std::string &var, const Expr *&w) {
       static_cast<const BinaryExpr &>(e).op != '*')
     return false;
   auto &b = static_cast<const BinaryExpr &>(e);
-  const Expr *c = isNorm1(*b.rhs)   ? b.lhs.get()
-                  : isNorm1(*b.lhs) ? b.rhs.get()
-                                    : nullptr;
+  const Expr *c = callOnVar(*b.rhs)   ? b.lhs.get()
+                  : callOnVar(*b.lhs) ? b.rhs.get()
+                                      : nullptr;
   if (!c || !constantFree(*c, var))
     return false;
   w = c;
   return true;
+}
+
+/// Whether `var` occurs in `e`.
+bool mentionsVar(const Expr &e, const std::string &var) {
+  switch (e.kind) {
+  case Expr::Kind::Name:
+    return static_cast<const NameExpr &>(e).name == var;
+  case Expr::Kind::Unary:
+    return mentionsVar(*static_cast<const UnaryExpr &>(e).operand, var);
+  case Expr::Kind::Transpose:
+    return mentionsVar(*static_cast<const TransposeExpr &>(e).operand, var);
+  case Expr::Kind::Binary: {
+    auto &b = static_cast<const BinaryExpr &>(e);
+    return mentionsVar(*b.lhs, var) || mentionsVar(*b.rhs, var);
+  }
+  case Expr::Kind::Call:
+    for (const Arg &a : static_cast<const CallExpr &>(e).args)
+      if (mentionsVar(*a.value, var))
+        return true;
+    return false;
+  case Expr::Kind::Index: {
+    auto &i = static_cast<const IndexExpr &>(e);
+    return mentionsVar(*i.base, var) || mentionsVar(*i.index, var);
+  }
+  case Expr::Kind::Member:
+    return mentionsVar(*static_cast<const MemberExpr &>(e).base, var);
+  default:
+    return false;
+  }
+}
+
+/// Whether `e` calls a function `nonsmooth` accepts on an argument that
+/// mentions `var`.
+bool callsNonsmoothOf(
+    const Expr &e, const std::string &var,
+    const std::function<bool(const std::string &)> &nonsmooth) {
+  switch (e.kind) {
+  case Expr::Kind::Unary:
+    return callsNonsmoothOf(*static_cast<const UnaryExpr &>(e).operand, var,
+                            nonsmooth);
+  case Expr::Kind::Binary: {
+    auto &b = static_cast<const BinaryExpr &>(e);
+    return callsNonsmoothOf(*b.lhs, var, nonsmooth) ||
+           callsNonsmoothOf(*b.rhs, var, nonsmooth);
+  }
+  case Expr::Kind::Call: {
+    auto &c = static_cast<const CallExpr &>(e);
+    bool mentions = false;
+    for (const Arg &a : c.args) {
+      if (callsNonsmoothOf(*a.value, var, nonsmooth))
+        return true;
+      mentions |= mentionsVar(*a.value, var);
+    }
+    return mentions && c.callee->kind == Expr::Kind::Name &&
+           nonsmooth(static_cast<const NameExpr &>(*c.callee).name);
+  }
+  default:
+    return false;
+  }
 }
 
 /// Numbers, names other than `var`, and arithmetic on them.
@@ -71,7 +138,17 @@ bool constantFree(const Expr &e, const std::string &var) {
 
 } // namespace
 
-std::optional<ObjectiveSplit> splitObjective(const ProblemDecl &pd) {
+std::vector<const Expr *> ObjectiveSplit::l1Weights() const {
+  std::vector<const Expr *> out;
+  for (const Term &t : nonsmooth)
+    if (t.h == "norm1")
+      out.push_back(t.weight);
+  return out;
+}
+
+std::optional<ObjectiveSplit>
+splitObjective(const ProblemDecl &pd,
+               const std::function<bool(const std::string &)> &hasProx) {
   ObjectiveSplit out;
   for (const VarDecl &v : pd.vars)
     if (v.role == VarDecl::Role::Var) {
@@ -81,14 +158,24 @@ std::optional<ObjectiveSplit> splitObjective(const ProblemDecl &pd) {
     }
   if (!out.var)
     return std::nullopt;
+  // The norms that are not differentiable, and functions with a prox
+  // (sqnorm is smooth: its gradient serves).
+  auto nonsmooth = [&](const std::string &h) {
+    return h == "norm1" || h == "norm" || (h != "sqnorm" && hasProx(h));
+  };
   std::vector<std::pair<int, const Expr *>> terms; // (sign, term)
   collectTerms(*pd.objective, +1, terms);
   for (auto &[sign, t] : terms) {
-    const Expr *w = nullptr;
-    if (sign > 0 && isL1Of(*t, out.var->name, w))
-      out.l1Weights.push_back(w);
-    else
+    ObjectiveSplit::Term term;
+    if (sign > 0 &&
+        isNonsmoothOf(*t, out.var->name, nonsmooth, term.h, term.weight)) {
+      term.expr = t;
+      out.nonsmooth.push_back(term);
+    } else {
+      if (callsNonsmoothOf(*t, out.var->name, nonsmooth))
+        out.composed.push_back(t);
       out.smooth.emplace_back(sign, t);
+    }
   }
   return out;
 }

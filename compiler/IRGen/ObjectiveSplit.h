@@ -1,12 +1,17 @@
 #pragma once
 // The objective split for classical solvers: a one-variable problem's
-// objective as a smooth part g and an l1 term w ||y||_1, read off the
-// checked AST (top-level terms c * norm1(y), c free of y, form the l1 part;
-// the rest is g). IR generation turns it into an unroll.composite.
+// objective as a smooth part g and non-smooth terms c * h(y), read off the
+// checked AST. A top-level term h(y) or c * h(y) (c free of y) is
+// non-smooth when h is a norm that is not differentiable (norm1, norm) or
+// a function with a declared `prox`; the rest is g. IR generation turns
+// the split into an unroll.composite (g, its gradient and the l1 weight)
+// and, for the non-smooth part, an unroll.proximal from the `prox`.
 
 #include "dsl/AST.h"
 
+#include <functional>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -14,15 +19,31 @@ namespace unroll::compiler {
 
 /// The terms of a problem's objective, split.
 struct ObjectiveSplit {
+  /// A non-smooth term c * h(y).
+  struct Term {
+    std::string h;
+    /// c (null: 1).
+    const dsl::Expr *weight = nullptr;
+    /// The term as written.
+    const dsl::Expr *expr = nullptr;
+  };
   /// The problem's one variable.
   const dsl::VarDecl *var = nullptr;
   /// The smooth part: its top-level terms with their signs (+1 or -1).
   std::vector<std::pair<int, const dsl::Expr *>> smooth;
-  /// The l1 weights, one per l1 term (null: weight 1); empty: no l1 term.
-  std::vector<const dsl::Expr *> l1Weights;
+  /// The non-smooth terms, in source order.
+  std::vector<Term> nonsmooth;
+  /// Terms c * h(e) with h non-smooth and e an expression of y other than
+  /// y itself (norm1(G @ y)): no prox steps through them.
+  std::vector<const dsl::Expr *> composed;
+  /// The weights of the norm1 terms (null: 1).
+  std::vector<const dsl::Expr *> l1Weights() const;
 };
 
 /// The split of `pd`'s objective; none for a problem of several variables.
-std::optional<ObjectiveSplit> splitObjective(const dsl::ProblemDecl &pd);
+/// `hasProx(h)` says whether function `h` has a declared proximal operator.
+std::optional<ObjectiveSplit>
+splitObjective(const dsl::ProblemDecl &pd,
+               const std::function<bool(const std::string &)> &hasProx);
 
 } // namespace unroll::compiler

@@ -395,13 +395,18 @@ UNROLL_COMPATIBLE(LipschitzGradOp)
 LogicalResult AlgorithmOp::verify() {
   if (getLayers() < 1)
     return emitOpError("needs at least one layer, got ") << getLayers();
-  int64_t steps = 0, states = 0, layers = 0;
+  int64_t steps = 0, states = 0, layers = 0, owned = 0;
   for (Operation &op : getBody().front()) {
     if (isa<StepOp>(op))
       ++steps;
-    else if (isa<StateOp>(op))
+    else if (auto s = dyn_cast<StateOp>(op)) {
+      // The problem's variables first: readers take them as a prefix.
+      if (!s.getAlgorithm() && owned > 0)
+        return s.emitOpError("of the problem follows a state of the "
+                             "algorithm; the problem's variables come first");
       ++states;
-    else if (isa<LayerOp>(op))
+      owned += s.getAlgorithm();
+    } else if (isa<LayerOp>(op))
       ++layers;
   }
   // Before unroll-layers: one step. After: one unroll.layer per layer.
@@ -411,8 +416,8 @@ LogicalResult AlgorithmOp::verify() {
     return emitOpError("an unrolled algorithm needs ")
            << getLayers() << " unroll.layer ops and no step, got " << layers
            << " layers and " << steps << " steps";
-  if (states == 0)
-    return emitOpError("needs at least one unroll.state");
+  if (states == owned)
+    return emitOpError("needs at least one unroll.state of the problem");
   return success();
 }
 
@@ -456,6 +461,32 @@ LogicalResult ParamOp::verify() {
 
 LogicalResult StateOp::verify() {
   return verifyInit(*this, getInit(), getType());
+}
+
+LogicalResult ProjectionOp::verify() {
+  Block &b = getBody().front();
+  if (b.getNumArguments() != 1)
+    return emitOpError("body takes one value, the point to project, not ")
+           << b.getNumArguments();
+  auto yield = cast<YieldOp>(b.getTerminator());
+  if (yield.getValues().size() != 1 ||
+      !compatibleTypes(yield.getValues()[0].getType(),
+                       b.getArgument(0).getType()))
+    return emitOpError("body must yield one value of its argument's type");
+  return success();
+}
+
+LogicalResult ProximalOp::verify() {
+  Block &b = getBody().front();
+  if (b.getNumArguments() != 2)
+    return emitOpError("body takes the point and the step, not ")
+           << b.getNumArguments() << " values";
+  auto yield = cast<YieldOp>(b.getTerminator());
+  if (yield.getValues().size() != 1 ||
+      !compatibleTypes(yield.getValues()[0].getType(),
+                       b.getArgument(0).getType()))
+    return emitOpError("body must yield one value of the point's type");
+  return success();
 }
 
 LogicalResult StepOp::verify() {

@@ -95,7 +95,13 @@ def Unroll_ParamOp : Unroll_Op<"param", [SingleBlockImplicitTerminator<"YieldOp"
 
 def Unroll_StateOp : Unroll_Op<"state", [SingleBlockImplicitTerminator<"YieldOp">]> {
   let summary = "a state variable of the algorithm and its initial value";
-  let arguments = (ins StrAttr:$name, UnitAttr:$random);
+  let description = [{
+    A variable of the problem, or with `algorithm` one the algorithm owns
+    (a `state` declaration: a momentum point, a dual variable), which the
+    objective and the targets do not take. The problem's variables come
+    first. The init region may read earlier states' initial values.
+  }];
+  let arguments = (ins StrAttr:$name, UnitAttr:$random, UnitAttr:$algorithm);
   let results = (outs Unroll_Tensor:$result);
   let regions = (region SizedRegion<1>:$init);
   let assemblyFormat = "$name attr-dict `:` type($result) $init";
@@ -193,6 +199,36 @@ def Unroll_CompositeOp : Unroll_Op<"composite",
   let hasVerifier = 1;
 }
 
+def Unroll_ProjectionOp : Unroll_Op<"projection",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "the projection onto a problem variable's constraint set";
+  let description = [{
+    The body maps a value of the problem's variable `on` to its Euclidean
+    projection onto the set `set` (`var y : T in box(0, 1)`). Classical
+    solvers project their iterates with it; evaluation measures each
+    layer's distance to the set.
+  }];
+  let arguments = (ins StrAttr:$set, StrAttr:$on);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$set `on` $on attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+}
+
+def Unroll_ProximalOp : Unroll_Op<"proximal",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "the proximal operator of the objective's non-smooth part";
+  let description = [{
+    The body maps a point v and a step t (a scalar) to prox_{t h}(v), for h
+    the objective's non-smooth terms c * `of`(y), by the `prox` declared for
+    `of` (prox_{t c of}). Classical solvers step with it, after the
+    gradient step on the smooth part of the unroll.composite.
+  }];
+  let arguments = (ins StrAttr:$of);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$of attr-dict-with-keyword $body";
+  let hasVerifier = 1;
+}
+
 def Unroll_TargetOp : Unroll_Op<"target"> {
   let summary = "the optimum of the problem, computed by a classical solver";
   let arguments = (ins StrAttr:$name, StrAttr:$solver,
@@ -266,7 +302,7 @@ def Unroll_FusedOp : Unroll_Op<"fused", [IsolatedFromAbove,
 def Unroll_YieldOp : Unroll_Op<"yield", [Pure, Terminator,
     ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp", "GradOp",
                  "ObjectiveOp", "LossOp", "ConstraintOp", "NoiseOp",
-                 "FusedOp", "CompositeOp"]>]> {
+                 "FusedOp", "CompositeOp", "ProjectionOp", "ProximalOp"]>]> {
   let summary = "ends a param/state initialiser, a step or a layer";
   let arguments = (ins Variadic<Unroll_Tensor>:$values);
   let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];

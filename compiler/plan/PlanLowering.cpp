@@ -45,6 +45,8 @@ public:
                {"shape", shape(s.getType())},
                {"random", s.getRandom()},
                {"init", body(s.getInit())}};
+        if (s.getAlgorithm())
+          j["algorithm"] = true;
         j["id"] = define(s.getResult());
         out["states"].push_back(j);
       } else if (auto t = dyn_cast<ir::TargetOp>(op)) {
@@ -69,6 +71,14 @@ public:
       } else if (auto c = dyn_cast<ir::CompositeOp>(op)) {
         out["solver"] = {{"prox", c.getProx().str()},
                          {"body", body(c.getBody())}};
+      } else if (auto px = dyn_cast<ir::ProximalOp>(op)) {
+        // After the unroll.composite, which writes the solver section.
+        out["solver"]["proximal"] = {{"of", px.getOf().str()},
+                                     {"body", body(px.getBody())}};
+      } else if (auto pr = dyn_cast<ir::ProjectionOp>(op)) {
+        out["projections"].push_back({{"set", pr.getSet().str()},
+                                      {"on", pr.getOn().str()},
+                                      {"body", body(pr.getBody())}});
       } else if (auto lo = dyn_cast<ir::LossOp>(op)) {
         out["loss"] = body(lo.getBody());
       } else if (auto c = dyn_cast<ir::ConstraintOp>(op)) {

@@ -46,7 +46,8 @@ void eachObject(json &j, const std::string &at,
 
 TEST_CASE("the compiler's plans pass the structural check", "[abi]") {
   for (const char *f : {"examples/lista.unroll", "examples/glow_prox.unroll",
-                        "examples/surf.unroll"}) {
+                        "examples/surf.unroll", "examples/fista.unroll",
+                        "examples/box_ls.unroll", "examples/gd_mlp.unroll"}) {
     INFO(f);
     CHECK(problem(examplePlan(f)) == "");
   }
@@ -193,6 +194,48 @@ TEST_CASE("enumerated attributes and body arities are checked", "[abi]") {
   yield.erase(1);
   CHECK(problem(j) == "algorithms[0].noise[0].body: takes 1 argument(s) and "
                       "yields 1, not 1 and 2");
+}
+
+TEST_CASE("algorithm states and projections are read and checked", "[abi]") {
+  // FISTA's momentum point v is the algorithm's; the objective takes y.
+  const json fista = examplePlan("examples/fista.unroll");
+  const abi::Plan plan = abi::readPlan(fista);
+  const abi::Algorithm &alg = plan.algorithms[0];
+  REQUIRE(alg.states.size() == 2);
+  CHECK(alg.states[1].name == "v");
+  CHECK(alg.states[1].algorithm);
+  CHECK(alg.variableCount() == 1);
+  json j = fista;
+  j["algorithms"][0]["states"][0]["algorithm"] = true;
+  j["algorithms"][0]["states"][1].erase("algorithm");
+  CHECK(problem(j) == "algorithms[0].states[1]: is a variable of the problem "
+                      "after a state of the algorithm; the problem's "
+                      "variables come first");
+  j = fista;
+  j["algorithms"][0]["states"][0]["algorithm"] = true;
+  CHECK(problem(j).find("algorithms[0].states: holds no variable of the "
+                        "problem") != std::string::npos);
+  j = fista;
+  j["algorithms"][0]["states"][1]["algorithm"] = "yes";
+  CHECK(problem(j).find("states[1]") != std::string::npos);
+
+  // box_ls's y has the projection onto box(0, 1).
+  const json box = examplePlan("examples/box_ls.unroll");
+  const abi::Plan boxPlan = abi::readPlan(box);
+  REQUIRE(boxPlan.algorithms[0].projections.size() == 1);
+  CHECK(boxPlan.algorithms[0].projections[0].set == "box");
+  CHECK(boxPlan.algorithms[0].projectionOf("y"));
+  CHECK(!boxPlan.algorithms[0].projectionOf("x"));
+  CHECK(boxPlan.algorithms[0].targets[0].solver == "pgd");
+  j = box;
+  j["algorithms"][0]["projections"][0]["on"] = "x";
+  CHECK(problem(j) == "algorithms[0].projections[0].on: 'x' is not a "
+                      "variable of the problem");
+  j = box;
+  j["algorithms"][0]["projections"][0]["body"]["yield"].push_back(
+      j["algorithms"][0]["projections"][0]["body"]["yield"][0]);
+  CHECK(problem(j) == "algorithms[0].projections[0].body: takes 1 "
+                      "argument(s) and yields 2, not 1 and 1");
 }
 
 TEST_CASE("the typed plan holds what the JSON says", "[abi]") {

@@ -1,7 +1,7 @@
-// The objective split for classical solvers (unroll.composite): ISTA run
-// with only g, grad g and the l1 weight from the compiled IR must reach a
-// LASSO optimum (the subgradient optimality conditions), and g + w ||y||_1
-// must equal the objective.
+// The objective split for classical solvers (unroll.composite and
+// unroll.proximal): ISTA run with only g, grad g and the prox of the l1
+// term from the compiled IR must reach a LASSO optimum (the subgradient
+// optimality conditions), and g + w ||y||_1 must equal the objective.
 #include "CompilerTestUtil.h"
 
 #include <catch2/catch.hpp>
@@ -12,6 +12,7 @@ using namespace unroll;
 
 TEST_CASE("ISTA from the composite split solves a small LASSO", "[solver]") {
   const char *spec = R"(
+import prox
 problem lasso(p: int, d: int, alpha: float) {
   data  x : vec[p]
   given D : mat[p, d]
@@ -29,12 +30,16 @@ unrolled u(layers = 1) solves lasso(p = 5, d = 8, alpha = 0.3) {
   INFO(err.str());
   REQUIRE(module);
   ir::CompositeOp comp;
+  ir::ProximalOp prox;
   ir::ObjectiveOp obj;
   module->walk([&](ir::CompositeOp c) { comp = c; });
+  module->walk([&](ir::ProximalOp p) { prox = p; });
   module->walk([&](ir::ObjectiveOp o) { obj = o; });
   REQUIRE(comp);
+  REQUIRE(prox);
   REQUIRE(obj);
   CHECK(comp.getProx() == "l1");
+  CHECK(prox.getOf() == "norm1");
   bool hasGrad = false;
   comp.walk([&](ir::GradOp) { hasGrad = true; });
   CHECK(!hasGrad); // the gradient is explicit after the pipeline
@@ -52,14 +57,14 @@ unrolled u(layers = 1) solves lasso(p = 5, d = 8, alpha = 0.3) {
   mlir::Block &body = comp.getBody().front();
   eval::Tensor y = test::randomTensor(body.getArgument(0).getType(), rng, 0);
   double t = 1 / lip, w = 0;
+  mlir::Block &proxBody = prox.getBody().front();
   for (int it = 0; it < 20000; ++it) {
     auto out = eval::evaluate(body, {y}, env);
     w = out[2].data[0];
-    for (size_t i = 0; i < y.data.size(); ++i) {
-      double v = y.data[i] - t * out[1].data[i];
-      double s = std::max(std::fabs(v) - t * w, 0.0);
-      y.data[i] = v > 0 ? s : -s;
-    }
+    eval::Tensor v = y;
+    for (size_t i = 0; i < y.data.size(); ++i)
+      v.data[i] = y.data[i] - t * out[1].data[i];
+    y = eval::evaluate(proxBody, {v, eval::Tensor::scalar(t)}, env)[0];
   }
   CHECK(w == Approx(0.3));
   auto out = eval::evaluate(body, {y}, env);

@@ -5,6 +5,7 @@
 #include "compiler/kernels/KernelJIT.h"
 #include "runtime/Data.h"
 #include "runtime/Random.h"
+#include "runtime/Trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -467,4 +468,96 @@ train u {
     torch::Tensor want = torch::ones({2, 1}) * x.sum(0).unsqueeze(0);
     CHECK(torch::allclose(W.grad(), want, 1e-5, 1e-6));
   }
+}
+
+TEST_CASE("an algorithm's own states are carried from layer to layer",
+          "[runtime]") {
+  // FISTA written out: the extrapolated point v and the step sequence t
+  // are the algorithm's, not the problem's. With FISTA's own step the
+  // layers are FISTA's iterations, computed here by hand.
+  const char *spec = R"(
+import prox
+problem lasso(p: int, d: int, alpha: float) {
+  data  x : vec[p]
+  given D : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(D @ y - x) + alpha * norm1(y)
+}
+unrolled fista(layers = 6) solves lasso(p = 5, d = 7, alpha = 0.1) {
+  init  y ~ normal(0, 1)
+  state v : vec[d] = y
+  state t : scalar = 1
+  let   lip = lipschitz(D)
+  param eta : scalar shared = 1 / lip
+  step {
+    yn = soft_threshold(v - eta * (D' @ (D @ v - x)), alpha * eta)
+    tn = (1 + sqrt(1 + 4 * t * t)) / 2
+    v  = yn + (t - 1) / tn * (yn - y)
+    y  = yn
+    t  = tn
+  }
+}
+train fista {
+  target ystar = solve(lasso, fista, tol = 1e-7)
+  loss   sqnorm(y[L] - ystar) + 0 * sum(v[L])
+}
+)";
+  auto algs = test::planFor(spec);
+  const runtime::Algorithm &alg = algs[0];
+  REQUIRE(alg.states.size() == 3);
+  CHECK(!alg.states[0].algorithm);
+  CHECK(alg.states[1].algorithm);
+  CHECK(alg.states[2].algorithm);
+  CHECK(alg.variableCount() == 1);
+  // The objective takes the problem's variable only; the loss every state.
+  REQUIRE(alg.objective);
+  CHECK(alg.objective->args.size() == 1);
+  REQUIRE(alg.loss);
+  CHECK(alg.loss->args.size() == 3);
+
+  torch::manual_seed(5);
+  const int64_t B = 4;
+  torch::Tensor x = torch::randn({B, 5}), D = torch::randn({5, 7});
+  runtime::Executor ex(alg);
+  ex.bindInputs({{"x", x}, {"D", D}});
+  ex.initParams(0);
+  runtime::ForwardResult fw = ex.forward(1);
+  REQUIRE(fw.states.size() == 7);
+  // v starts at y's draw, t at 1 for every instance.
+  CHECK(torch::equal(fw.states[0][1], fw.states[0][0]));
+  CHECK(fw.states[0][2].sizes() == torch::IntArrayRef{B});
+  CHECK(torch::allclose(fw.states[0][2], torch::ones({B})));
+
+  // The step as initialised: 1 / ||D||_2^2.
+  REQUIRE(alg.params.size() == 1);
+  const double eta = ex.params().at(alg.params[0].id).item<double>();
+  CHECK(eta ==
+        Approx(1 / std::pow(std::get<1>(torch::svd(D))[0].item<double>(), 2))
+            .epsilon(1e-3));
+  torch::Tensor y = fw.states[0][0].detach(), v = y;
+  double t = 1;
+  for (int64_t l = 1; l <= 6; ++l) {
+    torch::Tensor z = v - eta * torch::matmul(torch::matmul(v, D.t()) - x, D);
+    torch::Tensor yn = torch::sign(z) * torch::relu(z.abs() - 0.1 * eta);
+    const double tn = (1 + std::sqrt(1 + 4 * t * t)) / 2;
+    v = yn + (t - 1) / tn * (yn - y);
+    y = yn;
+    t = tn;
+    INFO("layer " << l);
+    CHECK(torch::allclose(fw.states[l][0], y, 1e-4, 1e-5));
+    CHECK(torch::allclose(fw.states[l][1], v, 1e-4, 1e-5));
+    CHECK(torch::allclose(fw.states[l][2], torch::full({B}, t), 1e-5, 1e-6));
+  }
+
+  // The classical solver's target is y's, and the loss reads the
+  // algorithm's states at the last layer.
+  torch::Tensor ystar = runtime::solveTargets(ex, 20000, 1e-7, true);
+  CHECK(ystar.sizes() == torch::IntArrayRef{B, 7});
+  ex.bind(alg.targets[0].id, runtime::RValue{ystar, true});
+  std::vector<runtime::RValue> finals;
+  for (const torch::Tensor &s : fw.states.back())
+    finals.push_back(runtime::RValue{s, true});
+  torch::Tensor loss = ex.body(*alg.loss, finals)[0].t;
+  CHECK(torch::allclose(loss, (fw.states[6][0] - ystar).pow(2).sum(1), 1e-4,
+                        1e-5));
 }

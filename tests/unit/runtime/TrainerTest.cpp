@@ -60,7 +60,7 @@ TEST_CASE("primal-dual training lowers the loss and prices violations",
   runtime::TrainOptions opts;
   opts.epochs = 15;
   opts.batch = 32;
-  opts.primalLr = 3e-3;
+  opts.primal.lr = 3e-3;
   opts.dualLr = 1.0;
   auto hist = runtime::train(ex, data, ystar, opts);
   REQUIRE(hist.size() == 15);
@@ -157,7 +157,7 @@ struct Fixture {
 runtime::TrainOptions smallOptions() {
   runtime::TrainOptions o;
   o.batch = 16;
-  o.primalLr = 3e-3;
+  o.primal.lr = 3e-3;
   o.dualLr = 0.5;
   o.dualEveryEpoch = false;
   o.seed = 11;
@@ -220,6 +220,177 @@ train lista {
                       straight.tensors.at("param.Wu.1")));
 }
 
+TEST_CASE("every primal optimizer and schedule resumes exactly", "[trainer]") {
+  using Kind = runtime::PrimalSettings::Kind;
+  using Schedule = runtime::PrimalSettings::Schedule;
+  auto algs = test::planFor(kSpec);
+  runtime::TrainOptions opts = smallOptions();
+  opts.epochs = 3;
+  runtime::PrimalSettings &p = opts.primal;
+  const int which = GENERATE(0, 1, 2, 3);
+  std::string stateKey;
+  if (which == 0) { // SGD with Nesterov momentum, decayed in steps
+    p.kind = Kind::Sgd;
+    p.lr = 0.05;
+    p.momentum = 0.9;
+    p.nesterov = true;
+    p.schedule = Schedule::Step;
+    p.every = 2;
+    p.gamma = 0.5;
+    stateKey = "sgd.param.Wu.1.momentum_buffer";
+  } else if (which == 1) { // AdamW on a cosine
+    p.kind = Kind::AdamW;
+    p.weightDecay = 0.05;
+    p.schedule = Schedule::Cosine;
+    p.minLr = 1e-4;
+    stateKey = "adamw.param.Wu.1.exp_avg_sq";
+  } else if (which == 2) { // Adam with L2 decay
+    p.weightDecay = 0.01;
+    stateKey = "adam.param.Wu.1.exp_avg";
+  } else { // plain SGD: no state at all
+    p.kind = Kind::Sgd;
+    p.lr = 0.05;
+  }
+  INFO(p.name() << " " << which);
+  Fixture a(algs[0]);
+  runtime::PrimalDual pa(a.ex, opts);
+  std::vector<double> rates;
+  for (int e = 0; e < 3; ++e)
+    rates.push_back(pa.epoch(e, a.data, a.ystar)->lr);
+  runtime::TensorFile straight;
+  pa.save(straight);
+  for (int e = 0; e < 3; ++e)
+    CHECK(rates[e] == Approx(p.lrAt(e, 3)));
+
+  Fixture b(algs[0]);
+  runtime::PrimalDual pb(b.ex, opts);
+  REQUIRE(pb.epoch(0, b.data, b.ystar));
+  runtime::TensorFile ckpt;
+  pb.save(ckpt);
+  Fixture c(algs[0]);
+  runtime::PrimalDual pc(c.ex, opts);
+  pc.load(ckpt);
+  for (int e = 1; e < 3; ++e)
+    REQUIRE(pc.epoch(e, c.data, c.ystar));
+  runtime::TensorFile resumed;
+  pc.save(resumed);
+  if (stateKey.empty()) {
+    for (auto &[name, t] : straight.tensors)
+      CHECK((name.rfind("param.", 0) == 0 || name.rfind("dual.", 0) == 0));
+  } else {
+    CHECK(straight.tensors.count(stateKey));
+  }
+  REQUIRE(resumed.tensors.size() == straight.tensors.size());
+  for (auto &[name, t] : straight.tensors) {
+    INFO(name);
+    CHECK(torch::equal(resumed.tensors.at(name), t));
+  }
+  CHECK(!torch::equal(ckpt.tensors.at("param.Wu.1"),
+                      straight.tensors.at("param.Wu.1")));
+
+  // A checkpoint of another optimizer is refused, not half loaded.
+  if (!stateKey.empty()) {
+    runtime::TrainOptions other = smallOptions();
+    other.primal.kind = p.kind == Kind::Sgd ? Kind::Adam : Kind::Sgd;
+    other.primal.momentum = 0.5;
+    Fixture d(algs[0]);
+    runtime::PrimalDual pd(d.ex, other);
+    CHECK_THROWS_WITH(pd.load(ckpt),
+                      Catch::Contains("holds the state of optimizer '" +
+                                      std::string(p.name()) + "'"));
+  }
+}
+
+TEST_CASE("the primal optimizers take the steps their settings define",
+          "[trainer]") {
+  using Kind = runtime::PrimalSettings::Kind;
+  // One parameter w with the loss sum(g * w): the gradient is g.
+  auto algs = test::planFor(R"(
+problem q(n: int) {
+  data x : vec[n]
+  var  y : vec[n]
+  minimize sqnorm(y)
+}
+unrolled u(layers = 1) solves q(n = 3) {
+  init  y = zeros()
+  param w : vec[n] shared = 1
+  step { y = w * x }
+}
+train u { loss sum(y[L]) }
+)");
+  runtime::Executor ex(algs[0]);
+  const torch::Tensor x = torch::tensor({{1.0f, -2.0f, 0.5f}});
+  ex.bindInputs({{"x", x}});
+  ex.initParams(0);
+  const int64_t id = algs[0].params[0].id;
+  auto run = [&](const runtime::PrimalSettings &s, int steps, double lr2) {
+    torch::NoGradGuard guard;
+    ex.params().at(id).fill_(1);
+    auto opt = runtime::PrimalOptimizer::make(ex, s);
+    for (int k = 0; k < steps; ++k) {
+      if (k == 1)
+        opt->setLr(lr2);
+      opt->zeroGrad();
+      {
+        at::AutoGradMode on(true);
+        auto fw = ex.forward(0);
+        ex.body(*algs[0].loss, {runtime::RValue{fw.states[1][0], true}})[0]
+            .t.sum()
+            .backward();
+      }
+      opt->step();
+    }
+    return ex.params().at(id).clone();
+  };
+  const torch::Tensor g = x[0], w0 = torch::ones({3});
+  runtime::PrimalSettings sgd;
+  sgd.kind = Kind::Sgd;
+  sgd.lr = 0.1;
+  // Plain SGD, the second step at the new rate.
+  CHECK(torch::allclose(run(sgd, 2, 0.3), w0 - 0.1 * g - 0.3 * g));
+  // Nesterov: b = m b + g; w -= lr (g + m b).
+  sgd.momentum = 0.9;
+  sgd.nesterov = true;
+  torch::Tensor b1 = g, b2 = 0.9 * b1 + g;
+  CHECK(torch::allclose(run(sgd, 2, 0.1),
+                        w0 - 0.1 * (g + 0.9 * b1) - 0.1 * (g + 0.9 * b2)));
+  // L2 decay enters SGD's gradient.
+  sgd.momentum = 0;
+  sgd.nesterov = false;
+  sgd.weightDecay = 0.5;
+  CHECK(torch::allclose(run(sgd, 1, 0.1), w0 - 0.1 * (g + 0.5 * w0)));
+  // AdamW's first step: the decay shrinks w, then Adam moves it by lr
+  // against the gradient's sign; Adam's own decay enters the gradient.
+  runtime::PrimalSettings adamw;
+  adamw.kind = Kind::AdamW;
+  adamw.lr = 0.01;
+  adamw.weightDecay = 0.5;
+  CHECK(torch::allclose(run(adamw, 1, 0.01),
+                        w0 * (1 - 0.01 * 0.5) - 0.01 * g.sign(), 1e-5, 1e-6));
+  runtime::PrimalSettings adam = adamw;
+  adam.kind = Kind::Adam;
+  CHECK(torch::allclose(run(adam, 1, 0.01), w0 - 0.01 * (g + 0.5 * w0).sign(),
+                        1e-5, 1e-6));
+}
+
+TEST_CASE("learning-rate schedules", "[trainer]") {
+  using Schedule = runtime::PrimalSettings::Schedule;
+  runtime::PrimalSettings s;
+  s.lr = 0.1;
+  CHECK(s.lrAt(7, 10) == 0.1);
+  s.schedule = Schedule::Step;
+  s.every = 3;
+  s.gamma = 0.5;
+  CHECK(s.lrAt(2, 10) == Approx(0.1));
+  CHECK(s.lrAt(3, 10) == Approx(0.05));
+  CHECK(s.lrAt(7, 10) == Approx(0.025));
+  s.schedule = Schedule::Cosine;
+  s.minLr = 0.02;
+  CHECK(s.lrAt(0, 10) == Approx(0.1));
+  CHECK(s.lrAt(5, 10) == Approx(0.06));
+  CHECK(s.lrAt(10, 10) == Approx(0.02));
+}
+
 TEST_CASE("a checkpoint of another spec is rejected", "[trainer]") {
   auto algs = test::planFor(kSpec);
   auto other = test::planFor(test::tinyLista(8, 10, 4, R"(
@@ -247,7 +418,7 @@ TEST_CASE("divergence stops training with the layer or parameter and step",
   auto algs = test::planFor(kSpec);
   Fixture a(algs[0]);
   runtime::TrainOptions opts = smallOptions();
-  opts.primalLr = 1e30;
+  opts.primal.lr = 1e30;
   runtime::PrimalDual pd(a.ex, opts);
   try {
     for (int e = 0; e < 3; ++e)
@@ -260,5 +431,181 @@ TEST_CASE("divergence stops training with the layer or parameter and step",
            msg.find("loss") != std::string::npos));
     CHECK(msg.find("NaN or Inf") != std::string::npos);
     CHECK(msg.find("at step ") != std::string::npos);
+  }
+}
+
+namespace {
+/// The plan of a one-layer algorithm for `problem` (which must declare a
+/// problem `q(p, d)` with data x : vec[p], given A : mat[p, d] and one var
+/// y : vec[d]) with a target by `solver`.
+runtime::Algorithm targetPlan(const std::string &problem,
+                              const std::string &solver) {
+  return test::planFor("import sets\nimport prox\nimport losses\n" + problem +
+                       R"(
+unrolled u(layers = 1) solves q(p = 12, d = 8) {
+  init  y = zeros()
+  param t : scalar shared = 0.1
+  step  { y = y - t * (A' @ (A @ y - x)) }
+}
+train u {
+  target ystar = solve(q, )" +
+                       solver + R"(, tol = 1e-9)
+  loss   mse(y[L], ystar)
+}
+)")[0];
+}
+
+/// y* by the plan's solver for x = A c + noise, with A's columns of unit
+/// norm; `accelerated` as the target's solver asks.
+torch::Tensor solve(const runtime::Algorithm &alg, const torch::Tensor &x,
+                    const torch::Tensor &A, bool accelerated) {
+  runtime::Executor ex(alg);
+  ex.bindInputs({{"x", x}, {"A", A}});
+  ex.initParams(0);
+  return runtime::solveTargets(ex, 5000, 1e-9, accelerated);
+}
+} // namespace
+
+TEST_CASE("targets of constrained problems satisfy their optimality "
+          "conditions",
+          "[trainer]") {
+  // In float64: y* is a fixed point of the projected (prox-)gradient map,
+  // y = P(prox_{w/L}(y - grad g(y) / L)); the set is active (the
+  // unconstrained optimum lies outside it), so a solver that forgot the
+  // projection would fail; ISTA, FISTA and PGD agree where they apply.
+  torch::manual_seed(2);
+  torch::Tensor A = torch::randn({12, 8});
+  A = A / A.norm(2, {0}, true);
+  torch::Tensor x = torch::randn({6, 8}).matmul(A.t()) * 3;
+  const torch::Tensor Ad = A.to(torch::kFloat64), xd = x.to(torch::kFloat64);
+  const double L = std::pow(std::get<1>(torch::svd(Ad))[0].item<double>(), 2);
+  auto gradOf = [&](const torch::Tensor &y) {
+    return (y.matmul(Ad.t()) - xd).matmul(Ad);
+  };
+  auto clamp01 = [](const torch::Tensor &v) { return v.clamp(0, 1); };
+  auto soft = [](const torch::Tensor &v, double t) {
+    return v.sign() * torch::relu(v.abs() - t);
+  };
+
+  SECTION("least squares in a box: projected gradient") {
+    auto alg = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d] in box(0, 1)
+  minimize 0.5 * sqnorm(A @ y - x)
+})",
+                          "pgd");
+    REQUIRE(alg.projections.size() == 1);
+    CHECK(alg.projections[0].set == "box");
+    CHECK(alg.targets[0].solver == "pgd");
+    torch::Tensor y = solve(alg, x, A, false).to(torch::kFloat64);
+    CHECK(y.min().item<double>() >= 0);
+    CHECK(y.max().item<double>() <= 1);
+    torch::Tensor fixed = clamp01(y - gradOf(y) / L);
+    CHECK((y - fixed).abs().max().item<double>() < 1e-4);
+    // The box is active: least squares alone leaves it.
+    torch::Tensor free = std::get<0>(torch::linalg_lstsq(Ad, xd.t())).t();
+    CHECK(((free < -0.1) | (free > 1.1)).any().item<bool>());
+    CHECK((y - free).abs().max().item<double>() > 0.1);
+    // FISTA with the projection reaches the same point.
+    torch::Tensor yf = solve(alg, x, A, true).to(torch::kFloat64);
+    CHECK((yf - y).abs().max().item<double>() < 1e-4);
+  }
+
+  SECTION("the lasso on the non-negative orthant: prox then projection") {
+    auto alg = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d] in nonneg
+  minimize 0.5 * sqnorm(A @ y - x) + 0.3 * norm1(y)
+})",
+                          "auto");
+    CHECK(alg.targets[0].solver == "fista");
+    torch::Tensor y = solve(alg, x, A, true).to(torch::kFloat64);
+    CHECK(y.min().item<double>() >= 0);
+    torch::Tensor fixed = torch::relu(soft(y - gradOf(y) / L, 0.3 / L));
+    CHECK((y - fixed).abs().max().item<double>() < 1e-4);
+    // Without the set the optimum has negative entries.
+    auto freeAlg = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(A @ y - x) + 0.3 * norm1(y)
+})",
+                              "fista");
+    CHECK(freeAlg.projections.empty());
+    torch::Tensor yFree = solve(freeAlg, x, A, true);
+    CHECK((yFree < -1e-3).any().item<bool>());
+    // ISTA agrees with FISTA.
+    torch::Tensor yi = solve(alg, x, A, false).to(torch::kFloat64);
+    CHECK((yi - y).abs().max().item<double>() < 1e-4);
+  }
+
+  SECTION("the group lasso: the prox of the l2 norm from the library") {
+    auto alg = targetPlan(R"(
+import prox
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(A @ y - x) + 2 * norm(y)
+})",
+                          "fista");
+    REQUIRE(alg.solver->proximal);
+    CHECK(alg.solver->proximal->of == "norm");
+    torch::Tensor y = solve(alg, x, A, true).to(torch::kFloat64);
+    torch::Tensor z = y - gradOf(y) / L;
+    torch::Tensor fixed =
+        z * torch::relu(1 - (2 / L) / z.norm(2, {1}, true).clamp_min(1e-30));
+    CHECK((y - fixed).abs().max().item<double>() < 1e-4);
+    // The norm shrinks every instance, and sets some to zero: it acts.
+    torch::Tensor free = std::get<0>(torch::linalg_lstsq(Ad, xd.t())).t();
+    CHECK((y.norm(2, {1}) < free.norm(2, {1}) - 0.5).all().item<bool>());
+    CHECK(!torch::allclose(y, free, 1e-2, 1e-2));
+  }
+
+  SECTION("a regulariser a user adds with its prox, in a box") {
+    // The elastic net's prox: argmin_u t(|u| + u^2 / 2) + (u - v)^2 / 2.
+    auto alg = targetPlan(R"(
+import prox
+fn en(v) = norm1(v) + 0.5 * sqnorm(v)
+prox en(v, t) = soft_threshold(v, t) / (1 + t)
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d] in box(-1, 1)
+  minimize 0.5 * sqnorm(A @ y - x) + 0.3 * en(y)
+})",
+                          "fista");
+    REQUIRE(alg.solver->proximal);
+    CHECK(alg.solver->proximal->of == "en");
+    torch::Tensor y = solve(alg, x, A, true).to(torch::kFloat64);
+    const double t = 0.3 / L;
+    torch::Tensor fixed = (soft(y - gradOf(y) / L, t) / (1 + t)).clamp(-1, 1);
+    CHECK((y - fixed).abs().max().item<double>() < 1e-4);
+    CHECK(y.abs().max().item<double>() <= 1 + 1e-6);
+    CHECK((y.abs() > 1 - 1e-6).any().item<bool>()); // the box is active
+  }
+
+  SECTION("least squares in a ball: a projection that is not elementwise") {
+    auto alg = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d] in ball(0.5)
+  minimize 0.5 * sqnorm(A @ y - x)
+})",
+                          "pgd");
+    torch::Tensor y = solve(alg, x, A, true).to(torch::kFloat64);
+    torch::Tensor norms = y.norm(2, {1});
+    CHECK(norms.max().item<double>() <= 0.5 + 1e-5);
+    torch::Tensor z = y - gradOf(y) / L;
+    torch::Tensor fixed = z * torch::clamp_max(0.5 / z.norm(2, {1}, true), 1.0);
+    CHECK((y - fixed).abs().max().item<double>() < 1e-4);
+    // The ball is active for every instance here.
+    CHECK(norms.min().item<double>() > 0.5 - 1e-4);
   }
 }
