@@ -463,30 +463,28 @@ LogicalResult StateOp::verify() {
   return verifyInit(*this, getInit(), getType());
 }
 
-LogicalResult ProjectionOp::verify() {
-  Block &b = getBody().front();
-  if (b.getNumArguments() != 1)
-    return emitOpError("body takes one value, the point to project, not ")
-           << b.getNumArguments();
+/// A body that maps a point (its first of `args` arguments, `takes` says
+/// what they are) to one value of the point's type.
+static LogicalResult verifyPointMap(Operation *op, Region &r, unsigned args,
+                                    StringRef takes) {
+  Block &b = r.front();
+  if (b.getNumArguments() != args)
+    return op->emitOpError("body takes ")
+           << takes << ", not " << b.getNumArguments() << " values";
   auto yield = cast<YieldOp>(b.getTerminator());
   if (yield.getValues().size() != 1 ||
       !compatibleTypes(yield.getValues()[0].getType(),
                        b.getArgument(0).getType()))
-    return emitOpError("body must yield one value of its argument's type");
+    return op->emitOpError("body must yield one value of the point's type");
   return success();
 }
 
+LogicalResult ProjectionOp::verify() {
+  return verifyPointMap(*this, getBody(), 1, "the point to project");
+}
+
 LogicalResult ProximalOp::verify() {
-  Block &b = getBody().front();
-  if (b.getNumArguments() != 2)
-    return emitOpError("body takes the point and the step, not ")
-           << b.getNumArguments() << " values";
-  auto yield = cast<YieldOp>(b.getTerminator());
-  if (yield.getValues().size() != 1 ||
-      !compatibleTypes(yield.getValues()[0].getType(),
-                       b.getArgument(0).getType()))
-    return emitOpError("body must yield one value of the point's type");
-  return success();
+  return verifyPointMap(*this, getBody(), 2, "the point and the step");
 }
 
 LogicalResult StepOp::verify() {

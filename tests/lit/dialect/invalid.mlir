@@ -115,3 +115,57 @@ func.func @f(%x: tensor<2x3x4xf32>) {
   %r = unroll.lipschitz_grad %x : tensor<2x3x4xf32>
   return
 }
+
+// -----
+
+// A projection maps one point to a value of its type.
+// expected-error@+1 {{'unroll.projection' op body takes the point to project, not 2 values}}
+unroll.projection "box" on "y" {
+^bb0(%v: tensor<3xf32>, %w: tensor<3xf32>):
+  unroll.yield %v : tensor<3xf32>
+}
+
+// -----
+
+// A proximal operator maps the point and the step to the point's type.
+// expected-error@+1 {{'unroll.proximal' op body must yield one value of the point's type}}
+unroll.proximal "norm1" {
+^bb0(%v: tensor<3xf32>, %t: tensor<f32>):
+  unroll.yield %t : tensor<f32>
+}
+
+// -----
+
+// The problem's variables come before the algorithm's own states.
+// expected-error@+1 {{'unroll.algorithm' op needs at least one unroll.state of the problem}}
+unroll.algorithm @a solves "p" layers(1) {
+  %0 = unroll.state "v" {algorithm} : tensor<3xf32> {
+    %c = unroll.constant 0.0 : tensor<f32>
+    %f = unroll.fill %c : tensor<f32> -> tensor<3xf32>
+    unroll.yield %f : tensor<3xf32>
+  }
+  unroll.step(%0) : tensor<3xf32> {
+  ^bb0(%a: tensor<3xf32>):
+    unroll.yield %a : tensor<3xf32>
+  }
+}
+
+// -----
+
+unroll.algorithm @a solves "p" layers(1) {
+  %0 = unroll.state "v" {algorithm} : tensor<3xf32> {
+    %c = unroll.constant 0.0 : tensor<f32>
+    %f = unroll.fill %c : tensor<f32> -> tensor<3xf32>
+    unroll.yield %f : tensor<3xf32>
+  }
+  // expected-error@+1 {{'unroll.state' op of the problem follows a state of the algorithm; the problem's variables come first}}
+  %1 = unroll.state "y" : tensor<3xf32> {
+    %c = unroll.constant 0.0 : tensor<f32>
+    %f = unroll.fill %c : tensor<f32> -> tensor<3xf32>
+    unroll.yield %f : tensor<3xf32>
+  }
+  unroll.step(%1, %0) : tensor<3xf32>, tensor<3xf32> {
+  ^bb0(%a: tensor<3xf32>, %b: tensor<3xf32>):
+    unroll.yield %a, %b : tensor<3xf32>, tensor<3xf32>
+  }
+}

@@ -3,30 +3,15 @@ outputs against LISTA's layers computed here, in float64, from the run's
 checkpoint (no numpy: .npy and safetensors are read by hand).
 
 usage: check_build.py RUN_DIR EXE WORK_DIR"""
-import json
 import math
 import os
 import struct
 import subprocess
 import sys
 
-from npy import read_npy, write_npy
+from npy import read_npy, read_params, write_npy
 
 run_dir, exe, work = sys.argv[1:4]
-
-
-def read_params(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for k, v in header.items():
-        if k.startswith("param.") and v["dtype"] == "F32":
-            a, b = v["data_offsets"]
-            out[k] = (v["shape"], struct.unpack(
-                "<%df" % ((b - a) // 4), data[8 + n + a:8 + n + b]))
-    return out
-
 
 params = read_params(os.path.join(run_dir, "best.safetensors"))
 L = 1 + max(int(k.split(".")[2]) for k in params if k.startswith("param.Wu."))

@@ -5,30 +5,15 @@ float64 from the run's checkpoint: y_l = soft(v - eta_l D'(D v - x),
 theta_l), v_l = y_l + mom_l (y_l - y_{l-1}), from y_0 = v_0 = 0.
 
 usage: check_fista_build.py RUN_DIR EXE WORK_DIR"""
-import json
 import math
 import os
 import struct
 import subprocess
 import sys
 
-from npy import read_npy, write_npy
+from npy import read_npy, read_params, write_npy
 
 run_dir, exe, work = sys.argv[1:4]
-
-
-def read_params(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for k, v in header.items():
-        if k.startswith("param.") and v["dtype"] == "F32":
-            a, b = v["data_offsets"]
-            out[k] = struct.unpack("<%df" % ((b - a) // 4),
-                                   data[8 + n + a:8 + n + b])
-    return out
-
 
 params = read_params(os.path.join(run_dir, "best.safetensors"))
 layers = sorted(int(k.split(".")[2]) for k in params if k.startswith("param.eta."))
@@ -55,9 +40,8 @@ for b in range(B):
     xb = [f32(v) for v in x[b * P:(b + 1) * P]]
     y, v = [0.0] * D, [0.0] * D
     for l in layers:
-        eta, = params["param.eta.%d" % l]
-        theta, = params["param.theta.%d" % l]
-        mom, = params["param.mom.%d" % l]
+        (_, (eta,)), (_, (theta,)), (_, (mom,)) = (
+            params["param.%s.%d" % (name, l)] for name in ("eta", "theta", "mom"))
         r_ = [sum(dic[i * D + j] * v[j] for j in range(D)) - xb[i]
               for i in range(P)]
         z = [v[j] - eta * sum(dic[i * D + j] * r_[i] for i in range(P))

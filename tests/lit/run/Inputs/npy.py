@@ -1,4 +1,6 @@
-"""Reads and writes float .npy files by hand (the tests use no numpy)."""
+"""Reads and writes float .npy files, and reads the float32 parameters of
+a safetensors checkpoint, by hand (the tests use no numpy)."""
+import json
 import math
 import struct
 
@@ -28,3 +30,18 @@ def read_npy(path):
                   if s.strip())
     count = math.prod(shape)
     return shape, struct.unpack("<%df" % count, data[10 + n:10 + n + 4 * count])
+
+
+def read_params(path):
+    """The float32 tensors named param.* of a safetensors file, as
+    {name: (shape, values)}."""
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k.startswith("param.") and v["dtype"] == "F32":
+            a, b = v["data_offsets"]
+            out[k] = (v["shape"], struct.unpack(
+                "<%df" % ((b - a) // 4), data[8 + n + a:8 + n + b]))
+    return out
