@@ -4,6 +4,7 @@
 
 #include "compiler/kernels/KernelJIT.h"
 #include "runtime/Data.h"
+#include "runtime/RunSetup.h"
 #include "runtime/Trainer.h"
 
 #include <catch2/catch.hpp>
@@ -608,4 +609,48 @@ problem q(p: int, d: int) {
     // The ball is active for every instance here.
     CHECK(norms.min().item<double>() > 0.5 - 1e-4);
   }
+}
+
+TEST_CASE("a plan's primal settings are resolved or refused", "[trainer]") {
+  // What a hand-edited plan could hold: the checker refuses the same in a
+  // spec, with its location.
+  using nlohmann::json;
+  runtime::PrimalSettings p = runtime::resolvePrimal({{"kind", "sgd"},
+                                                      {"lr", 0.1},
+                                                      {"momentum", 0.9},
+                                                      {"nesterov", "true"},
+                                                      {"schedule", "step"},
+                                                      {"every", 3},
+                                                      {"gamma", 0.5}});
+  CHECK(p.kind == runtime::PrimalSettings::Kind::Sgd);
+  CHECK(p.nesterov);
+  CHECK(p.every == 3);
+  CHECK(runtime::resolvePrimal({{"kind", "adamw"}, {"lr", 0.1}}).weightDecay ==
+        0.01);
+  auto refused = [](const json &j) {
+    try {
+      runtime::resolvePrimal(j);
+    } catch (const std::exception &e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(refused({{"kind", "rmsprop"}, {"lr", 0.1}}) ==
+        "primal optimizer 'rmsprop' is not supported; use adam, adamw or sgd");
+  CHECK(refused({{"kind", "sgd"}, {"lr", 0.1}, {"beta1", 0.9}}) ==
+        "sgd: 'beta1' does not apply to sgd");
+  CHECK(refused({{"kind", "adam"}, {"lr", 0.1}, {"gamma", 0.5}}) ==
+        "adam: 'gamma' does not apply without schedule = step");
+  CHECK(refused({{"kind", "adam"}, {"lr", 0.1}, {"min_lr", 0.01}}) ==
+        "adam: 'min_lr' does not apply without schedule = cosine");
+  CHECK(refused({{"kind", "sgd"}, {"lr", 0.1}, {"nesterov", "true"}}) ==
+        "sgd: nesterov needs a momentum above 0");
+  CHECK(refused({{"kind", "adam"}, {"lr", -1}}) == "adam: lr must be positive");
+  CHECK(refused({{"kind", "adam"},
+                 {"lr", 0.1},
+                 {"schedule", "cosine"},
+                 {"min_lr", 0.5}}) == "adam: min_lr must be in [0, lr]");
+  CHECK(refused({{"kind", "adam"}, {"lr", 0.1}, {"schedule", "linear"}}) ==
+        "learning-rate schedule 'linear' is not supported; use constant, "
+        "step or cosine");
 }
