@@ -629,6 +629,23 @@ public:
         fail(at + ".solver", "has an l1 term but no \"proximal\" to step "
                              "with; recompile the spec");
       }
+      if (s.contains("composed")) {
+        const json &cs = field(s, at + ".solver", "composed", Kind::Array);
+        for (size_t k = 0; k < cs.size(); ++k) {
+          const std::string here =
+              at + ".solver.composed[" + std::to_string(k) + "]";
+          object(cs[k], here);
+          Solver::Composed c;
+          c.of = string(cs[k], here, "of");
+          c.map = nested(field(cs[k], here, "map", Kind::Object), here + ".map",
+                         scope, 1, 1);
+          c.adjoint = nested(field(cs[k], here, "adjoint", Kind::Object),
+                             here + ".adjoint", scope, 2, 1);
+          c.prox = nested(field(cs[k], here, "prox", Kind::Object),
+                          here + ".prox", scope, 2, 1);
+          solver.composed.push_back(std::move(c));
+        }
+      }
       solver.text = s.dump();
       out.solver = std::move(solver);
     }

@@ -167,18 +167,32 @@ struct Layer {
   std::vector<int64_t> results;
 };
 
-/// The objective split f = g + h: the body maps y to g, grad g and the
-/// weight w of h where h = w ||y||_1 (prox l1); `proximal` maps (v, t) to
-/// prox_{t h}(v) where f has a non-smooth part h.
+/// The objective split f = g + h + sum_k c_k h_k(A_k y + b_k): the body
+/// maps y to g, grad g and the weight w of h where h = w ||y||_1 (prox
+/// l1); `proximal` maps (v, t) to prox_{t h}(v) where f has a non-smooth
+/// part h; `composed` holds the terms of affine maps.
 struct Solver {
   struct Proximal {
     /// The function of h's terms (norm1, norm, or a user's).
     std::string of;
     Body body;
   };
+  /// A non-smooth term c * h(A y + b) of an affine map of y.
+  struct Composed {
+    /// h's function.
+    std::string of;
+    /// Maps y to A y + b.
+    Body map;
+    /// Maps (y, z) to A^T z.
+    Body adjoint;
+    /// Maps (v, t), v of the map's shape, to prox_{t c h}(v).
+    Body prox;
+  };
   Prox prox = Prox::None;
   Body body;
   std::optional<Proximal> proximal;
+  /// The terms that primal-dual solvers split off through their maps.
+  std::vector<Composed> composed;
   /// The section as the plan writes it (its JSON text).
   std::string text;
 };

@@ -404,4 +404,46 @@ std::string exprToString(const Expr &e) {
   return "?";
 }
 
+const NameExpr *firstNameIn(const Expr &e, const std::set<std::string> &names) {
+  switch (e.kind) {
+  case Expr::Kind::Name: {
+    auto &n = static_cast<const NameExpr &>(e);
+    return names.count(n.name) ? &n : nullptr;
+  }
+  case Expr::Kind::Unary:
+    return firstNameIn(*static_cast<const UnaryExpr &>(e).operand, names);
+  case Expr::Kind::Transpose:
+    return firstNameIn(*static_cast<const TransposeExpr &>(e).operand, names);
+  case Expr::Kind::Binary: {
+    auto &b = static_cast<const BinaryExpr &>(e);
+    const NameExpr *n = firstNameIn(*b.lhs, names);
+    return n ? n : firstNameIn(*b.rhs, names);
+  }
+  case Expr::Kind::Call: {
+    auto &c = static_cast<const CallExpr &>(e);
+    // The callee names a function, not a state.
+    for (const Arg &a : c.args)
+      if (const NameExpr *n = firstNameIn(*a.value, names))
+        return n;
+    return nullptr;
+  }
+  case Expr::Kind::Member:
+    return firstNameIn(*static_cast<const MemberExpr &>(e).base, names);
+  case Expr::Kind::Index: {
+    auto &i = static_cast<const IndexExpr &>(e);
+    const NameExpr *n = firstNameIn(*i.base, names);
+    return n ? n : firstNameIn(*i.index, names);
+  }
+  case Expr::Kind::Range: {
+    auto &r = static_cast<const RangeExpr &>(e);
+    const NameExpr *n = firstNameIn(*r.lo, names);
+    return n ? n : firstNameIn(*r.hi, names);
+  }
+  case Expr::Kind::Number:
+  case Expr::Kind::String:
+    return nullptr;
+  }
+  return nullptr;
+}
+
 } // namespace unroll::dsl

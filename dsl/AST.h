@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -370,5 +371,10 @@ struct Module {
 void printAST(const Module &m, std::ostream &os);
 /// Prints one expression in source-like syntax (used in messages).
 std::string exprToString(const Expr &e);
+
+/// The first name in `e` (in source order) that is one of `names`, or
+/// null: operands and arguments are searched, callees are not (they name
+/// functions).
+const NameExpr *firstNameIn(const Expr &e, const std::set<std::string> &names);
 
 } // namespace unroll::dsl

@@ -190,6 +190,31 @@ Type check(Ctx &c) {
     }
     return a;
   }
+  if (n == "diff") {
+    // Forward differences x[i + 1] - x[i] along an axis (the last by
+    // default): one entry fewer along it.
+    if (Type early; c.start(1, 2, early))
+      return early;
+    if (!c.tensor(0, -2, "a tensor"))
+      return c.fail();
+    Type x = c.t(0);
+    size_t ax = x.rank() - 1;
+    if (c.args.size() == 2 && !c.axis(1, x.rank(), ax))
+      return c.fail();
+    Dim len = x.shape[ax].substitute(S.bindings);
+    if (len.isConstant() && len.value() < 2) {
+      S.error(c.locs[0], "'diff' needs at least 2 entries along axis " +
+                             std::to_string(ax) + ", got " + S.typeStr(x));
+      return c.fail();
+    }
+    try {
+      x.shape[ax] = x.shape[ax] - Dim::constant(1);
+    } catch (DimError &e) {
+      S.error(c.call, e.what());
+      return c.fail();
+    }
+    return x;
+  }
   if (n == "first_half" || n == "second_half") {
     if (Type early; c.start(1, 1, early))
       return early;
@@ -360,13 +385,14 @@ const std::vector<std::string> &builtinNames() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> v = kUnary;
     for (const char *n :
-         {"max",          "min",         "sum",       "mean",
-          "norm",         "norm1",       "sqnorm",    "eye",
-          "lipschitz",    "inv",         "conv1x1",   "normal",
-          "uniform",      "zeros",       "ones",      "concat",
-          "first_half",   "second_half", "squeeze2d", "unsqueeze2d",
-          "conv2d",       "softmax",     "logsumexp", "append_ones",
-          "graph_filter", "minibatch",   "grad",      "stop_gradient"})
+         {"max",          "min",          "sum",       "mean",
+          "norm",         "norm1",        "sqnorm",    "eye",
+          "lipschitz",    "inv",          "conv1x1",   "normal",
+          "uniform",      "zeros",        "ones",      "concat",
+          "first_half",   "second_half",  "squeeze2d", "unsqueeze2d",
+          "diff",         "conv2d",       "softmax",   "logsumexp",
+          "append_ones",  "graph_filter", "minibatch", "grad",
+          "stop_gradient"})
       v.push_back(n);
     return v;
   }();

@@ -45,6 +45,11 @@ const std::vector<CallSpec> kDataSources = {
       {"heldout", ArgKind::Int},
       {"graph", ArgKind::Word, false, {"random", "ring", "complete"}},
       {"seed", ArgKind::Int}}},
+    {"synthetic_piecewise",
+     {{"n", ArgKind::Int, true},
+      {"jumps", ArgKind::Int},
+      {"noise", ArgKind::Number},
+      {"seed", ArgKind::Int}}},
     {"npy", {{"path", ArgKind::String, true}}},
 };
 
@@ -89,7 +94,10 @@ const std::vector<CallSpec> kEvaluate = {
 const std::vector<CallSpec> kTarget = {
     {"solve",
      {{"problem", ArgKind::Problem, true},
-      {"solver", ArgKind::Word, true, {"ista", "fista", "pgd", "auto"}},
+      {"solver",
+       ArgKind::Word,
+       true,
+       {"ista", "fista", "pgd", "primal_dual", "auto"}},
       {"tol", ArgKind::Number},
       {"iters", ArgKind::Int}}},
 };
@@ -120,49 +128,6 @@ bool isFill(const Expr &e) {
     return false;
   const std::string &n = static_cast<const NameExpr &>(*c.callee).name;
   return n == "zeros" || n == "ones";
-}
-
-/// The first name in `e` (in source order) that is one of `names`.
-const NameExpr *firstNameIn(const Expr &e, const std::set<std::string> &names) {
-  switch (e.kind) {
-  case Expr::Kind::Name: {
-    auto &n = static_cast<const NameExpr &>(e);
-    return names.count(n.name) ? &n : nullptr;
-  }
-  case Expr::Kind::Unary:
-    return firstNameIn(*static_cast<const UnaryExpr &>(e).operand, names);
-  case Expr::Kind::Transpose:
-    return firstNameIn(*static_cast<const TransposeExpr &>(e).operand, names);
-  case Expr::Kind::Binary: {
-    auto &b = static_cast<const BinaryExpr &>(e);
-    const NameExpr *n = firstNameIn(*b.lhs, names);
-    return n ? n : firstNameIn(*b.rhs, names);
-  }
-  case Expr::Kind::Call: {
-    auto &c = static_cast<const CallExpr &>(e);
-    // The callee names a function, not a state.
-    for (const Arg &a : c.args)
-      if (const NameExpr *n = firstNameIn(*a.value, names))
-        return n;
-    return nullptr;
-  }
-  case Expr::Kind::Member:
-    return firstNameIn(*static_cast<const MemberExpr &>(e).base, names);
-  case Expr::Kind::Index: {
-    auto &i = static_cast<const IndexExpr &>(e);
-    const NameExpr *n = firstNameIn(*i.base, names);
-    return n ? n : firstNameIn(*i.index, names);
-  }
-  case Expr::Kind::Range: {
-    auto &r = static_cast<const RangeExpr &>(e);
-    const NameExpr *n = firstNameIn(*r.lo, names);
-    return n ? n : firstNameIn(*r.hi, names);
-  }
-  case Expr::Kind::Number:
-  case Expr::Kind::String:
-    return nullptr;
-  }
-  return nullptr;
 }
 
 /// The first name in `e`, or in the bodies of `fns` (where their own

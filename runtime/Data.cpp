@@ -285,6 +285,53 @@ Dataset federatedSplits(const Algorithm &alg, const json &src, uint64_t seed) {
           slice(all, {x, y}, n + val, heldout - val)};
 }
 
+Dataset piecewiseSplits(const Algorithm &alg, const json &src, uint64_t seed) {
+  auto data = inputsWithRole(alg, abi::Role::Data);
+  if (data.empty() || data.size() > 2 ||
+      !inputsWithRole(alg, abi::Role::Given).empty() ||
+      shapeOf(*data[0]).size() != 1 ||
+      (data.size() == 2 && shapeOf(*data[1]) != shapeOf(*data[0])))
+    throw PlanError("synthetic_piecewise supplies a noisy signal x: vec[d] "
+                    "(data) and, as a second data input of the same shape, "
+                    "the clean signal; the problem's inputs do not have that "
+                    "form (it has no given values)");
+  const int64_t n = static_cast<int64_t>(numArg(src, "n", 1000));
+  const int64_t jumps = static_cast<int64_t>(numArg(src, "jumps", 4));
+  const double noise = numArg(src, "noise", 0.1);
+  const int64_t d = shapeOf(*data[0])[0];
+  if (n < 1)
+    throw PlanError("synthetic_piecewise: n must be positive");
+  if (jumps < 0 || jumps > d - 1)
+    throw PlanError("synthetic_piecewise: jumps must be from 0 to " +
+                    std::to_string(d - 1) + " (the signal's length - 1)");
+  if (noise < 0)
+    throw PlanError("synthetic_piecewise: noise must be non-negative");
+  const int64_t held = std::max<int64_t>(1, n / 10), total = n + 2 * held;
+  torch::NoGradGuard noGrad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(
+      static_cast<uint64_t>(numArg(src, "seed", static_cast<double>(seed))));
+  // Jumps at `jumps` distinct positions 1..d-1 (the smallest keys of a
+  // random permutation), each to a fresh level in [-1, 1].
+  torch::Tensor keys = torch::rand({total, d - 1}, gen);
+  torch::Tensor starts = torch::zeros({total, d});
+  if (jumps > 0) {
+    torch::Tensor pos = std::get<1>(keys.topk(jumps, 1, /*largest=*/false));
+    starts.narrow(1, 1, d - 1).scatter_(1, pos, 1.0);
+  }
+  torch::Tensor segment = starts.cumsum(1).to(torch::kLong);
+  torch::Tensor levels = torch::rand({total, jumps + 1}, gen) * 2 - 1;
+  torch::Tensor clean = levels.gather(1, segment);
+  Split all;
+  all.inputs[data[0]->name] = clean + noise * torch::randn({total, d}, gen);
+  std::vector<std::string> names{data[0]->name};
+  if (data.size() == 2) {
+    all.inputs[data[1]->name] = clean;
+    names.push_back(data[1]->name);
+  }
+  return {slice(all, names, 0, n), slice(all, names, n, held),
+          slice(all, names, n + held, held)};
+}
+
 } // namespace
 
 Dataset loadDataset(const Algorithm &alg, uint64_t seed) {
@@ -299,9 +346,12 @@ Dataset loadDataset(const Algorithm &alg, uint64_t seed) {
     return fashionSplits(alg, src, seed);
   if (kind == "synthetic_federated")
     return federatedSplits(alg, src, seed);
+  if (kind == "synthetic_piecewise")
+    return piecewiseSplits(alg, src, seed);
   throw PlanError("data source '" + kind +
                   "' is not supported by this runtime (supported: "
-                  "synthetic_sparse, fashion_mnist, synthetic_federated)");
+                  "synthetic_sparse, fashion_mnist, synthetic_federated, "
+                  "synthetic_piecewise)");
 }
 
 } // namespace unroll::runtime

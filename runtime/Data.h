@@ -57,6 +57,12 @@ struct Dataset {
 ///     all of the instance's agents share; the given input is the graph's
 ///     adjacency matrix over its largest eigenvalue (a random graph is a
 ///     ring plus each other edge with probability 2 ln(agents) / agents).
+///   synthetic_piecewise(n, jumps = 4, noise = 0.1, seed): n training
+///     instances plus n/10 (at least 1) each for validation and test, each
+///     a piecewise-constant signal of `jumps` jumps at random positions
+///     between levels drawn from U(-1, 1); the first data input [d] is the
+///     signal plus Gaussian noise of standard deviation `noise`, the
+///     second (if any) the clean signal.
 /// Same seed, same data. Throws PlanError (unknown source, inputs that do
 /// not fit) or FileError (missing or corrupt files).
 Dataset loadDataset(const Algorithm &alg, uint64_t seed);

@@ -32,7 +32,9 @@ SplitEval evaluateSplit(Executor &ex, const Split &split, const Tensor &ystar,
                         uint64_t seed, double perturb, bool full) {
   const Algorithm &alg = ex.algorithm();
   const int64_t L = alg.layerCount;
-  const bool hasSolver = alg.solver.has_value();
+  // The subgradient of a term of a linear map needs the dual variable,
+  // which a layer's output does not carry: no gradient norm there.
+  const bool hasSolver = alg.solver && alg.solver->composed.empty();
   torch::NoGradGuard noGrad;
   std::vector<std::vector<Tensor>> dist(L + 1), obj(L + 1), grad(L + 1),
       l1(L + 1);

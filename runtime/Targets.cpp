@@ -39,9 +39,10 @@ Tensor targetsFor(const Algorithm &alg, const Split &split,
     return Tensor();
   const abi::Target &target = alg.targets[0];
   const std::string &solver = target.solver;
-  if (solver != "fista" && solver != "ista" && solver != "pgd")
+  if (solver != "fista" && solver != "ista" && solver != "pgd" &&
+      solver != "primal_dual")
     throw RunError("target solver '" + solver +
-                   "' is not supported; use fista, ista or pgd");
+                   "' is not supported; use fista, ista, pgd or primal_dual");
   const double tol = target.tol.value_or(1e-6);
   const int64_t iters = target.iters.value_or(20000);
   // Keyed by the plan's text of the objective split and the target, as
@@ -84,7 +85,9 @@ Tensor targetsFor(const Algorithm &alg, const Split &split,
     ex.bindInputs(chunk(alg, split, from, n));
     if (from == 0)
       ex.initParams(0);
-    parts.push_back(solveTargets(ex, iters, tol, solver == "fista"));
+    parts.push_back(solver == "primal_dual"
+                        ? solvePrimalDual(ex, iters, tol)
+                        : solveTargets(ex, iters, tol, solver == "fista"));
   }
   Tensor y = torch::cat(parts);
   double secs =

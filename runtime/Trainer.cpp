@@ -11,6 +11,12 @@ Tensor perInstanceSum(const Tensor &t) {
   return t.dim() == 1 ? t : t.flatten(1).sum(1);
 }
 
+/// A body's result for a batch of `sizes` ([batch, shape...]): a shared
+/// value broadcast to every instance.
+Tensor perInstance(const RValue &r, at::IntArrayRef sizes) {
+  return r.batched ? r.t : r.t.expand(sizes);
+}
+
 /// The prox of t h plus the indicator of y's set at v, for the objective's
 /// non-smooth part h (if any, by the plan's `proximal`) and y's set (if
 /// any): the prox, then the projection (the compiler admits both only
@@ -23,7 +29,7 @@ Tensor proxStep(Executor &ex, const Tensor &v, double t) {
         proximal->body,
         {RValue{v, true},
          RValue{torch::tensor(static_cast<float>(t), v.options()), false}})[0];
-    u = r.batched ? r.t : r.t.expand(v.sizes());
+    u = perInstance(r, v.sizes());
   }
   const abi::Projection *set = alg.projectionOf(alg.states[0].name);
   return set ? project(ex, *set, u) : u;
@@ -40,8 +46,7 @@ bool usesLayerIndex(const Body &body) {
 } // namespace
 
 Tensor project(Executor &ex, const abi::Projection &p, const Tensor &v) {
-  RValue r = ex.body(p.body, {RValue{v, true}})[0];
-  return r.batched ? r.t : r.t.expand(v.sizes());
+  return perInstance(ex.body(p.body, {RValue{v, true}})[0], v.sizes());
 }
 
 Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
@@ -53,6 +58,10 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
   const Body &solver = alg.solver->body;
   if (alg.variableCount() != 1)
     throw PlanError("targets need a problem with one variable");
+  if (!alg.solver->composed.empty())
+    throw PlanError("the objective has non-smooth terms of linear maps, "
+                    "which proximal gradient cannot step through; the "
+                    "target needs primal_dual");
   torch::NoGradGuard noGrad;
   const std::vector<int64_t> &shape = alg.states[0].shape;
   std::vector<int64_t> full{ex.batchSize()};
@@ -93,13 +102,153 @@ Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
   return y.cpu();
 }
 
-Tensor subgradientNorm(Executor &ex, const Tensor &y) {
+Tensor solvePrimalDual(Executor &ex, int64_t maxIters, double tol) {
   const Algorithm &alg = ex.algorithm();
   if (!alg.solver)
-    throw PlanError("the plan has no objective split to measure gradients");
+    throw PlanError("the plan has no objective split for a classical solver "
+                    "(problems with one variable have one)");
+  if (alg.variableCount() != 1)
+    throw PlanError("targets need a problem with one variable");
+  const abi::Solver &split = *alg.solver;
+  torch::NoGradGuard noGrad;
+  const std::vector<int64_t> &shape = alg.states[0].shape;
+  std::vector<int64_t> full{ex.batchSize()};
+  full.insert(full.end(), shape.begin(), shape.end());
+  auto opts = torch::TensorOptions().device(ex.device());
+  auto smooth = [&](const Tensor &y) {
+    auto at = ex.body(split.body, {RValue{y, true}});
+    return std::make_pair(perInstance(at[0], {full[0]}),
+                          perInstance(at[1], y.sizes()));
+  };
+  // e_k(y) = A_k y + b_k, and A_k^T z.
+  auto map = [&](size_t k, const Tensor &y) {
+    const RValue r = ex.body(split.composed[k].map, {RValue{y, true}})[0];
+    if (r.batched)
+      return r.t;
+    std::vector<int64_t> s{full[0]};
+    s.insert(s.end(), r.t.sizes().begin(), r.t.sizes().end());
+    return r.t.unsqueeze(0).expand(s);
+  };
+  auto adjoint = [&](size_t k, const Tensor &y, const Tensor &z) {
+    return perInstance(ex.body(split.composed[k].adjoint,
+                               {RValue{y, true}, RValue{z, true}})[0],
+                       y.sizes());
+  };
+  auto maxPerInstance = [](const Tensor &t) {
+    return t.flatten(1).norm(2, {1}).max().item<double>();
+  };
+  const size_t K = split.composed.size();
+  Tensor y = torch::zeros(full, opts);
+  std::vector<Tensor> e0(K); // e_k(0) = b_k
+  for (size_t k = 0; k < K; ++k)
+    e0[k] = map(k, y);
+  // Power iterations from a fixed start, so that the same data gives the
+  // same targets: L, the largest curvature of g at 0 (exact for a
+  // quadratic g; the descent lemma corrects it below), and ||K||^2, the
+  // largest eigenvalue of sum_k A_k^T A_k.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  auto unit = [](const Tensor &v) {
+    Tensor n = v.flatten(1).norm(2, {1}).clamp_min(1e-30);
+    std::vector<int64_t> s(v.dim(), 1);
+    s[0] = v.size(0);
+    return v / n.reshape(s);
+  };
+  const Tensor start = unit(torch::randn(full, gen).to(ex.device()));
+  const Tensor grad0 = smooth(y).second;
+  double L = 0, K2 = 0;
+  {
+    Tensor v = start;
+    for (int i = 0; i < 50; ++i) {
+      Tensor hv = smooth(v).second - grad0;
+      L = maxPerInstance(hv);
+      if (L == 0)
+        break;
+      v = unit(hv);
+    }
+  }
+  if (K > 0) {
+    Tensor v = start;
+    for (int i = 0; i < 50; ++i) {
+      Tensor kv = torch::zeros_like(v);
+      for (size_t k = 0; k < K; ++k)
+        kv = kv + adjoint(k, y, map(k, v) - e0[k]);
+      K2 = maxPerInstance(kv);
+      if (K2 == 0)
+        break;
+      v = unit(kv);
+    }
+  }
+  // Power iteration approaches the largest eigenvalue from below.
+  L = std::max(1.1 * L, 1e-12);
+  K2 *= 1.1;
+  std::vector<Tensor> z(K), ey(K);
+  for (size_t k = 0; k < K; ++k) {
+    z[k] = torch::zeros_like(e0[k]);
+    ey[k] = e0[k];
+  }
+  auto [g, grad] = smooth(y);
+  for (int64_t it = 0; it < maxIters; ++it) {
+    // 1/tau - sigma ||K||^2 = L / 1.9 > L / 2 (Condat's condition); with
+    // maps that are constant (K = 0) any sigma will do.
+    const double tau = 0.95 / L;
+    const double sigma = K2 > 0 ? 1 / (2 * tau * K2) : 1 / tau;
+    Tensor dir = grad;
+    for (size_t k = 0; k < K; ++k)
+      dir = dir + adjoint(k, y, z[k]);
+    Tensor next = proxStep(ex, y - tau * dir, tau);
+    Tensor d = next - y;
+    Tensor model =
+        g + perInstanceSum(grad * d) + 0.5 * L * perInstanceSum(d * d);
+    Tensor slack = 1e-6 * (1 + g.abs());
+    auto [gNext, gradNext] = smooth(next);
+    if (!(gNext <= model + slack).all().item<bool>()) {
+      L *= 2;
+      continue;
+    }
+    // The residuals of the optimality conditions at (y+, z+) (Goldstein,
+    // Esser and Baraniuk's for primal-dual hybrid gradient):
+    //   p = (y - y+) / tau + grad g(y+) - grad g(y) + sum_k A_k^T (z_k+ - z_k)
+    //     lies in the subdifferential of f at y+ given z+;
+    //   d_k = (z_k - z_k+) / sigma + A_k (y+ - y) in that of the conjugate.
+    Tensor primal = gradNext - grad - d / tau;
+    double dual = 0;
+    for (size_t k = 0; k < K; ++k) {
+      Tensor eNext = map(k, next);
+      // z + sigma e(2 y+ - y), e affine; then the prox of the conjugate
+      // of c h by Moreau: w - sigma prox_{c h / sigma}(w / sigma).
+      Tensor w = z[k] + sigma * (2 * eNext - ey[k]);
+      RValue p = ex.body(
+          split.composed[k].prox,
+          {RValue{w / sigma, true},
+           RValue{torch::tensor(static_cast<float>(1 / sigma), w.options()),
+                  false}})[0];
+      Tensor zNext = w - sigma * perInstance(p, w.sizes());
+      primal = primal + adjoint(k, next, zNext - z[k]);
+      dual = std::max(dual, ((z[k] - zNext) / sigma + (eNext - ey[k]))
+                                .abs()
+                                .max()
+                                .item<double>());
+      z[k] = zNext;
+      ey[k] = eNext;
+    }
+    y = next;
+    g = gNext;
+    grad = gradNext;
+    if (primal.abs().max().item<double>() < tol && dual < tol)
+      break;
+  }
+  return y.cpu();
+}
+
+Tensor subgradientNorm(Executor &ex, const Tensor &y) {
+  const Algorithm &alg = ex.algorithm();
+  if (!alg.solver || !alg.solver->composed.empty())
+    throw PlanError("the plan has no objective split to measure gradients "
+                    "(a problem of one variable without non-smooth terms "
+                    "of linear maps has one)");
   torch::NoGradGuard noGrad;
   auto at = ex.body(alg.solver->body, {RValue{y, true}});
-  Tensor grad = at[1].batched ? at[1].t : at[1].t.expand(y.sizes());
+  Tensor grad = perInstance(at[1], y.sizes());
   Tensor w = at[2].t;
   if (at[2].batched)
     while (w.dim() < y.dim())

@@ -28,6 +28,17 @@ torch::Tensor project(Executor &ex, const abi::Projection &p,
 torch::Tensor solveTargets(Executor &ex, int64_t maxIters, double tol,
                            bool accelerated = true);
 
+/// The primal-dual method of Condat and Vu on the plan's `solver` split
+/// f = g + h + sum_k c_k h_k(A_k y + b_k): a gradient step on g and the
+/// dual terms' A_k^T z_k, the prox of h and y's projection (as in
+/// solveTargets), then for every composed term a step on its dual z_k by
+/// the Moreau identity and h_k's prox. The steps come from the Lipschitz
+/// constant L of grad g and ||K||^2 of the stacked maps, both estimated by
+/// power iteration; L doubles where the descent lemma fails. Stops when
+/// every entry of the primal and dual residuals of the optimality
+/// conditions is below `tol`. Returns y* as [batch, shape...].
+torch::Tensor solvePrimalDual(Executor &ex, int64_t maxIters, double tol);
+
 /// ||v||_2 per instance of the minimum-norm subgradient of f = g + w||y||_1
 /// at y ([batch, shape...]), from the plan's solver split; for a variable
 /// with a set or a non-smooth part other than an l1 term, of the

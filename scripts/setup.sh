@@ -15,5 +15,5 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "setup: building with $jobs jobs"
 cmake --build "$build" -j "$jobs"
 echo "setup: checking the examples"
-"$build/unrollc" check examples/lista.unroll examples/glow_prox.unroll examples/surf.unroll examples/fista.unroll examples/box_ls.unroll examples/gd_mlp.unroll
+"$build/unrollc" check examples/lista.unroll examples/glow_prox.unroll examples/surf.unroll examples/fista.unroll examples/box_ls.unroll examples/gd_mlp.unroll examples/admm_tv.unroll
 echo "setup: done. Try: $build/unrollc --emit=ast examples/lista.unroll"

@@ -456,6 +456,9 @@ private:
     const FnDecl *prox = proxOf(pd, *split);
     if ((!split->nonsmooth.empty() && !prox) || !split->composed.empty())
       return;
+    for (const ObjectiveSplit::Linear &t : split->linear)
+      if (!fe_.sema->proxOf(pd, t.h))
+        return;
     const VarDecl *var = split->var;
     const std::vector<const Expr *> l1Weights = split->l1Weights();
     mlir::OpBuilder::InsertionGuard guard(b_);
@@ -486,10 +489,69 @@ private:
     }
     b_.create<ir::YieldOp>(
         l, mlir::ValueRange{g, grad.getResult(), weightOf(l1Weights, l)});
-    if (prox) {
-      b_.setInsertionPointAfter(op);
-      genProximal(*split, *prox);
+    b_.setInsertionPointAfter(op);
+    if (prox)
+      b_.setInsertionPointAfter(genProximal(*split, *prox));
+    for (const ObjectiveSplit::Linear &t : split->linear)
+      b_.setInsertionPointAfter(
+          genComposedTerm(*var, t, *fe_.sema->proxOf(pd, t.h)));
+  }
+
+  /// The term c * h(e(y)) as an unroll.composed_term: e, its adjoint (the
+  /// gradient of <e(y), z> in y) and prox_{t c h} by h's `prox`.
+  mlir::Operation *genComposedTerm(const VarDecl &var,
+                                   const ObjectiveSplit::Linear &term,
+                                   const FnDecl &prox) {
+    mlir::OpBuilder::InsertionGuard guard(b_);
+    mlir::Location l = loc(term.expr->loc);
+    auto op = b_.create<ir::ComposedTermOp>(l, term.h);
+    mlir::RankedTensorType vt = tensorOf(*var.type);
+    auto mapOf = [&](Value y) {
+      Frame f(*this);
+      bind(var.name, GenValue{y, std::nullopt});
+      return tensor(gen(*term.map), term.map->loc);
+    };
+    mlir::Type zt;
+    {
+      mlir::OpBuilder::InsertionGuard inner(b_);
+      mlir::Block *mb = openBody(op.getMap(), vt, l);
+      Value e = mapOf(mb->getArgument(0));
+      zt = e.getType();
+      b_.create<ir::YieldOp>(l, mlir::ValueRange{e});
     }
+    {
+      mlir::OpBuilder::InsertionGuard inner(b_);
+      mlir::Block *ab = openBody(op.getAdjoint(), {vt, zt}, l);
+      Value z = ab->getArgument(1);
+      auto grad =
+          b_.create<ir::GradOp>(l, vt, mlir::ValueRange{ab->getArgument(0)});
+      {
+        mlir::OpBuilder::InsertionGuard g(b_);
+        mlir::Block *gb = openBody(grad.getBody(), vt, l);
+        Value e = mapOf(gb->getArgument(0));
+        Value inner = b_.create<ir::ReduceOp>(l, ir::tensorType(&ctx_, {}),
+                                              "sum", create<ir::MulOp>(l, e, z),
+                                              mlir::IntegerAttr());
+        b_.create<ir::YieldOp>(l, mlir::ValueRange{inner});
+      }
+      b_.create<ir::YieldOp>(l, mlir::ValueRange{grad.getResult()});
+    }
+    {
+      mlir::OpBuilder::InsertionGuard inner(b_);
+      llvm::SmallVector<mlir::Type> types{zt, ir::tensorType(&ctx_, {})};
+      mlir::Block *pb = openBody(op.getProx(), types, l);
+      Value t = pb->getArgument(1);
+      if (term.weight)
+        t = create<ir::MulOp>(l, t,
+                              tensor(gen(*term.weight), term.weight->loc));
+      Value r = tensor(callFn(prox,
+                              {GenValue{pb->getArgument(0), std::nullopt},
+                               GenValue{t, std::nullopt}},
+                              term.expr->loc),
+                       term.expr->loc);
+      b_.create<ir::YieldOp>(l, mlir::ValueRange{r});
+    }
+    return op;
   }
 
   /// The sum of the weights `ws` (null: 1).
@@ -509,20 +571,18 @@ private:
     });
   }
 
-  /// The `prox` of the non-smooth terms of `split` when they all have the
-  /// same function and its prox is in scope; null otherwise.
+  /// The `prox` of the non-smooth terms of `split` (of one function) when
+  /// it is in scope; null otherwise.
   const FnDecl *proxOf(const ProblemDecl &pd, const ObjectiveSplit &split) {
     if (split.nonsmooth.empty())
       return nullptr;
-    for (const ObjectiveSplit::Term &t : split.nonsmooth)
-      if (t.h != split.nonsmooth[0].h)
-        return nullptr;
     return fe_.sema->proxOf(pd, split.nonsmooth[0].h);
   }
 
   /// The non-smooth terms c_i * h(y) of `split` as an unroll.proximal
   /// whose body maps (v, t) to prox_{t sum_i c_i h}(v), by h's `prox`.
-  void genProximal(const ObjectiveSplit &split, const FnDecl &prox) {
+  mlir::Operation *genProximal(const ObjectiveSplit &split,
+                               const FnDecl &prox) {
     const std::string &h = split.nonsmooth[0].h;
     std::vector<const Expr *> weights;
     for (const ObjectiveSplit::Term &t : split.nonsmooth)
@@ -540,6 +600,7 @@ private:
                             split.nonsmooth[0].expr->loc),
                      split.nonsmooth[0].expr->loc);
     b_.create<ir::YieldOp>(l, mlir::ValueRange{r});
+    return op;
   }
 
   /// An unroll.projection for every variable with a constraint set: the
@@ -570,8 +631,10 @@ private:
   /// The classical solver `solver` (as written) for the target of `pd`'s
   /// one variable, checked against the problem's form: proximal gradient
   /// (ista, fista) on g + c h(y) with y's set, by h's `prox`; projected
-  /// gradient (pgd) on g and y's set; auto picks fista. Fails at `at`,
-  /// naming the forms supported, when none applies.
+  /// gradient (pgd) on g and y's set; primal-dual (primal_dual) on those
+  /// plus terms c_k h_k(e_k(y)) with e_k affine; auto picks fista, or
+  /// primal_dual where there are such terms. Fails at `at`, naming the
+  /// forms supported, when none applies.
   std::string targetSolver(const ProblemDecl &pd, const std::string &solver,
                            SourceLoc at) {
     std::optional<ObjectiveSplit> split = splitOf(pd);
@@ -580,29 +643,40 @@ private:
                    pd.name + "' has several");
     const SetDecl *set = fe_.sema->setOf(split->var);
     const std::string &y = split->var->name;
+    const std::string supported =
+        "supported: a smooth objective plus c * h(" + y +
+        ") for one h with a prox, a set, and terms c * h(e) with e affine in " +
+        y + " (primal_dual)";
     if (!split->composed.empty())
-      fail(at, "no classical solver applies to '" + pd.name + "': its term " +
-                   exprToString(*split->composed[0]) +
-                   " applies a non-smooth function to an expression of '" + y +
-                   "' other than '" + y +
-                   "' itself, which proximal and projected gradient cannot "
-                   "step through; supported: a smooth objective plus c * h(" +
-                   y + ") for one h with a prox, and a set");
+      fail(at,
+           "no classical solver applies to '" + pd.name + "': its term " +
+               exprToString(*split->composed[0]) +
+               " applies a non-smooth function to an expression of '" + y +
+               "' that is not a top-level term c * h(e) with e affine in '" +
+               y + "'; " + supported);
     const ObjectiveSplit::Term *term =
         split->nonsmooth.empty() ? nullptr : &split->nonsmooth[0];
-    for (const ObjectiveSplit::Term &t : split->nonsmooth)
-      if (t.h != term->h)
-        fail(at, "proximal gradient takes one kind of non-smooth term, but '" +
-                     pd.name + "' has " + exprToString(*term->expr) + " and " +
-                     exprToString(*t.expr) +
-                     "; supported: a smooth objective plus c * h(" + y +
-                     ") for one h with a prox, and a set");
-    const FnDecl *prox = term ? fe_.sema->proxOf(pd, term->h) : nullptr;
-    if (term && !prox)
-      fail(at, "the term " + exprToString(*term->expr) + " of '" + pd.name +
-                   "' is not smooth, and no prox of '" + term->h +
-                   "' is in scope; add 'import prox' or declare 'prox " +
-                   term->h + "(v, t) = ...'");
+    auto needProx = [&](const std::string &h, const Expr &e) {
+      const FnDecl *p = fe_.sema->proxOf(pd, h);
+      if (!p)
+        fail(at, "the term " + exprToString(e) + " of '" + pd.name +
+                     "' is not smooth, and no prox of '" + h +
+                     "' is in scope; add 'import prox' or declare 'prox " + h +
+                     "(v, t) = ...'");
+      return p;
+    };
+    const FnDecl *prox = term ? needProx(term->h, *term->expr) : nullptr;
+    for (const ObjectiveSplit::Linear &t : split->linear)
+      needProx(t.h, *t.expr);
+    if (!split->linear.empty() && solver != "auto" && solver != "primal_dual")
+      fail(at, solver + " cannot step through the term " +
+                   exprToString(*split->linear[0].expr) + " of '" + pd.name +
+                   "': proximal and projected gradient take one non-smooth "
+                   "function of '" +
+                   y +
+                   "' itself; use primal_dual (or auto), which splits off "
+                   "further terms and terms of affine maps of '" +
+                   y + "'");
     if (solver == "pgd" && !set)
       fail(at, "pgd projects onto a constraint set, but '" + y +
                    "' has none; declare one ('var " + y +
@@ -621,7 +695,9 @@ private:
                    "entry by entry; supported: a smooth objective with a "
                    "set, a term with a prox, or both with a prox and a set "
                    "that act entry by entry (norm1 and nonneg or box)");
-    return solver == "auto" ? "fista" : solver;
+    if (solver == "auto")
+      return split->linear.empty() ? "fista" : "primal_dual";
+    return solver;
   }
 
   /// Whether `fn` acts on each entry alone: its body built of elementwise
@@ -696,9 +772,16 @@ private:
             iters =
                 b_.getI64IntegerAttr(static_cast<int64_t>(number(*a.value)));
         }
-        if (varCount != 1)
-          fail(it.loc, "IR generation supports targets of single-variable "
-                       "problems only");
+        if (varCount != 1) {
+          std::string vars;
+          for (size_t i = 0; i < varCount; ++i)
+            vars += (i ? ", '" : "'") + names[i] + "'";
+          fail(it.loc, "target '" + it.name + "' would be the optimum of '" +
+                           pd.name + "', which has " +
+                           std::to_string(varCount) + " variables (" + vars +
+                           "); classical solvers compute targets of problems "
+                           "with one variable");
+        }
         solver = targetSolver(pd, solver, solverLoc);
         auto op = b_.create<ir::TargetOp>(l, state[0].getType(), it.name,
                                           solver, tol, iters);
@@ -1135,6 +1218,19 @@ private:
       return GenValue{
           create<ir::ConcatOp>(l, x, y, b_.getI64IntegerAttr(*ax.integer)),
           std::nullopt};
+    }
+    if (n == "diff") {
+      // The slice bounds depend on the shape: a diff op until infer-shapes.
+      Value x = arg(0);
+      int64_t axis = -1; // the last, whatever the rank turns out to be
+      if (c.args.size() == 2) {
+        GenValue ax = gen(*c.args[1].value);
+        if (!ax.integer)
+          fail(c.args[1].value->loc, "axis must be a constant");
+        axis = *ax.integer;
+      }
+      return GenValue{create<ir::DiffOp>(l, x, b_.getI64IntegerAttr(axis)),
+                      std::nullopt};
     }
     if (n == "first_half" || n == "second_half") {
       // The slice bounds depend on the shape: a half op until infer-shapes.

@@ -26,7 +26,7 @@ void collectTerms(const Expr &e, int sign,
 /// `nonsmooth` accepts: sets `h` and `w` (null for 1).
 bool isNonsmoothOf(const Expr &e, const std::string &var,
                    const std::function<bool(const std::string &)> &nonsmooth,
-                   std::string &h, const Expr *&w) {
+                   std::string &h, const Expr *&w, const Expr *&arg) {
   auto callOnVar = [&](const Expr &x) {
     if (x.kind != Expr::Kind::Call)
       return false;
@@ -39,6 +39,7 @@ bool isNonsmoothOf(const Expr &e, const std::string &var,
     if (!nonsmooth(name))
       return false;
     h = name;
+    arg = c.args[0].value.get();
     return true;
   };
   if (callOnVar(e)) {
@@ -60,31 +61,91 @@ bool isNonsmoothOf(const Expr &e, const std::string &var,
 
 /// Whether `var` occurs in `e`.
 bool mentionsVar(const Expr &e, const std::string &var) {
+  return firstNameIn(e, {var}) != nullptr;
+}
+
+/// Whether `e` is affine in `var`: see ObjectiveSplit.h.
+bool affineIn(const Expr &e, const std::string &var) {
+  if (!mentionsVar(e, var))
+    return true;
   switch (e.kind) {
   case Expr::Kind::Name:
-    return static_cast<const NameExpr &>(e).name == var;
-  case Expr::Kind::Unary:
-    return mentionsVar(*static_cast<const UnaryExpr &>(e).operand, var);
+    return true; // var itself
+  case Expr::Kind::Unary: {
+    auto &u = static_cast<const UnaryExpr &>(e);
+    return u.op == '-' && affineIn(*u.operand, var);
+  }
   case Expr::Kind::Transpose:
-    return mentionsVar(*static_cast<const TransposeExpr &>(e).operand, var);
+    return affineIn(*static_cast<const TransposeExpr &>(e).operand, var);
   case Expr::Kind::Binary: {
     auto &b = static_cast<const BinaryExpr &>(e);
-    return mentionsVar(*b.lhs, var) || mentionsVar(*b.rhs, var);
+    bool l = mentionsVar(*b.lhs, var), r = mentionsVar(*b.rhs, var);
+    switch (b.op) {
+    case '+':
+    case '-':
+      return affineIn(*b.lhs, var) && affineIn(*b.rhs, var);
+    case '*':
+    case '@':
+      return !(l && r) && affineIn(*b.lhs, var) && affineIn(*b.rhs, var);
+    case '/':
+      return !r && affineIn(*b.lhs, var);
+    default:
+      return false;
+    }
   }
-  case Expr::Kind::Call:
-    for (const Arg &a : static_cast<const CallExpr &>(e).args)
-      if (mentionsVar(*a.value, var))
-        return true;
-    return false;
-  case Expr::Kind::Index: {
-    auto &i = static_cast<const IndexExpr &>(e);
-    return mentionsVar(*i.base, var) || mentionsVar(*i.index, var);
+  case Expr::Kind::Call: {
+    auto &c = static_cast<const CallExpr &>(e);
+    if (c.callee->kind != Expr::Kind::Name)
+      return false;
+    const std::string &n = static_cast<const NameExpr &>(*c.callee).name;
+    if (n != "diff" && n != "sum" && n != "mean" && n != "concat")
+      return false;
+    for (const Arg &a : c.args)
+      if (!affineIn(*a.value, var))
+        return false;
+    return true;
   }
-  case Expr::Kind::Member:
-    return mentionsVar(*static_cast<const MemberExpr &>(e).base, var);
   default:
     return false;
   }
+}
+
+/// h(e), or c * h(e) / h(e) * c with c not mentioning y, for an h that
+/// `nonsmooth` accepts and e affine in y but not y itself.
+bool isLinearOf(const Expr &e, const std::string &var,
+                const std::function<bool(const std::string &)> &nonsmooth,
+                ObjectiveSplit::Linear &out) {
+  auto callOnMap = [&](const Expr &x) {
+    if (x.kind != Expr::Kind::Call)
+      return false;
+    auto &c = static_cast<const CallExpr &>(x);
+    if (c.callee->kind != Expr::Kind::Name || c.args.size() != 1 ||
+        !c.args[0].name.empty() || !mentionsVar(*c.args[0].value, var) ||
+        !affineIn(*c.args[0].value, var))
+      return false;
+    const std::string &name = static_cast<const NameExpr &>(*c.callee).name;
+    if (!nonsmooth(name))
+      return false;
+    out.h = name;
+    out.map = c.args[0].value.get();
+    return true;
+  };
+  out.expr = &e;
+  if (callOnMap(e)) {
+    out.weight = nullptr;
+    return true;
+  }
+  if (e.kind != Expr::Kind::Binary ||
+      static_cast<const BinaryExpr &>(e).op != '*')
+    return false;
+  auto &b = static_cast<const BinaryExpr &>(e);
+  const Expr *c = callOnMap(*b.rhs)   ? b.lhs.get()
+                  : callOnMap(*b.lhs) ? b.rhs.get()
+                                      : nullptr;
+  if (!c || !constantFree(*c, var))
+    return false;
+  out.weight = c;
+  return true;
 }
 
 /// Whether `e` calls a function `nonsmooth` accepts on an argument that
@@ -167,10 +228,16 @@ splitObjective(const ProblemDecl &pd,
   collectTerms(*pd.objective, +1, terms);
   for (auto &[sign, t] : terms) {
     ObjectiveSplit::Term term;
-    if (sign > 0 &&
-        isNonsmoothOf(*t, out.var->name, nonsmooth, term.h, term.weight)) {
+    ObjectiveSplit::Linear linear;
+    if (sign > 0 && isNonsmoothOf(*t, out.var->name, nonsmooth, term.h,
+                                  term.weight, term.arg)) {
       term.expr = t;
-      out.nonsmooth.push_back(term);
+      if (out.nonsmooth.empty() || term.h == out.nonsmooth[0].h)
+        out.nonsmooth.push_back(term);
+      else // a second kind: the identity map, for primal-dual solvers
+        out.linear.push_back({term.h, term.weight, term.arg, term.expr});
+    } else if (sign > 0 && isLinearOf(*t, out.var->name, nonsmooth, linear)) {
+      out.linear.push_back(linear);
     } else {
       if (callsNonsmoothOf(*t, out.var->name, nonsmooth))
         out.composed.push_back(t);

@@ -319,6 +319,27 @@ LogicalResult HalfOp::inferReturnTypes(MLIRContext *ctx,
   return success();
 }
 
+LogicalResult DiffOp::inferReturnTypes(MLIRContext *ctx,
+                                       std::optional<Location> loc,
+                                       ValueRange operands,
+                                       DictionaryAttr attrs,
+                                       OpaqueProperties props, RegionRange,
+                                       SmallVectorImpl<Type> &inferred) {
+  if (unrankedResult(ctx, operands, inferred))
+    return success();
+  DiffOp::Adaptor adaptor(operands, attrs, props);
+  llvm::SmallVector<int64_t> s(shapeOf(operands[0]));
+  int64_t axis = adaptor.getAxis();
+  if (axis == -1)
+    axis = static_cast<int64_t>(s.size()) - 1;
+  if (axis < 0 || axis >= static_cast<int64_t>(s.size()) || s[axis] < 2)
+    return emitOptionalError(loc, "cannot take differences of ",
+                             operands[0].getType(), " along axis ", axis);
+  s[axis] -= 1;
+  inferred.push_back(tensorType(ctx, s));
+  return success();
+}
+
 LogicalResult AppendOnesOp::inferReturnTypes(MLIRContext *ctx,
                                              std::optional<Location> loc,
                                              ValueRange operands,
@@ -380,6 +401,7 @@ UNROLL_COMPATIBLE(GraphFilterOp)
 UNROLL_COMPATIBLE(MinibatchOp)
 UNROLL_COMPATIBLE(GradOp)
 UNROLL_COMPATIBLE(HalfOp)
+UNROLL_COMPATIBLE(DiffOp)
 UNROLL_COMPATIBLE(AppendOnesOp)
 UNROLL_COMPATIBLE(UnaryOp)
 UNROLL_COMPATIBLE(InverseOp)
@@ -485,6 +507,34 @@ LogicalResult ProjectionOp::verify() {
 
 LogicalResult ProximalOp::verify() {
   return verifyPointMap(*this, getBody(), 2, "the point and the step");
+}
+
+LogicalResult ComposedTermOp::verify() {
+  Block &map = getMap().front(), &adj = getAdjoint().front(),
+        &prox = getProx().front();
+  Type scalar = tensorType(getContext(), {});
+  if (map.getNumArguments() != 1)
+    return emitOpError("map takes the problem's variable");
+  auto mapped = cast<YieldOp>(map.getTerminator()).getValues();
+  if (mapped.size() != 1)
+    return emitOpError("map must yield one value, the mapped point");
+  Type y = map.getArgument(0).getType(), z = mapped[0].getType();
+  if (adj.getNumArguments() != 2 ||
+      !compatibleTypes(adj.getArgument(0).getType(), y) ||
+      !compatibleTypes(adj.getArgument(1).getType(), z))
+    return emitOpError("adjoint takes the variable and a point of the map's "
+                       "type");
+  auto back = cast<YieldOp>(adj.getTerminator()).getValues();
+  if (back.size() != 1 || !compatibleTypes(back[0].getType(), y))
+    return emitOpError("adjoint must yield one value of the variable's type");
+  if (prox.getNumArguments() != 2 ||
+      !compatibleTypes(prox.getArgument(0).getType(), z) ||
+      !compatibleTypes(prox.getArgument(1).getType(), scalar))
+    return emitOpError("prox takes a point of the map's type and the step");
+  auto p = cast<YieldOp>(prox.getTerminator()).getValues();
+  if (p.size() != 1 || !compatibleTypes(p[0].getType(), z))
+    return emitOpError("prox must yield one value of the map's type");
+  return success();
 }
 
 LogicalResult StepOp::verify() {
@@ -927,6 +977,15 @@ LogicalResult HalfOp::verify() {
   if (getWhich() != "first" && getWhich() != "second")
     return emitOpError("which must be 'first' or 'second', got '")
            << getWhich() << "'";
+  return success();
+}
+
+LogicalResult DiffOp::verify() {
+  auto in = dyn_cast<RankedTensorType>(getOperand().getType());
+  const int64_t axis = static_cast<int64_t>(getAxis());
+  if (in && (axis < -1 || axis >= in.getRank()))
+    return emitOpError("axis ")
+           << axis << " is outside " << getOperand().getType();
   return success();
 }
 

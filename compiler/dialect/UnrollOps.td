@@ -229,6 +229,29 @@ def Unroll_ProximalOp : Unroll_Op<"proximal",
   let hasVerifier = 1;
 }
 
+def Unroll_ComposedTermOp : Unroll_Op<"composed_term",
+    [SingleBlockImplicitTerminator<"YieldOp">]> {
+  let summary = "a non-smooth term c * h(A y + b) of the objective";
+  let description = [{
+    A term of the objective that applies a function `of` with a declared
+    prox to an affine map of the problem's variable, such as total variation
+    `norm1(diff(y))`. `map` takes y and yields A y + b; `adjoint` takes y
+    and z (of the map's shape) and yields A^T z (the gradient of
+    <A y + b, z> in y, explicit after `differentiate`); `prox` maps a point
+    v of the map's shape and a step t to prox_{t c h}(v), by the `prox`
+    declared for `of`.
+    Primal-dual solvers for `unroll.target` step through the term with
+    these; the term is not part of the unroll.composite's smooth part.
+  }];
+  let arguments = (ins StrAttr:$of);
+  let regions = (region SizedRegion<1>:$map, SizedRegion<1>:$adjoint,
+                        SizedRegion<1>:$prox);
+  let assemblyFormat = [{
+    $of attr-dict-with-keyword `map` $map `adjoint` $adjoint `prox` $prox
+  }];
+  let hasVerifier = 1;
+}
+
 def Unroll_TargetOp : Unroll_Op<"target"> {
   let summary = "the optimum of the problem, computed by a classical solver";
   let arguments = (ins StrAttr:$name, StrAttr:$solver,
@@ -302,7 +325,8 @@ def Unroll_FusedOp : Unroll_Op<"fused", [IsolatedFromAbove,
 def Unroll_YieldOp : Unroll_Op<"yield", [Pure, Terminator,
     ParentOneOf<["ParamOp", "StateOp", "StepOp", "LayerOp", "GradOp",
                  "ObjectiveOp", "LossOp", "ConstraintOp", "NoiseOp",
-                 "FusedOp", "CompositeOp", "ProjectionOp", "ProximalOp"]>]> {
+                 "FusedOp", "CompositeOp", "ProjectionOp", "ProximalOp",
+                 "ComposedTermOp"]>]> {
   let summary = "ends a param/state initialiser, a step or a layer";
   let arguments = (ins Variadic<Unroll_Tensor>:$values);
   let builders = [OpBuilder<(ins), [{ /* nothing */ }]>];
@@ -478,6 +502,20 @@ def Unroll_HalfOp : Unroll_Op<"half", [Pure, Unroll_Infers]> {
   let arguments = (ins StrAttr:$which, Unroll_Tensor:$operand);
   let results = (outs Unroll_Tensor:$result);
   let assemblyFormat = "$which $operand attr-dict `:` type($operand) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Unroll_DiffOp : Unroll_Op<"diff", [Pure, Unroll_Infers]> {
+  let extraClassDeclaration = Unroll_Compatible;
+  let summary = "forward differences x[i + 1] - x[i] along an axis";
+  let description = [{
+    Made by IR generation for `diff`, whose slice bounds depend on the
+    operand's shape (axis -1: the last); infer-shapes turns it into two
+    `unroll.slice`s and an `unroll.sub` once that shape is known.
+  }];
+  let arguments = (ins Unroll_Tensor:$operand, I64Attr:$axis);
+  let results = (outs Unroll_Tensor:$result);
+  let assemblyFormat = "$operand attr-dict `:` type($operand) `->` type($result)";
   let hasVerifier = 1;
 }
 

@@ -257,6 +257,7 @@ void Lowering::bindParam(const abi::Param &p) {
   std::vector<Var> vs = axes(shape.size());
   f(vs) = buf(std::vector<Expr>(vs.begin(), vs.end()));
   values_[p.id] = HV{f, shape, false, buf, true};
+  values_[p.id].foldable = true;
 }
 
 HV Lowering::get(int64_t id) {
@@ -502,6 +503,11 @@ void Lowering::lower(const Op &op) {
                       abi::opName(code) + "' yet (used by the layers of '" +
                       alg_.name + "')");
   }
+  // Numbers and parameters in, a number out: a constant of the model (a
+  // draw is not, even of constant parameters).
+  r.foldable =
+      !batched && code != OpCode::Random && code != OpCode::LayerIndex &&
+      std::all_of(a.begin(), a.end(), [](const HV &v) { return v.foldable; });
   values_[op.id] = r;
 }
 

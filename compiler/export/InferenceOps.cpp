@@ -61,11 +61,17 @@ HV Lowering::conv2d(const HV &x, const HV &k, const std::vector<int64_t> &shape,
   return out;
 }
 
-/// The inverse of a trained matrix, computed here (Gauss-Jordan with
-/// partial pivoting in double): it is a constant of the exported model.
-HV Lowering::inverse(const HV &m) {
-  if (!m.constant.defined() || m.shape.size() != 2 || m.shape[0] != m.shape[1])
-    throw ExportError("export inverts trained square matrices only");
+/// The inverse of a matrix of trained parameters and numbers (a
+/// parameter, or I + rho G'G of a learned rho), computed here (Gauss-Jordan
+/// with partial pivoting in double): it is a constant of the exported
+/// model.
+HV Lowering::inverse(HV m) {
+  if (!m.foldable || m.shape.size() != 2 || m.shape[0] != m.shape[1])
+    throw ExportError("export inverts square matrices of trained parameters "
+                      "and numbers only, not of the inputs");
+  if (!m.constant.defined())
+    m.constant = m.f.realize(
+        {static_cast<int>(m.shape[1]), static_cast<int>(m.shape[0])});
   const int n = static_cast<int>(m.shape[0]);
   std::vector<double> a(static_cast<size_t>(n) * n), inv(a.size(), 0.0);
   for (int i = 0; i < n; ++i) {
@@ -111,7 +117,9 @@ HV Lowering::inverse(const HV &m) {
   Func f;
   Var x0("x0"), x1("x1");
   f(x0, x1) = buf(x0, x1);
-  return HV{f, m.shape, false, buf, true};
+  HV out{f, m.shape, false, buf, true};
+  out.foldable = true;
+  return out;
 }
 
 /// exp(x - max) / sum(exp(x - max)) along `axis`; the max and the sum

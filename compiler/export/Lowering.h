@@ -55,6 +55,9 @@ struct HV {
   /// Where f is a reduction's value, its index among the reductions; a
   /// convolution's, among the convolutions.
   int reduction = -1, conv = -1;
+  /// Whether f is a function of numbers and trained parameters alone (no
+  /// input, no random draw): export can compute it once (`constant`).
+  bool foldable = false;
 };
 
 /// A 3-D convolution's Funcs (conv2d): `acc` sums the taps (an update over
@@ -196,9 +199,9 @@ private:
   /// and a weight for one multiply-add.
   static void scheduleConv(Conv c, const Halide::Target &t);
 
-  /// The inverse of a trained matrix, computed here (Gauss-Jordan with
-  /// partial pivoting in double): it is a constant of the exported model.
-  HV inverse(const HV &m);
+  /// The inverse of a matrix of parameters and numbers, computed here:
+  /// a constant of the exported model.
+  HV inverse(HV m);
 
   /// [m, k] @ [k] -> [m], [k] @ [k, n] -> [n], [m, k] @ [k, n] -> [m, n];
   /// either side may be per instance.

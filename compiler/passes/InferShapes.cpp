@@ -72,7 +72,7 @@ struct InferShapesPass
     return success();
   }
 
-  /// `half` and `append_ones` as the plain ops they stand for.
+  /// `half`, `diff` and `append_ones` as the plain ops they stand for.
   void resolve(Operation &op) {
     OpBuilder b(&op);
     Location loc = op.getLoc();
@@ -83,6 +83,17 @@ struct InferShapesPass
           b.create<ir::SliceOp>(loc, h.getType(), h.getOperand(), 0, start);
       h.replaceAllUsesWith(s);
       h.erase();
+    } else if (auto d = dyn_cast<ir::DiffOp>(op)) {
+      int64_t axis = static_cast<int64_t>(d.getAxis());
+      if (axis == -1) // the last
+        axis = cast<RankedTensorType>(d.getOperand().getType()).getRank() - 1;
+      Value next =
+          b.create<ir::SliceOp>(loc, d.getType(), d.getOperand(), axis, 1);
+      Value prev =
+          b.create<ir::SliceOp>(loc, d.getType(), d.getOperand(), axis, 0);
+      Value r = b.create<ir::SubOp>(loc, next, prev);
+      d.replaceAllUsesWith(r);
+      d.erase();
     } else if (auto a = dyn_cast<ir::AppendOnesOp>(op)) {
       auto in = cast<RankedTensorType>(a.getOperand().getType());
       SmallVector<int64_t> ones(in.getShape());

@@ -75,6 +75,12 @@ public:
         // After the unroll.composite, which writes the solver section.
         out["solver"]["proximal"] = {{"of", px.getOf().str()},
                                      {"body", body(px.getBody())}};
+      } else if (auto ct = dyn_cast<ir::ComposedTermOp>(op)) {
+        // After the unroll.composite too.
+        out["solver"]["composed"].push_back({{"of", ct.getOf().str()},
+                                             {"map", body(ct.getMap())},
+                                             {"adjoint", body(ct.getAdjoint())},
+                                             {"prox", body(ct.getProx())}});
       } else if (auto pr = dyn_cast<ir::ProjectionOp>(op)) {
         out["projections"].push_back({{"set", pr.getSet().str()},
                                       {"on", pr.getOn().str()},

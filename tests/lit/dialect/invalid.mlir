@@ -169,3 +169,44 @@ unroll.algorithm @a solves "p" layers(1) {
     unroll.yield %a, %b : tensor<3xf32>, tensor<3xf32>
   }
 }
+
+// -----
+
+// A composed term's adjoint maps back to the variable's type.
+// expected-error@+1 {{'unroll.composed_term' op adjoint must yield one value of the variable's type}}
+unroll.composed_term "norm1" map {
+^bb0(%y: tensor<4xf32>):
+  %d = unroll.diff %y {axis = 0 : i64} : tensor<4xf32> -> tensor<3xf32>
+  unroll.yield %d : tensor<3xf32>
+} adjoint {
+^bb0(%y: tensor<4xf32>, %z: tensor<3xf32>):
+  unroll.yield %z : tensor<3xf32>
+} prox {
+^bb0(%v: tensor<3xf32>, %t: tensor<f32>):
+  unroll.yield %v : tensor<3xf32>
+}
+
+// -----
+
+// Its prox takes a point of the map's type.
+// expected-error@+1 {{'unroll.composed_term' op prox takes a point of the map's type and the step}}
+unroll.composed_term "norm1" map {
+^bb0(%y: tensor<4xf32>):
+  %d = unroll.diff %y {axis = 0 : i64} : tensor<4xf32> -> tensor<3xf32>
+  unroll.yield %d : tensor<3xf32>
+} adjoint {
+^bb0(%y: tensor<4xf32>, %z: tensor<3xf32>):
+  unroll.yield %y : tensor<4xf32>
+} prox {
+^bb0(%v: tensor<4xf32>, %t: tensor<f32>):
+  unroll.yield %v : tensor<4xf32>
+}
+
+// -----
+
+// diff's axis is -1 (the last) or one of the operand's.
+func.func @f(%x: tensor<4x3xf32>) {
+  // expected-error@+1 {{'unroll.diff' op axis 2 is outside 'tensor<4x3xf32>'}}
+  %d = unroll.diff %x {axis = 2 : i64} : tensor<4x3xf32> -> tensor<4x2xf32>
+  return
+}

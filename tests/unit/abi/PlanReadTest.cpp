@@ -47,7 +47,8 @@ void eachObject(json &j, const std::string &at,
 TEST_CASE("the compiler's plans pass the structural check", "[abi]") {
   for (const char *f : {"examples/lista.unroll", "examples/glow_prox.unroll",
                         "examples/surf.unroll", "examples/fista.unroll",
-                        "examples/box_ls.unroll", "examples/gd_mlp.unroll"}) {
+                        "examples/box_ls.unroll", "examples/gd_mlp.unroll",
+                        "examples/admm_tv.unroll"}) {
     INFO(f);
     CHECK(problem(examplePlan(f)) == "");
   }
@@ -236,6 +237,22 @@ TEST_CASE("algorithm states and projections are read and checked", "[abi]") {
       j["algorithms"][0]["projections"][0]["body"]["yield"][0]);
   CHECK(problem(j) == "algorithms[0].projections[0].body: takes 1 "
                       "argument(s) and yields 2, not 1 and 1");
+
+  // admm_tv's total variation is a composed term of the solver split.
+  const json tv = examplePlan("examples/admm_tv.unroll");
+  const abi::Plan tvPlan = abi::readPlan(tv);
+  REQUIRE(tvPlan.algorithms[0].solver);
+  REQUIRE(tvPlan.algorithms[0].solver->composed.size() == 1);
+  CHECK(tvPlan.algorithms[0].solver->composed[0].of == "norm1");
+  CHECK(tvPlan.algorithms[0].targets[0].solver == "primal_dual");
+  j = tv;
+  j["algorithms"][0]["solver"]["composed"][0].erase("adjoint");
+  CHECK(problem(j) == "algorithms[0].solver.composed[0]: lacks "
+                      "\"adjoint\"");
+  j = tv;
+  j["algorithms"][0]["solver"]["composed"][0]["prox"]["args"].erase(1);
+  CHECK(problem(j).find("algorithms[0].solver.composed[0].prox") !=
+        std::string::npos);
 }
 
 TEST_CASE("the typed plan holds what the JSON says", "[abi]") {

@@ -45,7 +45,8 @@ int compile(const std::string &text) {
 TEST_CASE("the examples compile to verified, unrolled IR", "[pipeline]") {
   for (const char *f : {"examples/lista.unroll", "examples/glow_prox.unroll",
                         "examples/surf.unroll", "examples/fista.unroll",
-                        "examples/box_ls.unroll", "examples/gd_mlp.unroll"}) {
+                        "examples/box_ls.unroll", "examples/gd_mlp.unroll",
+                        "examples/admm_tv.unroll"}) {
     INFO(f);
     CHECK(compile(test::readFile(test::sourcePath(f))) == 0);
   }
@@ -55,7 +56,7 @@ TEST_CASE("mutated specs never crash the pipeline", "[pipeline][mutation]") {
   std::vector<std::string> seeds;
   for (const char *f : {"examples/lista.unroll", "examples/glow_prox.unroll",
                         "examples/surf.unroll", "examples/fista.unroll",
-                        "examples/box_ls.unroll"})
+                        "examples/box_ls.unroll", "examples/admm_tv.unroll"})
     seeds.push_back(test::readFile(test::sourcePath(f)));
   for (auto &s : seeds)
     REQUIRE(!s.empty());

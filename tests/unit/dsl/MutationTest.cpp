@@ -10,10 +10,11 @@ using namespace unroll;
 
 TEST_CASE("mutated specs never crash the front end", "[fuzz][mutation]") {
   std::vector<std::string> seeds;
-  for (const char *f : {"examples/lista.unroll", "examples/glow_prox.unroll",
-                        "examples/surf.unroll", "examples/fista.unroll",
-                        "examples/box_ls.unroll", "stdlib/flows.unroll",
-                        "stdlib/graph.unroll", "stdlib/sets.unroll"})
+  for (const char *f :
+       {"examples/lista.unroll", "examples/glow_prox.unroll",
+        "examples/surf.unroll", "examples/fista.unroll",
+        "examples/box_ls.unroll", "examples/admm_tv.unroll",
+        "stdlib/flows.unroll", "stdlib/graph.unroll", "stdlib/sets.unroll"})
     seeds.push_back(test::readFile(test::sourcePath(f)));
   for (auto &s : seeds)
     REQUIRE(!s.empty());

@@ -390,7 +390,8 @@ TEST_CASE("ops without an inference lowering are reported by name",
                                     "'logsumexp' yet"));
 }
 
-TEST_CASE("export inverts trained matrices only, and not singular ones",
+TEST_CASE("export inverts matrices of parameters and numbers only, and not "
+          "singular ones",
           "[inference]") {
   // A program whose initial state inverts a trained W.
   abi::Plan plan = initOnlyPlan(planOp(abi::OpCode::Inverse, {2}, 1, {2, 2}),
@@ -412,7 +413,13 @@ TEST_CASE("export inverts trained matrices only, and not singular ones",
   CHECK_THROWS_WITH(
       lower(withStep(test::tinyLista(6, 10, 2), "Wu @ x + inv(D' @ D) @ y"), 4,
             6, 10),
-      "export inverts trained square matrices only");
+      "export inverts square matrices of trained parameters and numbers "
+      "only, not of the inputs");
+  // A matrix computed from parameters and numbers is a constant too (the
+  // ADMM step's I + rho G'G).
+  CHECK_NOTHROW(lower(withStep(test::tinyLista(6, 10, 2),
+                               "Wu @ x + inv(eye(10) + 2 * (We' @ We)) @ y"),
+                      4, 6, 10));
 }
 
 TEST_CASE("export convolves with shared kernels only", "[inference]") {

@@ -258,7 +258,41 @@ TEST_CASE("synthetic_federated makes SURF's data: one-hot labels a shared "
   CHECK_THROWS_WITH(runtime::loadDataset(test::planFor(spec)[0], 3),
                     "data source 'npy' is not supported by this runtime "
                     "(supported: synthetic_sparse, fashion_mnist, "
-                    "synthetic_federated)");
+                    "synthetic_federated, synthetic_piecewise)");
+}
+
+TEST_CASE("synthetic_piecewise makes piecewise-constant signals with the "
+          "jumps asked for, plus noise",
+          "[runtime]") {
+  std::string spec = test::readFile(test::sourcePath("examples/admm_tv.unroll"));
+  auto set = [&](const std::string &from, const std::string &to) {
+    size_t at = spec.find(from);
+    REQUIRE(at != std::string::npos);
+    spec.replace(at, from.size(), to);
+  };
+  // A second data input, the clean signal, that the loss reads.
+  set("data  x : vec[d]", "data  x : vec[d]\n  data  c : vec[d]");
+  set("loss    mse(y[L], ystar)", "loss    mse(y[L], c)");
+  set("n = 2000, jumps = 3, noise = 0.1", "n = 50, jumps = 3, noise = 0.1");
+  auto algs = test::planFor(spec);
+  runtime::Dataset d = runtime::loadDataset(algs[0], 5);
+  CHECK(d.train.size == 50);
+  CHECK(d.validation.size == 5);
+  CHECK(d.test.size == 5);
+  const torch::Tensor x = d.train.inputs.at("x"), c = d.train.inputs.at("c");
+  CHECK(x.sizes() == torch::IntArrayRef({50, 32}));
+  // The clean signal has exactly 3 jumps (levels are continuous draws:
+  // no two equal) and levels in [-1, 1]; the noise is N(0, 0.1^2).
+  torch::Tensor jumps = (c.narrow(1, 1, 31) != c.narrow(1, 0, 31)).sum(1);
+  CHECK(torch::equal(jumps, torch::full({50}, 3, torch::kLong)));
+  CHECK(c.abs().max().item<double>() <= 1);
+  CHECK((x - c).std().item<double>() == Approx(0.1).epsilon(0.1));
+  CHECK(torch::equal(runtime::loadDataset(algs[0], 5).train.inputs.at("x"), x));
+  // Given inputs are not its to supply.
+  set("data  c : vec[d]", "given c : vec[d]");
+  CHECK_THROWS_WITH(runtime::loadDataset(test::planFor(spec)[0], 5),
+                    Catch::Contains("synthetic_piecewise supplies a noisy "
+                                    "signal x: vec[d]"));
 }
 
 TEST_CASE("the runtime rejects bad plans and inputs clearly", "[runtime]") {

@@ -440,10 +440,10 @@ namespace {
 /// problem `q(p, d)` with data x : vec[p], given A : mat[p, d] and one var
 /// y : vec[d]) with a target by `solver`.
 runtime::Algorithm targetPlan(const std::string &problem,
-                              const std::string &solver) {
+                              const std::string &solver, int p = 12) {
   return test::planFor("import sets\nimport prox\nimport losses\n" + problem +
-                       R"(
-unrolled u(layers = 1) solves q(p = 12, d = 8) {
+                       "\nunrolled u(layers = 1) solves q(p = " +
+                       std::to_string(p) + R"(, d = 8) {
   init  y = zeros()
   param t : scalar shared = 0.1
   step  { y = y - t * (A' @ (A @ y - x)) }
@@ -457,12 +457,15 @@ train u {
 }
 
 /// y* by the plan's solver for x = A c + noise, with A's columns of unit
-/// norm; `accelerated` as the target's solver asks.
+/// norm; `accelerated` as the target's solver asks (primal_dual: the
+/// primal-dual method).
 torch::Tensor solve(const runtime::Algorithm &alg, const torch::Tensor &x,
                     const torch::Tensor &A, bool accelerated) {
   runtime::Executor ex(alg);
   ex.bindInputs({{"x", x}, {"A", A}});
   ex.initParams(0);
+  if (alg.targets[0].solver == "primal_dual")
+    return runtime::solvePrimalDual(ex, 10000, 1e-6);
   return runtime::solveTargets(ex, 5000, 1e-9, accelerated);
 }
 } // namespace
@@ -608,6 +611,149 @@ problem q(p: int, d: int) {
     CHECK((y - fixed).abs().max().item<double>() < 1e-4);
     // The ball is active for every instance here.
     CHECK(norms.min().item<double>() > 0.5 - 1e-4);
+  }
+}
+
+TEST_CASE("primal-dual targets of non-smooth terms of linear maps satisfy "
+          "their optimality conditions",
+          "[trainer]") {
+  // In float64. y* minimises g(y) + c ||G y||_1 when some z with
+  // |z_i| <= c, z_i = c sign((G y)_i) where (G y)_i != 0, has
+  // grad g(y) + G' z = 0: the test finds the best such z by least squares
+  // on the entries where G y is zero and checks the residual. A solver
+  // that dropped the term, or treated it as c ||y||_1, would fail.
+  torch::manual_seed(3);
+  auto kkt = [](const torch::Tensor &y, const torch::Tensor &grad,
+                const torch::Tensor &G, double c) {
+    double worst = 0;
+    for (int64_t b = 0; b < y.size(0); ++b) {
+      torch::Tensor gy = G.matmul(y[b]);
+      torch::Tensor on = gy.abs() > 1e-5, off = gy.abs() <= 1e-5;
+      torch::Tensor rhs =
+          -grad[b] - G.index({on}).t().matmul(c * gy.index({on}).sign());
+      torch::Tensor Goff = G.index({off}).t(); // [d, zeros]
+      torch::Tensor zoff = torch::zeros({0}, y.options());
+      if (Goff.size(1) > 0)
+        zoff =
+            std::get<0>(torch::linalg_lstsq(Goff, rhs.unsqueeze(1))).squeeze(1);
+      torch::Tensor residual = Goff.size(1) > 0 ? Goff.matmul(zoff) - rhs : rhs;
+      worst = std::max(worst, residual.abs().max().item<double>());
+      if (zoff.numel() > 0)
+        worst = std::max(worst, zoff.abs().max().item<double>() - c);
+    }
+    return worst;
+  };
+  auto diffMatrix = [](int64_t d) {
+    torch::Tensor I = torch::eye(d, torch::kFloat64);
+    return I.narrow(0, 1, d - 1) - I.narrow(0, 0, d - 1);
+  };
+  const torch::Tensor G = diffMatrix(8);
+
+  SECTION("TV denoising: against the dual solved here") {
+    auto alg = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(A @ y - x) + 0.3 * norm1(diff(y))
+})",
+                          "auto", 8);
+    CHECK(alg.targets[0].solver == "primal_dual");
+    REQUIRE(alg.solver);
+    REQUIRE(alg.solver->composed.size() == 1);
+    CHECK(alg.solver->composed[0].of == "norm1");
+    torch::Tensor steps =
+        torch::tensor({0.f, 0.f, 1.f, 1.f, 1.f, -0.5f, -0.5f, -0.5f});
+    torch::Tensor x = steps.expand({5, 8}) + 0.2 * torch::randn({5, 8});
+    torch::Tensor y = solve(alg, x, torch::eye(8), false).to(torch::kFloat64);
+    const torch::Tensor xd = x.to(torch::kFloat64);
+    CHECK(kkt(y, y - xd, G, 0.3) < 1e-4);
+    // The dual of TV denoising, min ||x - G' z||^2 / 2 over |z| <= c, by
+    // projected gradient (||G||^2 <= 4): y = x - G' z.
+    torch::Tensor z = torch::zeros({5, 7}, torch::kFloat64);
+    for (int i = 0; i < 20000; ++i)
+      z = (z + 0.25 * (xd - z.matmul(G)).matmul(G.t())).clamp(-0.3, 0.3);
+    torch::Tensor ref = xd - z.matmul(G);
+    CHECK((y - ref).abs().max().item<double>() < 1e-4);
+    // The term acts: the optimum is flatter than the data, with runs of
+    // equal entries.
+    CHECK(y.matmul(G.t()).abs().sum().item<double>() <
+          xd.matmul(G.t()).abs().sum().item<double>());
+    CHECK((y.matmul(G.t()).abs() < 1e-5).any().item<bool>());
+  }
+
+  SECTION("TV of a least-squares fit, its weight a product") {
+    auto alg = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(A @ y - x) + 0.5 * 0.4 * norm1(diff(y))
+})",
+                          "primal_dual");
+    torch::Tensor A = torch::randn({12, 8});
+    A = A / A.norm(2, {0}, true);
+    torch::Tensor x = torch::randn({4, 8}).matmul(A.t()) * 2;
+    torch::Tensor y = solve(alg, x, A, false).to(torch::kFloat64);
+    const torch::Tensor Ad = A.to(torch::kFloat64), xd = x.to(torch::kFloat64);
+    torch::Tensor grad = (y.matmul(Ad.t()) - xd).matmul(Ad);
+    CHECK(kkt(y, grad, G, 0.2) < 1e-3);
+    // Some differences are zero: the term is active.
+    CHECK((y.matmul(G.t()).abs() < 1e-5).any().item<bool>());
+  }
+
+  SECTION("a scaled identity map agrees with FISTA on the plain term") {
+    auto linear = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(A @ y - x) + 0.3 * norm1(2 * y)
+})",
+                             "auto");
+    auto plain = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(A @ y - x) + 0.6 * norm1(y)
+})",
+                            "fista");
+    CHECK(linear.targets[0].solver == "primal_dual");
+    torch::Tensor A = torch::randn({12, 8});
+    A = A / A.norm(2, {0}, true);
+    torch::Tensor x = torch::randn({4, 8}).matmul(A.t()) * 2;
+    torch::Tensor a = solve(linear, x, A, false), b = solve(plain, x, A, true);
+    CHECK((a - b).abs().max().item<double>() < 1e-4);
+  }
+
+  SECTION("two kinds of non-smooth term: the second through the identity") {
+    // 0.3 ||y||_1 + 0.5 ||y||_2: the sparse group lasso of one group, whose
+    // prox is the soft-threshold followed by the group soft-threshold.
+    auto alg = targetPlan(R"(
+problem q(p: int, d: int) {
+  data  x : vec[p]
+  given A : mat[p, d]
+  var   y : vec[d]
+  minimize 0.5 * sqnorm(A @ y - x) + 0.3 * norm1(y) + 0.5 * norm(y)
+})",
+                          "auto");
+    CHECK(alg.targets[0].solver == "primal_dual");
+    REQUIRE(alg.solver->proximal);
+    CHECK(alg.solver->proximal->of == "norm1");
+    REQUIRE(alg.solver->composed.size() == 1);
+    CHECK(alg.solver->composed[0].of == "norm");
+    torch::Tensor A = torch::randn({12, 8});
+    A = A / A.norm(2, {0}, true);
+    torch::Tensor x = torch::randn({4, 8}).matmul(A.t()) * 2;
+    torch::Tensor y = solve(alg, x, A, false).to(torch::kFloat64);
+    const torch::Tensor Ad = A.to(torch::kFloat64), xd = x.to(torch::kFloat64);
+    const double L = std::pow(std::get<1>(torch::svd(Ad))[0].item<double>(), 2);
+    torch::Tensor v = y - (y.matmul(Ad.t()) - xd).matmul(Ad) / L;
+    torch::Tensor s = v.sign() * torch::relu(v.abs() - 0.3 / L);
+    torch::Tensor fixed =
+        s * torch::relu(1 - (0.5 / L) / s.norm(2, {1}, true).clamp_min(1e-30));
+    CHECK((y - fixed).abs().max().item<double>() < 1e-4);
   }
 }
 
