@@ -50,7 +50,12 @@ const std::vector<CallSpec> kDataSources = {
       {"jumps", ArgKind::Int},
       {"noise", ArgKind::Number},
       {"seed", ArgKind::Int}}},
-    {"npy", {{"path", ArgKind::String, true}}},
+    // Besides these, a file for each data or given input and target, by
+    // name (npyArgs).
+    {"npy",
+     {{"dir", ArgKind::String},
+      {"valid", ArgKind::Number},
+      {"test", ArgKind::Number}}},
 };
 
 /// The learning-rate schedule every optimizer takes: constant, or per
@@ -117,6 +122,15 @@ bool numberValue(const Expr &e, double &v, bool &isInt) {
     }
   }
   return false;
+}
+
+/// Whether `e` is a call of `name`.
+bool isCallTo(const Expr &e, const char *name) {
+  if (e.kind != Expr::Kind::Call)
+    return false;
+  auto &c = static_cast<const CallExpr &>(e);
+  return c.callee->kind == Expr::Kind::Name &&
+         static_cast<const NameExpr &>(*c.callee).name == name;
 }
 
 /// zeros() or ones(): deterministic fills, allowed after `init y =`.
@@ -306,6 +320,62 @@ static std::string checkConfigCall(Sema &S, const Expr &e,
       ok = false;
     }
   return ok ? name : "";
+}
+
+/// npy(dir = "...", NAME = "FILE.npy", valid = ..., test = ...): the
+/// common settings and a file for any data or given input of `pd` and any
+/// target of `t`; either `dir` or a file for every data and given input.
+static void checkNpy(Sema &S, const CallExpr &c, const ProblemDecl &pd,
+                     const TrainDecl &t) {
+  std::vector<std::string> names; // inputs, then targets
+  for (const VarDecl &v : pd.vars)
+    if (v.role != VarDecl::Role::Var)
+      names.push_back(v.name);
+  const size_t inputs = names.size();
+  for (const TrainItem &it : t.items)
+    if (it.kind == TrainItem::Kind::Target)
+      names.push_back(it.name);
+  CallSpec spec = *std::find_if(
+      kDataSources.begin(), kDataSources.end(),
+      [](const CallSpec &s) { return std::string(s.name) == "npy"; });
+  for (const std::string &n : names)
+    spec.args.push_back({n.c_str(), ArgKind::String});
+  if (checkConfigCall(S, c, {spec}, "data source").empty())
+    return;
+  bool dir = false;
+  std::vector<std::string> missing(names.begin(), names.begin() + inputs);
+  double fraction = 0;
+  for (const Arg &a : c.args) {
+    if (a.name.empty()) {
+      S.error(a.loc, "the settings of 'npy' are named: dir = \"DIR\", "
+                     "NAME = \"FILE.npy\", valid = FRACTION, test = "
+                     "FRACTION");
+      return;
+    }
+    dir |= a.name == "dir";
+    missing.erase(std::remove(missing.begin(), missing.end(), a.name),
+                  missing.end());
+    if (a.name == "valid" || a.name == "test") {
+      double v;
+      bool isInt;
+      if (!numberValue(*a.value, v, isInt))
+        continue;
+      if (v < 0 || v >= 1) {
+        S.error(a.value->loc, "'" + a.name +
+                                  "' of 'npy' is the fraction of the "
+                                  "instances it holds, from 0 up to 1");
+        fraction = -2; // reported: no error for the sum
+      }
+      fraction += v;
+    }
+  }
+  if (fraction >= 1)
+    S.error(c.loc, "'valid' and 'test' of 'npy' leave no training instances");
+  if (!dir && !missing.empty())
+    S.error(c.loc, "'npy' needs dir = \"DIR\" (holding NAME.npy for each "
+                   "input) or a file for every data and given input; no "
+                   "file for " +
+                       joinWords(missing));
 }
 
 void Sema::checkUnrolled(const UnrolledDecl &u, Scope *fs) {
@@ -726,7 +796,10 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
     switch (it.kind) {
     case K::Data:
       for (auto &c : it.calls)
-        checkConfigCall(*this, *c, kDataSources, "data source");
+        if (!isCallTo(*c, "npy"))
+          checkConfigCall(*this, *c, kDataSources, "data source");
+        else
+          checkNpy(*this, static_cast<const CallExpr &>(*c), *pd, t);
       break;
     case K::Primal:
       if (!checkConfigCall(*this, *it.value, kPrimal, "primal optimizer")

@@ -1,5 +1,6 @@
 #include "runtime/Data.h"
 
+#include "runtime/Npy.h"
 #include "runtime/Safetensors.h"
 
 #include <zlib.h>
@@ -7,6 +8,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 
 namespace unroll::runtime {
 
@@ -332,7 +335,217 @@ Dataset piecewiseSplits(const Algorithm &alg, const json &src, uint64_t seed) {
           slice(all, names, n + held, held)};
 }
 
+/// "(3, 4)" for the sizes of a tensor or an input.
+std::string shapeText(at::IntArrayRef sizes) {
+  std::string out = "(";
+  for (size_t k = 0; k < sizes.size(); ++k)
+    out += (k ? ", " : "") + std::to_string(sizes[k]);
+  return out + (sizes.size() == 1 ? ",)" : ")");
+}
+
+/// npy: see Data.h.
+Dataset npySplits(const Algorithm &alg, const json &src) {
+  namespace fs = std::filesystem;
+  using torch::Tensor;
+  auto setting = [&](const std::string &key) -> std::optional<std::string> {
+    if (!src.contains(key))
+      return std::nullopt;
+    if (!src[key].is_string())
+      throw PlanError("npy: '" + key + "' must be a string (a path)");
+    return src[key].get<std::string>();
+  };
+  const std::optional<std::string> dir = setting("dir");
+  std::error_code ec;
+  // train/, valid/ and test/ under dir are the splits.
+  const bool layout = dir && fs::is_directory(fs::path(*dir) / "train", ec);
+  static const char *kSubdirs[] = {"train", "valid", "test"};
+  const auto data = inputsWithRole(alg, abi::Role::Data);
+  const auto given = inputsWithRole(alg, abi::Role::Given);
+
+  // Per-instance arrays: N instances of the input's shape.
+  auto readData = [&](const std::string &name,
+                      const std::vector<int64_t> &shape,
+                      const std::string &what, const std::string &file) {
+    Tensor t = readNpy(file);
+    bool ok = t.dim() == static_cast<int64_t>(shape.size()) + 1;
+    for (size_t k = 0; ok && k < shape.size(); ++k)
+      ok = t.size(static_cast<int64_t>(k) + 1) == shape[k];
+    if (!ok) {
+      std::string want = "(N";
+      for (int64_t s : shape)
+        want += ", " + std::to_string(s);
+      throw FileError("'" + file + "' holds an array of shape " +
+                      shapeText(t.sizes()) + "; " + what + " '" + name +
+                      "' needs " + want + "): N instances of shape " +
+                      shapeText(shape));
+    }
+    return t;
+  };
+  // One split's per-instance arrays (data inputs and the target, if its
+  // file is named or present), all of one instance count.
+  const abi::Target *target = alg.targets.empty() ? nullptr : &alg.targets[0];
+  auto readSplit = [&](const std::string &sub) {
+    Split s;
+    std::string first;
+    auto count = [&](const Tensor &t, const std::string &file) {
+      if (first.empty()) {
+        s.size = t.size(0);
+        first = file;
+      } else if (t.size(0) != s.size) {
+        throw FileError("'" + file + "' holds " + std::to_string(t.size(0)) +
+                        " instances but '" + first + "' holds " +
+                        std::to_string(s.size));
+      }
+    };
+    for (const abi::Input *in : data) {
+      std::string file;
+      if (auto f = setting(in->name)) {
+        if (layout)
+          throw PlanError("npy: '" + in->name + "' names a file, but '" + *dir +
+                          "' holds train/, valid/ and test/ subdirectories, "
+                          "which are the splits; put " +
+                          in->name + ".npy in each");
+        file = *f;
+      } else if (dir) {
+        file = (fs::path(*dir) / sub / (in->name + ".npy")).string();
+      } else {
+        throw PlanError("npy: no file for data input '" + in->name +
+                        "' and no dir");
+      }
+      Tensor t = readData(in->name, in->shape, "data input", file);
+      count(t, file);
+      s.inputs[in->name] = t;
+    }
+    if (target) {
+      std::optional<std::string> file = setting(target->name);
+      if (!file && dir) {
+        fs::path p = fs::path(*dir) / sub / (target->name + ".npy");
+        if (fs::exists(p, ec))
+          file = p.string();
+      }
+      if (file) {
+        s.target = readData(target->name, target->shape, "target", *file);
+        count(s.target, *file);
+      }
+    }
+    return s;
+  };
+  std::map<std::string, Tensor> shared;
+  for (const abi::Input *in : given) {
+    std::string file;
+    if (auto f = setting(in->name))
+      file = *f;
+    else if (!dir)
+      throw PlanError("npy: no file for given input '" + in->name +
+                      "' and no dir");
+    else {
+      fs::path p = fs::path(*dir) / (in->name + ".npy");
+      if (layout && !fs::exists(p, ec))
+        p = fs::path(*dir) / "train" / (in->name + ".npy");
+      file = p.string();
+    }
+    Tensor t = readNpy(file);
+    if (t.sizes() != at::IntArrayRef(in->shape))
+      throw FileError("'" + file + "' holds an array of shape " +
+                      shapeText(t.sizes()) + "; given input '" + in->name +
+                      "' needs " + shapeText(in->shape));
+    shared[in->name] = t.clone();
+  }
+  auto withGiven = [&](Split s) {
+    for (auto &[name, t] : shared)
+      s.inputs[name] = t;
+    return s;
+  };
+
+  Dataset out;
+  if (layout) {
+    if (src.contains("valid") || src.contains("test"))
+      throw PlanError("npy: '" + *dir +
+                      "' holds train/, valid/ and test/ subdirectories, "
+                      "which are the splits; drop 'valid' and 'test'");
+    Split *splits[] = {&out.train, &out.validation, &out.test};
+    for (int k = 0; k < 3; ++k) {
+      Split s = readSplit(kSubdirs[k]);
+      for (auto &[name, t] : s.inputs)
+        t = t.clone(); // off the mapping: one copy
+      if (s.target.defined())
+        s.target = s.target.clone();
+      *splits[k] = withGiven(std::move(s));
+    }
+    return out;
+  }
+  const Split all = readSplit("");
+  const double valid = numArg(src, "valid", 0.1),
+               test = numArg(src, "test", 0.1);
+  if (valid < 0 || test < 0 || valid + test >= 1)
+    throw PlanError("npy: 'valid' and 'test' must be fractions from 0 that "
+                    "leave training instances");
+  // Train first, then validation, then test, in the files' order; a
+  // fraction above 0 holds at least one instance.
+  auto part = [&](double f) {
+    return f > 0 ? std::max<int64_t>(
+                       1, std::llround(f * static_cast<double>(all.size)))
+                 : 0;
+  };
+  const int64_t nValid = part(valid), nTest = part(test);
+  const int64_t nTrain = std::max<int64_t>(0, all.size - nValid - nTest);
+  std::vector<std::string> names;
+  for (const abi::Input *in : data)
+    names.push_back(in->name);
+  auto cut = [&](int64_t from, int64_t n) {
+    Split s = slice(all, names, from, std::min(n, all.size - from));
+    if (all.target.defined())
+      s.target = all.target.narrow(0, from, s.size).clone();
+    return withGiven(std::move(s));
+  };
+  out.train = cut(0, nTrain);
+  out.validation = cut(nTrain, nValid);
+  out.test = cut(nTrain + nValid, nTest);
+  return out;
+}
+
 } // namespace
+
+void writeGivenValues(const std::string &runDir, const Algorithm &alg,
+                      const Split &split) {
+  TensorFile f;
+  for (const abi::Input &in : alg.inputs)
+    if (in.role == abi::Role::Given)
+      f.tensors[in.name] = split.inputs.at(in.name).contiguous().cpu();
+  if (!f.tensors.empty())
+    writeSafetensors(
+        (std::filesystem::path(runDir) / "given.safetensors").string(), f);
+}
+
+bool useRecordedGivenValues(const std::string &runDir, const Algorithm &alg,
+                            Dataset &data, std::ostream &log) {
+  const std::string file =
+      (std::filesystem::path(runDir) / "given.safetensors").string();
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec))
+    return false;
+  TensorFile f = readSafetensors(file);
+  for (const abi::Input &in : alg.inputs) {
+    if (in.role != abi::Role::Given)
+      continue;
+    auto it = f.tensors.find(in.name);
+    if (it == f.tensors.end())
+      throw FileError("'" + file + "' has no '" + in.name +
+                      "', a given input of the plan");
+    torch::Tensor t = it->second.to(torch::kFloat32);
+    if (t.sizes() != at::IntArrayRef(in.shape))
+      throw FileError("'" + file + "' holds '" + in.name + "' of shape " +
+                      shapeText(t.sizes()) + " but the plan's is " +
+                      shapeText(in.shape));
+    const torch::Tensor &now = data.train.inputs.at(in.name);
+    if (!torch::equal(now.cpu(), t))
+      log << "given values: '" << in.name
+          << "' from the run (the data source's differs now)\n";
+    for (Split *s : {&data.train, &data.validation, &data.test})
+      s->inputs[in.name] = t;
+  }
+  return true;
+}
 
 Dataset loadDataset(const Algorithm &alg, uint64_t seed) {
   const json train = alg.train.value_or(json::object());
@@ -348,10 +561,12 @@ Dataset loadDataset(const Algorithm &alg, uint64_t seed) {
     return federatedSplits(alg, src, seed);
   if (kind == "synthetic_piecewise")
     return piecewiseSplits(alg, src, seed);
+  if (kind == "npy")
+    return npySplits(alg, src);
   throw PlanError("data source '" + kind +
                   "' is not supported by this runtime (supported: "
                   "synthetic_sparse, fashion_mnist, synthetic_federated, "
-                  "synthetic_piecewise)");
+                  "synthetic_piecewise, npy)");
 }
 
 } // namespace unroll::runtime

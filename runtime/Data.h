@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <ostream>
 #include <string>
 
 namespace unroll::runtime {
@@ -34,6 +35,9 @@ torch::Tensor readIdx(const std::string &path);
 struct Split {
   std::map<std::string, torch::Tensor> inputs;
   int64_t size = 0;
+  /// The target per instance where the data source gives it ([n, shape]);
+  /// undefined where a classical solver computes it.
+  torch::Tensor target;
 };
 
 struct Dataset {
@@ -63,8 +67,28 @@ struct Dataset {
 ///     between levels drawn from U(-1, 1); the first data input [d] is the
 ///     signal plus Gaussian noise of standard deviation `noise`, the
 ///     second (if any) the clean signal.
+///   npy(dir, NAME = FILE, valid = 0.1, test = 0.1): the user's arrays
+///     (readNpy): for each data input a file of [N, shape...], for each
+///     given input one of [shape...], and for the target (if its file is
+///     named or in dir) one of [N, shape...]; a file named NAME = FILE, or
+///     else dir/NAME.npy. The first instances train, the next `valid`
+///     share validate, the last `test` share test; or, where dir holds
+///     train/, valid/ and test/ subdirectories, each split's per-instance
+///     files come from its own (given ones from dir or dir/train).
 /// Same seed, same data. Throws PlanError (unknown source, inputs that do
 /// not fit) or FileError (missing or corrupt files).
 Dataset loadDataset(const Algorithm &alg, uint64_t seed);
+
+/// Writes the given inputs of `split` to RUN_DIR/given.safetensors (by
+/// name, float32), atomically; nothing for a plan without given inputs.
+void writeGivenValues(const std::string &runDir, const Algorithm &alg,
+                      const Split &split);
+
+/// Replaces the given inputs of every split of `data` by those a run
+/// recorded in RUN_DIR/given.safetensors, logging each that differs from
+/// the source's now; false (and nothing changed) where the run has none.
+/// Throws FileError on a damaged file or one that does not fit the plan.
+bool useRecordedGivenValues(const std::string &runDir, const Algorithm &alg,
+                            Dataset &data, std::ostream &log);
 
 } // namespace unroll::runtime

@@ -182,6 +182,9 @@ json evaluateRun(const EvalRunOptions &opts, std::ostream &log) {
   const torch::Device device = pickDevice(opts.device, kernels, log);
   const std::string cache = abi::cacheDirectory(opts.cacheDir);
   Dataset data = loadDataset(alg, to.seed);
+  // The model was trained with the run's given values, whatever the
+  // source holds now.
+  useRecordedGivenValues(dir.string(), alg, data, log);
   if (data.test.size < 1)
     throw RunError("the data source gives no test instances to evaluate on");
   Tensor yTest = targetsFor(alg, data.test, cache, device, log, "test");

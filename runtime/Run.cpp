@@ -190,6 +190,7 @@ int trainRun(const std::string &planText, const TrainRunOptions &opts,
   auto writeRunFiles = [&] {
     writeFileAtomic(planFile.string(), planText);
     writeFileAtomic((dir / "config.json").string(), config.dump(2) + "\n");
+    writeGivenValues(dir.string(), alg, data.train);
     runFilesWritten = true;
   };
   if (!resumeFrom)

@@ -37,6 +37,10 @@ Tensor targetsFor(const Algorithm &alg, const Split &split,
                   std::ostream &log, const std::string &what) {
   if (alg.targets.empty())
     return Tensor();
+  if (split.target.defined()) {
+    log << "targets (" << what << "): " << split.size << " from the data\n";
+    return split.target;
+  }
   const abi::Target &target = alg.targets[0];
   const std::string &solver = target.solver;
   if (solver != "fista" && solver != "ista" && solver != "pgd" &&

@@ -24,8 +24,9 @@ std::map<std::string, torch::Tensor> chunk(const Algorithm &alg, const Split &s,
 /// `h` continued with a tensor's shape and float32 values.
 uint64_t hashTensor(uint64_t h, const torch::Tensor &t);
 
-/// y* for every instance of a split, from the disk cache when the same
-/// problem and data were solved before; undefined without a target.
+/// y* for every instance of a split: the split's own where the data
+/// source gives it, else from the disk cache when the same problem and
+/// data were solved before, else solved; undefined without a target.
 /// Throws RunError for a solver this runtime does not implement.
 torch::Tensor targetsFor(const Algorithm &alg, const Split &split,
                          const std::string &cacheDir, torch::Device device,

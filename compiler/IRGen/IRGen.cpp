@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cassert>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <set>
@@ -956,7 +957,20 @@ private:
       for (size_t i = 0; i < args->size(); ++i) {
         const Arg &a = (*args)[i];
         std::string name = a.name.empty() ? "arg" + std::to_string(i) : a.name;
-        out.emplace_back(b_.getStringAttr(name), settingValue(*a.value));
+        mlir::Attribute v = settingValue(*a.value);
+        // npy's files and directory are relative to the spec that names
+        // them, wherever unrollc runs.
+        if (kind == "npy" && a.value->kind == Expr::Kind::String) {
+          std::filesystem::path file =
+              static_cast<const StringExpr &>(*a.value).value;
+          if (file.is_relative())
+            file = std::filesystem::absolute(
+                std::filesystem::path(fe_.sources.path(a.value->loc.file))
+                    .parent_path() /
+                file);
+          v = b_.getStringAttr(file.lexically_normal().string());
+        }
+        out.emplace_back(b_.getStringAttr(name), v);
       }
     return b_.getDictionaryAttr(out);
   }

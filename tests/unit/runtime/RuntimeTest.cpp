@@ -4,12 +4,17 @@
 
 #include "compiler/kernels/KernelJIT.h"
 #include "runtime/Data.h"
+#include "runtime/Npy.h"
 #include "runtime/Random.h"
+#include "runtime/Safetensors.h"
 #include "runtime/Trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <limits>
 
 using namespace unroll;
 
@@ -251,20 +256,96 @@ TEST_CASE("synthetic_federated makes SURF's data: one-hot labels a shared "
   CHECK_THROWS_WITH(runtime::loadDataset(test::planFor(spec)[0], 3),
                     "synthetic_federated: samples = 20 but the problem's "
                     "inputs hold 30 per agent");
-  // A source the language accepts but the runtime does not implement.
+  // Files that are not there: an error that names the first.
   set("synthetic_federated(samples = 20, n = 12, heldout = 5, graph = " +
           graph + ")",
-      "npy(path = \"x.npy\")");
+      "npy(dir = \"/nonexistent-unroll\")");
   CHECK_THROWS_WITH(runtime::loadDataset(test::planFor(spec)[0], 3),
-                    "data source 'npy' is not supported by this runtime "
-                    "(supported: synthetic_sparse, fashion_mnist, "
-                    "synthetic_federated, synthetic_piecewise)");
+                    "cannot open '/nonexistent-unroll/S.npy': No such file "
+                    "or directory");
+}
+
+namespace {
+/// A .npy file of `descr` and `shape` (a Python tuple) holding `bytes`,
+/// in format `version` (1 or 2).
+std::string npyFile(const std::string &name, const std::string &descr,
+                    const std::string &shape, const std::string &bytes,
+                    int version = 1, const char *order = "False") {
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': " + order +
+                       ", 'shape': " + shape + ", }";
+  const size_t prefix = version == 1 ? 10 : 12;
+  header.append(63 - (prefix + header.size()) % 64, ' ');
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += static_cast<char>(version);
+  out += '\0';
+  const size_t n = header.size();
+  for (size_t k = 0; k < (version == 1 ? 2u : 4u); ++k)
+    out += static_cast<char>((n >> (8 * k)) & 0xff);
+  out += header + bytes;
+  const std::string path =
+      (std::filesystem::temp_directory_path() / name).string();
+  runtime::writeFileAtomic(path, out);
+  return path;
+}
+
+template <typename T> std::string bytesOf(std::vector<T> v) {
+  return std::string(reinterpret_cast<const char *>(v.data()),
+                     v.size() * sizeof(T));
+}
+} // namespace
+
+TEST_CASE("readNpy reads float32 and float64 arrays and names the file and "
+          "the fault in bad ones",
+          "[runtime]") {
+  // float32: mapped, not copied; the values survive the file's removal.
+  std::string f4 = npyFile("unroll-f4.npy", "<f4", "(2, 3)",
+                           bytesOf<float>({1, 2, 3, 4, 5, 6.5f}));
+  torch::Tensor a = runtime::readNpy(f4);
+  std::filesystem::remove(f4);
+  CHECK(a.sizes() == torch::IntArrayRef({2, 3}));
+  CHECK(a.dtype() == torch::kFloat32);
+  CHECK(a[1][2].item<float>() == 6.5f);
+  // float64 in format 2, converted; a 1-tuple shape.
+  torch::Tensor b = runtime::readNpy(npyFile(
+      "unroll-f8.npy", "<f8", "(3,)", bytesOf<double>({0.25, -1, 1e-3}), 2));
+  CHECK(b.sizes() == torch::IntArrayRef({3}));
+  CHECK(b.dtype() == torch::kFloat32);
+  CHECK(b[0].item<float>() == 0.25f);
+  // Faults.
+  const float inf = std::numeric_limits<float>::infinity();
+  std::string p = npyFile("unroll-inf.npy", "<f4", "(2, 2)",
+                          bytesOf<float>({0, 1, 2, -inf}));
+  CHECK_THROWS_WITH(runtime::readNpy(p),
+                    "'" + p + "' holds -Inf at index (1, 1)");
+  p = npyFile("unroll-be.npy", ">f4", "(1,)", bytesOf<float>({1}));
+  CHECK_THROWS_WITH(runtime::readNpy(p),
+                    "'" + p +
+                        "' holds dtype '>f4'; the npy source reads "
+                        "little-endian float32 ('<f4') or float64 ('<f8')");
+  p = npyFile("unroll-short.npy", "<f4", "(4,)", bytesOf<float>({1, 2}));
+  CHECK_THROWS_WITH(runtime::readNpy(p),
+                    "'" + p +
+                        "' is not a valid .npy file (truncated: its shape "
+                        "needs 16 bytes of data, the file holds 8)");
+  p = npyFile("unroll-f.npy", "<f4", "(1, 1)", bytesOf<float>({1}), 1, "True");
+  CHECK_THROWS_WITH(runtime::readNpy(p),
+                    Catch::Contains("is in Fortran order"));
+  runtime::writeFileAtomic(p, "not an array");
+  CHECK_THROWS_WITH(runtime::readNpy(p),
+                    "'" + p +
+                        "' is not a valid .npy file (no .npy magic "
+                        "string)");
+  CHECK_THROWS_WITH(runtime::readNpy("/nonexistent-unroll.npy"),
+                    "cannot open '/nonexistent-unroll.npy': No such file or "
+                    "directory");
 }
 
 TEST_CASE("synthetic_piecewise makes piecewise-constant signals with the "
           "jumps asked for, plus noise",
           "[runtime]") {
-  std::string spec = test::readFile(test::sourcePath("examples/admm_tv.unroll"));
+  std::string spec =
+      test::readFile(test::sourcePath("examples/admm_tv.unroll"));
   auto set = [&](const std::string &from, const std::string &to) {
     size_t at = spec.find(from);
     REQUIRE(at != std::string::npos);

@@ -32,15 +32,15 @@ def read_npy(path):
     return shape, struct.unpack("<%df" % count, data[10 + n:10 + n + 4 * count])
 
 
-def read_params(path):
-    """The float32 tensors named param.* of a safetensors file, as
-    {name: (shape, values)}."""
+def read_params(path, prefix="param."):
+    """The float32 tensors of a safetensors file whose names start with
+    `prefix`, as {name: (shape, values)}."""
     data = open(path, "rb").read()
     n = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8:8 + n])
     out = {}
     for k, v in header.items():
-        if k.startswith("param.") and v["dtype"] == "F32":
+        if k.startswith(prefix) and k != "__metadata__" and v["dtype"] == "F32":
             a, b = v["data_offsets"]
             out[k] = (v["shape"], struct.unpack(
                 "<%df" % ((b - a) // 4), data[8 + n + a:8 + n + b]))
