@@ -167,7 +167,8 @@ typedef void (*unroll_param_fn)(void *ctx, const char *name, int32_t rank,
                                 const int64_t *sizes, const float *data);
 
 /// `unrollc export`: reads the best checkpoint of the run in `run_dir`,
-/// checked against the run's plan.json, and passes every parameter to `fn`.
+/// checked against the run's plan.json, and passes every parameter to `fn`,
+/// then each given value the run recorded as "given.NAME".
 /// Returns 0, or 1 with a message in `err`.
 UNROLL_RUNTIME_API int unroll_runtime_read_params(const char *run_dir,
                                                   unroll_param_fn fn, void *ctx,

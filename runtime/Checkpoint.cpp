@@ -95,6 +95,10 @@ std::map<std::string, Tensor> readRunParams(const std::string &runDir) {
   for (auto &[name, t] : f.tensors)
     if (name.rfind("param.", 0) == 0)
       out[name] = t.to(torch::kFloat32).contiguous();
+  if (fs::exists(dir / "given.safetensors", ec))
+    for (auto &[name, t] :
+         readSafetensors((dir / "given.safetensors").string()).tensors)
+      out["given." + name] = t.to(torch::kFloat32).contiguous();
   return out;
 }
 

@@ -82,7 +82,8 @@ int evalRun(const EvalRunOptions &opts, std::ostream &log,
             std::ostream &results);
 
 /// The parameters of a run's best checkpoint (after checking it against
-/// the run's plan.json), by checkpoint name. Throws RunError.
+/// the run's plan.json), by checkpoint name, and the given values the run
+/// recorded (given.safetensors) as "given.NAME". Throws RunError.
 std::map<std::string, torch::Tensor> readRunParams(const std::string &runDir);
 
 } // namespace unroll::runtime

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 namespace unroll::compiler {
@@ -25,7 +26,9 @@ std::string shapeList(const std::vector<int64_t> &s) {
 /// The program: the model's header, the model-independent part
 /// (BuildProgram.c: reading, checks, main()), then the model's tables and
 /// unroll_run_model(), which calls NAME_run.
-std::string mainProgram(const ExportSummary &m) {
+std::string
+mainProgram(const ExportSummary &m,
+            const std::map<std::string, Halide::Buffer<float>> &params) {
   const std::string &n = m.name;
   std::string N = n;
   for (char &c : N)
@@ -33,12 +36,38 @@ std::string mainProgram(const ExportSummary &m) {
   std::ostringstream c;
   c << "/* " << n << ": a trained model as a program, made by `unrollc "
     << "build`. */\n#include \"" << n << ".h\"\n"
-    << kBuildProgramText << "\n"
-    << "input_t inputs[] = {\n";
-  for (const auto &in : m.inputs)
+    << kBuildProgramText << "\n";
+  // A given input's values from the run (given.NAME, from
+  // given.safetensors) are compiled in as its default.
+  std::vector<std::string> fallback(m.inputs.size(), "NULL, 0");
+  for (size_t i = 0; i < m.inputs.size(); ++i) {
+    const auto &in = m.inputs[i];
+    auto it = params.find("given." + in.name);
+    if (in.batched || it == params.end())
+      continue;
+    const Halide::Buffer<float> &b = it->second;
+    bool fits = b.dimensions() == static_cast<int>(in.shape.size());
+    for (size_t k = 0; fits && k < in.shape.size(); ++k)
+      fits = b.dim(static_cast<int>(in.shape.size() - 1 - k)).extent() ==
+             in.shape[k];
+    if (!fits)
+      throw ExportError("the run's given value '" + in.name +
+                        "' does not have the shape the program expects");
+    c << "static const float given_" << i << "[] = {";
+    c << std::setprecision(9) << std::showpoint; // "0." not "0": a float
+    for (size_t k = 0; k < b.number_of_elements(); ++k)
+      c << (k % 8 ? " " : "\n    ") << b.data()[k] << "f,";
+    c << std::noshowpoint << "\n};\n";
+    fallback[i] = "given_" + std::to_string(i) + ", " +
+                  std::to_string(b.number_of_elements());
+  }
+  c << "input_t inputs[] = {\n";
+  for (size_t i = 0; i < m.inputs.size(); ++i) {
+    const auto &in = m.inputs[i];
     c << "    {\"" << in.name << "\", \"" << in.note << "\", "
       << (in.batched ? 1 : 0) << ", " << in.shape.size() << ", "
-      << shapeList(in.shape) << ", NULL, NULL, 0},\n";
+      << shapeList(in.shape) << ", NULL, NULL, 0, " << fallback[i] << "},\n";
+  }
   c << "};\nconst int n_inputs = " << m.inputs.size() << ";\n"
     << "output_t outputs[] = {\n";
   for (const auto &st : m.states)
@@ -97,7 +126,7 @@ void buildExecutable(const abi::Plan &plan,
   fs::path main = scratch / "main.c";
   {
     std::ofstream out(main);
-    out << mainProgram(m);
+    out << mainProgram(m, params);
     if (!out)
       throw ExportError("cannot write '" + main.string() + "'");
   }

@@ -22,6 +22,9 @@ typedef struct {
   const char *path;
   float *data;
   int64_t count;
+  /* The values the run trained with, used when NAME= is not given. */
+  const float *fallback;
+  int64_t fallback_count;
 } input_t;
 
 typedef struct {
@@ -347,6 +350,8 @@ static void usage(FILE *out) {
     print_shape(out, inputs[i].batched, inputs[i].rank, inputs[i].shape);
     if (*inputs[i].note)
       fprintf(out, "  %s", inputs[i].note);
+    if (inputs[i].fallback)
+      fprintf(out, "  (default: the values the run trained with)");
     fputc('\n', out);
   }
   fprintf(out, "states:\n");
@@ -486,6 +491,11 @@ int main(int argc, char **argv) {
   const char *batch_from = NULL;
   for (int i = 0; i < n_inputs; ++i) {
     input_t *in = &inputs[i];
+    if (!in->path && in->fallback) {
+      in->data = (float *)in->fallback; /* read only */
+      in->count = in->fallback_count;
+      continue;
+    }
     if (!in->path) {
       usage(stderr);
       return fail("missing input %s=FILE.npy", in->name);

@@ -1,6 +1,7 @@
 """Checks that a run trained on npy data recorded the given values it
 trained with (given.safetensors, equal to the D.npy it read), and that
-they and the checkpoint reproduce the model: the learned ISTA's layers
+they and the checkpoint reproduce the model, and the program uses them
+where D is not given: the learned ISTA's layers
 y = soft(y - eta D'(D y - x), beta), computed here in float64 from them,
 match the program `unrollc build` made.
 
@@ -47,3 +48,9 @@ for b in range(B):
     worst = max(worst, max(abs(g - w) for g, w in zip(got[b * d:(b + 1) * d], y)))
 print("largest difference from the checkpoint's ISTA: %s" %
       ("below 1e-4" if worst < 1e-4 else "%g" % worst))
+# Without D=, the program runs with the values the run trained with.
+r = subprocess.run([exe, "-o", os.path.join(work, "y2.npy"),
+                    "x=" + os.path.join(work, "x.npy")],
+                   capture_output=True, text=True)
+print("without D:", r.returncode,
+      read_npy(os.path.join(work, "y2.npy"))[1] == tuple(got))
