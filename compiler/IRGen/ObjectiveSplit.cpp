@@ -22,27 +22,17 @@ void collectTerms(const Expr &e, int sign,
   out.emplace_back(sign, &e);
 }
 
-/// h(y), or c * h(y) / h(y) * c with c not mentioning y, for an h that
-/// `nonsmooth` accepts: sets `h` and `w` (null for 1).
-bool isNonsmoothOf(const Expr &e, const std::string &var,
-                   const std::function<bool(const std::string &)> &nonsmooth,
-                   std::string &h, const Expr *&w, const Expr *&arg) {
-  auto callOnVar = [&](const Expr &x) {
-    if (x.kind != Expr::Kind::Call)
-      return false;
-    auto &c = static_cast<const CallExpr &>(x);
-    if (c.callee->kind != Expr::Kind::Name || c.args.size() != 1 ||
-        c.args[0].value->kind != Expr::Kind::Name ||
-        static_cast<const NameExpr &>(*c.args[0].value).name != var)
-      return false;
-    const std::string &name = static_cast<const NameExpr &>(*c.callee).name;
-    if (!nonsmooth(name))
-      return false;
-    h = name;
-    arg = c.args[0].value.get();
-    return true;
+/// `e` as c * h(...), h(...) * c or h(...) with c free of `var` (null for
+/// 1), where `isCall` accepts the call h(...): sets `w`.
+bool weightedCall(const Expr &e, const std::string &var,
+                  const std::function<bool(const CallExpr &)> &isCall,
+                  const Expr *&w) {
+  auto call = [&](const Expr &x) {
+    return x.kind == Expr::Kind::Call &&
+           static_cast<const CallExpr &>(x).callee->kind == Expr::Kind::Name &&
+           isCall(static_cast<const CallExpr &>(x));
   };
-  if (callOnVar(e)) {
+  if (call(e)) {
     w = nullptr;
     return true;
   }
@@ -50,13 +40,33 @@ bool isNonsmoothOf(const Expr &e, const std::string &var,
       static_cast<const BinaryExpr &>(e).op != '*')
     return false;
   auto &b = static_cast<const BinaryExpr &>(e);
-  const Expr *c = callOnVar(*b.rhs)   ? b.lhs.get()
-                  : callOnVar(*b.lhs) ? b.rhs.get()
-                                      : nullptr;
+  const Expr *c = call(*b.rhs)   ? b.lhs.get()
+                  : call(*b.lhs) ? b.rhs.get()
+                                 : nullptr;
   if (!c || !constantFree(*c, var))
     return false;
   w = c;
   return true;
+}
+
+/// h(y), or c * h(y) / h(y) * c with c not mentioning y, for an h that
+/// `nonsmooth` accepts: sets `h`, `w` (null for 1) and `arg` (y).
+bool isNonsmoothOf(const Expr &e, const std::string &var,
+                   const std::function<bool(const std::string &)> &nonsmooth,
+                   std::string &h, const Expr *&w, const Expr *&arg) {
+  return weightedCall(
+      e, var,
+      [&](const CallExpr &c) {
+        const std::string &name = static_cast<const NameExpr &>(*c.callee).name;
+        if (c.args.size() != 1 || c.args[0].value->kind != Expr::Kind::Name ||
+            static_cast<const NameExpr &>(*c.args[0].value).name != var ||
+            !nonsmooth(name))
+          return false;
+        h = name;
+        arg = c.args[0].value.get();
+        return true;
+      },
+      w);
 }
 
 /// Whether `var` occurs in `e`.
@@ -115,37 +125,20 @@ bool affineIn(const Expr &e, const std::string &var) {
 bool isLinearOf(const Expr &e, const std::string &var,
                 const std::function<bool(const std::string &)> &nonsmooth,
                 ObjectiveSplit::Linear &out) {
-  auto callOnMap = [&](const Expr &x) {
-    if (x.kind != Expr::Kind::Call)
-      return false;
-    auto &c = static_cast<const CallExpr &>(x);
-    if (c.callee->kind != Expr::Kind::Name || c.args.size() != 1 ||
-        !c.args[0].name.empty() || !mentionsVar(*c.args[0].value, var) ||
-        !affineIn(*c.args[0].value, var))
-      return false;
-    const std::string &name = static_cast<const NameExpr &>(*c.callee).name;
-    if (!nonsmooth(name))
-      return false;
-    out.h = name;
-    out.map = c.args[0].value.get();
-    return true;
-  };
   out.expr = &e;
-  if (callOnMap(e)) {
-    out.weight = nullptr;
-    return true;
-  }
-  if (e.kind != Expr::Kind::Binary ||
-      static_cast<const BinaryExpr &>(e).op != '*')
-    return false;
-  auto &b = static_cast<const BinaryExpr &>(e);
-  const Expr *c = callOnMap(*b.rhs)   ? b.lhs.get()
-                  : callOnMap(*b.lhs) ? b.rhs.get()
-                                      : nullptr;
-  if (!c || !constantFree(*c, var))
-    return false;
-  out.weight = c;
-  return true;
+  return weightedCall(
+      e, var,
+      [&](const CallExpr &c) {
+        const std::string &name = static_cast<const NameExpr &>(*c.callee).name;
+        if (c.args.size() != 1 || !c.args[0].name.empty() ||
+            !mentionsVar(*c.args[0].value, var) ||
+            !affineIn(*c.args[0].value, var) || !nonsmooth(name))
+          return false;
+        out.h = name;
+        out.map = c.args[0].value.get();
+        return true;
+      },
+      out.weight);
 }
 
 /// Whether `e` calls a function `nonsmooth` accepts on an argument that
