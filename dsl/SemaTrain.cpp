@@ -36,7 +36,6 @@ const std::vector<CallSpec> kDataSources = {
       {"seed", ArgKind::Int}}},
     {"fashion_mnist",
      {{"n", ArgKind::Int},
-      {"split", ArgKind::Word, false, {"train", "test"}},
       {"mask", ArgKind::Word, false, {"center", "random"}},
       {"path", ArgKind::String}}},
     {"synthetic_federated",
@@ -795,6 +794,12 @@ void Sema::checkTrain(const TrainDecl &t, Scope *fs) {
     }
     switch (it.kind) {
     case K::Data:
+      // Alternatives have no meaning the runtime gives them yet: one
+      // source, or an error rather than a silently unused second.
+      if (it.calls.size() > 1)
+        error(it.calls[1]->loc,
+              "a train block reads one data source; alternatives ('A | B') "
+              "are not supported");
       for (auto &c : it.calls)
         if (!isCallTo(*c, "npy"))
           checkConfigCall(*this, *c, kDataSources, "data source");

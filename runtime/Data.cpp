@@ -170,14 +170,18 @@ Dataset fashionSplits(const Algorithm &alg, const json &src, uint64_t seed) {
   std::string mask = src.contains("mask") && src["mask"].is_string()
                          ? src["mask"].get<std::string>()
                          : "center";
-  if (mask != "center")
-    throw PlanError("fashion_mnist: the only mask is 'center'");
+  if (mask != "center" && mask != "random")
+    throw PlanError("fashion_mnist: mask must be 'center' or 'random', got '" +
+                    mask + "'");
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   torch::Tensor M = torch::ones({28, 28});
-  M.narrow(0, 7, 14).narrow(1, 7, 14).zero_();
+  if (mask == "center")
+    M.narrow(0, 7, 14).narrow(1, 7, 14).zero_();
+  else // half of the pixels, drawn once from the seed: one mask for all
+    M = (torch::rand({28, 28}, gen) >= 0.5).to(torch::kFloat32);
   std::vector<int64_t> batched{-1};
   batched.insert(batched.end(), shape.begin(), shape.end());
   // A fixed shuffle of the training images, so that `n` picks a sample.
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   torch::Tensor trainPart = trainImg.narrow(0, 0, trainImg.size(0) - held);
   torch::Tensor order = torch::randperm(trainPart.size(0), gen).narrow(0, 0, n);
   auto make = [&](const torch::Tensor &img) {

@@ -51,8 +51,10 @@ struct Dataset {
 ///   fashion_mnist(mask = center, n = 54000, path = DIR): images in [0, 1];
 ///     validation is the last 6000 training images, test the t10k file; the
 ///     given input is the mask (1 observed, 0 missing: a centred square of
-///     half the side), the first data input the masked image, the second
-///     (if any) the clean image.
+///     half the side, or with mask = random each pixel missing with
+///     probability 1/2, one mask drawn from the seed for all images), the
+///     first data input the masked image, the second (if any) the clean
+///     image.
 ///   synthetic_federated(samples, n = 200, heldout = 40, graph = random |
 ///     ring | complete, seed): n training instances plus heldout ones
 ///     (half validation, half test), each a federated softmax

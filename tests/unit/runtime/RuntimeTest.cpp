@@ -341,6 +341,59 @@ TEST_CASE("readNpy reads float32 and float64 arrays and names the file and "
                     "directory");
 }
 
+TEST_CASE("fashion_mnist's random mask hides half of the pixels, the same "
+          "for every image and run of a seed",
+          "[runtime]") {
+  // Tiny IDX files (uncompressed: zlib reads them as they are).
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / "unroll-tiny-fashion";
+  std::filesystem::create_directories(dir);
+  auto idx = [&](const char *name, uint32_t n) {
+    std::string bytes = {0, 0, 8, 3};
+    for (uint32_t v : {n, 28u, 28u})
+      for (int k = 3; k >= 0; --k)
+        bytes += static_cast<char>((v >> (8 * k)) & 0xff);
+    for (uint32_t i = 0; i < n * 28 * 28; ++i)
+      bytes += static_cast<char>((i * 37 + 11) % 251);
+    runtime::writeFileAtomic((dir / name).string(), bytes);
+  };
+  idx("train-images-idx3-ubyte.gz", 20);
+  idx("t10k-images-idx3-ubyte.gz", 3);
+  const std::string spec = R"(
+import losses
+problem inpaint(h: int) {
+  data  x : tensor[1, h, h]
+  data  c : tensor[1, h, h]
+  given M : tensor[1, h, h]
+  var   y : tensor[1, h, h]
+  minimize sqnorm(M * y - x)
+}
+unrolled u(layers = 1) solves inpaint(h = 28) {
+  init  y = x
+  param t : scalar shared = 0.5
+  step  { y = y - t * (M * y - x) }
+}
+train u {
+  data  fashion_mnist(n = 8, mask = random, path = ")" +
+                           dir.string() + R"(")
+  loss  mse(y[L], c)
+}
+)";
+  auto algs = test::planFor(spec);
+  runtime::Dataset d = runtime::loadDataset(algs[0], 4);
+  const torch::Tensor M = d.train.inputs.at("M");
+  CHECK(M.sizes() == torch::IntArrayRef({1, 28, 28}));
+  CHECK(((M == 0) | (M == 1)).all().item<bool>());
+  CHECK(M.mean().item<double>() == Approx(0.5).margin(0.08));
+  // Not the centre square: missing pixels on the border too.
+  CHECK((M.narrow(1, 0, 7) == 0).any().item<bool>());
+  CHECK(torch::equal(d.train.inputs.at("x"), d.train.inputs.at("c") * M));
+  CHECK(torch::equal(d.test.inputs.at("M"), M));
+  CHECK(torch::equal(runtime::loadDataset(algs[0], 4).train.inputs.at("M"), M));
+  CHECK(
+      !torch::equal(runtime::loadDataset(algs[0], 5).train.inputs.at("M"), M));
+}
+
 TEST_CASE("synthetic_piecewise makes piecewise-constant signals with the "
           "jumps asked for, plus noise",
           "[runtime]") {
