@@ -511,19 +511,20 @@ void PrimalDual::load(const TensorFile &f) {
   torch::NoGradGuard noGrad;
   const std::string optimizer = opts_.primal.name();
   const std::vector<std::string> names = primal_->stateNames();
+  // Another optimizer's state (OPTIMIZER.param.NAME...) would be dropped
+  // without a word.
+  for (const auto &[name, t] : f.tensors) {
+    const size_t dot = name.find('.');
+    const std::string owner = name.substr(0, dot);
+    if (dot != std::string::npos && owner != "param" && owner != "dual" &&
+        owner != optimizer && name.compare(dot + 1, 6, "param.") == 0)
+      throw FileError("the checkpoint holds the state of optimizer '" + owner +
+                      "', but this run uses '" + optimizer + "'");
+  }
   for (const abi::Param &p : ex_.algorithm().params) {
     std::string key = paramKey(p);
     Tensor &t = ex_.params().at(p.id);
     t.copy_(need(key, t.sizes().vec()));
-    // Another optimizer's state would be dropped without a word.
-    for (const char *other : {"adam", "adamw", "sgd"})
-      if (other != optimizer &&
-          (f.tensors.count(std::string(other) + "." + key + ".step") ||
-           f.tensors.count(std::string(other) + "." + key +
-                           ".momentum_buffer")))
-        throw FileError("the checkpoint holds the state of optimizer '" +
-                        std::string(other) + "', but this run uses '" +
-                        optimizer + "'");
     const std::string prefix = optimizer + "." + key + ".";
     if (names.empty() || !f.tensors.count(prefix + names[0]))
       continue;
