@@ -1,5 +1,7 @@
 #include "runtime/Trainer.h"
 
+#include <functional>
+
 namespace unroll::runtime {
 
 using torch::Tensor;
@@ -154,30 +156,30 @@ Tensor solvePrimalDual(Executor &ex, int64_t maxIters, double tol) {
     return v / n.reshape(s);
   };
   const Tensor start = unit(torch::randn(full, gen).to(ex.device()));
+  // The largest per-instance gain of the linear map `op`, the largest over
+  // the batch.
+  auto largestEigenvalue =
+      [&](const std::function<Tensor(const Tensor &)> &op) {
+        Tensor v = start;
+        double lambda = 0;
+        for (int i = 0; i < 50; ++i) {
+          Tensor w = op(v);
+          lambda = maxPerInstance(w);
+          if (lambda == 0)
+            break;
+          v = unit(w);
+        }
+        return lambda;
+      };
   const Tensor grad0 = smooth(y).second;
-  double L = 0, K2 = 0;
-  {
-    Tensor v = start;
-    for (int i = 0; i < 50; ++i) {
-      Tensor hv = smooth(v).second - grad0;
-      L = maxPerInstance(hv);
-      if (L == 0)
-        break;
-      v = unit(hv);
-    }
-  }
-  if (K > 0) {
-    Tensor v = start;
-    for (int i = 0; i < 50; ++i) {
-      Tensor kv = torch::zeros_like(v);
-      for (size_t k = 0; k < K; ++k)
-        kv = kv + adjoint(k, y, map(k, v) - e0[k]);
-      K2 = maxPerInstance(kv);
-      if (K2 == 0)
-        break;
-      v = unit(kv);
-    }
-  }
+  double L = largestEigenvalue(
+      [&](const Tensor &v) { return smooth(v).second - grad0; });
+  double K2 = K == 0 ? 0 : largestEigenvalue([&](const Tensor &v) {
+    Tensor kv = torch::zeros_like(v);
+    for (size_t k = 0; k < K; ++k)
+      kv = kv + adjoint(k, y, map(k, v) - e0[k]);
+    return kv;
+  });
   // Power iteration approaches the largest eigenvalue from below.
   L = std::max(1.1 * L, 1e-12);
   K2 *= 1.1;
